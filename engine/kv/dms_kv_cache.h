@@ -1,0 +1,144 @@
+// DmsKvCache: the compacting per-head paged KV cache of DMS (spec section 4).
+//
+// One page table per (sequence, layer, KV head), each with its own length.
+// Slots [0, length) of a head are always all valid ("compact"): when the
+// token leaving the W+1 window is marked evicted (its successor decided 1),
+// the token being appended takes over its slot, so the cache holds exactly
+//   retained(T) = min(T, W+1) + #{ j < T-W-1 : d[j+1] == 0 }
+// entries and memory tracks the retained count, not the sequence length.
+// A window of kDenseWindow disables eviction (plain Qwen3: a dense cache).
+//
+// Per head we also keep a ring of the last W+1 positions: the slot of each and
+// the eviction mark its successor set (unknown, 0, for the newest token).
+//
+// Threading: not thread-safe. Mutations (AddSequence, Reserve, Append,
+// FreeSequence) happen on the engine thread; during a forward step worker
+// threads may read head views concurrently and append to DIFFERENT heads.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/kv/kv_block_pool.h"
+#include "engine/util/status.h"
+
+namespace dms {
+
+using SeqId = int32_t;
+
+struct KvCacheConfig {
+  int num_layers = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  int window = 0;       // W; kDenseWindow for no eviction
+  int block_size = 16;  // token slots per block
+  int num_blocks = 0;   // pool size
+};
+
+inline constexpr int kDenseWindow = -1;
+
+// Read-only view of one (sequence, layer, KV head) cache, for attention.
+class HeadCacheView {
+ public:
+  int length() const { return length_; }          // retained entries (slots)
+  int num_tokens() const { return num_tokens_; }  // logical tokens appended
+  const float* k(int slot) const { return pool_->k(Block(slot), Offset(slot)); }  // [head_dim]
+  const float* v(int slot) const { return pool_->v(Block(slot), Offset(slot)); }  // [head_dim]
+  int32_t pos(int slot) const { return pool_->pos(Block(slot), Offset(slot)); }
+  // d[pos+1] for a cached position: 1 when its successor decided "evict".
+  // Entries older than the window are always 0 (evicted ones are gone).
+  bool EvictMarked(int32_t position) const;
+  const std::vector<int32_t>& blocks() const { return *blocks_; }
+
+ private:
+  friend class DmsKvCache;
+  int32_t Block(int slot) const { return (*blocks_)[slot / block_size_]; }
+  int Offset(int slot) const { return slot % block_size_; }
+
+  const KvBlockPool* pool_ = nullptr;
+  const std::vector<int32_t>* blocks_ = nullptr;
+  const std::vector<uint8_t>* ring_evict_ = nullptr;
+  int block_size_ = 1;
+  int window_ = 0;
+  int length_ = 0;
+  int num_tokens_ = 0;
+};
+
+struct KvPoolStats {
+  int num_blocks = 0;
+  int blocks_used = 0;
+  int blocks_free = 0;
+  int block_size = 0;
+  int num_sequences = 0;
+  int64_t logical_tokens = 0;   // sum over sequences of tokens seen
+  int64_t retained_tokens = 0;  // sum over sequences, layers and KV heads of cached entries
+};
+
+struct SequenceKvStats {
+  int logical_tokens = 0;
+  std::vector<std::vector<int>> retained;  // [layers][kv_heads]
+  int blocks = 0;
+  // T / retained averaged over layers and KV heads (spec section 4); 1 when empty.
+  double compression_ratio = 1.0;
+};
+
+class DmsKvCache {
+ public:
+  explicit DmsKvCache(const KvCacheConfig& config);
+  ~DmsKvCache();
+
+  const KvCacheConfig& config() const { return config_; }
+
+  SeqId AddSequence();
+  // Returns every block of the sequence to the pool. Unknown ids are ignored.
+  void FreeSequence(SeqId seq);
+  bool HasSequence(SeqId seq) const;
+
+  // Makes sure `num_new_tokens` more tokens can be appended to every head of
+  // `seq` without running out of blocks (worst case: nothing evicted).
+  // Allocates the blocks now; RESOURCE_EXHAUSTED (nothing allocated) if the
+  // pool cannot cover it.
+  Status Reserve(SeqId seq, int num_new_tokens);
+  // Blocks Reserve(seq, n) would need to allocate now.
+  int BlocksNeeded(SeqId seq, int num_new_tokens) const;
+
+  // Returns blocks that Reserve took but eviction made unnecessary, so each
+  // head holds exactly ceil(length / block_size) blocks. Call after a step.
+  void Trim(SeqId seq);
+
+  // Appends the token at the head's next position. `k`, `v`: [head_dim],
+  // RoPE already applied to k. `decision` is d[pos] of this token (1 = evict
+  // its predecessor once the predecessor leaves the window). Requires Reserve.
+  Status Append(SeqId seq, int layer, int head, const float* k, const float* v, bool decision);
+
+  HeadCacheView View(SeqId seq, int layer, int head) const;
+
+  SequenceKvStats SequenceStats(SeqId seq) const;
+  KvPoolStats PoolStats() const;
+  int LogicalTokens(SeqId seq) const;
+
+  KvBlockPool& pool() { return pool_; }
+
+ private:
+  struct HeadState {
+    std::vector<int32_t> blocks;      // page table
+    int length = 0;                   // retained slots in use
+    int num_tokens = 0;               // logical tokens appended
+    std::vector<int32_t> ring_slot;   // [W+1] slot of position p at p % (W+1)
+    std::vector<uint8_t> ring_evict;  // [W+1] d[p+1] for position p
+  };
+  struct SeqState {
+    std::vector<HeadState> heads;  // [layers * kv_heads]
+  };
+
+  HeadState& Head(SeqId seq, int layer, int head);
+  const HeadState& Head(SeqId seq, int layer, int head) const;
+
+  KvCacheConfig config_;
+  KvBlockPool pool_;
+  std::vector<std::unique_ptr<SeqState>> seqs_;  // indexed by SeqId; null = free id
+  std::vector<SeqId> free_ids_;
+};
+
+}  // namespace dms

@@ -1,0 +1,157 @@
+// Property tests of the DMS KV cache against a brute-force model of spec
+// sections 3-4: after every append the cache holds exactly the retained set,
+// with the right contents, and block accounting returns to zero at the end.
+#include "engine/kv/dms_kv_cache.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <set>
+
+#include "engine/core/dms_rules.h"
+
+namespace dms {
+namespace {
+
+// Deterministic fake K/V content for (seq, layer, head, pos).
+float Content(int seq, int layer, int head, int pos, int d, bool is_v) {
+  return static_cast<float>(((seq * 131 + layer) * 17 + head) * 100000 + pos * 10 + d) +
+         (is_v ? 0.5f : 0.0f);
+}
+
+struct Truth {
+  std::vector<std::vector<uint8_t>> d;  // [layer*heads + head][pos]
+};
+
+void CheckHead(const DmsKvCache& cache, SeqId seq, int s, int layer, int head, int window,
+               const std::vector<uint8_t>& d, int hd) {
+  HeadCacheView view = cache.View(seq, layer, head);
+  const int t = static_cast<int>(d.size());
+  ASSERT_EQ(view.num_tokens(), t);
+  const int64_t want = DmsRetainedCount(t, window, [&](int64_t j) { return d[j] != 0; });
+  ASSERT_EQ(view.length(), want) << "layer " << layer << " head " << head << " T " << t;
+  // The cached positions are exactly the keys visible to the newest query.
+  std::set<int> expect, got;
+  for (int j = 0; j < t; ++j) {
+    const bool succ = j + 1 < t ? d[j + 1] != 0 : false;
+    if (DmsKeyVisible(t - 1, j, succ, window)) expect.insert(j);
+  }
+  for (int slot = 0; slot < view.length(); ++slot) {
+    const int p = view.pos(slot);
+    ASSERT_TRUE(got.insert(p).second) << "position " << p << " cached twice";
+    for (int e = 0; e < hd; ++e) {
+      ASSERT_EQ(view.k(slot)[e], Content(s, layer, head, p, e, false));
+      ASSERT_EQ(view.v(slot)[e], Content(s, layer, head, p, e, true));
+    }
+    // Marks of cached positions equal the successor's decision.
+    const bool succ = p + 1 < t ? d[p + 1] != 0 : false;
+    ASSERT_EQ(view.EvictMarked(p), window >= 0 && succ && p >= t - window - 1) << p;
+  }
+  ASSERT_EQ(expect, got);
+  ASSERT_LE(view.length(), static_cast<int>(view.blocks().size()) * cache.config().block_size);
+}
+
+class KvCacheProperty : public ::testing::TestWithParam<std::tuple<int, int, double>> {};
+
+TEST_P(KvCacheProperty, HoldsExactlyTheRetainedSet) {
+  const auto [window, block_size, evict_rate] = GetParam();
+  KvCacheConfig cfg;
+  cfg.num_layers = 2;
+  cfg.num_kv_heads = 3;
+  cfg.head_dim = 4;
+  cfg.window = window;
+  cfg.block_size = block_size;
+  cfg.num_blocks = 4000;
+  DmsKvCache cache(cfg);
+  std::mt19937 rng(window * 1000 + block_size);
+  std::bernoulli_distribution coin(evict_rate);
+  std::uniform_int_distribution<int> chunk_len(1, 20);
+
+  const int kSeqs = 3;
+  std::vector<SeqId> ids;
+  std::vector<std::vector<std::vector<uint8_t>>> d(kSeqs, std::vector<std::vector<uint8_t>>(6));
+  for (int s = 0; s < kSeqs; ++s) ids.push_back(cache.AddSequence());
+  // Interleave chunks of different sequences, as a batched engine would.
+  for (int round = 0; round < 12; ++round) {
+    for (int s = 0; s < kSeqs; ++s) {
+      const int n = round % 3 == 2 ? 1 : chunk_len(rng);
+      ASSERT_TRUE(cache.Reserve(ids[s], n).ok());
+      for (int layer = 0; layer < 2; ++layer) {
+        for (int head = 0; head < 3; ++head) {
+          auto& dh = d[s][layer * 3 + head];
+          for (int i = 0; i < n; ++i) {
+            const int pos = static_cast<int>(dh.size());
+            const bool dec = pos > 0 && coin(rng);
+            float k[4], v[4];
+            for (int e = 0; e < 4; ++e) {
+              k[e] = Content(s, layer, head, pos, e, false);
+              v[e] = Content(s, layer, head, pos, e, true);
+            }
+            ASSERT_TRUE(cache.Append(ids[s], layer, head, k, v, dec).ok());
+            dh.push_back(dec);
+            CheckHead(cache, ids[s], s, layer, head, window, dh, 4);
+          }
+        }
+      }
+      cache.Trim(ids[s]);
+      SequenceKvStats st = cache.SequenceStats(ids[s]);
+      ASSERT_EQ(st.logical_tokens, static_cast<int>(d[s][0].size()));
+      // After a step each head holds exactly the blocks its entries need.
+      int want_blocks = 0;
+      for (const auto& row : st.retained)
+        for (int r : row) want_blocks += (r + block_size - 1) / block_size;
+      ASSERT_EQ(st.blocks, want_blocks);
+    }
+  }
+  // Pool accounting: used blocks are exactly what the heads hold; zero at the end.
+  KvPoolStats ps = cache.PoolStats();
+  int held = 0;
+  for (SeqId id : ids) held += cache.SequenceStats(id).blocks;
+  EXPECT_EQ(ps.blocks_used, held);
+  EXPECT_EQ(ps.blocks_used + ps.blocks_free, cfg.num_blocks);
+  for (SeqId id : ids) cache.FreeSequence(id);
+  ps = cache.PoolStats();
+  EXPECT_EQ(ps.blocks_used, 0);
+  EXPECT_EQ(ps.blocks_free, cfg.num_blocks);
+  EXPECT_EQ(ps.num_sequences, 0);
+  EXPECT_EQ(ps.retained_tokens, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Windows, KvCacheProperty,
+                         ::testing::Combine(::testing::Values(kDenseWindow, 0, 1, 4, 16),
+                                            ::testing::Values(1, 4, 16),
+                                            ::testing::Values(0.0, 0.5, 0.9, 1.0)));
+
+TEST(KvCache, ReserveFailsCleanlyWhenThePoolIsFull) {
+  KvCacheConfig cfg{1, 2, 4, 4, 4, 3};  // 3 blocks of 4 slots, 2 heads
+  DmsKvCache cache(cfg);
+  SeqId s = cache.AddSequence();
+  Status st = cache.Reserve(s, 5);  // 2 heads x 2 blocks = 4 > 3
+  ASSERT_EQ(st.code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(st.message(), "KV cache: 5 new tokens need 4 more blocks but only 3 of 3 are free");
+  EXPECT_EQ(cache.PoolStats().blocks_used, 0);
+  ASSERT_TRUE(cache.Reserve(s, 4).ok());
+  EXPECT_EQ(cache.PoolStats().blocks_used, 2);
+}
+
+TEST(KvCache, EvictionKeepsMemoryFlat) {
+  // Everything evicted: a head never holds more than W+1 entries.
+  KvCacheConfig cfg{1, 1, 2, 3, 2, 64};
+  DmsKvCache cache(cfg);
+  SeqId s = cache.AddSequence();
+  float kv[2] = {1, 2};
+  for (int t = 0; t < 100; ++t) {
+    ASSERT_TRUE(cache.Reserve(s, 1).ok());
+    ASSERT_TRUE(cache.Append(s, 0, 0, kv, kv, true).ok());
+    cache.Trim(s);
+    EXPECT_LE(cache.View(s, 0, 0).length(), 4);
+  }
+  EXPECT_EQ(cache.PoolStats().blocks_used, 2);
+  SequenceKvStats st = cache.SequenceStats(s);
+  EXPECT_EQ(st.retained[0][0], 4);
+  EXPECT_DOUBLE_EQ(st.compression_ratio, 25.0);
+}
+
+}  // namespace
+}  // namespace dms

@@ -1,0 +1,62 @@
+// Sampler: turns one row of logits into the next token for one request.
+//
+// Order (as vLLM): repetition penalty (HF rule: positive logits divided,
+// negative multiplied, over prompt and output tokens), then presence and
+// frequency penalties (OpenAI rule, output tokens), then greedy argmax when
+// temperature is 0, else temperature, top-k, top-p, min-p and a draw.
+// Reported logprobs are the model's own distribution (log-softmax of the raw
+// logits), as vLLM reports by default.
+//
+// Randomness is counter-based: the draw for output token n of a request is a
+// pure function of (seed, n), so the same seed gives the same output however
+// the request is batched, and the GPU sampler can reproduce the stream.
+//
+// Threading: one Sampler per request; not shared between threads.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "engine/core/sampling_params.h"
+
+namespace dms {
+
+struct SampledToken {
+  int32_t id = -1;
+  float logprob = 0;                              // log p(id) under the raw logits
+  std::vector<std::pair<int32_t, float>> top;     // top-n (id, logprob), most likely first
+};
+
+// Uniform double in [0, 1) for draw `counter` of stream `seed` (SplitMix64).
+double CounterUniform(uint64_t seed, uint64_t counter);
+
+class Sampler {
+ public:
+  // params must be valid (ValidateSamplingParams). seed: the resolved seed.
+  Sampler(const SamplingParams& params, uint64_t seed, int vocab_size);
+
+  // Records prompt tokens (repetition penalty applies to them).
+  void AddPromptTokens(std::span<const int32_t> tokens);
+
+  // Samples the next token from logits [vocab] and records it as output.
+  SampledToken Sample(std::span<const float> logits);
+
+  int num_generated() const { return num_generated_; }
+
+ private:
+  void ApplyPenalties(std::vector<float>& logits) const;
+
+  SamplingParams params_;
+  uint64_t seed_;
+  int vocab_size_;
+  int num_generated_ = 0;
+  std::vector<uint8_t> seen_;                   // [vocab] in prompt or output
+  std::unordered_map<int32_t, int> out_count_;  // output token counts
+  std::vector<float> work_;                     // scratch [vocab]
+  std::vector<int32_t> order_;                  // scratch [vocab]
+};
+
+}  // namespace dms

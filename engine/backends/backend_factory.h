@@ -1,0 +1,27 @@
+// Creates the backend a user asked for: "cpu", "cuda" (the CUDA module,
+// loaded with dlopen), or "auto" (CUDA when a GPU is usable, else CPU).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "engine/core/backend.h"
+#include "engine/model/checkpoint.h"
+
+namespace dms {
+
+struct BackendOptions {
+  std::string kind = "cpu";        // cpu | cuda | auto
+  int num_threads = 0;             // CPU worker threads (0: all)
+  int kv_block_size = 16;          // token slots per KV block
+  int64_t kv_cache_bytes = 1LL << 30;  // KV pool budget
+  int kv_num_blocks = 0;           // explicit pool size (overrides the budget)
+  bool force_dense = false;        // --kv-policy dense: no DMS eviction
+};
+
+// INVALID_ARGUMENT for an unknown kind; UNAVAILABLE when "cuda" is asked for
+// and cannot be used (module not built, no GPU), saying which.
+StatusOr<std::unique_ptr<Backend>> CreateBackend(std::shared_ptr<const Checkpoint> checkpoint,
+                                                 const BackendOptions& options);
+
+}  // namespace dms

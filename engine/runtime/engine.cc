@@ -1,0 +1,317 @@
+#include "engine/runtime/engine.h"
+
+#include <algorithm>
+#include <random>
+
+namespace dms {
+
+const char* FinishReasonName(FinishReason r) {
+  switch (r) {
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kStopString: return "stop_string";
+    case FinishReason::kCancelled: return "cancelled";
+    case FinishReason::kError: return "error";
+  }
+  return "error";
+}
+
+namespace {
+double Ms(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+}  // namespace
+
+Engine::Engine(std::unique_ptr<Backend> backend, std::shared_ptr<const Tokenizer> tokenizer,
+               const EngineOptions& options, EngineObserver* observer)
+    : backend_(std::move(backend)),
+      tokenizer_(std::move(tokenizer)),
+      options_(options),
+      observer_(observer),
+      scheduler_(backend_.get(), options.scheduler) {
+  max_model_len_ = options.max_model_len > 0 ? options.max_model_len
+                                             : backend_->config().max_position_embeddings;
+  stats_.kv = backend_->PoolStats();
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Engine::~Engine() { Stop(); }
+
+void Engine::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ && !thread_.joinable()) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+Status Engine::Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink) {
+  const ModelConfig& cfg = backend_->config();
+  if (request.prompt_tokens.empty()) return InvalidArgumentError("prompt is empty");
+  for (int32_t t : request.prompt_tokens) {
+    if (t < 0 || t >= cfg.vocab_size) {
+      return InvalidArgumentError("prompt token id " + std::to_string(t) +
+                                  " is outside the vocabulary [0, " +
+                                  std::to_string(cfg.vocab_size) + ")");
+    }
+  }
+  for (int32_t t : request.stop_token_ids) {
+    if (t < 0 || t >= cfg.vocab_size) {
+      return InvalidArgumentError("stop token id " + std::to_string(t) +
+                                  " is outside the vocabulary [0, " +
+                                  std::to_string(cfg.vocab_size) + ")");
+    }
+  }
+  if (request.max_tokens == 0) return InvalidArgumentError("max_tokens must be >= 1, got 0");
+  if (static_cast<int64_t>(request.prompt_tokens.size()) >= max_model_len_) {
+    return InvalidArgumentError("prompt has " + std::to_string(request.prompt_tokens.size()) +
+                                " tokens; the model's limit is " + std::to_string(max_model_len_) +
+                                " tokens including at least one generated");
+  }
+  DMS_RETURN_IF_ERROR(ValidateSamplingParams(request.sampling));
+  for (const std::string& s : request.stop_strings) {
+    if (s.empty()) return InvalidArgumentError("stop strings must not be empty");
+  }
+  if (!tokenizer_) {
+    if (!request.stop_strings.empty()) {
+      return FailedPreconditionError(
+          "stop strings need a tokenizer, and this checkpoint has none (tokenizer.json)");
+    }
+    request.detokenize = false;
+  }
+  if (!sink) return InvalidArgumentError("no sink");
+
+  auto seq = std::make_unique<Sequence>();
+  seq->arrived_at = Clock::now();
+  seq->tokens = request.prompt_tokens;
+  seq->num_prompt = static_cast<int>(request.prompt_tokens.size());
+  const uint64_t seed = request.sampling.seed ? *request.sampling.seed : std::random_device{}();
+  seq->sampler = std::make_unique<Sampler>(request.sampling, seed, cfg.vocab_size);
+  seq->sampler->AddPromptTokens(request.prompt_tokens);
+  if (request.detokenize) {
+    seq->text = std::make_unique<TextOutput>(tokenizer_.get(), request.stop_strings);
+  }
+  seq->sink = std::move(sink);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return UnavailableError("engine is shutting down");
+    if (stats_.waiting + inbox_.added.size() >= options_.max_queue) {
+      return ResourceExhaustedError("request queue is full (" + std::to_string(options_.max_queue) +
+                                    " waiting); retry later");
+    }
+    if (request.request_id.empty()) request.request_id = "req-" + std::to_string(next_arrival_);
+    if (in_flight_.count(request.request_id)) {
+      return AlreadyExistsError("request_id '" + request.request_id + "' is already in flight");
+    }
+    in_flight_[request.request_id] = true;
+    seq->arrival = next_arrival_++;
+    seq->request = std::move(request);
+    inbox_.added.push_back(std::move(seq));
+  }
+  cv_.notify_all();
+  return OkStatus();
+}
+
+void Engine::Cancel(const std::string& request_id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!in_flight_.count(request_id)) return;
+    inbox_.cancelled.push_back(request_id);
+  }
+  cv_.notify_all();
+}
+
+EngineStats Engine::Stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+void Engine::Loop() {
+  for (;;) {
+    Inbox inbox;
+    bool stopping;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] {
+        return stopping_ || !inbox_.added.empty() || !inbox_.cancelled.empty() || !scheduler_.idle();
+      });
+      std::swap(inbox, inbox_);
+      stopping = stopping_;
+    }
+    for (auto& seq : inbox.added) scheduler_.Add(std::move(seq));
+    if (stopping) {
+      for (Sequence* s : scheduler_.All()) {
+        Finish(s, FinishReason::kCancelled, UnavailableError("server is shutting down"));
+      }
+      PublishStats(0, 0, 0);
+      return;
+    }
+    HandleCancelsAndDeadlines(inbox.cancelled);
+    Step();
+  }
+}
+
+void Engine::HandleCancelsAndDeadlines(const std::vector<std::string>& cancelled) {
+  const Clock::time_point now = Clock::now();
+  for (Sequence* s : scheduler_.All()) {
+    if (std::find(cancelled.begin(), cancelled.end(), s->request.request_id) != cancelled.end()) {
+      Finish(s, FinishReason::kCancelled, CancelledError("cancelled by the client"));
+    } else if (s->request.deadline && now >= *s->request.deadline) {
+      Finish(s, FinishReason::kCancelled,
+             DeadlineExceededError("deadline exceeded after " + std::to_string(s->num_generated) +
+                                   " generated tokens"));
+    }
+  }
+}
+
+void Engine::Step() {
+  std::vector<PlannedChunk> plan = scheduler_.Schedule();
+  for (Sequence* s : scheduler_.TakeUnschedulable()) {
+    const KvPoolStats kv = backend_->PoolStats();
+    Finish(s, FinishReason::kError,
+           ResourceExhaustedError("the request does not fit in the KV cache even alone (" +
+                                  std::to_string(s->tokens.size()) + " tokens; pool of " +
+                                  std::to_string(kv.num_blocks) + " blocks of " +
+                                  std::to_string(kv.block_size) + " tokens)"));
+  }
+  if (plan.empty()) {
+    PublishStats(0, 0, 0);
+    return;
+  }
+  const Clock::time_point start = Clock::now();
+  chunks_.clear();
+  int step_tokens = 0;
+  for (const PlannedChunk& p : plan) {
+    Sequence* s = p.seq;
+    if (!s->scheduled_once) {
+      s->scheduled_once = true;
+      s->scheduled_at = start;
+    }
+    chunks_.push_back({s->kv, std::span<const int32_t>(s->tokens.data() + s->num_cached, p.num_tokens),
+                       p.wants_logits ? 1 : 0});
+    step_tokens += p.num_tokens;
+  }
+  Status st = backend_->Forward(chunks_, &logits_);
+  if (!st.ok()) {
+    for (const PlannedChunk& p : plan) Finish(p.seq, FinishReason::kError, st);
+    PublishStats(0, 0, 0);
+    return;
+  }
+  for (const PlannedChunk& p : plan) {
+    if (!p.seq->decoding()) prompt_tokens_ += p.num_tokens;  // prefill (or recompute)
+    p.seq->num_cached += p.num_tokens;
+  }
+  ++steps_;
+  ProcessLogits(plan, logits_);
+  PublishStats(Ms(start, Clock::now()), step_tokens, static_cast<int>(plan.size()));
+}
+
+void Engine::ProcessLogits(const std::vector<PlannedChunk>& plan, const std::vector<float>& logits) {
+  const int vocab = backend_->config().vocab_size;
+  int row = 0;
+  for (const PlannedChunk& p : plan) {
+    if (!p.wants_logits) continue;
+    Sequence* s = p.seq;
+    const GenerationRequest& req = s->request;
+    SampledToken tok = s->sampler->Sample(
+        std::span<const float>(logits.data() + static_cast<size_t>(row++) * vocab, vocab));
+    const Clock::time_point now = Clock::now();
+    if (s->num_generated == 0) s->first_token_at = now;
+    s->last_token_at = now;
+    s->tokens.push_back(tok.id);
+    ++s->num_generated;
+    ++tokens_generated_;
+
+    TokenDelta delta;
+    delta.token_ids.push_back(tok.id);
+    if (req.sampling.logprobs > 0) {
+      delta.logprobs.push_back({tok.id, tok.logprob, std::move(tok.top)});
+    }
+    const bool is_eos = !req.ignore_eos && std::find(options_.eos_token_ids.begin(),
+                                                     options_.eos_token_ids.end(),
+                                                     tok.id) != options_.eos_token_ids.end();
+    const bool is_stop_id = is_eos || std::find(req.stop_token_ids.begin(), req.stop_token_ids.end(),
+                                                tok.id) != req.stop_token_ids.end();
+    std::optional<FinishReason> reason;
+    std::string matched;
+    if (is_stop_id) {
+      reason = FinishReason::kStop;  // the stop token's text is not emitted
+    } else if (s->text) {
+      bool stopped = false;
+      delta.text = s->text->Add(tok.id, &stopped, &matched);
+      if (stopped) reason = FinishReason::kStopString;
+    }
+    if (!reason && (s->num_generated >= static_cast<int>(req.max_tokens) ||
+                    static_cast<int>(s->tokens.size()) >= max_model_len_)) {
+      reason = FinishReason::kLength;
+    }
+    if (reason && *reason != FinishReason::kStopString && s->text) delta.text += s->text->Flush();
+    s->sink->OnDelta(delta);
+    if (reason) Finish(s, *reason, OkStatus(), matched);
+  }
+}
+
+void Engine::Finish(Sequence* seq, FinishReason reason, Status error, std::string stop_matched) {
+  RequestFinish f;
+  f.reason = reason;
+  f.error = std::move(error);
+  f.stop_matched = std::move(stop_matched);
+  f.prompt_tokens = seq->num_prompt;
+  f.completion_tokens = seq->num_generated;
+  f.preemptions = seq->preemptions;
+  if (seq->kv >= 0) {
+    SequenceKvStats kv = backend_->SequenceStats(seq->kv);
+    f.kv.logical_tokens = kv.logical_tokens;
+    for (const auto& layer : kv.retained)
+      for (int r : layer) f.kv.retained_tokens += r;
+    f.kv.compression_ratio = kv.compression_ratio;
+  }
+  const Clock::time_point now = Clock::now();
+  if (seq->scheduled_once) f.timing.queue_ms = Ms(seq->arrived_at, seq->scheduled_at);
+  if (seq->num_generated > 0) f.timing.ttft_ms = Ms(seq->arrived_at, seq->first_token_at);
+  if (seq->num_generated > 1) {
+    const double s = Ms(seq->first_token_at, seq->last_token_at) / 1000.0;
+    if (s > 0) f.timing.decode_tokens_per_s = (seq->num_generated - 1) / s;
+  }
+  f.timing.e2e_ms = Ms(seq->arrived_at, now);
+  std::unique_ptr<Sequence> owned = scheduler_.Remove(seq);
+  if (!owned) return;
+  owned->sink->OnFinish(f);
+  if (observer_) observer_->OnFinish(owned->request, f);
+  std::lock_guard<std::mutex> lock(mu_);
+  in_flight_.erase(owned->request.request_id);
+}
+
+void Engine::PublishStats(double step_ms, int step_tokens, int step_seqs) {
+  EngineStats st;
+  st.waiting = static_cast<int>(scheduler_.waiting().size());
+  st.running = static_cast<int>(scheduler_.running().size());
+  st.preemptions = scheduler_.num_preemptions();
+  st.steps = steps_;
+  st.tokens_generated = tokens_generated_;
+  st.prompt_tokens_processed = prompt_tokens_;
+  st.kv = backend_->PoolStats();
+  st.last_step_ms = step_ms;
+  st.last_step_tokens = step_tokens;
+  st.last_step_sequences = step_seqs;
+  const int layers = backend_->config().num_layers;
+  st.retained_per_layer.assign(layers, 0);
+  st.logical_per_layer.assign(layers, 0);
+  for (const auto& s : scheduler_.running()) {
+    if (s->kv < 0) continue;
+    SequenceKvStats kv = backend_->SequenceStats(s->kv);
+    for (int l = 0; l < layers && l < static_cast<int>(kv.retained.size()); ++l) {
+      for (int r : kv.retained[l]) st.retained_per_layer[l] += r;
+      st.logical_per_layer[l] += static_cast<int64_t>(kv.logical_tokens) * kv.retained[l].size();
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_ = st;
+  }
+  if (observer_) observer_->OnStep(st);
+}
+
+}  // namespace dms

@@ -1,0 +1,129 @@
+// Engine: one thread that owns the backend and runs every request to its end.
+//
+//   Submit()/Cancel() (any thread) --inbox--> engine thread:
+//     loop: take new requests and cancels; expire deadlines;
+//           plan = scheduler.Schedule(); backend.Forward(plan);
+//           sample, detokenize, check stops; stream deltas to sinks.
+//
+// Nothing per token allocates on the host beyond the output it hands out;
+// nothing waits on the device except to hand tokens out (the CPU backend is
+// synchronous; the CUDA backend overlaps). Request validation happens in
+// Submit, so a bad request is refused synchronously with one clear Status.
+//
+// Threading: Submit, Cancel, Stats and Stop are thread-safe. Sinks are called
+// on the engine thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/core/backend.h"
+#include "engine/runtime/request.h"
+#include "engine/runtime/scheduler.h"
+#include "engine/tokenizer/tokenizer.h"
+
+namespace dms {
+
+struct EngineOptions {
+  SchedulerOptions scheduler;
+  std::vector<int32_t> eos_token_ids;  // model's EOS ids (config + tokenizer)
+  int max_model_len = 0;               // 0: max_position_embeddings
+  size_t max_queue = 1024;             // waiting requests before RESOURCE_EXHAUSTED
+};
+
+// Live figures for metrics and GetModelInfo (a consistent snapshot).
+struct EngineStats {
+  int waiting = 0;
+  int running = 0;
+  int64_t preemptions = 0;
+  int64_t steps = 0;
+  int64_t tokens_generated = 0;
+  int64_t prompt_tokens_processed = 0;
+  KvPoolStats kv;
+  double last_step_ms = 0;
+  int last_step_tokens = 0;
+  int last_step_sequences = 0;
+  // retained entries per layer summed over running sequences and KV heads
+  std::vector<int64_t> retained_per_layer;
+  std::vector<int64_t> logical_per_layer;
+};
+
+// Optional hooks for metrics (called on the engine thread).
+class EngineObserver {
+ public:
+  virtual ~EngineObserver() = default;
+  virtual void OnStep(const EngineStats& stats) {}
+  virtual void OnFinish(const GenerationRequest& request, const RequestFinish& finish) {}
+};
+
+class Engine {
+ public:
+  // tokenizer may be null (token-id requests only). The engine does not own
+  // the observer.
+  Engine(std::unique_ptr<Backend> backend, std::shared_ptr<const Tokenizer> tokenizer,
+         const EngineOptions& options, EngineObserver* observer = nullptr);
+  ~Engine();  // stops the thread; pending requests finish as cancelled
+
+  // Validates and queues a request. Errors: INVALID_ARGUMENT (bad field, named),
+  // FAILED_PRECONDITION (text asked but no tokenizer), RESOURCE_EXHAUSTED
+  // (queue full), ALREADY_EXISTS (request_id in flight), UNAVAILABLE (stopping).
+  Status Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink);
+  // Cancels a request by id (no-op if unknown or done); its sink gets
+  // finish_reason cancelled. Thread-safe, returns immediately.
+  void Cancel(const std::string& request_id);
+
+  // Stops accepting work; finishes in-flight requests as cancelled; joins.
+  void Stop();
+
+  EngineStats Stats() const;
+  const Backend& backend() const { return *backend_; }
+  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
+  int max_model_len() const { return max_model_len_; }
+
+ private:
+  struct Inbox {
+    std::vector<std::unique_ptr<Sequence>> added;
+    std::vector<std::string> cancelled;
+  };
+
+  void Loop();
+  void Step();
+  void Finish(Sequence* seq, FinishReason reason, Status error = OkStatus(),
+              std::string stop_matched = "");
+  void HandleCancelsAndDeadlines(const std::vector<std::string>& cancelled);
+  void ProcessLogits(const std::vector<PlannedChunk>& plan, const std::vector<float>& logits);
+  void PublishStats(double step_ms, int step_tokens, int step_seqs);
+
+  std::unique_ptr<Backend> backend_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  EngineOptions options_;
+  EngineObserver* observer_;
+  int max_model_len_ = 0;
+  Scheduler scheduler_;
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  Inbox inbox_;                                     // guarded by mu_
+  std::unordered_map<std::string, bool> in_flight_; // ids, guarded by mu_
+  bool stopping_ = false;                           // guarded by mu_
+  uint64_t next_arrival_ = 0;                       // guarded by mu_
+  EngineStats stats_;                               // guarded by mu_
+
+  // Engine-thread state.
+  std::vector<float> logits_;
+  std::vector<ForwardChunk> chunks_;
+  int64_t steps_ = 0, tokens_generated_ = 0, prompt_tokens_ = 0;
+
+  std::thread thread_;
+};
+
+}  // namespace dms

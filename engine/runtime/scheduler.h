@@ -1,0 +1,75 @@
+// Scheduler: continuous batching with chunked prefill, DMS-aware admission
+// and preemption by recomputation (nano-vllm / vLLM style, one screen long).
+//
+// Each step it builds a plan under three budgets: tokens per step, sequences
+// per step, and free KV blocks (asked of the backend, which knows how many
+// blocks a chunk may need given the live retained counts: DMS frees slots as
+// tokens leave the window, so a long context costs far less than dense).
+//   1. running decodes (one token each), most urgent first; when the pool
+//      cannot hold a decode, the least urgent running sequence is preempted
+//      (its cache released; it is recomputed later, which DMS's chunking
+//      invariance makes exact);
+//   2. running prefills continue, in chunks;
+//   3. waiting requests are admitted in (priority, arrival) order while
+//      budgets allow, keeping a small watermark of blocks free for decodes.
+// Threading: engine thread only.
+#pragma once
+
+#include <deque>
+#include <list>
+#include <memory>
+#include <vector>
+
+#include "engine/core/backend.h"
+#include "engine/runtime/sequence.h"
+
+namespace dms {
+
+struct SchedulerOptions {
+  int max_batch_tokens = 2048;  // tokens forwarded per step
+  int max_running = 64;         // sequences resident at once
+  double admit_watermark = 0.01;  // fraction of blocks kept free when admitting
+};
+
+struct PlannedChunk {
+  Sequence* seq = nullptr;
+  int num_tokens = 0;
+  bool wants_logits = false;  // the chunk ends the sequence's pending tokens
+};
+
+class Scheduler {
+ public:
+  Scheduler(Backend* backend, const SchedulerOptions& options);
+
+  void Add(std::unique_ptr<Sequence> seq);
+  // Plans one step; may preempt running sequences. Empty when idle.
+  std::vector<PlannedChunk> Schedule();
+  // Removes a finished (or cancelled) sequence and frees its cache.
+  std::unique_ptr<Sequence> Remove(Sequence* seq);
+
+  // Sequences that can never run: alone on an empty pool they still do not
+  // fit. The engine fails them with RESOURCE_EXHAUSTED.
+  std::vector<Sequence*> TakeUnschedulable();
+
+  const std::list<std::unique_ptr<Sequence>>& running() const { return running_; }
+  const std::list<std::unique_ptr<Sequence>>& waiting() const { return waiting_; }
+  int num_preemptions() const { return num_preemptions_; }
+  bool idle() const { return running_.empty() && waiting_.empty(); }
+  // Every sequence (running and waiting), for deadline and cancel sweeps.
+  std::vector<Sequence*> All();
+
+ private:
+  static bool MoreUrgent(const Sequence& a, const Sequence& b);
+  void Preempt(std::list<std::unique_ptr<Sequence>>::iterator it);
+  // Largest n <= want whose blocks fit in `free_blocks` (0 if none).
+  int FitChunk(const Sequence& seq, int want, int free_blocks) const;
+
+  Backend* backend_;
+  SchedulerOptions options_;
+  std::list<std::unique_ptr<Sequence>> running_;  // resident in the cache
+  std::list<std::unique_ptr<Sequence>> waiting_;  // sorted by urgency
+  std::vector<Sequence*> unschedulable_;
+  int num_preemptions_ = 0;
+};
+
+}  // namespace dms

@@ -1,0 +1,41 @@
+// Sequence: the engine's state for one request, from arrival to finish.
+// Owned by the engine thread (Engine / Scheduler); never shared.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/core/sampler.h"
+#include "engine/kv/dms_kv_cache.h"
+#include "engine/runtime/request.h"
+#include "engine/runtime/text_output.h"
+
+namespace dms {
+
+enum class SequenceState { kWaiting, kRunning, kFinished };
+
+struct Sequence {
+  uint64_t arrival = 0;  // FIFO order among equal priorities
+  GenerationRequest request;
+  std::shared_ptr<RequestSink> sink;
+  SequenceState state = SequenceState::kWaiting;
+
+  SeqId kv = -1;                // backend sequence while resident, else -1
+  std::vector<int32_t> tokens;  // prompt + generated: what the cache must hold
+  int num_prompt = 0;
+  int num_cached = 0;           // tokens already forwarded into the cache
+  int num_generated = 0;
+  int preemptions = 0;
+
+  std::unique_ptr<Sampler> sampler;
+  std::unique_ptr<TextOutput> text;  // null when not detokenizing
+
+  Clock::time_point arrived_at, scheduled_at, first_token_at, last_token_at;
+  bool scheduled_once = false;
+
+  int pending() const { return static_cast<int>(tokens.size()) - num_cached; }
+  bool decoding() const { return num_generated > 0 && pending() == 1; }
+};
+
+}  // namespace dms

@@ -1,8 +1,41 @@
+// dms-engine info --model DIR: loads and validates a checkpoint, prints JSON
+// (config, parameter count, dtypes, files, tokenizer presence) on stdout.
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+
 #include "engine/cli/commands.h"
+#include "engine/model/checkpoint.h"
 
 namespace dms::cli {
 
-// Placeholder until the command is implemented.
-void RegisterInfoCommand(CLI::App& app, int* exit_code) {}
+namespace {
+
+int RunInfo(const std::string& model_dir) {
+  auto ckpt = Checkpoint::Load(model_dir);
+  if (!ckpt.ok()) return Fail(ckpt.status().message());
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse((*ckpt)->SummaryJson(-1));
+  nlohmann::ordered_json tok;
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
+    tok[name] = std::filesystem::exists((*ckpt)->dir() + "/" + name);
+  }
+  j["tokenizer"] = std::move(tok);
+  std::printf("%s\n", j.dump(2).c_str());
+  return 0;
+}
+
+}  // namespace
+
+void RegisterInfoCommand(CLI::App& app, int* exit_code) {
+  CLI::App* cmd = app.add_subcommand(
+      "info", "Validate a checkpoint and print its config, parameter count, dtypes and files as JSON");
+  auto model_dir = std::make_shared<std::string>();
+  cmd->add_option("--model", *model_dir, "Model directory (config.json + safetensors)")
+      ->required();
+  cmd->callback([model_dir, exit_code] { *exit_code = RunInfo(*model_dir); });
+}
 
 }  // namespace dms::cli

@@ -59,14 +59,24 @@ class Checkpoint {
   // All files mapped (one, or the shards in index order).
   const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }
   int64_t num_parameters() const;  // distinct tensors (tied head counted once)
+  // True when loaded through model.safetensors.index.json.
+  bool sharded() const { return sharded_; }
+  // Tensors present in the checkpoint that the config does not use (ignored),
+  // e.g. a tied checkpoint's lm_head.weight or rotary buffers. Sorted.
+  const std::vector<std::string>& unexpected_tensors() const { return unexpected_; }
   // Summary for `dms-engine info`: config, parameter count, dtypes, files.
   std::string SummaryJson(int indent = 2) const;
 
  private:
+  // Every distinct tensor the weights point at (tied head once), in load order.
+  std::vector<const TensorView*> UsedTensors() const;
+
   std::string dir_;
   ModelConfig config_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   ModelWeights weights_;
+  bool sharded_ = false;
+  std::vector<std::string> unexpected_;
 };
 
 }  // namespace dms

@@ -34,6 +34,28 @@ struct TensorView {
   std::string ShapeString() const;  // "[4096, 128]"
 };
 
+// One entry of a parsed header. Offsets are relative to the start of the data
+// section (right after the header), as in the file.
+struct SafetensorsEntry {
+  std::string name;
+  DType dtype = DType::kBF16;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0;
+  uint64_t end = 0;
+};
+
+struct SafetensorsHeader {
+  uint64_t data_start = 0;  // 8 + header length
+  std::vector<SafetensorsEntry> tensors;  // in header order
+  std::map<std::string, std::string> metadata;  // "__metadata__"
+};
+
+// Parses and validates the header of a whole safetensors file image
+// (`data`, `size` bytes): a pure function of its input, no I/O (fuzzable).
+// `source` prefixes every error message. Validates everything Open() lists.
+StatusOr<SafetensorsHeader> ParseSafetensorsHeader(const uint8_t* data, size_t size,
+                                                   const std::string& source);
+
 class SafetensorsFile {
  public:
   // Errors (INVALID_ARGUMENT or DATA_LOSS, message starts with the path):
@@ -45,10 +67,13 @@ class SafetensorsFile {
   const std::string& path() const { return file_.path(); }
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   const TensorView* Find(const std::string& name) const;
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  size_t size() const { return file_.size(); }
 
  private:
   MappedFile file_;
   std::map<std::string, TensorView> tensors_;
+  std::map<std::string, std::string> metadata_;
 };
 
 }  // namespace dms

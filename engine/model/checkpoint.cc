@@ -1,0 +1,202 @@
+#include "engine/model/checkpoint.h"
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "engine/model/json_fields.h"
+#include "engine/model/tensor_layout.h"
+#include "engine/util/mapped_file.h"
+
+namespace dms {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr char kSingleFile[] = "model.safetensors";
+constexpr char kIndexFile[] = "model.safetensors.index.json";
+
+std::string ShapeToString(const std::vector<int64_t>& shape) {
+  TensorView v;
+  v.shape = shape;
+  return v.ShapeString();
+}
+
+// Where each tensor name resolves to, plus the file named in "missing tensor"
+// errors (the single file, or the index for sharded checkpoints).
+struct TensorIndex {
+  std::map<std::string, const TensorView*> by_name;
+  std::string missing_source;
+};
+
+Status IndexSingleFile(const std::string& dir, std::vector<std::unique_ptr<SafetensorsFile>>* files,
+                       TensorIndex* index) {
+  const std::string path = dir + "/" + kSingleFile;
+  DMS_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file, SafetensorsFile::Open(path));
+  for (const auto& [name, view] : file->tensors()) index->by_name[name] = &view;
+  index->missing_source = path;
+  files->push_back(std::move(file));
+  return OkStatus();
+}
+
+// Reads model.safetensors.index.json: {"metadata": {...}, "weight_map": {tensor: shard}}.
+Status IndexShards(const std::string& dir, std::vector<std::unique_ptr<SafetensorsFile>>* files,
+                   TensorIndex* index) {
+  const std::string idx_path = dir + "/" + kIndexFile;
+  DMS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(idx_path));
+  DMS_ASSIGN_OR_RETURN(json j, json_fields::ParseJson(text, idx_path, "index"));
+  if (!j.is_object()) {
+    return InvalidArgumentError(idx_path + ": expected a JSON object, found " +
+                                json_fields::Describe(j));
+  }
+  auto wm = j.find("weight_map");
+  if (wm == j.end() || !wm->is_object()) {
+    return InvalidArgumentError(idx_path + ": missing 'weight_map' object");
+  }
+  if (wm->empty()) return InvalidArgumentError(idx_path + ": weight_map is empty");
+  std::map<std::string, std::vector<std::string>> tensors_by_shard;  // sorted by shard name
+  for (auto it = wm->begin(); it != wm->end(); ++it) {
+    const std::string where = idx_path + ": weight_map: " + it.key();
+    if (!it->is_string()) {
+      return InvalidArgumentError(where + ": expected a shard file name, found " +
+                                  json_fields::Describe(*it));
+    }
+    const std::string shard = it->get<std::string>();
+    // Shards must live in the model directory: no paths, no "..".
+    if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..") {
+      return InvalidArgumentError(where + ": shard '" + shard +
+                                  "' must be a file name inside the model directory");
+    }
+    if (!fs::exists(dir + "/" + shard)) {
+      return NotFoundError(where + ": shard file '" + shard + "' not found");
+    }
+    tensors_by_shard[shard].push_back(it.key());
+  }
+  for (const auto& [shard, names] : tensors_by_shard) {
+    const std::string path = dir + "/" + shard;
+    DMS_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> file, SafetensorsFile::Open(path));
+    for (const std::string& name : names) {
+      const TensorView* view = file->Find(name);
+      if (view == nullptr) {
+        return DataLossError(path + ": missing tensor " + name + " (listed in " + kIndexFile +
+                             ")");
+      }
+      index->by_name[name] = view;
+    }
+    files->push_back(std::move(file));
+  }
+  index->missing_source = idx_path;
+  return OkStatus();
+}
+
+const TensorView** SlotPointer(ModelWeights* w, const TensorSlot& slot) {
+  if (slot.layer < 0) {
+    switch (slot.role) {
+      case TensorRole::kEmbedTokens: return &w->embed_tokens;
+      case TensorRole::kFinalNorm: return &w->final_norm;
+      case TensorRole::kLmHead: return &w->lm_head;
+      default: return nullptr;
+    }
+  }
+  LayerWeights& l = w->layers[slot.layer];
+  switch (slot.role) {
+    case TensorRole::kInputNorm: return &l.input_layernorm;
+    case TensorRole::kQProj: return &l.q_proj;
+    case TensorRole::kKProj: return &l.k_proj;
+    case TensorRole::kVProj: return &l.v_proj;
+    case TensorRole::kOProj: return &l.o_proj;
+    case TensorRole::kQBias: return &l.q_bias;
+    case TensorRole::kKBias: return &l.k_bias;
+    case TensorRole::kVBias: return &l.v_bias;
+    case TensorRole::kOBias: return &l.o_bias;
+    case TensorRole::kQNorm: return &l.q_norm;
+    case TensorRole::kKNorm: return &l.k_norm;
+    case TensorRole::kDmsAlphaNorm: return &l.dms_proj_alpha_norm;
+    case TensorRole::kDmsAlpha: return &l.dms_proj_alpha;
+    case TensorRole::kPostAttentionNorm: return &l.post_attention_layernorm;
+    case TensorRole::kGateProj: return &l.gate_proj;
+    case TensorRole::kUpProj: return &l.up_proj;
+    case TensorRole::kDownProj: return &l.down_proj;
+    default: return nullptr;
+  }
+}
+
+std::string TrimTrailingSlashes(std::string dir) {
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  return dir;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Load(const std::string& model_dir) {
+  auto ckpt = std::unique_ptr<Checkpoint>(new Checkpoint());
+  ckpt->dir_ = TrimTrailingSlashes(model_dir);
+  const std::string& dir = ckpt->dir_;
+  if (!fs::is_directory(dir)) return NotFoundError(dir + ": no such model directory");
+  DMS_ASSIGN_OR_RETURN(ckpt->config_, LoadModelConfig(dir));
+
+  TensorIndex index;
+  // Hugging Face prefers the single file when both exist.
+  if (fs::exists(dir + "/" + kSingleFile)) {
+    DMS_RETURN_IF_ERROR(IndexSingleFile(dir, &ckpt->files_, &index));
+  } else if (fs::exists(dir + "/" + kIndexFile)) {
+    ckpt->sharded_ = true;
+    DMS_RETURN_IF_ERROR(IndexShards(dir, &ckpt->files_, &index));
+  } else {
+    return NotFoundError(dir + ": no " + kSingleFile + " or " + kIndexFile + " found");
+  }
+
+  ModelWeights& w = ckpt->weights_;
+  w.layers.resize(ckpt->config_.num_layers);
+  std::set<std::string> used;
+  for (const TensorSlot& slot : ExpectedTensors(ckpt->config_)) {
+    auto it = index.by_name.find(slot.name);
+    if (it == index.by_name.end()) {
+      return NotFoundError(index.missing_source + ": missing tensor " + slot.name);
+    }
+    const TensorView* view = it->second;
+    if (view->shape != slot.shape) {
+      return InvalidArgumentError(view->file + ": " + slot.name + ": expected shape " +
+                                  ShapeToString(slot.shape) + ", found " + view->ShapeString());
+    }
+    *SlotPointer(&w, slot) = view;
+    used.insert(slot.name);
+  }
+  if (ckpt->config_.tie_word_embeddings) w.lm_head = w.embed_tokens;
+  for (const auto& [name, view] : index.by_name) {
+    if (used.count(name) == 0) ckpt->unexpected_.push_back(name);
+  }
+  return ckpt;
+}
+
+std::vector<const TensorView*> Checkpoint::UsedTensors() const {
+  std::vector<const TensorView*> out;
+  std::set<const TensorView*> seen;
+  auto add = [&](const TensorView* t) {
+    if (t != nullptr && seen.insert(t).second) out.push_back(t);
+  };
+  add(weights_.embed_tokens);
+  for (const LayerWeights& l : weights_.layers) {
+    for (const TensorView* t :
+         {l.q_proj, l.q_bias, l.k_proj, l.k_bias, l.v_proj, l.v_bias, l.o_proj, l.o_bias,
+          l.q_norm, l.k_norm, l.dms_proj_alpha_norm, l.dms_proj_alpha, l.gate_proj, l.up_proj,
+          l.down_proj, l.input_layernorm, l.post_attention_layernorm}) {
+      add(t);
+    }
+  }
+  add(weights_.final_norm);
+  add(weights_.lm_head);
+  return out;
+}
+
+int64_t Checkpoint::num_parameters() const {
+  int64_t n = 0;
+  for (const TensorView* t : UsedTensors()) n += t->numel();
+  return n;
+}
+
+}  // namespace dms

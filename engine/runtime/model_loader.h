@@ -1,0 +1,29 @@
+// Loads what serving a model needs from its directory: the checkpoint and,
+// when present, the tokenizer (tokenizer.json + tokenizer_config.json).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/model/checkpoint.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "engine/util/status.h"
+
+namespace dms {
+
+struct LoadedModel {
+  std::shared_ptr<const Checkpoint> checkpoint;
+  std::shared_ptr<const Tokenizer> tokenizer;  // null when the model has none
+  std::string tokenizer_path;                  // where it came from ("" if none)
+  // EOS ids that end generation: config eos_token_id(s) plus the tokenizer's
+  // eos and <|endoftext|>, deduplicated.
+  std::vector<int32_t> eos_token_ids;
+};
+
+// tokenizer_override: a tokenizer.json or directory to use instead of the
+// model's own ("" = the model directory's, if any). A tokenizer whose vocab
+// does not fit the model is an INVALID_ARGUMENT naming both sizes.
+StatusOr<LoadedModel> LoadModel(const std::string& model_dir, const std::string& tokenizer_override = "");
+
+}  // namespace dms

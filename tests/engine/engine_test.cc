@@ -1,0 +1,215 @@
+// The engine thread end to end on the CPU backend: greedy generation
+// reproduces the reference's greedy tokens; batching, preemption and
+// cancellation do not change results; accounting returns to zero.
+#include "engine/runtime/engine.h"
+
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "engine/backends/backend_factory.h"
+#include "tests/test_util.h"
+
+namespace dms {
+namespace {
+namespace fs = std::filesystem;
+
+// Collects a request's stream; Wait() blocks until OnFinish.
+class CollectingSink : public RequestSink {
+ public:
+  void OnDelta(const TokenDelta& d) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ids.insert(ids.end(), d.token_ids.begin(), d.token_ids.end());
+    text += d.text;
+    ++deltas;
+  }
+  void OnFinish(const RequestFinish& f) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    finish = f;
+    done = true;
+    cv_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return done; });
+  }
+  std::vector<int32_t> ids;
+  std::string text;
+  int deltas = 0;
+  RequestFinish finish;
+  bool done = false;
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+struct GoldenRun {
+  std::string dir;
+  std::vector<int32_t> prompt, greedy;
+};
+
+std::vector<GoldenRun> Goldens() {
+  std::vector<GoldenRun> out;
+  std::vector<std::string> roots = {testing::TestDataDir() + "/models"};
+  if (!testing::SharedFixturesDir().empty()) roots.push_back(testing::SharedFixturesDir() + "/models");
+  for (const auto& root : roots) {
+    if (!fs::is_directory(root)) continue;
+    for (const auto& e : fs::directory_iterator(root)) {
+      if (!fs::exists(e.path() / "golden.json")) continue;
+      auto j = nlohmann::json::parse(testing::ReadFile((e.path() / "golden.json").string()));
+      auto tokens = j["tokens"].get<std::vector<int32_t>>();
+      const int p = j["prompt_len"].get<int>();
+      out.push_back({e.path().string(), {tokens.begin(), tokens.begin() + p},
+                     {tokens.begin() + p, tokens.end()}});
+    }
+  }
+  std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.dir < b.dir; });
+  return out;
+}
+
+std::unique_ptr<Engine> MakeEngine(const std::string& dir, int kv_blocks, SchedulerOptions sched = {}) {
+  auto ckpt = Checkpoint::Load(dir);
+  EXPECT_TRUE(ckpt.ok()) << ckpt.status().ToString();
+  BackendOptions bo;
+  bo.kv_block_size = 4;
+  bo.kv_num_blocks = kv_blocks;
+  auto backend = CreateBackend(std::shared_ptr<const Checkpoint>(std::move(*ckpt)), bo);
+  EXPECT_TRUE(backend.ok()) << backend.status().ToString();
+  EngineOptions eo;
+  eo.scheduler = sched;
+  return std::make_unique<Engine>(std::move(*backend), nullptr, eo);
+}
+
+GenerationRequest Greedy(const std::vector<int32_t>& prompt, int max_tokens, std::string id = "") {
+  GenerationRequest r;
+  r.request_id = std::move(id);
+  r.prompt_tokens = prompt;
+  r.max_tokens = max_tokens;
+  r.sampling.temperature = 0;
+  return r;
+}
+
+TEST(Engine, GreedyGenerationReproducesTheReference) {
+  for (const GoldenRun& g : Goldens()) {
+    SCOPED_TRACE(g.dir);
+    auto engine = MakeEngine(g.dir, 4096);
+    auto sink = std::make_shared<CollectingSink>();
+    ASSERT_TRUE(engine->Submit(Greedy(g.prompt, g.greedy.size()), sink).ok());
+    sink->Wait();
+    EXPECT_EQ(sink->ids, g.greedy);
+    EXPECT_EQ(sink->finish.reason, FinishReason::kLength);
+    EXPECT_EQ(sink->finish.prompt_tokens, static_cast<int>(g.prompt.size()));
+    EXPECT_EQ(sink->finish.completion_tokens, static_cast<int>(g.greedy.size()));
+    EXPECT_GT(sink->finish.kv.compression_ratio, 1.0);
+    engine->Stop();
+    EXPECT_EQ(engine->Stats().kv.blocks_used, 0);
+  }
+}
+
+TEST(Engine, ConcurrentRequestsUnderPreemptionMatchSoloRuns) {
+  const auto goldens = Goldens();
+  ASSERT_FALSE(goldens.empty());
+  const GoldenRun& g = goldens.front();
+  // A pool too small for all streams at once forces preemption + recompute;
+  // a small token budget forces chunked prefill.
+  SchedulerOptions sched;
+  sched.max_batch_tokens = 48;
+  auto engine = MakeEngine(g.dir, 260, sched);
+  std::vector<std::shared_ptr<CollectingSink>> sinks;
+  const int kStreams = 6;
+  for (int i = 0; i < kStreams; ++i) {
+    sinks.push_back(std::make_shared<CollectingSink>());
+    // Different prompt lengths: prefixes of the golden prompt.
+    std::vector<int32_t> prompt(g.prompt.begin(), g.prompt.end() - i * 7);
+    ASSERT_TRUE(engine->Submit(Greedy(prompt, 40, "s" + std::to_string(i)), sinks.back()).ok());
+  }
+  for (auto& s : sinks) s->Wait();
+  EXPECT_GT(engine->Stats().preemptions, 0) << "the pool was meant to force preemption";
+  // The full-prompt stream must equal the reference's greedy continuation.
+  EXPECT_EQ(sinks[0]->ids, std::vector<int32_t>(g.greedy.begin(), g.greedy.begin() + 40));
+  for (int i = 1; i < kStreams; ++i) {
+    std::vector<int32_t> prompt(g.prompt.begin(), g.prompt.end() - i * 7);
+    auto solo = MakeEngine(g.dir, 4096);
+    auto sink = std::make_shared<CollectingSink>();
+    ASSERT_TRUE(solo->Submit(Greedy(prompt, 40), sink).ok());
+    sink->Wait();
+    EXPECT_EQ(sinks[i]->ids, sink->ids) << "stream " << i;
+  }
+  engine->Stop();
+  EXPECT_EQ(engine->Stats().kv.blocks_used, 0);
+}
+
+TEST(Engine, StopTokenIdsMaxTokensAndValidation) {
+  const GoldenRun g = Goldens().front();
+  auto engine = MakeEngine(g.dir, 4096);
+  auto sink = std::make_shared<CollectingSink>();
+  GenerationRequest r = Greedy(g.prompt, 50);
+  r.stop_token_ids = {g.greedy[3]};
+  ASSERT_TRUE(engine->Submit(r, sink).ok());
+  sink->Wait();
+  EXPECT_EQ(sink->finish.reason, FinishReason::kStop);
+  EXPECT_EQ(sink->ids.back(), g.greedy[3]);
+  EXPECT_LE(sink->ids.size(), 4u);
+
+  auto bad = [&](GenerationRequest req, StatusCode code, const std::string& msg) {
+    Status st = engine->Submit(std::move(req), std::make_shared<CollectingSink>());
+    EXPECT_EQ(st.code(), code);
+    EXPECT_EQ(st.message(), msg);
+  };
+  bad(Greedy({}, 5), StatusCode::kInvalidArgument, "prompt is empty");
+  bad(Greedy(g.prompt, 0), StatusCode::kInvalidArgument, "max_tokens must be >= 1, got 0");
+  bad(Greedy({1, 99999}, 5), StatusCode::kInvalidArgument,
+      "prompt token id 99999 is outside the vocabulary [0, " +
+          std::to_string(engine->backend().config().vocab_size) + ")");
+  GenerationRequest hot = Greedy(g.prompt, 5);
+  hot.sampling.temperature = -0.5f;
+  bad(hot, StatusCode::kInvalidArgument, "temperature must be >= 0 and finite, got -0.5");
+  GenerationRequest stop = Greedy(g.prompt, 5);
+  stop.stop_strings = {"x"};
+  bad(stop, StatusCode::kFailedPrecondition,
+      "stop strings need a tokenizer, and this checkpoint has none (tokenizer.json)");
+}
+
+TEST(Engine, CancelFreesTheCacheAndReportsCancelled) {
+  const GoldenRun g = Goldens().front();
+  auto engine = MakeEngine(g.dir, 4096);
+  auto sink = std::make_shared<CollectingSink>();
+  GenerationRequest r = Greedy(g.prompt, 3000);
+  r.request_id = "long";
+  r.ignore_eos = true;
+  ASSERT_TRUE(engine->Submit(r, sink).ok());
+  // Same id while in flight is refused.
+  EXPECT_EQ(engine->Submit(r, std::make_shared<CollectingSink>()).code(), StatusCode::kAlreadyExists);
+  while (engine->Stats().tokens_generated < 3) std::this_thread::yield();
+  engine->Cancel("long");
+  sink->Wait();
+  EXPECT_EQ(sink->finish.reason, FinishReason::kCancelled);
+  EXPECT_EQ(sink->finish.error.code(), StatusCode::kCancelled);
+  EXPECT_LT(sink->finish.completion_tokens, 3000);
+  // The engine thread publishes stats after the step; wait for it.
+  for (int i = 0; i < 1000 && engine->Stats().kv.blocks_used != 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_EQ(engine->Stats().kv.blocks_used, 0);
+}
+
+TEST(Engine, RequestLargerThanThePoolFailsWithAClearError) {
+  const GoldenRun g = Goldens().front();
+  auto engine = MakeEngine(g.dir, 2);  // far too small for even one token
+  auto sink = std::make_shared<CollectingSink>();
+  ASSERT_TRUE(engine->Submit(Greedy(g.prompt, 5), sink).ok());
+  sink->Wait();
+  EXPECT_EQ(sink->finish.reason, FinishReason::kError);
+  EXPECT_EQ(sink->finish.error.code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(sink->finish.error.message().find("does not fit in the KV cache even alone"),
+            std::string::npos)
+      << sink->finish.error.message();
+}
+
+}  // namespace
+}  // namespace dms

@@ -9,7 +9,7 @@ KvBlockPool::KvBlockPool(int num_blocks, int block_size, int head_dim)
     : num_blocks_(num_blocks),
       block_size_(block_size),
       head_dim_(head_dim),
-      storage_(static_cast<size_t>(num_blocks) * 2 * block_size * head_dim),
+      storage_(new float[static_cast<size_t>(num_blocks) * 2 * block_size * head_dim]),
       positions_(static_cast<size_t>(num_blocks) * block_size, -1),
       in_use_(num_blocks, 0) {
   free_.reserve(num_blocks);

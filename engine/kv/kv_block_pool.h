@@ -14,6 +14,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "engine/util/status.h"
@@ -55,7 +56,9 @@ class KvBlockPool {
   int num_blocks_;
   int block_size_;
   int head_dim_;
-  std::vector<float> storage_;     // [num_blocks, 2 (k, v), block_size, head_dim]
+  // [num_blocks, 2 (k, v), block_size, head_dim]; left uninitialised so a
+  // large pool costs only the pages actually used.
+  std::unique_ptr<float[]> storage_;
   std::vector<int32_t> positions_; // [num_blocks, block_size]
   std::vector<int32_t> free_;      // stack of free block ids
   std::vector<uint8_t> in_use_;    // [num_blocks], guards double free

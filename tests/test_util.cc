@@ -13,16 +13,17 @@ namespace dms::testing {
 namespace fs = std::filesystem;
 
 namespace {
-std::string Env(const char* name) {
+// The environment variable, else the default compiled in by CMake.
+std::string Env(const char* name, const char* fallback) {
   const char* v = std::getenv(name);
-  return v ? std::string(v) : std::string();
+  return v && *v ? std::string(v) : std::string(fallback);
 }
 }  // namespace
 
-std::string TestDataDir() { return Env("DMS_TEST_DATA"); }
+std::string TestDataDir() { return Env("DMS_TEST_DATA", DMS_DEFAULT_TEST_DATA); }
 
 std::string TokenizerDir() {
-  std::string dir = Env("DMS_TOKENIZER_DIR");
+  std::string dir = Env("DMS_TOKENIZER_DIR", DMS_DEFAULT_TOKENIZER_DIR);
   if (dir.empty() || !fs::exists(dir + "/tokenizer.json")) {
     throw std::runtime_error(
         "Qwen3 tokenizer not found in '" + dir +
@@ -32,15 +33,15 @@ std::string TokenizerDir() {
 }
 
 std::string SharedFixturesDir() {
-  std::string dir = Env("DMS_SHARED_FIXTURES");
+  std::string dir = Env("DMS_SHARED_FIXTURES", DMS_DEFAULT_SHARED_FIXTURES);
   if (dir.empty() || !fs::is_directory(dir)) return "";
   return dir;
 }
 
-std::string BinDir() { return Env("DMS_BIN_DIR"); }
+std::string BinDir() { return Env("DMS_BIN_DIR", DMS_DEFAULT_BIN_DIR); }
 
 TempDir::TempDir() {
-  std::string base = Env("TMPDIR");
+  std::string base = Env("TMPDIR", "/tmp");
   if (base.empty()) base = "/tmp";
   std::string tmpl = base + "/dms-test-XXXXXX";
   if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");

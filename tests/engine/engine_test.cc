@@ -70,6 +70,7 @@ std::vector<GoldenRun> Goldens() {
     }
   }
   std::sort(out.begin(), out.end(), [](auto& a, auto& b) { return a.dir < b.dir; });
+  if (out.empty()) throw std::runtime_error("no golden models under " + testing::TestDataDir());
   return out;
 }
 

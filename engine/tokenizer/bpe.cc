@@ -1,6 +1,7 @@
 #include "engine/tokenizer/bpe.h"
 
 #include <algorithm>
+#include <functional>
 #include <limits>
 
 #include "engine/tokenizer/byte_level.h"
@@ -10,14 +11,6 @@ namespace dms {
 namespace {
 
 constexpr int32_t kNoMerge = std::numeric_limits<int32_t>::max();
-
-// Min-heap order of Hugging Face's merge queue: lowest rank, then leftmost.
-struct HeapGreater {
-  bool operator()(const BpeModel::Scratch::HeapEntry& a,
-                  const BpeModel::Scratch::HeapEntry& b) const {
-    return a.rank != b.rank ? a.rank > b.rank : a.pos > b.pos;
-  }
-};
 
 }  // namespace
 
@@ -55,6 +48,11 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::Create(
       const std::string& missing = l < 0 ? left : r < 0 ? right : left + right;
       return InvalidArgumentError("model.merges[" + std::to_string(rank) + "]: token '" + missing +
                                   "' is not in the vocab");
+    }
+    if (std::max({l, r, merged}) > PairMap::kMaxId || rank > PairMap::kMaxRank) {
+      return InvalidArgumentError("model.merges: more than " + std::to_string(PairMap::kMaxRank) +
+                                  " merges or ids above " + std::to_string(PairMap::kMaxId) +
+                                  " are not supported");
     }
     model->merges_.Insert(l, r, Merge{static_cast<int32_t>(rank), merged});
   }
@@ -108,8 +106,8 @@ void BpeModel::MergeSmall(std::vector<int32_t>* ids_vec, std::vector<int32_t>* r
   if (n < 2) return;
   ranks.resize(n);
   auto rank_of = [&](size_t i) {
-    const Merge* m = merges_.Find(ids[i], ids[i + 1]);
-    return m ? m->rank : kNoMerge;
+    int32_t r = merges_.FindRank(ids[i], ids[i + 1]);
+    return r < 0 ? kNoMerge : r;
   };
   for (size_t i = 0; i + 1 < n; ++i) ranks[i] = rank_of(i);
   while (n > 1) {
@@ -122,7 +120,7 @@ void BpeModel::MergeSmall(std::vector<int32_t>* ids_vec, std::vector<int32_t>* r
       }
     }
     if (best_rank == kNoMerge) break;
-    ids[best] = merges_.Find(ids[best], ids[best + 1])->new_id;
+    ids[best] = merges_.NewId(best_rank);
     for (size_t i = best + 1; i + 1 < n; ++i) {
       ids[i] = ids[i + 1];
       ranks[i] = ranks[i + 1];
@@ -136,6 +134,9 @@ void BpeModel::MergeSmall(std::vector<int32_t>* ids_vec, std::vector<int32_t>* r
 
 // Hugging Face's algorithm: a linked list of symbols and a min-heap of
 // candidate merges keyed by (rank, position); stale entries are skipped.
+// An entry is (rank << 32 | pos), so the heap compares plain integers; it is
+// current while the pair at pos still has that rank (a rank names one pair,
+// and symbols only grow, so a pair never comes back).
 void BpeModel::MergeLarge(std::vector<int32_t>* ids_vec, Scratch* scratch) const {
   std::vector<int32_t>& ids = *ids_vec;
   auto& sym = scratch->symbols;
@@ -143,29 +144,39 @@ void BpeModel::MergeLarge(std::vector<int32_t>* ids_vec, Scratch* scratch) const
   const int32_t n = static_cast<int32_t>(ids.size());
   sym.resize(n);
   heap.clear();
-  for (int32_t i = 0; i < n; ++i) sym[i] = {ids[i], i - 1, i + 1 < n ? i + 1 : -1};
-  auto push = [&](int32_t pos) {
-    const Merge* m = merges_.Find(sym[pos].id, sym[sym[pos].next].id);
-    if (m == nullptr) return;
-    heap.push_back({m->rank, pos, m->new_id});
-    std::push_heap(heap.begin(), heap.end(), HeapGreater{});
+  for (int32_t i = 0; i < n; ++i) sym[i] = {ids[i], i - 1, i + 1 < n ? i + 1 : -1, -1};
+  auto entry = [](int32_t rank, int32_t pos) {
+    return (static_cast<uint64_t>(rank) << 32) | static_cast<uint32_t>(pos);
   };
-  for (int32_t i = 0; i + 1 < n; ++i) push(i);
+  auto update = [&](int32_t pos) {  // recomputes the pair at pos; true if it merges
+    Scratch::Symbol& s = sym[pos];
+    s.rank = s.next < 0 ? -1 : merges_.FindRank(s.id, sym[s.next].id);
+    return s.rank >= 0;
+  };
+  for (int32_t i = 0; i + 1 < n; ++i) {
+    if (update(i)) heap.push_back(entry(sym[i].rank, i));
+  }
+  std::make_heap(heap.begin(), heap.end(), std::greater<uint64_t>());
   while (!heap.empty()) {
-    std::pop_heap(heap.begin(), heap.end(), HeapGreater{});
-    Scratch::HeapEntry top = heap.back();
+    std::pop_heap(heap.begin(), heap.end(), std::greater<uint64_t>());
+    uint64_t top = heap.back();
     heap.pop_back();
-    Scratch::Symbol& left = sym[top.pos];
-    if (left.id < 0 || left.next < 0) continue;  // merged away, or last
-    const Merge* m = merges_.Find(left.id, sym[left.next].id);
-    if (m == nullptr || m->new_id != top.new_id) continue;  // stale entry
+    int32_t rank = static_cast<int32_t>(top >> 32), pos = static_cast<int32_t>(top & 0xFFFFFFFFu);
+    Scratch::Symbol& left = sym[pos];
+    if (left.rank != rank) continue;  // stale
     int32_t right = left.next;
-    left.id = top.new_id;
+    left.id = merges_.NewId(rank);
     left.next = sym[right].next;
-    sym[right].id = -1;
-    if (left.next >= 0) sym[left.next].prev = top.pos;
-    if (left.prev >= 0) push(left.prev);
-    if (left.next >= 0) push(top.pos);
+    sym[right].rank = -1;
+    if (left.next >= 0) sym[left.next].prev = pos;
+    if (left.prev >= 0 && update(left.prev)) {
+      heap.push_back(entry(sym[left.prev].rank, left.prev));
+      std::push_heap(heap.begin(), heap.end(), std::greater<uint64_t>());
+    }
+    if (update(pos)) {
+      heap.push_back(entry(left.rank, pos));
+      std::push_heap(heap.begin(), heap.end(), std::greater<uint64_t>());
+    }
   }
   ids.clear();
   for (int32_t i = 0; i >= 0 && i < n; i = sym[i].next) ids.push_back(sym[i].id);

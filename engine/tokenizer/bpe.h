@@ -30,12 +30,10 @@ class BpeModel {
     std::vector<int32_t> ranks;
     struct Symbol {
       int32_t id, prev, next;
+      int32_t rank;  // merge rank of (this, next), -1: none
     };
     std::vector<Symbol> symbols;
-    struct HeapEntry {
-      int32_t rank, pos, new_id;
-    };
-    std::vector<HeapEntry> heap;
+    std::vector<uint64_t> heap;  // rank << 32 | position
   };
 
   // vocab: token string (byte-level characters) -> id; merges: pairs of
@@ -64,7 +62,11 @@ class BpeModel {
   WordCache& cache() const { return cache_; }
 
   // Words with more symbols than this use the heap-based merge loop.
+#ifdef DMS_BPE_SMALL_WORD
+  static constexpr size_t kSmallWord = DMS_BPE_SMALL_WORD;
+#else
   static constexpr size_t kSmallWord = 48;
+#endif
 
  private:
   BpeModel(size_t num_merges, size_t cache_capacity)

@@ -14,41 +14,48 @@ size_t Pow2AtLeast(size_t n) {
 }  // namespace
 
 PairMap::PairMap(size_t expected) {
-  size_t cap = Pow2AtLeast(expected * 2);
-  slots_.assign(cap, Entry{});
+  size_t cap = Pow2AtLeast(expected + expected / 2);
+  slots_.assign(cap, kEmpty);
   mask_ = cap - 1;
   shift_ = 64 - __builtin_ctzll(cap);
 }
 
 bool PairMap::Insert(int32_t left, int32_t right, Merge merge) {
-  if ((size_ + 1) * 2 > slots_.size()) Grow();
+  if (static_cast<size_t>(merge.rank) >= new_ids_.size()) new_ids_.resize(merge.rank + 1, -1);
+  new_ids_[merge.rank] = merge.new_id;
   uint64_t key = Key(left, right);
+  uint64_t entry = (key << kRankBits) | static_cast<uint64_t>(merge.rank);
   for (size_t i = Slot(key);; i = (i + 1) & mask_) {
-    Entry& e = slots_[i];
-    if (e.key == key) {
-      e.merge = merge;
+    uint64_t& e = slots_[i];
+    if ((e >> kRankBits) == key) {
+      e = entry;
       return false;
     }
-    if (e.key == kEmpty) {
-      e.key = key;
-      e.merge = merge;
-      ++size_;
-      return true;
+    if (e == kEmpty) break;
+  }
+  if ((size_ + 1) * 4 > slots_.size() * 3) Grow();
+  Place(entry);
+  ++size_;
+  return true;
+}
+
+void PairMap::Place(uint64_t entry) {
+  for (size_t i = Slot(entry >> kRankBits);; i = (i + 1) & mask_) {
+    if (slots_[i] == kEmpty) {
+      slots_[i] = entry;
+      return;
     }
   }
 }
 
 void PairMap::Grow() {
-  std::vector<Entry> old = std::move(slots_);
+  std::vector<uint64_t> old = std::move(slots_);
   size_t cap = old.size() * 2;
-  slots_.assign(cap, Entry{});
+  slots_.assign(cap, kEmpty);
   mask_ = cap - 1;
   shift_ = 64 - __builtin_ctzll(cap);
-  size_ = 0;
-  for (const Entry& e : old) {
-    if (e.key != kEmpty) {
-      Insert(static_cast<int32_t>(e.key >> 32), static_cast<int32_t>(e.key & 0xFFFFFFFFu), e.merge);
-    }
+  for (uint64_t e : old) {
+    if (e != kEmpty) Place(e);
   }
 }
 

@@ -206,6 +206,22 @@ TEST(CheckpointTest, SummaryJsonDescribesTheCheckpoint) {
   EXPECT_TRUE(j["unexpected_tensors"].empty());
 }
 
+// The project's own golden checkpoints (tests/data/models) all load.
+TEST(CheckpointTest, LoadsProjectGoldenModels) {
+  const std::string models = testing::TestDataDir() + "/models";
+  if (!fs::is_directory(models)) GTEST_SKIP() << "no " << models;
+  int loaded = 0;
+  for (const auto& entry : fs::directory_iterator(models)) {
+    if (!fs::exists(entry.path() / "config.json")) continue;
+    auto ckpt = Checkpoint::Load(entry.path().string());
+    ASSERT_TRUE(ckpt.ok()) << ckpt.status().message();
+    EXPECT_TRUE((*ckpt)->unexpected_tensors().empty()) << entry.path();
+    EXPECT_GT((*ckpt)->num_parameters(), 0);
+    ++loaded;
+  }
+  EXPECT_GE(loaded, 1);
+}
+
 // The outside golden checkpoints (when ../shared/fixtures exists) load.
 TEST(CheckpointTest, LoadsSharedFixtureModels) {
   const std::string shared = testing::SharedFixturesDir();

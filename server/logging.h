@@ -1,0 +1,21 @@
+// Server logging on spdlog: text or JSON lines, one line per request event
+// (never per token at info level). Anything a client sent (request ids,
+// text) is escaped before it reaches a log line.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "engine/util/status.h"
+
+namespace dms::server {
+
+// format: "text" | "json"; level: trace|debug|info|warn|error|critical|off.
+Status SetupLogging(const std::string& format, const std::string& level);
+
+// Printable, quote-safe rendering of client-supplied text (at most `max`
+// bytes): control characters, quotes, backslashes and non-ASCII bytes become
+// escapes, so a request id can neither break a line nor forge a JSON field.
+std::string LogEscape(std::string_view s, size_t max = 128);
+
+}  // namespace dms::server

@@ -1,0 +1,183 @@
+#include "server/server_app.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "engine/backends/backend_factory.h"
+#include "engine/runtime/model_loader.h"
+#include "server/inference_service.h"
+#include "server/logging.h"
+#include "server/metrics.h"
+
+namespace dms::server {
+namespace {
+
+constexpr char kServiceName[] = "dms.v1.Inference";
+
+int64_t AvailableHostMemory() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  int64_t kb = 0;
+  std::string unit;
+  while (f >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024;
+  }
+  return int64_t{4} << 30;
+}
+
+int StartupError(const Status& st) {
+  spdlog::error("{}", LogEscape(st.message(), 1024));
+  std::fprintf(stderr, "dms-server: %s\n", st.message().c_str());
+  return 1;
+}
+
+// Runs a few tokens through the backend so the first request does not pay
+// for lazy initialisation.
+Status WarmUp(Backend& backend) {
+  DMS_ASSIGN_OR_RETURN(SeqId seq, backend.CreateSequence());
+  std::vector<int32_t> tokens = {0, 1, 2, 3};
+  ForwardChunk chunk{seq, tokens, 1};
+  std::vector<float> logits;
+  Status st = backend.Forward(std::span<const ForwardChunk>(&chunk, 1), &logits);
+  backend.ReleaseSequence(seq);
+  return st;
+}
+
+void WriteReadyFile(const std::string& path, int grpc_port, int metrics_port) {
+  if (path.empty()) return;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << nlohmann::json{{"grpc_port", grpc_port}, {"metrics_port", metrics_port}, {"pid", getpid()}}.dump()
+      << "\n";
+  }
+  std::filesystem::rename(tmp, path);  // atomic: readers never see half a file
+}
+
+}  // namespace
+
+void BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int RunServer(const ServerOptions& o) {
+  // Cheap checks first: one clear line for a bad checkpoint or flag.
+  StatusOr<ModelConfig> config = LoadModelConfig(o.model);
+  if (!config.ok()) return StartupError(config.status());
+  if (o.kv_policy != "auto" && o.kv_policy != "dense") {
+    return StartupError(InvalidArgumentError("--kv-policy: expected auto or dense, got '" + o.kv_policy + "'"));
+  }
+  StatusOr<int64_t> kv_bytes = ParseMemory(o.kv_memory, AvailableHostMemory());
+  if (!kv_bytes.ok()) return StartupError(kv_bytes.status());
+  std::vector<double> buckets;
+  if (!o.latency_buckets.empty()) {
+    StatusOr<std::vector<double>> b = ParseBuckets(o.latency_buckets);
+    if (!b.ok()) return StartupError(b.status());
+    buckets = *b;
+  }
+
+  MetricsOptions mo;
+  mo.listen = (o.metrics_listen == "off") ? "" : o.metrics_listen;
+  mo.latency_buckets = buckets;
+  mo.version = DMS_VERSION;
+  mo.backend = o.backend;
+  mo.model = std::filesystem::path(o.model).filename().string();
+  mo.num_layers = config->num_layers;
+  StatusOr<std::unique_ptr<ServerMetrics>> metrics = ServerMetrics::Create(mo);
+  if (!metrics.ok()) return StartupError(metrics.status());
+
+  // gRPC first, so health answers NOT_SERVING while the model loads.
+  InferenceService service(metrics->get());
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int grpc_port = 0;
+  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &grpc_port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || grpc_port == 0) {
+    return StartupError(UnavailableError("--listen " + o.listen + ": cannot listen there"));
+  }
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus(kServiceName, false);
+  spdlog::info("listening on {} (port {}), metrics on {}", o.listen, grpc_port,
+               mo.listen.empty() ? std::string("off") : mo.listen);
+
+  StatusOr<LoadedModel> model = LoadModel(o.model, o.tokenizer);
+  if (!model.ok()) return StartupError(model.status());
+  BackendOptions bo;
+  bo.kind = o.backend;
+  bo.num_threads = o.threads;
+  bo.kv_block_size = o.kv_block_size;
+  bo.kv_cache_bytes = *kv_bytes;
+  bo.force_dense = o.kv_policy == "dense";
+  StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(model->checkpoint, bo);
+  if (!backend.ok()) return StartupError(backend.status());
+  Status warm = WarmUp(**backend);
+  if (!warm.ok()) return StartupError(warm.WithContext("warm-up failed"));
+
+  EngineOptions eo;
+  eo.scheduler.max_batch_tokens = o.max_batch_tokens;
+  eo.scheduler.max_running = o.max_running;
+  eo.max_queue = static_cast<size_t>(o.max_queued);
+  eo.max_model_len = o.max_model_len;
+  eo.eos_token_ids = model->eos_token_ids;
+  const BackendInfo info = (*backend)->info();
+  Engine engine(std::move(*backend), model->tokenizer, eo, metrics->get());
+
+  ServingModel serving;
+  serving.engine = &engine;
+  serving.tokenizer = model->tokenizer.get();
+  serving.model_path = o.model;
+  serving.eos_token_ids = model->eos_token_ids;
+  serving.default_max_tokens = o.default_max_tokens;
+  service.SetModel(serving);
+  (*metrics)->OnStep(engine.Stats());  // initial KV gauges before any traffic
+  health->SetServingStatus(kServiceName, true);
+  spdlog::info("serving {} on {} backend ({}): {} layers, DMS {}, KV pool {} blocks x {} tokens, tokenizer {}",
+               LogEscape(o.model, 512), info.name, info.device, config->num_layers,
+               config->dms.enabled ? "on" : "off", info.kv_num_blocks, info.kv_block_size,
+               model->tokenizer ? "yes" : "no (token ids only)");
+  WriteReadyFile(o.ready_file, grpc_port, (*metrics)->port());
+
+  // Wait for SIGTERM / SIGINT (blocked in every thread; taken here).
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  sigwait(&set, &sig);
+  spdlog::info("signal {}: draining (up to {:.0f} s)", sig, o.drain_timeout_s);
+  service.SetDraining();
+  health->SetServingStatus(kServiceName, false);
+  const auto until = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(static_cast<int64_t>(o.drain_timeout_s * 1000));
+  while (std::chrono::steady_clock::now() < until) {
+    const EngineStats st = engine.Stats();
+    if (st.running == 0 && st.waiting == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const EngineStats left = engine.Stats();
+  if (left.running + left.waiting > 0) {
+    spdlog::warn("drain timeout: cancelling {} requests", left.running + left.waiting);
+  }
+  engine.Stop();  // cancels what is left; their streams finish
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace dms::server

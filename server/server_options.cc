@@ -1,0 +1,63 @@
+#include "server/server_options.h"
+
+#include <cctype>
+#include <cmath>
+#include <cstdlib>
+
+namespace dms::server {
+
+void AddServerFlags(CLI::App& app, ServerOptions* o) {
+  app.add_option("--model", o->model, "Checkpoint directory (config.json + safetensors)")->required();
+  app.add_option("--tokenizer", o->tokenizer, "tokenizer.json or its directory (default: the model's)");
+  app.add_option("--listen", o->listen, "gRPC address (port 0 picks a free port)")->capture_default_str();
+  app.add_option("--metrics-listen", o->metrics_listen, "Prometheus /metrics address ('off' disables)")
+      ->capture_default_str();
+  app.add_option("--backend", o->backend, "cpu | cuda | auto")->capture_default_str();
+  app.add_option("--threads", o->threads, "CPU backend threads (0: all cores)")->capture_default_str();
+  app.add_option("--max-running", o->max_running, "Sequences resident at once")->capture_default_str();
+  app.add_option("--max-queued", o->max_queued, "Queued requests before RESOURCE_EXHAUSTED")
+      ->capture_default_str();
+  app.add_option("--max-batch-tokens", o->max_batch_tokens, "Tokens per engine step (prefill chunk budget)")
+      ->capture_default_str();
+  app.add_option("--max-model-len", o->max_model_len, "Context limit (0: max_position_embeddings)")
+      ->capture_default_str();
+  app.add_option("--default-max-tokens", o->default_max_tokens, "max_tokens when a request leaves it unset")
+      ->capture_default_str();
+  app.add_option("--kv-memory", o->kv_memory, "KV pool: bytes (2GiB, 512MiB) or a fraction of free memory (0.9)")
+      ->capture_default_str();
+  app.add_option("--kv-block-size", o->kv_block_size, "Token slots per KV block")->capture_default_str();
+  app.add_option("--kv-policy", o->kv_policy, "auto | dense (dense ignores DMS decisions, for A/B runs)")
+      ->capture_default_str();
+  app.add_option("--latency-buckets", o->latency_buckets, "Histogram buckets in seconds (default 1 ms..60 s)");
+  app.add_option("--log-format", o->log_format, "text | json")->capture_default_str();
+  app.add_option("--log-level", o->log_level, "trace|debug|info|warn|error|off")->capture_default_str();
+  app.add_option("--drain-timeout", o->drain_timeout_s, "Seconds to drain in-flight requests on SIGTERM")
+      ->capture_default_str();
+  app.add_option("--ready-file", o->ready_file, "Write {grpc_port, metrics_port} JSON here once serving");
+}
+
+StatusOr<int64_t> ParseMemory(const std::string& text, int64_t available_bytes) {
+  const auto bad = [&] {
+    return InvalidArgumentError("--kv-memory: '" + text +
+                                "' is neither a size (e.g. 2GiB, 512MiB, 1000000) nor a fraction in (0, 1]");
+  };
+  if (text.empty()) return bad();
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end == text.c_str() || !std::isfinite(v) || v <= 0) return bad();
+  std::string suffix(end);
+  for (char& c : suffix) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (suffix.empty() && v <= 1.0) return static_cast<int64_t>(v * available_bytes);
+  double mult = 1;
+  if (suffix.empty() || suffix == "b") mult = 1;
+  else if (suffix == "k" || suffix == "kib") mult = 1024.0;
+  else if (suffix == "m" || suffix == "mib") mult = 1024.0 * 1024;
+  else if (suffix == "g" || suffix == "gib") mult = 1024.0 * 1024 * 1024;
+  else if (suffix == "kb") mult = 1e3;
+  else if (suffix == "mb") mult = 1e6;
+  else if (suffix == "gb") mult = 1e9;
+  else return bad();
+  return static_cast<int64_t>(v * mult);
+}
+
+}  // namespace dms::server

@@ -1,0 +1,39 @@
+// dms-server command-line flags and their parsing.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+
+#include "engine/util/status.h"
+
+namespace dms::server {
+
+struct ServerOptions {
+  std::string model;
+  std::string tokenizer;                 // override the model's tokenizer
+  std::string listen = "127.0.0.1:50051";
+  std::string metrics_listen = "127.0.0.1:9400";  // "" or "off" disables
+  std::string backend = "cpu";           // cpu | cuda | auto
+  int threads = 0;                       // CPU backend threads
+  int max_running = 64;
+  int max_queued = 256;
+  int max_batch_tokens = 2048;
+  int max_model_len = 0;                 // 0: the model's max_position_embeddings
+  uint32_t default_max_tokens = 256;
+  std::string kv_memory = "1GiB";        // bytes ("2GiB", "512MiB") or a fraction of free memory ("0.9")
+  int kv_block_size = 16;
+  std::string kv_policy = "auto";        // auto (DMS when the checkpoint has it) | dense
+  std::string latency_buckets;           // seconds, comma-separated
+  std::string log_format = "text";
+  std::string log_level = "info";
+  double drain_timeout_s = 30;
+  std::string ready_file;                // JSON {grpc_port, metrics_port} written when serving
+};
+
+void AddServerFlags(CLI::App& app, ServerOptions* options);
+
+// "2GiB" -> bytes; "0.5" -> 0.5 * available_bytes. INVALID_ARGUMENT naming --kv-memory.
+StatusOr<int64_t> ParseMemory(const std::string& text, int64_t available_bytes);
+
+}  // namespace dms::server

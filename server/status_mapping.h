@@ -1,0 +1,12 @@
+// The one place where engine Status codes become gRPC statuses.
+#pragma once
+
+#include <grpcpp/support/status.h>
+
+#include "engine/util/status.h"
+
+namespace dms::server {
+
+grpc::Status ToGrpcStatus(const Status& status);
+
+}  // namespace dms::server

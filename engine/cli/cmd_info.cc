@@ -31,7 +31,8 @@ int RunInfo(const std::string& model_dir) {
 
 void RegisterInfoCommand(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand(
-      "info", "Validate a checkpoint and print its config, parameter count, dtypes and files as JSON");
+      "info",
+      "Validate a checkpoint and print its config, parameter count, dtypes and files as JSON");
   auto model_dir = std::make_shared<std::string>();
   cmd->add_option("--model", *model_dir, "Model directory (config.json + safetensors)")
       ->required();

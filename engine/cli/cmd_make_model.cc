@@ -54,7 +54,8 @@ int RunMakeModel(MakeModelArgs& a) {
   const double secs =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (!report->tokenizer_copied) {
-    std::fprintf(stderr, "dms-engine: make-model: %s: wrote the checkpoint without tokenizer files\n",
+    std::fprintf(stderr,
+                 "dms-engine: make-model: %s: wrote the checkpoint without tokenizer files\n",
                  report->tokenizer_note.c_str());
   }
   std::string files;
@@ -69,7 +70,8 @@ int RunMakeModel(MakeModelArgs& a) {
 
 void RegisterMakeModelCommand(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand(
-      "make-model", "Write a random Qwen3-DMS checkpoint (Hugging Face layout) for tests and benchmarks");
+      "make-model",
+      "Write a random Qwen3-DMS checkpoint (Hugging Face layout) for tests and benchmarks");
   auto a = std::make_shared<MakeModelArgs>();
   a->tokenizer = DefaultTokenizerDir();
   DemoModelOptions& o = a->options;

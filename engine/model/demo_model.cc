@@ -122,7 +122,8 @@ StatusOr<std::string> DemoConfigJson(const DemoModelOptions& o) {
     j["dms_initial_alpha_offset"] = 5.0;
     j["dms_window_size"] = o.window_size.value_or(preset->window);
     // Informational: the compression the eviction rate gives on long sequences.
-    j["dms_cr"] = o.evict_rate < 0.999 ? std::round(1000.0 / (1.0 - o.evict_rate)) / 1000.0 : 1000.0;
+    const double cr = o.evict_rate < 0.999 ? 1.0 / (1.0 - o.evict_rate) : 1000.0;
+    j["dms_cr"] = std::round(cr * 1000.0) / 1000.0;
     j["dms_separate_alpha"] = o.variant == DemoDmsVariant::kProjection;
     j["dms_alpha_per"] = "head";
     j["dms_disable_eviction"] = false;

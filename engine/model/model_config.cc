@@ -109,9 +109,8 @@ Status ReadTokenIds(const json& j, const std::string& source, ModelConfig* c) {
   auto it = j.find("eos_token_id");
   if (it == j.end() || it->is_null()) return OkStatus();
   auto bad = [&] {
-    return InvalidArgumentError(source +
-                                ": eos_token_id: expected an integer or a list of integers, found " +
-                                Describe(*it));
+    return InvalidArgumentError(source + ": eos_token_id: expected an integer or a list of " +
+                                "integers, found " + Describe(*it));
   };
   if (it->is_number_integer()) {
     c->eos_token_ids.push_back(it->get<int>());
@@ -159,8 +158,8 @@ Status ReadDms(const json& j, const std::string& source, DmsConfig* d) {
     } else if (*per == "layer") {
       d->alpha_per = DmsAlphaPer::kLayer;
     } else {
-      return InvalidArgumentError(source + ": dms_alpha_per: expected \"head\" or \"layer\", found \"" +
-                                  *per + "\"");
+      return InvalidArgumentError(source + ": dms_alpha_per: expected \"head\" or \"layer\", " +
+                                  "found \"" + *per + "\"");
     }
   }
   DMS_ASSIGN_OR_RETURN(std::optional<bool> disable,

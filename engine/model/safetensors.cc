@@ -61,8 +61,8 @@ Status ParseEntry(const std::string& source, const std::string& name, const json
                   SafetensorsEntry* e) {
   const std::string where = source + ": " + name;
   if (!v.is_object()) {
-    return InvalidArgumentError(where + ": expected an object with dtype, shape and data_offsets, found " +
-                                json_fields::Describe(v));
+    return InvalidArgumentError(where + ": expected an object with dtype, shape and " +
+                                "data_offsets, found " + json_fields::Describe(v));
   }
   e->name = name;
   auto dt = v.find("dtype");
@@ -78,8 +78,8 @@ Status ParseEntry(const std::string& source, const std::string& name, const json
   auto sh = v.find("shape");
   if (sh == v.end()) return InvalidArgumentError(where + ": missing 'shape'");
   auto bad_shape = [&] {
-    return InvalidArgumentError(where + ": shape: expected a list of non-negative integers, found " +
-                                sh->dump());
+    return InvalidArgumentError(where + ": shape: expected a list of non-negative integers, " +
+                                "found " + sh->dump());
   };
   if (!sh->is_array()) return bad_shape();
   for (const json& d : *sh) {
@@ -90,8 +90,8 @@ Status ParseEntry(const std::string& source, const std::string& name, const json
   if (off == v.end()) return InvalidArgumentError(where + ": missing 'data_offsets'");
   if (!off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
       !(*off)[1].is_number_unsigned()) {
-    return InvalidArgumentError(where + ": data_offsets: expected [begin, end] of non-negative integers, found " +
-                                off->dump());
+    return InvalidArgumentError(where + ": data_offsets: expected [begin, end] of non-negative " +
+                                "integers, found " + off->dump());
   }
   e->begin = (*off)[0].get<uint64_t>();
   e->end = (*off)[1].get<uint64_t>();
@@ -108,9 +108,9 @@ Status ParseEntry(const std::string& source, const std::string& name, const json
   }
   if (bytes != e->end - e->begin) {
     return InvalidArgumentError(where + ": data_offsets " + RangeString(e->begin, e->end) +
-                                " hold " + std::to_string(e->end - e->begin) + " bytes, but shape " +
-                                ShapeToString(e->shape) + " of " + DTypeName(e->dtype) +
-                                " needs " + std::to_string(bytes));
+                                " hold " + std::to_string(e->end - e->begin) +
+                                " bytes, but shape " + ShapeToString(e->shape) + " of " +
+                                DTypeName(e->dtype) + " needs " + std::to_string(bytes));
   }
   return OkStatus();
 }

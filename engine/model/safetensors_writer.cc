@@ -53,7 +53,8 @@ std::string EncodeHeader(const std::vector<TensorSpec>& all, const std::vector<s
   return out + text;
 }
 
-Status WriteAll(int fd, const uint8_t* data, size_t size, uint64_t offset, const std::string& path) {
+Status WriteAll(int fd, const uint8_t* data, size_t size, uint64_t offset,
+                const std::string& path) {
   while (size > 0) {
     ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
     if (n < 0) {
@@ -95,7 +96,8 @@ Status WriteFile(const std::string& path, const std::vector<TensorSpec>& all,
   const std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return InternalError(tmp + ": cannot create: " + std::strerror(errno));
-  Status status = WriteAll(fd, reinterpret_cast<const uint8_t*>(header.data()), header.size(), 0, tmp);
+  Status status =
+      WriteAll(fd, reinterpret_cast<const uint8_t*>(header.data()), header.size(), 0, tmp);
   if (status.ok() && ::ftruncate(fd, static_cast<off_t>(file_offset)) != 0) {
     status = InternalError(tmp + ": cannot resize: " + std::strerror(errno));
   }

@@ -25,7 +25,9 @@ inline std::string ReplaceWeights(const std::string& dir, const std::string& byt
 }
 
 // A sharded SmallConfig() checkpoint: 4 shards of <= 30 kB.
-inline void WriteSharded(const std::string& dir) { WriteTestCheckpoint(dir, SmallConfig(), {}, 30000); }
+inline void WriteSharded(const std::string& dir) {
+  WriteTestCheckpoint(dir, SmallConfig(), {}, 30000);
+}
 
 inline std::vector<BadCheckpointCase> BadCheckpointCases() {
   namespace fs = std::filesystem;
@@ -85,8 +87,8 @@ inline std::vector<BadCheckpointCase> BadCheckpointCases() {
          const auto size = fs::file_size(p);
          fs::resize_file(p, size - 10);
          std::string bytes = ReadFile(p);
-         auto full = ParseSafetensorsHeader(reinterpret_cast<const uint8_t*>(bytes.data()),
-                                            size, p);
+         auto full =
+             ParseSafetensorsHeader(reinterpret_cast<const uint8_t*>(bytes.data()), size, p);
          uint64_t data = size - full->data_start;
          return p + ": model.norm.weight: data_offsets [" + std::to_string(data - 96) + ", " +
                 std::to_string(data) + "] run past the end of the data section (" +
@@ -97,8 +99,9 @@ inline std::vector<BadCheckpointCase> BadCheckpointCases() {
          WriteTestCheckpoint(d, SmallConfig(), [](std::vector<TensorSpec>& s) {
            SpecNamed(s, "model.layers.0.self_attn.q_proj.weight").shape = {48, 64};
          });
-         return d + "/model.safetensors: model.layers.0.self_attn.q_proj.weight: "
-                    "expected shape [64, 48], found [48, 64]";
+         return d +
+                "/model.safetensors: model.layers.0.self_attn.q_proj.weight: "
+                "expected shape [64, 48], found [48, 64]";
        }},
       {"MissingTensor",
        [](const std::string& d) {
@@ -109,7 +112,8 @@ inline std::vector<BadCheckpointCase> BadCheckpointCases() {
        }},
       {"MissingLmHeadWhenUntied",
        [](const std::string& d) {
-         WriteTestCheckpoint(d, SmallConfig(), [](std::vector<TensorSpec>& s) { RemoveSpec(s, "lm_head.weight"); });
+         WriteTestCheckpoint(d, SmallConfig(),
+                             [](std::vector<TensorSpec>& s) { RemoveSpec(s, "lm_head.weight"); });
          return d + "/model.safetensors: missing tensor lm_head.weight";
        }},
       {"MissingProjectionAlpha",
@@ -119,7 +123,8 @@ inline std::vector<BadCheckpointCase> BadCheckpointCases() {
          WriteTestCheckpoint(d, cfg, [](std::vector<TensorSpec>& s) {
            RemoveSpec(s, "model.layers.0.self_attn.dms_proj_alpha.weight");
          });
-         return d + "/model.safetensors: missing tensor model.layers.0.self_attn.dms_proj_alpha.weight";
+         return d +
+                "/model.safetensors: missing tensor model.layers.0.self_attn.dms_proj_alpha.weight";
        }},
       {"ProjectionAlphaWrongShape",
        [](const std::string& d) {
@@ -128,8 +133,9 @@ inline std::vector<BadCheckpointCase> BadCheckpointCases() {
          WriteTestCheckpoint(d, cfg, [](std::vector<TensorSpec>& s) {
            SpecNamed(s, "model.layers.1.self_attn.dms_proj_alpha.weight").shape = {4, 48};
          });
-         return d + "/model.safetensors: model.layers.1.self_attn.dms_proj_alpha.weight: "
-                    "expected shape [2, 48], found [4, 48]";
+         return d +
+                "/model.safetensors: model.layers.1.self_attn.dms_proj_alpha.weight: "
+                "expected shape [2, 48], found [4, 48]";
        }},
       {"MissingBiasWithAttentionBias",
        [](const std::string& d) {
@@ -147,8 +153,9 @@ inline std::vector<BadCheckpointCase> BadCheckpointCases() {
          cfg["use_sliding_window"] = true;
          cfg["sliding_window"] = 4096;
          WriteFile(d + "/config.json", cfg.dump());
-         return d + "/config.json: unsupported config: use_sliding_window is true "
-                    "(sliding-window attention is not supported)";
+         return d +
+                "/config.json: unsupported config: use_sliding_window is true "
+                "(sliding-window attention is not supported)";
        }},
       {"UnsupportedConfigYarn",
        [](const std::string& d) {
@@ -204,10 +211,12 @@ inline std::vector<BadCheckpointCase> BadCheckpointCases() {
        [idx](const std::string& d) {
          WriteSharded(d);
          auto index = nlohmann::json::parse(ReadFile(d + idx));
-         index["weight_map"]["model.layers.0.mlp.up_proj.weight"] = "model-00001-of-00004.safetensors";
+         index["weight_map"]["model.layers.0.mlp.up_proj.weight"] =
+             "model-00001-of-00004.safetensors";
          WriteFile(d + idx, index.dump(2));
-         return d + "/model-00001-of-00004.safetensors: missing tensor "
-                    "model.layers.0.mlp.up_proj.weight (listed in model.safetensors.index.json)";
+         return d +
+                "/model-00001-of-00004.safetensors: missing tensor "
+                "model.layers.0.mlp.up_proj.weight (listed in model.safetensors.index.json)";
        }},
       {"IndexMissingTensor",
        [idx](const std::string& d) {
@@ -223,8 +232,9 @@ inline std::vector<BadCheckpointCase> BadCheckpointCases() {
          auto index = nlohmann::json::parse(ReadFile(d + idx));
          index["weight_map"]["model.norm.weight"] = "../model-00001-of-00004.safetensors";
          WriteFile(d + idx, index.dump(2));
-         return d + idx + ": weight_map: model.norm.weight: shard '../model-00001-of-00004.safetensors'"
-                          " must be a file name inside the model directory";
+         return d + idx +
+                ": weight_map: model.norm.weight: shard '../model-00001-of-00004.safetensors'"
+                " must be a file name inside the model directory";
        }},
       {"IndexMalformed",
        [idx](const std::string& d) {

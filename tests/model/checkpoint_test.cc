@@ -137,8 +137,9 @@ TEST(CheckpointTest, ExtraTensorsAreIgnoredButCounted) {
   });
   auto ckpt = Checkpoint::Load(tmp.path());
   ASSERT_TRUE(ckpt.ok()) << ckpt.status().message();
-  EXPECT_EQ((*ckpt)->unexpected_tensors(),
-            (std::vector<std::string>{"model.extra", "model.layers.0.self_attn.rotary_emb.inv_freq"}));
+  EXPECT_EQ(
+      (*ckpt)->unexpected_tensors(),
+      (std::vector<std::string>{"model.extra", "model.layers.0.self_attn.rotary_emb.inv_freq"}));
 }
 
 TEST(CheckpointTest, AcceptsBf16F16AndF32) {

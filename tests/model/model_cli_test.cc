@@ -27,7 +27,8 @@ std::string Engine() {
 std::string MakeModel(const std::string& out, const std::string& extra = "") {
   return Engine() + " make-model --out '" + out +
          "' --preset tiny --layers 2 --hidden 64 --heads 4 --kv-heads 2 --head-dim 16"
-         " --intermediate 128 --vocab 1024 --window 8 " + extra;
+         " --intermediate 128 --vocab 1024 --window 8 " +
+         extra;
 }
 
 TEST(ModelCliTest, MakeModelThenInfo) {
@@ -40,7 +41,8 @@ TEST(ModelCliTest, MakeModelThenInfo) {
   // Vocabulary as large as the tokenizer's, so it is copied.
   CommandResult made = RunCommand(Engine() + " make-model --out '" + out +
                                   "' --preset tiny --layers 1 --hidden 16 --heads 2 --kv-heads 1"
-                                  " --head-dim 8 --intermediate 32 --seed 3 --tokenizer '" + tok + "'");
+                                  " --head-dim 8 --intermediate 32 --seed 3 --tokenizer '" +
+                                  tok + "'");
   ASSERT_EQ(made.exit_code, 0) << made.err;
   EXPECT_EQ(made.err, "");
   EXPECT_EQ(made.out.rfind("wrote " + out + ": preset tiny, ", 0), 0u) << made.out;
@@ -68,10 +70,12 @@ TEST(ModelCliTest, MakeModelThenInfo) {
 
 TEST(ModelCliTest, MakeModelWithoutTokenizerSaysSo) {
   TempDir tmp;
-  CommandResult made = RunCommand(MakeModel(tmp.File("m"), "--tokenizer '" + tmp.File("none") + "'"));
+  CommandResult made =
+      RunCommand(MakeModel(tmp.File("m"), "--tokenizer '" + tmp.File("none") + "'"));
   ASSERT_EQ(made.exit_code, 0) << made.err;
-  EXPECT_EQ(made.err, "dms-engine: make-model: tokenizer not found (" + tmp.File("none") +
-                          "/tokenizer.json is missing): wrote the checkpoint without tokenizer files\n");
+  EXPECT_EQ(made.err,
+            "dms-engine: make-model: tokenizer not found (" + tmp.File("none") +
+                "/tokenizer.json is missing): wrote the checkpoint without tokenizer files\n");
   CommandResult info = RunCommand(Engine() + " info --model '" + tmp.File("m") + "'");
   ASSERT_EQ(info.exit_code, 0) << info.err;
   auto j = nlohmann::json::parse(info.out);
@@ -84,20 +88,22 @@ TEST(ModelCliTest, MakeModelIsDeterministic) {
   for (const char* name : {"a", "b", "c"}) {
     const std::string seed = std::string(name) == "c" ? "2" : "1";
     const std::string threads = std::string(name) == "b" ? "1" : "2";
-    CommandResult r = RunCommand(MakeModel(tmp.File(name), "--seed " + seed + " --threads " +
-                                                               threads + " --tokenizer ''"));
+    CommandResult r = RunCommand(
+        MakeModel(tmp.File(name), "--seed " + seed + " --threads " + threads + " --tokenizer ''"));
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   const std::string a = testing::ReadFile(tmp.File("a/model.safetensors"));
   ASSERT_GT(a.size(), 100000u);
   EXPECT_TRUE(a == testing::ReadFile(tmp.File("b/model.safetensors")));
-  EXPECT_EQ(testing::ReadFile(tmp.File("a/config.json")), testing::ReadFile(tmp.File("b/config.json")));
+  EXPECT_EQ(testing::ReadFile(tmp.File("a/config.json")),
+            testing::ReadFile(tmp.File("b/config.json")));
   EXPECT_FALSE(a == testing::ReadFile(tmp.File("c/model.safetensors")));
 }
 
 TEST(ModelCliTest, MakeModelShardsAndVariants) {
   TempDir tmp;
-  CommandResult r = RunCommand(MakeModel(tmp.File("m"), "--max-shard-bytes 100000 --variant proj --tokenizer ''"));
+  CommandResult r = RunCommand(
+      MakeModel(tmp.File("m"), "--max-shard-bytes 100000 --variant proj --tokenizer ''"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(fs::exists(tmp.File("m/model.safetensors.index.json")));
   CommandResult info = RunCommand(Engine() + " info --model '" + tmp.File("m") + "'");
@@ -118,12 +124,16 @@ TEST(ModelCliTest, MakeModelShardsAndVariants) {
 
 TEST(ModelCliTest, MakeModelBadArguments) {
   TempDir tmp;
-  CommandResult r = RunCommand(Engine() + " make-model --out '" + tmp.File("m") + "' --preset huge");
+  CommandResult r =
+      RunCommand(Engine() + " make-model --out '" + tmp.File("m") + "' --preset huge");
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err, "dms-engine: make-model: unknown preset 'huge' (expected one of tiny, small, qwen3-8b)\n");
+  EXPECT_EQ(
+      r.err,
+      "dms-engine: make-model: unknown preset 'huge' (expected one of tiny, small, qwen3-8b)\n");
   r = RunCommand(MakeModel(tmp.File("m"), "--variant both"));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err, "dms-engine: make-model: --variant must be neuron, proj or none, found 'both'\n");
+  EXPECT_EQ(r.err,
+            "dms-engine: make-model: --variant must be neuron, proj or none, found 'both'\n");
   r = RunCommand(MakeModel(tmp.File("m"), "--evict-rate 2"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "dms-engine: make-model: evict rate must be in [0, 1], found 2.000000\n");

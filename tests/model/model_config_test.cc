@@ -96,15 +96,15 @@ TEST(ModelConfigTest, ParsesEveryDmsField) {
 
 TEST(ModelConfigTest, Defaults) {
   json j = SmallConfig();
-  for (const char* k : {"head_dim", "num_key_value_heads", "rope_theta", "rms_norm_eps",
-                        "max_position_embeddings", "tie_word_embeddings", "bos_token_id",
-                        "eos_token_id", "torch_dtype"}) {
+  for (const char* k :
+       {"head_dim", "num_key_value_heads", "rope_theta", "rms_norm_eps", "max_position_embeddings",
+        "tie_word_embeddings", "bos_token_id", "eos_token_id", "torch_dtype"}) {
     j.erase(k);
   }
   auto c = Parse(j);
   ASSERT_TRUE(c.ok()) << c.status().message();
-  EXPECT_EQ(c->head_dim, 12);  // hidden / heads
-  EXPECT_EQ(c->num_kv_heads, 4);  // = num_attention_heads
+  EXPECT_EQ(c->head_dim, 12);                // hidden / heads
+  EXPECT_EQ(c->num_kv_heads, 4);             // = num_attention_heads
   EXPECT_DOUBLE_EQ(c->rope_theta, 10000.0);  // transformers' Qwen3Config default
   EXPECT_DOUBLE_EQ(c->rms_norm_eps, 1e-6);
   EXPECT_EQ(c->max_position_embeddings, 32768);
@@ -198,7 +198,8 @@ TEST(ModelConfigErrorTest, WrongType) {
   EXPECT_EQ(ErrorOf(With(SmallConfig(), "rope_theta", "1e6")),
             "config.json: rope_theta: expected a number, found string \"1e6\"");
   EXPECT_EQ(ErrorOf(With(SmallConfig(), "eos_token_id", "</s>")),
-            "config.json: eos_token_id: expected an integer or a list of integers, found string \"</s>\"");
+            "config.json: eos_token_id: expected an integer or a list of integers, found string "
+            "\"</s>\"");
   EXPECT_EQ(ErrorOf(With(SmallConfig(), "dms_separate_alpha", 1)),
             "config.json: dms_separate_alpha: expected true or false, found number 1");
 }
@@ -250,8 +251,9 @@ TEST(ModelConfigErrorTest, RopeScaling) {
   // Old spelling "type".
   EXPECT_EQ(ErrorOf(With(SmallConfig(), "rope_scaling", {{"type", "linear"}, {"factor", 2.0}})),
             "config.json: rope_scaling type 'linear' is not supported (only default RoPE)");
-  EXPECT_EQ(ErrorOf(With(SmallConfig(), "rope_parameters", {{"rope_type", "yarn"}, {"rope_theta", 1e6}})),
-            "config.json: rope_parameters type 'yarn' is not supported (only default RoPE)");
+  EXPECT_EQ(
+      ErrorOf(With(SmallConfig(), "rope_parameters", {{"rope_type", "yarn"}, {"rope_theta", 1e6}})),
+      "config.json: rope_parameters type 'yarn' is not supported (only default RoPE)");
   EXPECT_EQ(ErrorOf(With(SmallConfig(), "rope_scaling", {{"factor", 2.0}})),
             "config.json: rope_scaling without a rope_type is not supported (only default RoPE)");
   EXPECT_EQ(ErrorOf(With(SmallConfig(), "rope_scaling", "yarn")),
@@ -287,8 +289,9 @@ TEST(ModelConfigTest, LoadModelConfigNamesThePath) {
   testing::WriteFile(tmp.File("config.json"), With(SmallConfig(), "head_dim", 3).dump());
   auto bad = LoadModelConfig(tmp.path());
   ASSERT_FALSE(bad.ok());
-  EXPECT_EQ(bad.status().message(),
-            tmp.File("config.json") + ": head_dim (3) must be even (RoPE rotates pairs of elements)");
+  EXPECT_EQ(
+      bad.status().message(),
+      tmp.File("config.json") + ": head_dim (3) must be even (RoPE rotates pairs of elements)");
 }
 
 }  // namespace

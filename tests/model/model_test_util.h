@@ -61,7 +61,8 @@ inline std::vector<TensorSpec> SpecsFor(const nlohmann::json& config) {
   auto parsed = ParseModelConfig(config.dump(), "config.json");
   if (!parsed.ok()) throw std::runtime_error(parsed.status().message());
   std::vector<TensorSpec> specs;
-  for (const TensorSlot& s : ExpectedTensors(*parsed)) specs.push_back({s.name, DType::kBF16, s.shape});
+  for (const TensorSlot& s : ExpectedTensors(*parsed))
+    specs.push_back({s.name, DType::kBF16, s.shape});
   return specs;
 }
 

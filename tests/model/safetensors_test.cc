@@ -26,12 +26,11 @@ std::string ErrorOf(const std::string& bytes) {
 }
 
 TEST(SafetensorsParseTest, ParsesValidHeaderWithGapsAndEmptyTensors) {
-  const std::string header =
-      R"({"__metadata__":{"format":"pt","n":3},)"
-      R"("b":{"dtype":"F32","shape":[2,2],"data_offsets":[24,40]},)"
-      R"("a":{"dtype":"BF16","shape":[4],"data_offsets":[0,8]},)"
-      R"("e":{"dtype":"F16","shape":[0,5],"data_offsets":[8,8]},)"
-      R"("s":{"dtype":"F32","shape":[],"data_offsets":[40,44]}})";
+  const std::string header = R"({"__metadata__":{"format":"pt","n":3},)"
+                             R"("b":{"dtype":"F32","shape":[2,2],"data_offsets":[24,40]},)"
+                             R"("a":{"dtype":"BF16","shape":[4],"data_offsets":[0,8]},)"
+                             R"("e":{"dtype":"F16","shape":[0,5],"data_offsets":[8,8]},)"
+                             R"("s":{"dtype":"F32","shape":[],"data_offsets":[40,44]}})";
   auto h = ParseBytes(RawSafetensors(header, 44));
   ASSERT_TRUE(h.ok()) << h.status().message();
   EXPECT_EQ(h->data_start, 8 + header.size());
@@ -50,17 +49,20 @@ TEST(SafetensorsParseTest, ParsesValidHeaderWithGapsAndEmptyTensors) {
 }
 
 TEST(SafetensorsParseTest, FileShorterThan8Bytes) {
-  EXPECT_EQ(ErrorOf(std::string(5, '\0')),
-            "f.safetensors: file is 5 bytes, too short for a safetensors header (needs at least 8)");
-  EXPECT_EQ(ErrorOf(""),
-            "f.safetensors: file is 0 bytes, too short for a safetensors header (needs at least 8)");
+  EXPECT_EQ(
+      ErrorOf(std::string(5, '\0')),
+      "f.safetensors: file is 5 bytes, too short for a safetensors header (needs at least 8)");
+  EXPECT_EQ(
+      ErrorOf(""),
+      "f.safetensors: file is 0 bytes, too short for a safetensors header (needs at least 8)");
 }
 
 TEST(SafetensorsParseTest, HeaderLengthPastEof) {
   EXPECT_EQ(ErrorOf(RawSafetensors("{}", 0, 3)),
             "f.safetensors: header length 3 runs past the end of the file (10 bytes)");
-  EXPECT_EQ(ErrorOf(RawSafetensors("{}", 0, UINT64_MAX - 1)),
-            "f.safetensors: header length 18446744073709551614 runs past the end of the file (10 bytes)");
+  EXPECT_EQ(
+      ErrorOf(RawSafetensors("{}", 0, UINT64_MAX - 1)),
+      "f.safetensors: header length 18446744073709551614 runs past the end of the file (10 bytes)");
 }
 
 TEST(SafetensorsParseTest, MalformedJson) {
@@ -76,19 +78,23 @@ TEST(SafetensorsParseTest, HeaderNotAnObject) {
 }
 
 TEST(SafetensorsParseTest, BadEntries) {
-  EXPECT_EQ(ErrorOf(RawSafetensors(R"({"w": 3})", 0)),
-            "f.safetensors: w: expected an object with dtype, shape and data_offsets, found number 3");
+  EXPECT_EQ(
+      ErrorOf(RawSafetensors(R"({"w": 3})", 0)),
+      "f.safetensors: w: expected an object with dtype, shape and data_offsets, found number 3");
   EXPECT_EQ(ErrorOf(RawSafetensors(R"({"w": {"shape": [1], "data_offsets": [0, 2]}})", 2)),
             "f.safetensors: w: missing 'dtype'");
   EXPECT_EQ(ErrorOf(RawSafetensors(R"({"w": {"dtype": "F16", "data_offsets": [0, 2]}})", 2)),
             "f.safetensors: w: missing 'shape'");
   EXPECT_EQ(ErrorOf(RawSafetensors(R"({"w": {"dtype": "F16", "shape": [1]}})", 2)),
             "f.safetensors: w: missing 'data_offsets'");
-  EXPECT_EQ(ErrorOf(RawSafetensors(R"({"w": {"dtype": "F16", "shape": [-1], "data_offsets": [0, 2]}})", 2)),
+  EXPECT_EQ(ErrorOf(RawSafetensors(
+                R"({"w": {"dtype": "F16", "shape": [-1], "data_offsets": [0, 2]}})", 2)),
             "f.safetensors: w: shape: expected a list of non-negative integers, found [-1]");
-  EXPECT_EQ(ErrorOf(RawSafetensors(R"({"w": {"dtype": "F16", "shape": [1], "data_offsets": [0]}})", 2)),
-            "f.safetensors: w: data_offsets: expected [begin, end] of non-negative integers, found [0]");
-  EXPECT_EQ(ErrorOf(RawSafetensors(R"({"w": {"dtype": "F16", "shape": [1], "data_offsets": [4, 2]}})", 4)),
+  EXPECT_EQ(
+      ErrorOf(RawSafetensors(R"({"w": {"dtype": "F16", "shape": [1], "data_offsets": [0]}})", 2)),
+      "f.safetensors: w: data_offsets: expected [begin, end] of non-negative integers, found [0]");
+  EXPECT_EQ(ErrorOf(RawSafetensors(
+                R"({"w": {"dtype": "F16", "shape": [1], "data_offsets": [4, 2]}})", 4)),
             "f.safetensors: w: data_offsets [4, 2] end before they begin");
   EXPECT_EQ(ErrorOf(RawSafetensors(R"({"__metadata__": [1]})", 0)),
             "f.safetensors: __metadata__: expected an object, found a list");
@@ -96,7 +102,8 @@ TEST(SafetensorsParseTest, BadEntries) {
 
 TEST(SafetensorsParseTest, UnknownDtypeIsNamed) {
   for (const char* dt : {"I64", "F64", "F8_E4M3", "bf16"}) {
-    std::string header = std::string(R"({"w":{"dtype":")") + dt + R"(","shape":[1],"data_offsets":[0,8]}})";
+    std::string header =
+        std::string(R"({"w":{"dtype":")") + dt + R"(","shape":[1],"data_offsets":[0,8]}})";
     EXPECT_EQ(ErrorOf(RawSafetensors(header, 8)),
               std::string("f.safetensors: w: unsupported dtype '") + dt +
                   "' (expected BF16, F16 or F32)");
@@ -104,17 +111,20 @@ TEST(SafetensorsParseTest, UnknownDtypeIsNamed) {
 }
 
 TEST(SafetensorsParseTest, ShapeOffsetMismatch) {
-  EXPECT_EQ(ErrorOf(RawSafetensors(R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,12]}})", 12)),
-            "f.safetensors: w: data_offsets [0, 12] hold 12 bytes, but shape [2, 3] of F32 needs 24");
+  EXPECT_EQ(
+      ErrorOf(RawSafetensors(R"({"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,12]}})", 12)),
+      "f.safetensors: w: data_offsets [0, 12] hold 12 bytes, but shape [2, 3] of F32 needs 24");
   // Overflowing shapes are rejected, not wrapped around.
-  EXPECT_EQ(ErrorOf(RawSafetensors(
-                R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0)),
-            "f.safetensors: w: shape [4294967296, 4294967296] is too large");
+  EXPECT_EQ(
+      ErrorOf(RawSafetensors(
+          R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0)),
+      "f.safetensors: w: shape [4294967296, 4294967296] is too large");
 }
 
 TEST(SafetensorsParseTest, OffsetsOutOfRange) {
-  EXPECT_EQ(ErrorOf(RawSafetensors(R"({"w":{"dtype":"F16","shape":[4],"data_offsets":[8,16]}})", 12)),
-            "f.safetensors: w: data_offsets [8, 16] run past the end of the data section (12 bytes)");
+  EXPECT_EQ(
+      ErrorOf(RawSafetensors(R"({"w":{"dtype":"F16","shape":[4],"data_offsets":[8,16]}})", 12)),
+      "f.safetensors: w: data_offsets [8, 16] run past the end of the data section (12 bytes)");
 }
 
 TEST(SafetensorsParseTest, OverlappingTensors) {
@@ -144,7 +154,8 @@ TEST(SafetensorsParseTest, SurvivesRandomCorruption) {
     switch (r % 3) {
       case 0:  // flip a few bytes
         for (int k = 0; k < 1 + static_cast<int>(r >> 60); ++k) {
-          bytes[rng::Bits(78, trial * 16 + k) % bytes.size()] = static_cast<char>(rng::Bits(79, trial * 16 + k));
+          bytes[rng::Bits(78, trial * 16 + k) % bytes.size()] =
+              static_cast<char>(rng::Bits(79, trial * 16 + k));
         }
         break;
       case 1:  // truncate

@@ -92,7 +92,8 @@ TEST(SafetensorsWriterTest, ShardedRoundTrip) {
     EXPECT_EQ(v->dtype, specs[t].dtype);
     EXPECT_EQ(v->shape, specs[t].shape);
     ASSERT_EQ(v->nbytes, specs[t].nbytes());
-    for (size_t i = 0; i < v->nbytes; ++i) ASSERT_EQ(v->data[i], PatternByte(t, i)) << specs[t].name;
+    for (size_t i = 0; i < v->nbytes; ++i)
+      ASSERT_EQ(v->data[i], PatternByte(t, i)) << specs[t].name;
   }
   // No temporary files are left behind.
   for (const auto& e : fs::directory_iterator(tmp.path())) {
@@ -117,8 +118,8 @@ TEST(SafetensorsWriterTest, BytesDoNotDependOnThreadsOrChunking) {
 
 TEST(SafetensorsWriterTest, ReportsUnwritablePath) {
   TempDir tmp;
-  Status s = WriteSafetensorsFile(tmp.File("no/such/dir/m.safetensors"), MixedSpecs(),
-                                  PatternFill(), {});
+  Status s =
+      WriteSafetensorsFile(tmp.File("no/such/dir/m.safetensors"), MixedSpecs(), PatternFill(), {});
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.message(), tmp.File("no/such/dir/m.safetensors.tmp") +
                              ": cannot create: No such file or directory");
@@ -148,8 +149,7 @@ TEST(SafetensorsWriterTest, ReproducesPythonSafetensorsFilesExactly) {
       std::memcpy(out, views[t]->data + off, n);
     };
     ASSERT_TRUE(WriteSafetensorsFile(tmp.File("copy.safetensors"), specs, copy, opt).ok());
-    EXPECT_TRUE(testing::ReadFile(tmp.File("copy.safetensors")) == testing::ReadFile(path))
-        << path;
+    EXPECT_TRUE(testing::ReadFile(tmp.File("copy.safetensors")) == testing::ReadFile(path)) << path;
     ++checked;
   }
   EXPECT_GE(checked, 1);

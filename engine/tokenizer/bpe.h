@@ -62,11 +62,7 @@ class BpeModel {
   WordCache& cache() const { return cache_; }
 
   // Words with more symbols than this use the heap-based merge loop.
-#ifdef DMS_BPE_SMALL_WORD
-  static constexpr size_t kSmallWord = DMS_BPE_SMALL_WORD;
-#else
   static constexpr size_t kSmallWord = 48;
-#endif
 
  private:
   BpeModel(size_t num_merges, size_t cache_capacity)

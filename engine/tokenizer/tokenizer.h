@@ -79,6 +79,9 @@ class Tokenizer {
   // The Jinja chat template of tokenizer_config.json, or "" if none.
   const std::string& chat_template() const { return chat_template_; }
 
+  // The BPE model (for tests and tools).
+  const BpeModel& bpe_model() const { return *bpe_; }
+
   // For the benchmark: empties the BPE word cache.
   void ClearCache() const { bpe_->cache().Clear(); }
 

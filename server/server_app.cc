@@ -42,9 +42,11 @@ int StartupError(const Status& st) {
 
 // Runs a few tokens through the backend so the first request does not pay
 // for lazy initialisation.
-Status WarmUp(Backend& backend) {
+Status WarmUp(Backend& backend, int num_tokens) {
+  if (num_tokens <= 0) return OkStatus();
   DMS_ASSIGN_OR_RETURN(SeqId seq, backend.CreateSequence());
-  std::vector<int32_t> tokens = {0, 1, 2, 3};
+  std::vector<int32_t> tokens(num_tokens);
+  for (int i = 0; i < num_tokens; ++i) tokens[i] = i % backend.config().vocab_size;
   ForwardChunk chunk{seq, tokens, 1};
   std::vector<float> logits;
   Status st = backend.Forward(std::span<const ForwardChunk>(&chunk, 1), &logits);
@@ -126,7 +128,7 @@ int RunServer(const ServerOptions& o) {
   bo.force_dense = o.kv_policy == "dense";
   StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(model->checkpoint, bo);
   if (!backend.ok()) return StartupError(backend.status());
-  Status warm = WarmUp(**backend);
+  Status warm = WarmUp(**backend, o.warmup_tokens);
   if (!warm.ok()) return StartupError(warm.WithContext("warm-up failed"));
 
   EngineOptions eo;

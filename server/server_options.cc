@@ -33,6 +33,8 @@ void AddServerFlags(CLI::App& app, ServerOptions* o) {
   app.add_option("--log-level", o->log_level, "trace|debug|info|warn|error|off")->capture_default_str();
   app.add_option("--drain-timeout", o->drain_timeout_s, "Seconds to drain in-flight requests on SIGTERM")
       ->capture_default_str();
+  app.add_option("--warmup-tokens", o->warmup_tokens, "Tokens run through the model before serving")
+      ->capture_default_str();
   app.add_option("--ready-file", o->ready_file, "Write {grpc_port, metrics_port} JSON here once serving");
 }
 

@@ -28,6 +28,7 @@ struct ServerOptions {
   std::string log_format = "text";
   std::string log_level = "info";
   double drain_timeout_s = 30;
+  int warmup_tokens = 4;                 // tokens forwarded once before serving
   std::string ready_file;                // JSON {grpc_port, metrics_port} written when serving
 };
 

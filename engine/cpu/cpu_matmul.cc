@@ -77,6 +77,37 @@ void PanelTimesX(const float* x, int64_t m, int64_t k, const float* panel, int64
   }
 }
 
+// Decode-sized products (m <= 4): stream each weight row once, converting
+// 8 bf16 values at a time in registers, no panel packing (which would write
+// as many bytes as it reads). y[r, j] for rows j in [j0, j1).
+__attribute__((target_clones("arch=x86-64-v3", "default")))
+void GemvBf16(const float* x, int64_t m, int64_t k, const uint16_t* w, int64_t j0, int64_t j1,
+              const float* bias, float* y, int64_t ldy) {
+  for (int64_t j = j0; j < j1; ++j) {
+    const uint16_t* row = w + j * k;
+    v8 acc[kMr] = {};
+    int64_t kk = 0;
+    for (; kk + 8 <= k; kk += 8) {
+      v8 wf;
+      for (int e = 0; e < 8; ++e) {
+        const uint32_t bits = static_cast<uint32_t>(row[kk + e]) << 16;
+        std::memcpy(&wf[e], &bits, 4);
+      }
+      for (int64_t r = 0; r < m; ++r) {
+        v8 xv;
+        std::memcpy(&xv, x + r * k + kk, sizeof(v8));
+        acc[r] += xv * wf;
+      }
+    }
+    for (int64_t r = 0; r < m; ++r) {
+      float sum = 0;
+      for (int e = 0; e < 8; ++e) sum += acc[r][e];
+      for (int64_t t = kk; t < k; ++t) sum += x[r * k + t] * Bf16ToFloat(row[t]);
+      y[r * ldy + (j - j0)] = sum + (bias ? bias[j - j0] : 0.0f);
+    }
+  }
+}
+
 }  // namespace
 
 void ConvertToFloat(const TensorView& t, int64_t offset, int64_t count, float* out) {
@@ -108,6 +139,13 @@ void ConvertToFloat(const TensorView& t, int64_t offset, int64_t count, float* o
 void MatMulRows(ThreadPool& pool, const float* x, int64_t m, int64_t k, const TensorView& w,
                 int64_t n_begin, int64_t n_end, const float* bias, float* y) {
   const int64_t n = n_end - n_begin;
+  if (m <= kMr && w.dtype == DType::kBF16) {
+    const uint16_t* wd = reinterpret_cast<const uint16_t*>(w.data);
+    pool.ParallelFor(n, [&](int64_t a, int64_t b) {
+      GemvBf16(x, m, k, wd, n_begin + a, n_begin + b, bias ? bias + a : nullptr, y + a, n);
+    }, 64);
+    return;
+  }
   const int64_t num_panels = (n + kPanel - 1) / kPanel;
   // Enough panels per task that packing amortises over m rows.
   pool.ParallelFor(num_panels, [&](int64_t p0, int64_t p1) {

@@ -72,6 +72,9 @@ TEST(SplitRegex, WhiteSpaceIsOnigurumas) {
   EXPECT_EQ(Pieces("a\xC2\x85\xC2\x85" "b"), (V{"a", "\xC2\x85", "\xC2\x85" "b"}));
   EXPECT_EQ(Pieces("a\xE1\xA0\x8E\xE1\xA0\x8E" "b"), (V{"a", "\xE1\xA0\x8E\xE1\xA0\x8E", "b"}));
   EXPECT_EQ(Pieces("a\xE3\x80\x80\xE3\x80\x80" "b"), (V{"a", "\xE3\x80\x80", "\xE3\x80\x80" "b"}));
+  // Punctuation runs ([^\s\p{L}\p{N}]+) take U+180E but stop at U+0085.
+  EXPECT_EQ(Pieces("!\xE1\xA0\x8E"), (V{"!\xE1\xA0\x8E"}));
+  EXPECT_EQ(Pieces("!\xC2\x85"), (V{"!", "\xC2\x85"}));
 }
 
 // Pieces tile the text exactly, for random text and for very long runs

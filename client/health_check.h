@@ -1,5 +1,4 @@
-// grpc.health.v1.Health/Check over a generic stub: the two tiny messages are
-// encoded by hand, so the client needs no generated health stubs.
+// grpc.health.v1.Health/Check, the standard health protocol.
 #pragma once
 
 #include <string>
@@ -17,9 +16,5 @@ const char* ServingStatusName(ServingStatus status);
 // the RPC's (UNAVAILABLE when unreachable, NOT_FOUND for an unknown service).
 StatusOr<ServingStatus> CheckHealth(const Connection& connection, const std::string& service,
                                     double timeout_s);
-
-// Wire format helpers (exposed for tests).
-std::string EncodeHealthCheckRequest(const std::string& service);
-StatusOr<ServingStatus> DecodeHealthCheckResponse(const std::string& bytes);
 
 }  // namespace dms::client

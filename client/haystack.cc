@@ -1,0 +1,133 @@
+#include "client/haystack.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+#include <vector>
+
+#include "client/client_util.h"
+
+namespace dms::client {
+namespace {
+
+// Plain, unrelated prose (written for this project) that never mentions
+// Freedonia or capitals, so the only answer in the text is the needle.
+constexpr const char* kFiller[] = {
+    "The morning train left the valley station a few minutes late, as it usually did in winter.",
+    "Most of the orchard trees were planted by the previous owner, who preferred late-ripening apples.",
+    "A narrow footpath follows the river for several miles before it turns towards the old mill.",
+    "The library keeps its maps in wide, shallow drawers so that the paper never has to be folded.",
+    "During the dry season the farmers take turns drawing water from the shared irrigation canal.",
+    "Her notebook was full of sketches of bridges, each one labelled with the year it was built.",
+    "The bakery on the corner opens before dawn and sells out of rye bread by the middle of the morning.",
+    "Clouds gathered over the hills in the afternoon, but the rain did not arrive until after dark.",
+    "Every spring the school repaints the lines of the football pitch with a slightly different white.",
+    "The museum's oldest clock still runs, although it loses about four minutes every week.",
+    "Fishing boats return to the harbour in the early evening, followed closely by noisy gulls.",
+    "A committee was formed to decide whether the market square should be paved with stone or brick.",
+    "The violin teacher insisted that every lesson begin with ten minutes of slow scales.",
+    "On clear nights the observatory invites visitors to look at the rings of Saturn.",
+    "The cooperative sells honey, wax candles and a thick jam made from wild blackberries.",
+    "Road crews spent the summer widening the mountain pass so that buses could use it safely.",
+    "He kept a list of every book he had borrowed, with the date he promised to return it.",
+    "The pottery workshop fires its kiln twice a month, and the neighbours can smell the wood smoke.",
+    "Children collect smooth stones from the beach and paint small faces on them.",
+    "The weather station on the ridge records wind speed, humidity and the temperature every hour.",
+    "An old ferry still crosses the lake, carrying bicycles, mail and the occasional goat.",
+    "The gardeners argued for weeks about whether tomatoes grow better beside basil or beside beans.",
+    "Each autumn the village holds a fair where the largest pumpkin wins a copper kettle.",
+    "The carpenter measured the doorway three times before cutting the new oak frame.",
+    "Snow closed the northern road for two days, and the post was delivered by tractor.",
+    "A small choir rehearses in the chapel on Thursdays and sings at weddings in the summer.",
+    "The tram line was extended to the hospital, which shortened many journeys by half an hour.",
+    "Visitors are often surprised that the lighthouse keeper also repairs radios in his spare time.",
+    "The recipe calls for two cups of flour, a pinch of salt and more patience than most cooks have.",
+    "Bees from the hillside hives visit the lavender fields long before the tourists arrive.",
+    "The town council publishes its budget every year on a single, very crowded sheet of paper.",
+    "Rain had filled the quarry, turning it into a quiet green pond surrounded by ferns.",
+};
+constexpr size_t kNumFiller = sizeof(kFiller) / sizeof(kFiller[0]);
+
+}  // namespace
+
+std::vector<std::string> FillerSentences(uint64_t seed, size_t count) {
+  std::mt19937_64 rng(seed);
+  std::vector<size_t> order(kNumFiller);
+  std::vector<std::string> out;
+  out.reserve(count);
+  while (out.size() < count) {
+    for (size_t i = 0; i < kNumFiller; ++i) order[i] = i;
+    std::shuffle(order.begin(), order.end(), rng);  // a fresh order each pass
+    for (size_t i = 0; i < kNumFiller && out.size() < count; ++i) out.push_back(kFiller[order[i]]);
+  }
+  return out;
+}
+
+std::string AssembleNeedleMessage(const std::vector<std::string>& sentences, size_t needle_after) {
+  std::string text;
+  for (size_t i = 0; i <= sentences.size(); ++i) {
+    if (i == needle_after) text += (text.empty() ? "" : " ") + std::string(kNeedleFact);
+    if (i < sentences.size()) text += (text.empty() ? "" : " ") + sentences[i];
+  }
+  return text + "\n\n" + kNeedleQuestion;
+}
+
+StatusOr<NeedlePrompt> BuildNeedlePrompt(const NeedleSpec& spec, const TokenCounters& counters) {
+  if (!(spec.depth >= 0 && spec.depth <= 1)) {
+    return InvalidArgumentError(Format("needle depth: expected a fraction in [0, 1], found %g", spec.depth));
+  }
+  DMS_ASSIGN_OR_RETURN(const int64_t bare, counters.prompt(AssembleNeedleMessage({}, 0)));
+  if (bare > spec.target_tokens) {
+    return FailedPreconditionError(Format("needle prompt: the fact and question alone take %lld tokens, more than the %lld asked",
+                                          static_cast<long long>(bare), static_cast<long long>(spec.target_tokens)));
+  }
+  // Tokens of each distinct sentence (with its leading space); sums are
+  // close because the split pattern breaks words at spaces.
+  std::map<std::string, int64_t> cost;
+  for (const std::string& s : FillerSentences(0, kNumFiller)) {
+    DMS_ASSIGN_OR_RETURN(cost[s], counters.text(" " + s));
+  }
+  // Take sentences while the estimate fits, then trim by measurement.
+  std::vector<std::string> pool;
+  std::vector<std::string> sentences;
+  std::vector<int64_t> prefix{0};  // prefix[i]: filler tokens of the first i sentences
+  const int64_t budget = spec.target_tokens - bare;
+  for (size_t i = 0;; ++i) {
+    if (i % kNumFiller == 0) pool = FillerSentences(spec.seed + i / kNumFiller, kNumFiller);
+    const std::string& s = pool[i % kNumFiller];
+    if (prefix.back() + cost[s] > budget) break;
+    sentences.push_back(s);
+    prefix.push_back(prefix.back() + cost[s]);
+  }
+  auto needle_index = [&]() {
+    const double want = spec.depth * static_cast<double>(prefix.back());
+    size_t best = 0;
+    for (size_t i = 0; i < prefix.size(); ++i) {
+      if (std::fabs(prefix[i] - want) < std::fabs(prefix[best] - want)) best = i;
+    }
+    return best;
+  };
+  while (true) {
+    const size_t at = needle_index();
+    NeedlePrompt p;
+    p.user_message = AssembleNeedleMessage(sentences, at);
+    DMS_ASSIGN_OR_RETURN(p.prompt_tokens, counters.prompt(p.user_message));
+    if (p.prompt_tokens <= spec.target_tokens || sentences.empty()) {
+      if (p.prompt_tokens > spec.target_tokens) break;
+      p.filler_tokens = prefix.back();
+      p.depth = prefix.back() > 0 ? static_cast<double>(prefix[at]) / prefix.back() : spec.depth;
+      return p;
+    }
+    // Over by `excess`: drop enough sentences from the end to cover it.
+    int64_t excess = p.prompt_tokens - spec.target_tokens;
+    while (excess > 0 && !sentences.empty()) {
+      excess -= cost[sentences.back()];
+      sentences.pop_back();
+      prefix.pop_back();
+    }
+  }
+  return FailedPreconditionError(Format("needle prompt: cannot fit %lld tokens", static_cast<long long>(spec.target_tokens)));
+}
+
+}  // namespace dms::client

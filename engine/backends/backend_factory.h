@@ -17,6 +17,11 @@ struct BackendOptions {
   int64_t kv_cache_bytes = 1LL << 30;  // KV pool budget
   int kv_num_blocks = 0;           // explicit pool size (overrides the budget)
   bool force_dense = false;        // --kv-policy dense: no DMS eviction
+  // CUDA only (engine/cuda/cuda_module_api.h): "bf16" or "f32" KV/activations,
+  // tokens per step, live sequences; 0 keeps the CUDA backend's default.
+  std::string precision = "bf16";
+  int max_batch_tokens = 0;
+  int max_sequences = 0;
 };
 
 // INVALID_ARGUMENT for an unknown kind; UNAVAILABLE when "cuda" is asked for

@@ -1,0 +1,35 @@
+// nn.Linear on the GPU through cuBLAS: y = x · wᵀ with bf16 weights and
+// activations and fp32 accumulation and output.
+//   x: [m, k] bf16 (GemmInput; with `lo`, y = w·hi + w·lo in two GEMMs)
+//   w: [n, k] bf16 row-major (Hugging Face layout)
+//   y: [m, n] f32 row-major
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include "engine/cuda/device_memory.h"
+#include "engine/util/status.h"
+#include "kernels/kernel_types.h"
+
+namespace dms {
+
+class CublasLinear {
+ public:
+  CublasLinear() = default;
+  ~CublasLinear();
+  CublasLinear(const CublasLinear&) = delete;
+  CublasLinear& operator=(const CublasLinear&) = delete;
+
+  // Creates the handle on `stream` with a fixed workspace, so cuBLAS never
+  // allocates during a step.
+  Status Init(cudaStream_t stream);
+
+  Status Run(const cuda::GemmInput& x, int m, int k, const __nv_bfloat16* w, int n, float* y);
+
+ private:
+  cublasHandle_t handle_ = nullptr;
+  DeviceBuffer workspace_;
+};
+
+}  // namespace dms

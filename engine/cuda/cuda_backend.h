@@ -1,0 +1,95 @@
+// CudaBackend: the Backend interface on one NVIDIA GPU, with the same
+// semantics as CpuBackend (engine/cpu/cpu_backend.cc is the reference).
+//
+// Memory plan, allocated once in Create with plain cudaMalloc: the weights
+// (bf16, q/k/v and gate/up fused), a workspace sized for max_batch_tokens
+// tokens per step, the KV pool sized by kv_cache_bytes (or kv_num_blocks), and
+// fixed per-step metadata buffers. A step allocates nothing on the device and
+// synchronises once, at the end, to return the logits (and the heads' new
+// lengths for the host mirror, see cuda_kv_cache.h).
+//
+// Threading: as Backend (one driving thread). After an INTERNAL error (a
+// failed CUDA call) the device state is undefined: recreate the backend.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <vector>
+
+#include "engine/core/backend.h"
+#include "engine/cuda/cublas_linear.h"
+#include "engine/cuda/cuda_kv_cache.h"
+#include "engine/cuda/cuda_module_api.h"
+#include "engine/cuda/cuda_weights.h"
+#include "engine/cuda/device_memory.h"
+#include "engine/cuda/step_metadata.h"
+#include "engine/model/checkpoint.h"
+
+namespace dms {
+
+struct CudaMemoryPlan {
+  size_t weights = 0;
+  size_t kv_cache = 0;     // pool, page tables, rings
+  size_t workspace = 0;    // activations, attention partials, logits, metadata
+  size_t cublas = 0;
+  size_t total() const { return weights + kv_cache + workspace + cublas; }
+};
+
+class CudaBackend : public Backend {
+ public:
+  // UNAVAILABLE when no GPU can be used; INVALID_ARGUMENT for a model or
+  // options the kernels do not support; RESOURCE_EXHAUSTED when the plan
+  // does not fit the device.
+  static StatusOr<std::unique_ptr<CudaBackend>> Create(std::shared_ptr<const Checkpoint> checkpoint,
+                                                       const CudaBackendOptions& options);
+  ~CudaBackend() override;
+
+  const ModelConfig& config() const override { return checkpoint_->config(); }
+  BackendInfo info() const override;
+  StatusOr<SeqId> CreateSequence() override;
+  void ReleaseSequence(SeqId seq) override;
+  int KvBlocksNeeded(SeqId seq, int num_new_tokens) const override;
+  Status Forward(std::span<const ForwardChunk> batch, std::vector<float>* logits) override;
+  SequenceKvStats SequenceStats(SeqId seq) const override;
+  KvPoolStats PoolStats() const override;
+
+  const CudaMemoryPlan& memory_plan() const { return plan_; }
+  bool accurate() const { return accurate_; }
+
+  // For tests: when set, each later Forward appends the DMS decisions of the
+  // step to *sink as [layers][N][Hkv] (N = the step's tokens, batch order).
+  Status set_decision_trace(std::vector<uint8_t>* sink);
+
+ private:
+  struct Workspace;
+
+  CudaBackend(std::shared_ptr<const Checkpoint> checkpoint, const CudaBackendOptions& options);
+  Status Init();
+  Status Validate(std::span<const ForwardChunk> batch, int64_t* total_tokens) const;
+  int PlanSplits(std::span<const ForwardChunk> batch, int num_tiles, int num_tokens) const;
+  Status RunLayers(int num_tokens, int num_chunks, int num_tiles, int num_splits);
+  Status ComputeLogits(std::span<const ForwardChunk> batch, int rows, std::vector<float>* logits);
+
+  std::shared_ptr<const Checkpoint> checkpoint_;
+  CudaBackendOptions options_;
+  CudaStream stream_owner_;     // first: destroyed after everything using it
+  bool accurate_ = false;       // precision "f32"
+  int window_ = 0;              // W, or kDenseWindow
+  int max_positions_ = 0;
+  int num_sms_ = 0;
+  std::string device_name_;
+  cudaStream_t stream_ = nullptr;  // stream_owner_.get()
+  CudaWeights weights_;
+  std::unique_ptr<CudaKvCache> cache_;
+  CublasLinear gemm_;
+  std::unique_ptr<Workspace> ws_;
+  StepMetadata meta_;
+  PinnedBuffer host_logits_;    // [logit_chunk_rows, vocab]
+  PinnedBuffer host_lengths_;   // [max_sequences * layers * kv_heads]
+  PinnedBuffer host_trace_;     // [layers, max_batch_tokens, Hkv] when tracing
+  std::vector<uint8_t>* trace_sink_ = nullptr;
+  CudaMemoryPlan plan_;
+};
+
+}  // namespace dms

@@ -1,0 +1,188 @@
+// CudaBackend's step: the layer loop and the LM head (cuda_backend.h).
+#include <algorithm>
+#include <cstring>
+
+#include "engine/cuda/cuda_backend.h"
+#include "engine/cuda/cuda_status.h"
+#include "engine/cuda/cuda_workspace.h"
+#include "kernels/attention.h"
+#include "kernels/elementwise.h"
+#include "kernels/kv_append.h"
+#include "kernels/qkv_epilogue.h"
+
+namespace dms {
+
+int CudaBackend::PlanSplits(std::span<const ForwardChunk> batch, int num_tiles,
+                            int num_tokens) const {
+  // Split the key range only when the tiles alone leave the GPU idle
+  // (decode); each split keeps at least 256 keys.
+  const int blocks = num_tiles * config().num_kv_heads;
+  if (blocks >= 2 * num_sms_) return 1;
+  int max_keys = 0;
+  for (const ForwardChunk& c : batch) {
+    max_keys = std::max(max_keys, cache_->MaxHeadLength(c.seq) + static_cast<int>(c.tokens.size()));
+  }
+  int splits = (2 * num_sms_ + blocks - 1) / blocks;
+  splits = std::min(splits, (max_keys + 255) / 256);
+  splits = std::min(splits, ws_->split_rows / std::max(1, num_tokens));
+  return std::max(1, splits);
+}
+
+Status CudaBackend::RunLayers(int n, int num_chunks, int num_tiles, int num_splits) {
+  const ModelConfig& cfg = config();
+  const DmsConfig& dms = cfg.dms;
+  Workspace& w = *ws_;
+  const int D = cfg.hidden_size, I = cfg.intermediate_size, hd = cfg.head_dim;
+  const int hq = cfg.num_q_heads, hkv = cfg.num_kv_heads;
+  const float eps = static_cast<float>(cfg.rms_norm_eps);
+  const cuda::GemmInput gin = w.gin();
+  const cuda::KvDeviceView kv = cache_->view();
+
+  DMS_CUDA_RETURN_IF_ERROR(
+      cuda::LaunchEmbeddingGather(meta_.d_tokens(), n, weights_.embed(), D, w.x, stream_),
+      "embedding");
+  for (int l = 0; l < cfg.num_layers; ++l) {
+    const CudaLayerWeights& lw = weights_.layer(l);
+    // x += previous MLP output; h = RMSNorm(x) * input_layernorm
+    DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchRmsNorm(w.x, l > 0 ? w.delta : nullptr, nullptr, w.x,
+                                                 nullptr, n, D, lw.input_norm, eps, gin, stream_),
+                             "input RMSNorm");
+    DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, D, lw.qkv, (hq + 2 * hkv) * hd, w.big));
+
+    cuda::QkvEpilogueParams e;
+    e.qkv = w.big;
+    if (lw.qkv_bias) {
+      e.q_bias = lw.qkv_bias;
+      e.k_bias = lw.qkv_bias + hq * hd;
+      e.v_bias = lw.qkv_bias + (hq + hkv) * hd;
+    }
+    e.q_norm = lw.q_norm;
+    e.k_norm = lw.k_norm;
+    e.rope_cos = weights_.rope_cos();
+    e.rope_sin = weights_.rope_sin();
+    e.positions = meta_.d_positions();
+    e.num_tokens = n;
+    e.num_q_heads = hq;
+    e.num_kv_heads = hkv;
+    e.head_dim = hd;
+    e.eps = eps;
+    if (dms.enabled && dms.separate_alpha) {
+      e.mode = cuda::DecisionMode::kProjection;
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchDmsAlphaLogits(w.x, n, D, lw.alpha_norm, lw.alpha, hkv,
+                                                          eps, w.alpha, stream_),
+                               "DMS alpha");
+      e.alpha_logits = w.alpha;
+    } else if (dms.enabled) {
+      e.mode = cuda::DecisionMode::kNeuron;
+    }
+    e.per_layer = dms.enabled && dms.alpha_per == DmsAlphaPer::kLayer;
+    e.decisions_off = !dms.enabled || dms.disable_eviction || window_ == kDenseWindow;
+    e.alpha_scale = dms.alpha_scale;
+    e.alpha_offset = dms.initial_alpha_offset;
+    e.q_out = w.q;
+    e.k_out = w.k_new;
+    e.v_out = w.v_new;
+    e.kv_dtype = kv.dtype;
+    e.decisions = w.decisions;
+    DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchQkvEpilogue(e, stream_), "QKV epilogue");
+    if (trace_sink_) {
+      const size_t bytes = static_cast<size_t>(n) * hkv;
+      DMS_CUDA_RETURN_IF_ERROR(
+          cudaMemcpyAsync(static_cast<uint8_t*>(host_trace_.get()) + l * bytes, w.decisions,
+                          bytes, cudaMemcpyDeviceToHost, stream_),
+          "decision trace");
+    }
+
+    cuda::AttentionParams a;
+    a.q = w.q;
+    a.k_new = w.k_new;
+    a.v_new = w.v_new;
+    a.decisions = w.decisions;
+    a.chunks = meta_.d_chunks();
+    a.tiles = meta_.d_tiles();
+    a.num_tiles = num_tiles;
+    a.num_tokens = n;
+    a.num_q_heads = hq;
+    a.layer = l;
+    a.kv = kv;
+    a.num_splits = num_splits;
+    a.out = w.attn;
+    a.part_o = w.part_o;
+    a.part_ml = w.part_ml;
+    DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchDmsAttention(a, stream_), "DMS attention");
+
+    // The chunk's K/V join the cache only after its attention (slot reuse).
+    cuda::KvAppendParams ap;
+    ap.kv = kv;
+    ap.layer = l;
+    ap.chunks = meta_.d_chunks();
+    ap.num_chunks = num_chunks;
+    ap.row_chunk = meta_.d_row_chunk();
+    ap.num_tokens = n;
+    ap.k_new = w.k_new;
+    ap.v_new = w.v_new;
+    ap.decisions = w.decisions;
+    ap.slot_scratch = w.slot_scratch;
+    ap.write_slot = w.write_slot;
+    DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchKvAppend(ap, stream_), "KV append");
+
+    DMS_CUDA_RETURN_IF_ERROR(
+        cuda::LaunchToGemmInput(w.attn, static_cast<int64_t>(n) * hq * hd, gin, stream_),
+        "attention output");
+    DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, hq * hd, lw.o, D, w.delta));
+    // x += o_proj(attn) (+ bias); h2 = RMSNorm(x) * post_attention_layernorm
+    DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchRmsNorm(w.x, w.delta, lw.o_bias, w.x, nullptr, n, D,
+                                                 lw.post_norm, eps, gin, stream_),
+                             "post-attention RMSNorm");
+    DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, D, lw.gate_up, 2 * I, w.big));
+    DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchSwiGlu(w.big, n, I, gin, stream_), "SwiGLU");
+    DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, I, lw.down, D, w.delta));
+  }
+  return OkStatus();
+}
+
+Status CudaBackend::ComputeLogits(std::span<const ForwardChunk> batch, int rows,
+                                  std::vector<float>* logits) {
+  const ModelConfig& cfg = config();
+  Workspace& w = *ws_;
+  const int D = cfg.hidden_size, V = cfg.vocab_size;
+  const float eps = static_cast<float>(cfg.rms_norm_eps);
+  const size_t length_bytes = static_cast<size_t>(options_.max_sequences) *
+                              cache_->heads_per_sequence() * sizeof(int32_t);
+  logits->resize(static_cast<size_t>(rows) * V);
+  // Final norm (with the last MLP's residual add) and LM head only on the
+  // rows whose logits were asked for, w.logit_rows at a time.
+  int r0 = 0;
+  do {
+    const int rc = std::min(w.logit_rows, rows - r0);
+    if (rc > 0) {
+      DMS_CUDA_RETURN_IF_ERROR(
+          cuda::LaunchRmsNorm(w.x, cfg.num_layers > 0 ? w.delta : nullptr, nullptr, nullptr,
+                              meta_.d_logit_rows() + r0, rc, D, weights_.final_norm(), eps,
+                              w.gin(), stream_),
+          "final RMSNorm");
+      DMS_RETURN_IF_ERROR(gemm_.Run(w.gin(), rc, D, weights_.lm_head(), V, w.logits));
+      DMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host_logits_.get(), w.logits,
+                                               static_cast<size_t>(rc) * V * sizeof(float),
+                                               cudaMemcpyDeviceToHost, stream_),
+                               "logits copy");
+    }
+    const bool last = r0 + rc >= rows;
+    if (last) {
+      DMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host_lengths_.get(), cache_->view().head_len,
+                                               length_bytes, cudaMemcpyDeviceToHost, stream_),
+                               "KV lengths copy");
+    }
+    DMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_), "step");
+    if (rc > 0) {
+      std::memcpy(logits->data() + static_cast<size_t>(r0) * V, host_logits_.get(),
+                  static_cast<size_t>(rc) * V * sizeof(float));
+    }
+    r0 += rc;
+    if (last) break;
+  } while (true);
+  (void)batch;
+  return OkStatus();
+}
+
+}  // namespace dms

@@ -1,0 +1,44 @@
+// The CUDA backend's step workspace: every activation buffer of one step,
+// sized for max_batch_tokens rows, carved from one allocation (cuda_backend.h).
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "engine/cuda/cuda_backend.h"
+#include "engine/cuda/device_memory.h"
+#include "engine/model/model_config.h"
+#include "engine/util/status.h"
+#include "kernels/kernel_types.h"
+
+namespace dms {
+
+struct CudaBackend::Workspace {
+  // M = max tokens per step, D = hidden, W = max(D, Hq*hd, I).
+  float* x = nullptr;             // [M, D] residual stream
+  float* delta = nullptr;         // [M, D] o_proj / down_proj output
+  __nv_bfloat16* gin_hi = nullptr;  // [M, W] GEMM input
+  __nv_bfloat16* gin_lo = nullptr;  // [M, W] accuracy mode only
+  float* big = nullptr;           // [M, max((Hq + 2 Hkv) hd, 2 I)] QKV or gate/up output
+  float* q = nullptr;             // [M, Hq, hd]
+  float* attn = nullptr;          // [M, Hq, hd]
+  void* k_new = nullptr;          // [M, Hkv, hd] kv dtype
+  void* v_new = nullptr;          // [M, Hkv, hd] kv dtype
+  uint8_t* decisions = nullptr;   // [M, Hkv]
+  float* alpha = nullptr;         // [M, Hkv] projection-variant logits
+  int32_t* slot_scratch = nullptr;  // [M, Hkv]
+  int32_t* write_slot = nullptr;    // [M, Hkv]
+  float* part_o = nullptr;        // [split_rows, Hq, hd]
+  float* part_ml = nullptr;       // [split_rows, Hq, 2]
+  int split_rows = 0;             // token rows x splits the partial buffers hold
+  float* logits = nullptr;        // [logit_rows, vocab]
+  int logit_rows = 0;             // logits computed per LM-head pass
+  Arena arena;
+
+  cuda::GemmInput gin() const { return {gin_hi, gin_lo}; }
+
+  Status Allocate(const ModelConfig& cfg, int max_tokens, bool accurate, cuda::KvDType kv_dtype);
+};
+
+}  // namespace dms

@@ -1,0 +1,263 @@
+#include "kernels/attention.h"
+
+#include <cfloat>
+#include <climits>
+
+#include "kernels/device_util.cuh"
+
+namespace dms::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr int kKeyTile = 32;  // one key per lane when scoring
+constexpr int kRowsPerWarp = kAttnMaxRows / kWarps;
+
+template <typename T>
+struct Vec16;  // 16-byte vector load of T
+template <>
+struct Vec16<float> {
+  static constexpr int kElems = 4;
+  __device__ static void Load(const float* src, float* dst) {
+    const float4 v = *reinterpret_cast<const float4*>(src);
+    dst[0] = v.x; dst[1] = v.y; dst[2] = v.z; dst[3] = v.w;
+  }
+};
+template <>
+struct Vec16<__nv_bfloat16> {
+  static constexpr int kElems = 8;
+  __device__ static void Load(const __nv_bfloat16* src, float* dst) {
+    const uint4 v = *reinterpret_cast<const uint4*>(src);
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = __bfloat1622float2(h[i]);
+      dst[2 * i] = f.x;
+      dst[2 * i + 1] = f.y;
+    }
+  }
+};
+
+// grid: (tiles, Hkv, splits), block: kThreads.
+template <typename T, int HD>
+__global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p) {
+  constexpr int kNc = (HD + 31) / 32;  // head_dim elements per lane
+  __shared__ float q_s[kAttnMaxRows][HD];
+  __shared__ float k_s[kKeyTile][HD + 1];  // +1: lane-per-key reads hit distinct banks
+  __shared__ float v_s[kKeyTile][HD];
+  __shared__ int32_t pos_s[kKeyTile];     // INT_MAX: no key
+  __shared__ uint8_t mark_s[kKeyTile];
+  __shared__ const T* kptr_s[kKeyTile];
+  __shared__ const T* vptr_s[kKeyTile];
+
+  const AttnTile tile = p.tiles[blockIdx.x];
+  const int h = blockIdx.y, split = blockIdx.z;
+  const StepChunk c = p.chunks[tile.chunk];
+  const KvDeviceView& kv = p.kv;
+  const int hq = p.num_q_heads, hkv = kv.num_kv_heads, g = hq / hkv;
+  const int rows = tile.q_count * g;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t head = (static_cast<int64_t>(c.seq) * kv.num_layers + p.layer) * hkv + h;
+  const int len = kv.head_len[head];
+  const int window = kv.window, ring = window + 1;
+  const int t0 = c.start_pos;
+  const int32_t* table = kv.page_table + head * kv.max_blocks_per_head;
+  const T* pool = static_cast<const T*>(kv.pool);
+  const T* k_new = static_cast<const T*>(p.k_new);
+  const T* v_new = static_cast<const T*>(p.v_new);
+
+  // Keys [0, len) are cached slots, [len, num_keys) the chunk's tokens.
+  const int num_keys = len + tile.q_begin + tile.q_count;
+  int span = (num_keys + p.num_splits - 1) / p.num_splits;
+  span = (span + kKeyTile - 1) / kKeyTile * kKeyTile;
+  const int k_lo = split * span;
+  const int k_hi = min(num_keys, k_lo + span);
+
+  for (int i = threadIdx.x; i < rows * HD; i += kThreads) {
+    const int row = i / HD, d = i % HD;
+    const int qi = tile.q_begin + row / g, qh = h * g + row % g;
+    q_s[row][d] = p.q[((static_cast<int64_t>(c.row_base) + qi) * hq + qh) * HD + d];
+  }
+
+  float m[kRowsPerWarp], l[kRowsPerWarp], acc[kRowsPerWarp][kNc];
+#pragma unroll
+  for (int rr = 0; rr < kRowsPerWarp; ++rr) {
+    m[rr] = -INFINITY;
+    l[rr] = 0.0f;
+#pragma unroll
+    for (int e = 0; e < kNc; ++e) acc[rr][e] = 0.0f;
+  }
+  const float scale = 1.0f / sqrtf(static_cast<float>(HD));
+
+  for (int k0 = k_lo; k0 < k_hi; k0 += kKeyTile) {
+    __syncthreads();  // the previous tile is consumed (and q_s is written)
+    if (threadIdx.x < kKeyTile) {
+      const int kk = k0 + threadIdx.x;
+      int32_t pos = INT_MAX;
+      uint8_t mark = 0;
+      const T* kp = nullptr;
+      const T* vp = nullptr;
+      if (kk < len) {
+        const int32_t block = table[kk / kv.block_size];
+        const int off = kk % kv.block_size;
+        pos = kv.pool_pos[static_cast<int64_t>(block) * kv.block_size + off];
+        kp = pool + ((static_cast<int64_t>(block) * 2) * kv.block_size + off) * HD;
+        vp = kp + static_cast<int64_t>(kv.block_size) * HD;
+        if (window >= 0 && pos >= t0 - ring) {
+          mark = pos == t0 - 1 ? p.decisions[static_cast<int64_t>(c.row_base) * hkv + h]
+                               : kv.ring_evict[head * ring + pos % ring];
+        }
+      } else if (kk < k_hi) {
+        const int jj = kk - len;
+        pos = t0 + jj;
+        const int64_t r = static_cast<int64_t>(c.row_base) + jj;
+        kp = k_new + (r * hkv + h) * HD;
+        vp = v_new + (r * hkv + h) * HD;
+        mark = jj + 1 < c.n ? p.decisions[(r + 1) * hkv + h] : 0;
+      }
+      pos_s[threadIdx.x] = pos;
+      mark_s[threadIdx.x] = mark;
+      kptr_s[threadIdx.x] = kp;
+      vptr_s[threadIdx.x] = vp;
+    }
+    __syncthreads();
+    constexpr int kVe = Vec16<T>::kElems;
+    constexpr int kVecPerRow = HD / kVe;
+    for (int i = threadIdx.x; i < kKeyTile * kVecPerRow; i += kThreads) {
+      const int key = i / kVecPerRow, d0 = (i % kVecPerRow) * kVe;
+      float kf[kVe], vf[kVe];
+      if (pos_s[key] != INT_MAX) {
+        Vec16<T>::Load(kptr_s[key] + d0, kf);
+        Vec16<T>::Load(vptr_s[key] + d0, vf);
+      } else {  // zeros, so that p = 0 never meets garbage (0 * NaN)
+#pragma unroll
+        for (int e = 0; e < kVe; ++e) kf[e] = vf[e] = 0.0f;
+      }
+#pragma unroll
+      for (int e = 0; e < kVe; ++e) {
+        k_s[key][d0 + e] = kf[e];
+        v_s[key][d0 + e] = vf[e];
+      }
+    }
+    __syncthreads();
+
+    const int32_t j = pos_s[lane];
+    const bool key_ok = j != INT_MAX;
+#pragma unroll
+    for (int rr = 0; rr < kRowsPerWarp; ++rr) {
+      const int row = warp + kWarps * rr;
+      if (row >= rows) break;  // warp-uniform
+      const int i = t0 + tile.q_begin + row / g;
+      const bool visible =
+          key_ok && j <= i && (window < 0 || i - j <= window || mark_s[lane] == 0);
+      float s = -INFINITY;
+      if (visible) {
+        float dot = 0.0f;
+#pragma unroll 8
+        for (int d = 0; d < HD; ++d) dot += q_s[row][d] * k_s[lane][d];
+        s = dot * scale;
+      }
+      const float m_new = fmaxf(m[rr], WarpMax(s));
+      if (m_new == -INFINITY) continue;  // nothing visible yet (warp-uniform)
+      const float corr = expf(m[rr] - m_new);  // 0 when m was -inf
+      const float pr = visible ? expf(s - m_new) : 0.0f;
+      l[rr] = l[rr] * corr + WarpSum(pr);
+#pragma unroll
+      for (int e = 0; e < kNc; ++e) acc[rr][e] *= corr;
+#pragma unroll 4
+      for (int k = 0; k < kKeyTile; ++k) {
+        const float pk = __shfl_sync(0xffffffffu, pr, k);
+#pragma unroll
+        for (int e = 0; e < kNc; ++e) {
+          const int d = lane + 32 * e;
+          if (d < HD) acc[rr][e] += pk * v_s[k][d];
+        }
+      }
+      m[rr] = m_new;
+    }
+  }
+
+#pragma unroll
+  for (int rr = 0; rr < kRowsPerWarp; ++rr) {
+    const int row = warp + kWarps * rr;
+    if (row >= rows) break;
+    const int qi = tile.q_begin + row / g, qh = h * g + row % g;
+    const int64_t qrow = (static_cast<int64_t>(c.row_base) + qi) * hq + qh;
+    if (p.num_splits == 1) {
+      const float inv = 1.0f / l[rr];
+#pragma unroll
+      for (int e = 0; e < kNc; ++e) {
+        const int d = lane + 32 * e;
+        if (d < HD) p.out[qrow * HD + d] = acc[rr][e] * inv;
+      }
+    } else {
+      const int64_t prow = static_cast<int64_t>(split) * p.num_tokens * hq + qrow;
+#pragma unroll
+      for (int e = 0; e < kNc; ++e) {
+        const int d = lane + 32 * e;
+        if (d < HD) p.part_o[prow * HD + d] = acc[rr][e];
+      }
+      if (lane == 0) {
+        p.part_ml[prow * 2] = m[rr];
+        p.part_ml[prow * 2 + 1] = l[rr];
+      }
+    }
+  }
+}
+
+// One block per (token, query head): combines the splits' partial softmaxes.
+__global__ void MergeSplitsKernel(const float* part_o, const float* part_ml, int splits,
+                                  int64_t rows, int hd, float* out) {
+  const int64_t r = blockIdx.x;
+  float mx = -INFINITY;
+  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part_ml[(s * rows + r) * 2]);
+  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+    float num = 0.0f, den = 0.0f;
+    for (int s = 0; s < splits; ++s) {
+      const float ms = part_ml[(s * rows + r) * 2];
+      if (ms == -INFINITY) continue;  // this split saw no visible key
+      const float w = expf(ms - mx);
+      den += part_ml[(s * rows + r) * 2 + 1] * w;
+      num += part_o[(s * rows + r) * hd + d] * w;
+    }
+    out[r * hd + d] = num / den;
+  }
+}
+
+template <typename T, int HD>
+cudaError_t Launch(const AttentionParams& p, cudaStream_t stream) {
+  const dim3 grid(p.num_tiles, p.kv.num_kv_heads, p.num_splits);
+  DmsAttentionKernel<T, HD><<<grid, kThreads, 0, stream>>>(p);
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t LaunchForType(const AttentionParams& p, cudaStream_t stream) {
+  switch (p.kv.head_dim) {
+    case 16: return Launch<T, 16>(p, stream);
+    case 32: return Launch<T, 32>(p, stream);
+    case 64: return Launch<T, 64>(p, stream);
+    case 128: return Launch<T, 128>(p, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+}  // namespace
+
+cudaError_t LaunchDmsAttention(const AttentionParams& p, cudaStream_t stream) {
+  if (p.num_tiles <= 0) return cudaSuccess;
+  const int hkv = p.kv.num_kv_heads;
+  if (hkv <= 0 || p.num_q_heads % hkv != 0 || p.num_q_heads / hkv > kAttnMaxRows ||
+      p.num_splits < 1 || (p.num_splits > 1 && (!p.part_o || !p.part_ml))) {
+    return cudaErrorInvalidValue;
+  }
+  const cudaError_t err = p.kv.dtype == KvDType::kBF16 ? LaunchForType<__nv_bfloat16>(p, stream)
+                                                       : LaunchForType<float>(p, stream);
+  if (err != cudaSuccess || p.num_splits == 1) return err;
+  const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;
+  MergeSplitsKernel<<<static_cast<unsigned>(rows), 128, 0, stream>>>(
+      p.part_o, p.part_ml, p.num_splits, rows, p.kv.head_dim, p.out);
+  return cudaGetLastError();
+}
+
+}  // namespace dms::cuda

@@ -1,0 +1,47 @@
+// DMS attention over the paged, compacting cache plus the chunk's own keys.
+//
+// For query i of a chunk (position T0 + qi) and KV head h, the keys are the
+// head's cached slots [0, len) (the cache BEFORE this chunk is appended) and
+// the chunk's own keys 0..qi. Key j is visible iff j <= i and (i - j <= W or
+// d[j+1] == 0) (spec section 3): the mark d[j+1] of a cached key comes from
+// the head's ring (or, for the newest cached token, from the chunk's first
+// decision); the mark of a chunk key from the chunk's next decision.
+//
+// One kernel serves prefill and decode: a block takes a tile of queries of one
+// chunk with all g query heads of a KV group (one pass over K/V serves the
+// group), and a slice of the key range (split-K); with more than one split
+// the partial (max, sum, accumulator) triples are merged by a second kernel.
+// Softmax in fp32 with the running max subtracted (online softmax).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/kernel_types.h"
+
+namespace dms::cuda {
+
+// Query rows (tokens x group heads) per block; tiles hold max(1, 16 / g) tokens.
+inline constexpr int kAttnMaxRows = 16;
+
+struct AttentionParams {
+  const float* q = nullptr;         // [N, Hq, hd] f32, RoPE applied
+  const void* k_new = nullptr;      // [N, Hkv, hd] kv dtype: the chunk's own keys
+  const void* v_new = nullptr;      // [N, Hkv, hd] kv dtype
+  const uint8_t* decisions = nullptr;  // [N, Hkv]
+  const StepChunk* chunks = nullptr;
+  const AttnTile* tiles = nullptr;
+  int num_tiles = 0;
+  int num_tokens = 0;               // N
+  int num_q_heads = 0;
+  int layer = 0;
+  KvDeviceView kv;                  // head_dim, window, dtype come from here
+  int num_splits = 1;
+  float* out = nullptr;             // [N, Hq, hd] f32
+  float* part_o = nullptr;          // [num_splits, N, Hq, hd]   (num_splits > 1)
+  float* part_ml = nullptr;         // [num_splits, N, Hq, 2]    (num_splits > 1)
+};
+
+// head_dim in {16, 32, 64, 128}; Hq / Hkv at most kAttnMaxRows.
+cudaError_t LaunchDmsAttention(const AttentionParams& p, cudaStream_t stream);
+
+}  // namespace dms::cuda

@@ -1,0 +1,176 @@
+#include "kernels/kv_append.h"
+
+#include <cub/block/block_scan.cuh>
+
+#include "kernels/device_util.cuh"
+
+namespace dms::cuda {
+namespace {
+
+constexpr int kPlanThreads = 256;
+
+__global__ void PageTableScatterKernel(int32_t* page_table, const int32_t* updates, int count) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < count) page_table[updates[2 * i]] = updates[2 * i + 1];
+}
+
+// The marks and the reuse rule of one (chunk, head), read-only over the
+// state before the chunk.
+struct HeadPlan {
+  const uint8_t* dec;    // decisions of the chunk's rows, stride hkv, this head
+  const uint8_t* ring_evict;
+  int hkv, t0, ring;
+  // d[p+1] for a position p in [t0 - ring, t0 + n - 2].
+  __device__ bool Mark(int pos) const {
+    return pos >= t0 - 1 ? dec[static_cast<int64_t>(pos + 1 - t0) * hkv] != 0
+                         : ring_evict[pos % ring] != 0;
+  }
+  // Chunk token jj reuses the slot of position t - ring.
+  __device__ bool Reuse(int jj) const {
+    const int t = t0 + jj;
+    return t >= ring && Mark(t - ring);
+  }
+};
+
+// grid: (chunks, Hkv), block: kPlanThreads.
+__global__ void __launch_bounds__(kPlanThreads) KvAppendPlanKernel(KvAppendParams p) {
+  using Scan = cub::BlockScan<int, kPlanThreads>;
+  __shared__ typename Scan::TempStorage scan_storage;
+  __shared__ int carry_s;
+  const StepChunk c = p.chunks[blockIdx.x];
+  const int h = blockIdx.y;
+  const KvDeviceView& kv = p.kv;
+  const int hkv = kv.num_kv_heads;
+  const int64_t head = (static_cast<int64_t>(c.seq) * kv.num_layers + p.layer) * hkv + h;
+  const int len0 = kv.head_len[head];
+  const int n = c.n, t0 = c.start_pos;
+  int32_t* slot = p.slot_scratch + static_cast<int64_t>(c.row_base) * hkv + h;  // stride hkv
+  int32_t* write = p.write_slot + static_cast<int64_t>(c.row_base) * hkv + h;
+
+  if (kv.window < 0) {  // dense: append in order
+    for (int jj = threadIdx.x; jj < n; jj += blockDim.x) {
+      slot[static_cast<int64_t>(jj) * hkv] = len0 + jj;
+      write[static_cast<int64_t>(jj) * hkv] = len0 + jj;
+    }
+    __syncthreads();  // every thread has read len0
+    if (threadIdx.x == 0) kv.head_len[head] = len0 + n;
+    return;
+  }
+
+  const int ring = kv.window + 1;
+  HeadPlan plan{p.decisions + static_cast<int64_t>(c.row_base) * hkv + h,
+                kv.ring_evict + head * ring, hkv, t0, ring};
+  int32_t* ring_slot = kv.ring_slot + head * ring;
+  uint8_t* ring_evict = kv.ring_evict + head * ring;
+
+  // 1. New slots, numbered by an exclusive prefix sum over "not reused".
+  if (threadIdx.x == 0) carry_s = 0;
+  __syncthreads();
+  for (int base = 0; base < n; base += kPlanThreads) {
+    const int jj = base + threadIdx.x;
+    const int is_new = jj < n && !plan.Reuse(jj) ? 1 : 0;
+    int prefix, total;
+    Scan(scan_storage).ExclusiveSum(is_new, prefix, total);
+    const int carry = carry_s;
+    if (is_new) slot[static_cast<int64_t>(jj) * hkv] = len0 + carry + prefix;
+    __syncthreads();  // carry_s read, scan storage free
+    if (threadIdx.x == 0) carry_s = carry + total;
+    __syncthreads();
+  }
+  const int total_new = carry_s;
+
+  // 2. Reused slots: walk back a ring at a time to a new token or to the
+  //    state before the chunk. Reads only slots of new tokens (set above).
+  for (int jj = threadIdx.x; jj < n; jj += blockDim.x) {
+    if (!plan.Reuse(jj)) continue;
+    int k = jj, s;
+    while (true) {
+      k -= ring;
+      if (k < 0) {
+        s = ring_slot[(t0 + k) % ring];
+        break;
+      }
+      if (!plan.Reuse(k)) {
+        s = slot[static_cast<int64_t>(k) * hkv];
+        break;
+      }
+    }
+    slot[static_cast<int64_t>(jj) * hkv] = s;
+  }
+  __syncthreads();
+
+  // 3. Write list: a token whose slot token jj + ring takes over is skipped.
+  for (int jj = threadIdx.x; jj < n; jj += blockDim.x) {
+    const bool superseded = jj + ring < n && plan.Reuse(jj + ring);
+    write[static_cast<int64_t>(jj) * hkv] = superseded ? -1 : slot[static_cast<int64_t>(jj) * hkv];
+  }
+  __syncthreads();  // all reads of the old ring are done
+
+  // 4. The ring after the chunk: positions [t0 + n - ring, t0 + n - 1].
+  const int first = max(t0, t0 + n - ring);
+  for (int pos = first + threadIdx.x; pos < t0 + n; pos += blockDim.x) {
+    const int jj = pos - t0;
+    ring_slot[pos % ring] = slot[static_cast<int64_t>(jj) * hkv];
+    ring_evict[pos % ring] = jj + 1 < n ? plan.dec[static_cast<int64_t>(jj + 1) * hkv] : 0;
+  }
+  if (threadIdx.x == 0) {
+    // The newest cached token's mark, set by the chunk's first decision, if
+    // that position is still in the ring.
+    if (t0 > 0 && n < ring) ring_evict[(t0 - 1) % ring] = plan.dec[0];
+    kv.head_len[head] = len0 + total_new;
+  }
+}
+
+// One block per row: copies K/V of every head into its planned slot.
+template <typename T>
+__global__ void KvStoreKernel(KvAppendParams p) {
+  const int64_t r = blockIdx.x;
+  const KvDeviceView& kv = p.kv;
+  const int hkv = kv.num_kv_heads, hd = kv.head_dim, bs = kv.block_size;
+  const StepChunk c = p.chunks[p.row_chunk[r]];
+  const int pos = c.start_pos + static_cast<int>(r - c.row_base);
+  const T* k_new = static_cast<const T*>(p.k_new);
+  const T* v_new = static_cast<const T*>(p.v_new);
+  T* pool = static_cast<T*>(kv.pool);
+  for (int h = 0; h < hkv; ++h) {
+    const int s = p.write_slot[r * hkv + h];
+    if (s < 0) continue;
+    const int64_t head = (static_cast<int64_t>(c.seq) * kv.num_layers + p.layer) * hkv + h;
+    const int64_t block = kv.page_table[head * kv.max_blocks_per_head + s / bs];
+    const int off = s % bs;
+    T* kd = pool + (block * 2 * bs + off) * hd;
+    T* vd = kd + static_cast<int64_t>(bs) * hd;
+    const T* ks = k_new + (r * hkv + h) * hd;
+    const T* vs = v_new + (r * hkv + h) * hd;
+    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
+      kd[d] = ks[d];
+      vd[d] = vs[d];
+    }
+    if (threadIdx.x == 0) kv.pool_pos[block * bs + off] = pos;
+  }
+}
+
+}  // namespace
+
+cudaError_t LaunchPageTableScatter(int32_t* page_table, const int32_t* updates, int count,
+                                   cudaStream_t stream) {
+  if (count <= 0) return cudaSuccess;
+  PageTableScatterKernel<<<(count + 255) / 256, 256, 0, stream>>>(page_table, updates, count);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchKvAppend(const KvAppendParams& p, cudaStream_t stream) {
+  if (p.num_chunks <= 0 || p.num_tokens <= 0) return cudaSuccess;
+  const dim3 grid(p.num_chunks, p.kv.num_kv_heads);
+  KvAppendPlanKernel<<<grid, kPlanThreads, 0, stream>>>(p);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return err;
+  if (p.kv.dtype == KvDType::kBF16) {
+    KvStoreKernel<__nv_bfloat16><<<p.num_tokens, 128, 0, stream>>>(p);
+  } else {
+    KvStoreKernel<float><<<p.num_tokens, 128, 0, stream>>>(p);
+  }
+  return cudaGetLastError();
+}
+
+}  // namespace dms::cuda

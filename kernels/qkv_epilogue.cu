@@ -1,0 +1,159 @@
+#include "kernels/qkv_epilogue.h"
+
+#include "kernels/device_util.cuh"
+
+namespace dms::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kMaxHeadDim = 256;
+constexpr int kMaxKvHeads = 64;
+
+// One block per token; warps loop over the token's q, k and v heads.
+template <typename T>
+__global__ void QkvEpilogueKernel(QkvEpilogueParams p) {
+  __shared__ float buf[kWarps][kMaxHeadDim];
+  __shared__ uint8_t dec[kMaxKvHeads];
+  __shared__ float dec_logit[kMaxKvHeads];
+  const int64_t r = blockIdx.x;
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int hd = p.head_dim, half = hd / 2, hq = p.num_q_heads, hkv = p.num_kv_heads;
+  const int g = hq / hkv;
+  const int64_t stride = static_cast<int64_t>(hq + 2 * hkv) * hd;
+  const float* row = p.qkv + r * stride;
+  const int pos = p.positions[r];
+  float* b = buf[warp];
+
+  if (threadIdx.x < hkv) {
+    float logit = 0.0f;
+    if (p.mode == DecisionMode::kProjection) {
+      logit = __fsub_rn(__fmul_rn(p.alpha_logits[r * hkv + threadIdx.x], p.alpha_scale), p.alpha_offset);
+    }
+    dec_logit[threadIdx.x] = logit;
+    dec[threadIdx.x] = logit > 0.0f;
+  }
+  __syncthreads();
+
+  for (int head = warp; head < hq + 2 * hkv; head += kWarps) {
+    const bool is_q = head < hq, is_k = !is_q && head < hq + hkv;
+    const float* src = row + static_cast<int64_t>(head) * hd;
+    const float* bias = is_q ? p.q_bias : is_k ? p.k_bias : p.v_bias;
+    const int bias_head = is_q ? head : is_k ? head - hq : head - hq - hkv;
+    for (int d = lane; d < hd; d += 32) {
+      float v = src[d];
+      if (bias) v += bias[bias_head * hd + d];
+      b[d] = v;
+    }
+    __syncwarp();
+    if (!is_q && !is_k) {
+      T* out = static_cast<T*>(p.v_out) + (r * hkv + bias_head) * hd;
+      for (int d = lane; d < hd; d += 32) out[d] = FromFloat<T>(b[d]);
+      __syncwarp();
+      continue;
+    }
+    // RMSNorm over the head (fp32), then the DMS decision element.
+    float ss = 0.0f;
+    for (int d = lane; d < hd; d += 32) ss += b[d] * b[d];
+    ss = WarpSum(ss);
+    const float inv = 1.0f / sqrtf(ss / hd + p.eps);
+    const float* w = is_q ? p.q_norm : p.k_norm;
+    __syncwarp();
+    for (int d = lane; d < hd; d += 32) b[d] = b[d] * inv * w[d];
+    __syncwarp();
+    const bool neuron_head = is_q && p.mode == DecisionMode::kNeuron && head % g == 0;
+    if (neuron_head && lane == 0) {
+      const float logit = __fsub_rn(__fmul_rn(b[hd - 1], p.alpha_scale), p.alpha_offset);
+      dec_logit[head / g] = logit;
+      dec[head / g] = logit > 0.0f;
+      b[hd - 1] = 0.0f;
+    }
+    __syncwarp();
+    // RoPE, rotate-half: (a, b) at (i, i + half) -> (a c - b s, b c + a s).
+    const float* cs = p.rope_cos + static_cast<int64_t>(pos) * half;
+    const float* sn = p.rope_sin + static_cast<int64_t>(pos) * half;
+    float rot[kMaxHeadDim / 64][2];
+#pragma unroll
+    for (int k = 0; k < kMaxHeadDim / 64; ++k) {
+      const int i = lane + 32 * k;
+      if (i < half) {
+        const float a = b[i], bb = b[i + half];
+        // Explicit rounding (no FMA contraction): the same bits as the CPU reference.
+        rot[k][0] = __fsub_rn(__fmul_rn(a, cs[i]), __fmul_rn(bb, sn[i]));
+        rot[k][1] = __fadd_rn(__fmul_rn(bb, cs[i]), __fmul_rn(a, sn[i]));
+      }
+    }
+    __syncwarp();
+#pragma unroll
+    for (int k = 0; k < kMaxHeadDim / 64; ++k) {
+      const int i = lane + 32 * k;
+      if (i < half) {
+        b[i] = rot[k][0];
+        b[i + half] = rot[k][1];
+      }
+    }
+    __syncwarp();
+    if (neuron_head && lane == 0) b[hd - 1] = 0.0f;
+    __syncwarp();
+    if (is_q) {
+      float* out = p.q_out + (r * hq + head) * hd;
+      for (int d = lane; d < hd; d += 32) out[d] = b[d];
+    } else {
+      T* out = static_cast<T*>(p.k_out) + (r * hkv + bias_head) * hd;
+      for (int d = lane; d < hd; d += 32) out[d] = FromFloat<T>(b[d]);
+    }
+    __syncwarp();
+  }
+  __syncthreads();
+  if (threadIdx.x < hkv) {
+    const int src = p.per_layer ? 0 : threadIdx.x;
+    const bool on = p.mode != DecisionMode::kNone && !p.decisions_off;
+    p.decisions[r * hkv + threadIdx.x] = on ? dec[src] : 0;
+    if (p.decision_logits) p.decision_logits[r * hkv + threadIdx.x] = dec_logit[src];
+  }
+}
+
+// One block per token: the inverse RMS of x[r], then one warp per KV head.
+__global__ void DmsAlphaKernel(const float* x, int dim, const float* norm_w,
+                               const __nv_bfloat16* w, int hkv, float eps, float* out) {
+  __shared__ float scratch[32];
+  const int64_t r = blockIdx.x;
+  const float* xr = x + r * dim;
+  float ss = 0.0f;
+  for (int d = threadIdx.x; d < dim; d += blockDim.x) ss += xr[d] * xr[d];
+  ss = BlockSum(ss, scratch);
+  const float inv = 1.0f / sqrtf(ss / dim + eps);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, nw = blockDim.x >> 5;
+  for (int h = warp; h < hkv; h += nw) {
+    const __nv_bfloat16* wr = w + static_cast<int64_t>(h) * dim;
+    float acc = 0.0f;
+    for (int d = lane; d < dim; d += 32) acc += (xr[d] * inv * norm_w[d]) * __bfloat162float(wr[d]);
+    acc = WarpSum(acc);
+    if (lane == 0) out[r * hkv + h] = acc;
+  }
+}
+
+}  // namespace
+
+cudaError_t LaunchQkvEpilogue(const QkvEpilogueParams& p, cudaStream_t stream) {
+  if (p.num_tokens <= 0) return cudaSuccess;
+  if (p.head_dim > kMaxHeadDim || p.head_dim % 2 != 0 || p.num_kv_heads > kMaxKvHeads ||
+      p.num_kv_heads <= 0 || p.num_q_heads % p.num_kv_heads != 0) {
+    return cudaErrorInvalidValue;
+  }
+  if (p.kv_dtype == KvDType::kBF16) {
+    QkvEpilogueKernel<__nv_bfloat16><<<p.num_tokens, kWarps * 32, 0, stream>>>(p);
+  } else {
+    QkvEpilogueKernel<float><<<p.num_tokens, kWarps * 32, 0, stream>>>(p);
+  }
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchDmsAlphaLogits(const float* x, int rows, int dim, const float* norm_w,
+                                 const __nv_bfloat16* w, int num_kv_heads, float eps, float* out,
+                                 cudaStream_t stream) {
+  if (rows <= 0) return cudaSuccess;
+  DmsAlphaKernel<<<rows, 256, 0, stream>>>(x, dim, norm_w, w, num_kv_heads, eps, out);
+  return cudaGetLastError();
+}
+
+}  // namespace dms::cuda

@@ -1,0 +1,402 @@
+// The CUDA backend end to end against the golden logits of every model in
+// tests/data/models (and ../shared/fixtures/models when present), for the
+// chunkings of the CPU acceptance (tests/engine/golden_logits_test.cc):
+//  * precision f32 (f32 KV, hi+lo GEMM inputs): max |diff| <= 2e-3 at every
+//    position and the retained counts exact, as the CPU backend;
+//  * precision bf16 (the serving default): decision agreement with the f32
+//    run reported; logits within bf16 tolerance at every position no flipped
+//    decision can reach (all positions when none flips);
+//  * the dlopen path (CreateBackend "cuda"/"auto"), dms-engine score
+//    --backend cuda, batching invariance and the error contract.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
+
+#include "engine/backends/backend_factory.h"
+#include "engine/cuda/cuda_backend.h"
+#include "engine/model/checkpoint.h"
+#include "tests/gpu/gpu_test_util.h"
+#include "tests/test_util.h"
+
+namespace dms {
+namespace {
+namespace fs = std::filesystem;
+
+constexpr float kF32Tolerance = 2e-3f;    // as the CPU acceptance
+constexpr double kBf16RelTolerance = 0.08;  // x rms(golden logits)
+
+struct Golden {
+  std::string dir, name;
+  std::vector<int32_t> tokens;
+  int prompt_len = 0;
+  std::vector<float> logits;
+  std::vector<std::vector<int>> retained;
+  double rms = 0;
+};
+
+Golden LoadGolden(const std::string& dir) {
+  Golden g;
+  g.dir = dir;
+  g.name = fs::path(dir).filename().string();
+  auto j = nlohmann::json::parse(testing::ReadFile(dir + "/golden.json"));
+  g.tokens = j["tokens"].get<std::vector<int32_t>>();
+  g.prompt_len = j.value("prompt_len", static_cast<int>(g.tokens.size()));
+  g.retained = j["retained_per_layer_head"].get<std::vector<std::vector<int>>>();
+  std::string bytes = testing::ReadFile(dir + "/" + j["logits_file"].get<std::string>());
+  g.logits.resize(bytes.size() / sizeof(float));
+  std::memcpy(g.logits.data(), bytes.data(), g.logits.size() * sizeof(float));
+  double ss = 0;
+  for (float x : g.logits) ss += static_cast<double>(x) * x;
+  g.rms = std::sqrt(ss / std::max<size_t>(1, g.logits.size()));
+  return g;
+}
+
+std::vector<std::string> ModelDirs() {
+  std::vector<std::string> dirs;
+  const std::string shared = testing::SharedFixturesDir();
+  for (const std::string& root :
+       {testing::TestDataDir() + "/models", shared.empty() ? std::string() : shared + "/models"}) {
+    if (root.empty() || !fs::is_directory(root)) continue;
+    for (const auto& e : fs::directory_iterator(root)) {
+      if (fs::exists(e.path() / "golden.json")) dirs.push_back(e.path().string());
+    }
+  }
+  std::sort(dirs.begin(), dirs.end());
+  return dirs;
+}
+
+// The chunkings of the CPU acceptance test.
+std::vector<std::pair<std::string, std::vector<int>>> Chunkings(const Golden& g) {
+  const int t = static_cast<int>(g.tokens.size());
+  std::vector<std::pair<std::string, std::vector<int>>> out;
+  out.push_back({"one prefill", {t}});
+  std::vector<int> decode = {g.prompt_len};
+  while (std::accumulate(decode.begin(), decode.end(), 0) < t) decode.push_back(1);
+  out.push_back({"prompt + single decodes", decode});
+  const int pattern[] = {7, 50, 1, 1, 62, 1, 1, 1, 13, 1, 30, 2};
+  std::vector<int> mixed;
+  for (int i = 0, left = t; left > 0; ++i) {
+    int n = std::min(left, pattern[i % 12]);
+    mixed.push_back(n);
+    left -= n;
+  }
+  out.push_back({"mixed", mixed});
+  std::mt19937 rng(t);
+  std::vector<int> random;
+  for (int left = t; left > 0;) {
+    int n = std::min(left, std::uniform_int_distribution<int>(1, 40)(rng));
+    random.push_back(n);
+    left -= n;
+  }
+  out.push_back({"random", random});
+  return out;
+}
+
+struct ScoreResult {
+  std::vector<float> logits;           // [T, vocab]
+  std::vector<uint8_t> decisions;      // [layers, T, Hkv]
+  SequenceKvStats stats;
+};
+
+ScoreResult Score(CudaBackend& b, const std::vector<int32_t>& tokens, const std::vector<int>& chunks) {
+  ScoreResult r;
+  const ModelConfig& cfg = b.config();
+  const int T = static_cast<int>(tokens.size()), L = cfg.num_layers, H = cfg.num_kv_heads;
+  std::vector<uint8_t> trace;
+  EXPECT_TRUE(b.set_decision_trace(&trace).ok());
+  r.decisions.assign(static_cast<size_t>(L) * T * H, 0);
+  auto seq = b.CreateSequence();
+  EXPECT_TRUE(seq.ok());
+  std::vector<float> step;
+  size_t pos = 0;
+  for (int n : chunks) {
+    trace.clear();
+    ForwardChunk c{*seq, std::span<const int32_t>(tokens.data() + pos, n), n};
+    Status st = b.Forward(std::span<const ForwardChunk>(&c, 1), &step);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    r.logits.insert(r.logits.end(), step.begin(), step.end());
+    for (int l = 0; l < L && trace.size() == static_cast<size_t>(L) * n * H; ++l) {
+      std::memcpy(&r.decisions[(static_cast<size_t>(l) * T + pos) * H],
+                  &trace[static_cast<size_t>(l) * n * H], static_cast<size_t>(n) * H);
+    }
+    pos += n;
+  }
+  EXPECT_TRUE(b.set_decision_trace(nullptr).ok());
+  r.stats = b.SequenceStats(*seq);
+  b.ReleaseSequence(*seq);
+  return r;
+}
+
+float MaxDiff(const std::vector<float>& got, const std::vector<float>& want, size_t begin,
+              size_t end, size_t* worst_at) {
+  float worst = 0;
+  for (size_t i = begin; i < end && i < got.size(); ++i) {
+    const float d = std::abs(got[i] - want[i]);
+    if (!(d <= worst)) {
+      worst = std::isnan(d) ? INFINITY : d;
+      if (worst_at) *worst_at = i;
+    }
+  }
+  return worst;
+}
+
+std::unique_ptr<CudaBackend> MakeBackend(const std::string& dir, const std::string& precision) {
+  auto ckpt = Checkpoint::Load(dir);
+  EXPECT_TRUE(ckpt.ok()) << ckpt.status().ToString();
+  if (!ckpt.ok()) return nullptr;
+  CudaBackendOptions o;
+  o.precision = precision;
+  o.kv_block_size = 16;
+  o.max_batch_tokens = 1024;
+  o.max_sequences = 8;
+  o.kv_cache_bytes = 64 << 20;
+  auto b = CudaBackend::Create(std::shared_ptr<const Checkpoint>(std::move(*ckpt)), o);
+  EXPECT_TRUE(b.ok()) << b.status().ToString();
+  return b.ok() ? std::move(*b) : nullptr;
+}
+
+TEST(CudaGolden, F32PrecisionMatchesEveryModelEveryChunking) {
+  DMS_SKIP_WITHOUT_GPU();
+  const auto dirs = ModelDirs();
+  ASSERT_GE(dirs.size(), 1u);
+  for (const std::string& dir : dirs) {
+    SCOPED_TRACE(dir);
+    const Golden g = LoadGolden(dir);
+    auto b = MakeBackend(dir, "f32");
+    ASSERT_TRUE(b);
+    const int vocab = b->config().vocab_size;
+    ASSERT_EQ(g.logits.size(), g.tokens.size() * vocab);
+    std::vector<uint8_t> first_decisions;
+    for (const auto& [name, chunks] : Chunkings(g)) {
+      SCOPED_TRACE(name);
+      const ScoreResult r = Score(*b, g.tokens, chunks);
+      size_t at = 0;
+      const float worst = MaxDiff(r.logits, g.logits, 0, g.logits.size(), &at);
+      if (first_decisions.empty()) first_decisions = r.decisions;
+      const bool same_decisions = r.decisions == first_decisions;
+      std::printf("  f32  %-32s %-24s max|diff| %.3g retained %s decisions %s\n", g.name.c_str(),
+                  name.c_str(), worst, r.stats.retained == g.retained ? "exact" : "DIFFER",
+                  same_decisions ? "= one prefill" : "DIFFER from one prefill");
+      EXPECT_EQ(r.logits.size(), g.logits.size());
+      EXPECT_LE(worst, kF32Tolerance) << "worst at position " << at / vocab << " token " << at % vocab;
+      EXPECT_EQ(r.stats.retained, g.retained);
+      EXPECT_EQ(r.stats.logical_tokens, static_cast<int>(g.tokens.size()));
+      EXPECT_TRUE(same_decisions);
+    }
+    EXPECT_EQ(b->PoolStats().blocks_used, 0);
+  }
+}
+
+TEST(CudaGolden, Bf16PrecisionWithinBf16ToleranceWhereDecisionsAgree) {
+  DMS_SKIP_WITHOUT_GPU();
+  int64_t agree_all = 0, total_all = 0;
+  for (const std::string& dir : ModelDirs()) {
+    SCOPED_TRACE(dir);
+    const Golden g = LoadGolden(dir);
+    auto ref = MakeBackend(dir, "f32");
+    auto b = MakeBackend(dir, "bf16");
+    ASSERT_TRUE(ref && b);
+    const ModelConfig& cfg = b->config();
+    const int T = static_cast<int>(g.tokens.size()), H = cfg.num_kv_heads, V = cfg.vocab_size;
+    const int window = cfg.dms.enabled ? cfg.dms.window_size : 0;
+    const ScoreResult want = Score(*ref, g.tokens, {T});
+    for (const auto& [name, chunks] : Chunkings(g)) {
+      SCOPED_TRACE(name);
+      const ScoreResult r = Score(*b, g.tokens, chunks);
+      // The first token whose decision differs from the f32 run: a flip of
+      // d[t] changes attention only for queries at positions >= t + W.
+      int64_t agree = 0;
+      int first_flip = T;
+      for (size_t i = 0; i < r.decisions.size(); ++i) {
+        if (r.decisions[i] == want.decisions[i]) {
+          ++agree;
+        } else {
+          first_flip = std::min(first_flip, static_cast<int>((i / H) % T));
+        }
+      }
+      agree_all += agree;
+      total_all += static_cast<int64_t>(r.decisions.size());
+      const int clean = std::min(T, first_flip + window);
+      const float worst_all = MaxDiff(r.logits, g.logits, 0, g.logits.size(), nullptr);
+      size_t at = 0;
+      const float worst_clean = MaxDiff(r.logits, g.logits, 0, static_cast<size_t>(clean) * V, &at);
+      const double tol = kBf16RelTolerance * g.rms;
+      std::printf("  bf16 %-32s %-24s decisions %lld/%zu agree, clean positions %d/%d: max|diff| "
+                  "%.3g (tol %.3g), all: %.3g, retained %s\n",
+                  g.name.c_str(), name.c_str(), static_cast<long long>(agree), r.decisions.size(),
+                  clean, T, worst_clean, tol, worst_all,
+                  r.stats.retained == g.retained ? "exact" : "differ");
+      EXPECT_LE(worst_clean, tol) << "worst at position " << at / V << " token " << at % V;
+      if (first_flip == T) {
+        EXPECT_EQ(r.stats.retained, g.retained);
+      }
+    }
+  }
+  std::printf("  bf16 decision agreement with the f32 run: %lld / %lld (%.4f%%)\n",
+              static_cast<long long>(agree_all), static_cast<long long>(total_all),
+              100.0 * agree_all / std::max<int64_t>(1, total_all));
+}
+
+TEST(CudaGolden, BatchedSequencesMatchSeparateRuns) {
+  DMS_SKIP_WITHOUT_GPU();
+  const std::string dir = testing::TestDataDir() + "/models/dms-neuron-w16-long";
+  const Golden g = LoadGolden(dir);
+  auto b = MakeBackend(dir, "f32");
+  ASSERT_TRUE(b);
+  const int V = b->config().vocab_size;
+  // Three sequences: prefix lengths 300, 150, 77 of the golden tokens, fed
+  // together in uneven steps (prefills and decodes mixed in one step).
+  std::vector<SeqId> seqs;
+  for (int i = 0; i < 3; ++i) seqs.push_back(*b->CreateSequence());
+  const int lens[3] = {300, 150, 77};
+  int fed[3] = {0, 0, 0};
+  std::vector<std::vector<float>> got(3);
+  std::mt19937 rng(3);
+  while (fed[0] < lens[0] || fed[1] < lens[1] || fed[2] < lens[2]) {
+    std::vector<ForwardChunk> batch;
+    for (int i = 0; i < 3; ++i) {
+      if (fed[i] >= lens[i]) continue;
+      const int n = std::min(lens[i] - fed[i], rng() % 3 == 0 ? 1 : static_cast<int>(1 + rng() % 60));
+      batch.push_back({seqs[i], std::span<const int32_t>(g.tokens.data() + fed[i], n), n});
+      fed[i] += n;
+    }
+    std::vector<float> logits;
+    Status st = b->Forward(batch, &logits);
+    ASSERT_TRUE(st.ok()) << st.ToString();
+    size_t off = 0;
+    for (const ForwardChunk& c : batch) {
+      const int i = static_cast<int>(std::find(seqs.begin(), seqs.end(), c.seq) - seqs.begin());
+      got[i].insert(got[i].end(), logits.begin() + off, logits.begin() + off + c.num_logits * V);
+      off += static_cast<size_t>(c.num_logits) * V;
+    }
+  }
+  for (int i = 0; i < 3; ++i) {
+    const float worst = MaxDiff(got[i], g.logits, 0, static_cast<size_t>(lens[i]) * V, nullptr);
+    EXPECT_LE(worst, kF32Tolerance) << "sequence " << i;
+    gpu_testing::Report("batched", "3 sequences, mixed steps, seq " + std::to_string(i),
+                        "max|diff| vs golden " + std::to_string(worst), worst <= kF32Tolerance);
+    b->ReleaseSequence(seqs[i]);
+  }
+  EXPECT_EQ(b->PoolStats().blocks_used, 0);
+}
+
+TEST(CudaGolden, ErrorsAreTheCpuBackendsAndLeaveNoTrace) {
+  DMS_SKIP_WITHOUT_GPU();
+  const std::string dir = testing::TestDataDir() + "/models/qwen3-plain";
+  auto ckpt = Checkpoint::Load(dir);
+  ASSERT_TRUE(ckpt.ok());
+  std::shared_ptr<const Checkpoint> shared(std::move(*ckpt));
+  CudaBackendOptions o;
+  o.precision = "f16";
+  auto bad = CudaBackend::Create(shared, o);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().ToString(),
+            "INVALID_ARGUMENT: backend 'cuda': precision 'f16' is not supported (expected bf16 or f32)");
+  o.precision = "bf16";
+  o.max_batch_tokens = 64;
+  o.kv_num_blocks = 20;  // 2 layers x 2 heads: 5 blocks of 16 per head
+  auto made = CudaBackend::Create(shared, o);
+  ASSERT_TRUE(made.ok()) << made.status().ToString();
+  CudaBackend& b = **made;
+  const SeqId s = *b.CreateSequence();
+  std::vector<float> out;
+  const std::vector<int32_t> ok_tokens(10, 5), bad_token = {5, 384};
+  ForwardChunk unknown{s + 1, ok_tokens, 1};
+  EXPECT_EQ(b.Forward({&unknown, 1}, &out).ToString(), "INVALID_ARGUMENT: unknown sequence id 1");
+  ForwardChunk vocab{s, bad_token, 1};
+  EXPECT_EQ(b.Forward({&vocab, 1}, &out).ToString(),
+            "INVALID_ARGUMENT: token id 384 outside the vocabulary [0, 384)");
+  const std::vector<int32_t> many(65, 1);
+  ForwardChunk big{s, many, 1};
+  EXPECT_EQ(b.Forward({&big, 1}, &out).ToString(),
+            "INVALID_ARGUMENT: step of 65 tokens exceeds the CUDA backend's max_batch_tokens 64");
+  // 60 tokens fit (4 blocks a head); 30 more do not: nothing is applied.
+  const std::vector<int32_t> sixty(60, 7), thirty(30, 7);
+  ForwardChunk first{s, sixty, 1};
+  ASSERT_TRUE(b.Forward({&first, 1}, &out).ok());
+  ForwardChunk second{s, thirty, 1};
+  EXPECT_EQ(b.Forward({&second, 1}, &out).code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(b.SequenceStats(s).logical_tokens, 60);
+  ForwardChunk small{s, std::span<const int32_t>(thirty.data(), 4), 1};
+  EXPECT_TRUE(b.Forward({&small, 1}, &out).ok());
+  EXPECT_EQ(b.SequenceStats(s).logical_tokens, 64);
+  b.ReleaseSequence(s);
+  EXPECT_EQ(b.PoolStats().blocks_used, 0);
+}
+
+TEST(CudaModule, DlopenPathMatchesTheDirectBackend) {
+  DMS_SKIP_WITHOUT_GPU();
+  const std::string dir = testing::TestDataDir() + "/models/dms-proj-w16-gqa4";
+  const Golden g = LoadGolden(dir);
+  for (const std::string kind : {"cuda", "auto"}) {
+    auto ckpt = Checkpoint::Load(dir);
+    ASSERT_TRUE(ckpt.ok());
+    BackendOptions o;
+    o.kind = kind;
+    o.precision = "f32";
+    auto b = CreateBackend(std::shared_ptr<const Checkpoint>(std::move(*ckpt)), o);
+    ASSERT_TRUE(b.ok()) << b.status().ToString();
+    EXPECT_EQ((*b)->info().name, "cuda");
+    auto seq = (*b)->CreateSequence();
+    ASSERT_TRUE(seq.ok());
+    ForwardChunk c{*seq, g.tokens, static_cast<int>(g.tokens.size())};
+    std::vector<float> logits;
+    ASSERT_TRUE((*b)->Forward({&c, 1}, &logits).ok());
+    const float worst = MaxDiff(logits, g.logits, 0, g.logits.size(), nullptr);
+    EXPECT_LE(worst, kF32Tolerance);
+    gpu_testing::Report("dlopen", "CreateBackend(\"" + kind + "\") " + g.name + " " + (*b)->info().device,
+                        "max|diff| " + std::to_string(worst), worst <= kF32Tolerance);
+  }
+}
+
+TEST(CudaModule, ScoreCliWithBackendCuda) {
+  DMS_SKIP_WITHOUT_GPU();
+  // qwen3-plain has no DMS decisions, so bf16 (the CLI's default precision)
+  // must match at every position.
+  const std::string dir = testing::TestDataDir() + "/models/qwen3-plain";
+  const Golden g = LoadGolden(dir);
+  testing::TempDir tmp;
+  std::string tokens;
+  for (size_t i = 0; i < g.tokens.size(); ++i) {
+    if (i > 0) tokens.push_back(',');
+    tokens.append(std::to_string(g.tokens[i]));
+  }
+  const std::string cmd = testing::BinDir() + "/dms-engine score --backend cuda --model " + dir +
+                          " --tokens " + tokens + " --chunks 120,1,1,1,77 --out " +
+                          tmp.File("logits.f32") + " --stats " + tmp.File("stats.json");
+  const testing::CommandResult r = testing::RunCommand(cmd);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string bytes = testing::ReadFile(tmp.File("logits.f32"));
+  std::vector<float> got(bytes.size() / 4);
+  std::memcpy(got.data(), bytes.data(), bytes.size());
+  ASSERT_EQ(got.size(), g.logits.size());
+  const float worst = MaxDiff(got, g.logits, 0, got.size(), nullptr);
+  EXPECT_LE(worst, kBf16RelTolerance * g.rms);
+  auto stats = nlohmann::json::parse(testing::ReadFile(tmp.File("stats.json")));
+  EXPECT_EQ(stats["backend"], "cuda");
+  EXPECT_EQ(stats["retained"].get<std::vector<std::vector<int>>>(), g.retained);
+  gpu_testing::Report("score_cli", "dms-engine score --backend cuda qwen3-plain",
+                      "max|diff| " + std::to_string(worst), worst <= kBf16RelTolerance * g.rms);
+}
+
+TEST(CudaModule, MemoryPlanIsReported) {
+  DMS_SKIP_WITHOUT_GPU();
+  auto b = MakeBackend(testing::TestDataDir() + "/models/dms-neuron-w16-long", "bf16");
+  ASSERT_TRUE(b);
+  const CudaMemoryPlan& p = b->memory_plan();
+  std::printf("  memory plan: weights %zu B, KV %zu B, workspace %zu B, cuBLAS %zu B; %s\n",
+              p.weights, p.kv_cache, p.workspace, p.cublas, b->info().device.c_str());
+  EXPECT_GT(p.weights, 0u);
+  EXPECT_GT(p.kv_cache, 0u);
+  EXPECT_GT(p.workspace, 0u);
+}
+
+}  // namespace
+}  // namespace dms

@@ -1,0 +1,199 @@
+// Embedding gather, RMSNorm (+ residual add, bias, row gather), SwiGLU, the
+// GEMM-input split and the cuBLAS linear layer against the CPU reference ops.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "engine/cpu/cpu_matmul.h"
+#include "engine/cpu/cpu_ops.h"
+#include "engine/cpu/thread_pool.h"
+#include "engine/cuda/cublas_linear.h"
+#include "engine/model/safetensors.h"
+#include "kernels/elementwise.h"
+#include "tests/gpu/gpu_test_util.h"
+
+namespace dms::gpu_testing {
+namespace {
+
+ThreadPool& Pool() {
+  static ThreadPool pool(0);
+  return pool;
+}
+
+// hi + lo of a GEMM input as floats (lo may be absent).
+std::vector<float> GemmValue(const DevArray<__nv_bfloat16>& hi, const DevArray<__nv_bfloat16>* lo) {
+  std::vector<float> v = FromBf16(hi.Download());
+  if (lo) {
+    const std::vector<float> l = FromBf16(lo->Download());
+    for (size_t i = 0; i < v.size(); ++i) v[i] += l[i];
+  }
+  return v;
+}
+
+TEST(ElementwiseOp, EmbeddingGatherIsExact) {
+  DMS_SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(1);
+  for (int dim : {64, 96, 4096}) {
+    const int vocab = 1000, rows = 37;
+    std::vector<__nv_bfloat16> table = ToBf16(RandomUniform(static_cast<size_t>(vocab) * dim, rng));
+    std::vector<int32_t> tokens(rows);
+    for (int32_t& t : tokens) t = static_cast<int32_t>(rng() % vocab);
+    tokens[0] = vocab - 1;
+    DevArray<__nv_bfloat16> d_table;
+    d_table.Upload(table);
+    DevArray<int32_t> d_tokens;
+    d_tokens.Upload(tokens);
+    DevArray<float> d_x(static_cast<size_t>(rows) * dim);
+    DMS_CUDA_CHECK(cuda::LaunchEmbeddingGather(d_tokens.get(), rows, d_table.get(), dim, d_x.get(), nullptr));
+    const std::vector<float> got = d_x.Download();
+    bool same = true;
+    for (int r = 0; r < rows; ++r) {
+      for (int d = 0; d < dim; ++d) {
+        same &= got[static_cast<size_t>(r) * dim + d] == FromBf16(table[static_cast<size_t>(tokens[r]) * dim + d]);
+      }
+    }
+    EXPECT_TRUE(same);
+    Report("embedding", "rows=37 vocab=1000 dim=" + std::to_string(dim), "bit-exact", same);
+  }
+}
+
+TEST(ElementwiseOp, RmsNormWithResidualMatches) {
+  DMS_SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(2);
+  for (int dim : {64, 96, 4096}) {
+    for (int rows : {1, 7, 300}) {
+      for (bool accurate : {false, true}) {
+        const size_t n = static_cast<size_t>(rows) * dim;
+        std::vector<float> x = RandomUniform(n, rng, -3, 3), delta = RandomUniform(n, rng);
+        std::vector<float> bias = RandomUniform(dim, rng, -0.1f, 0.1f);
+        std::vector<float> w = RandomUniform(dim, rng, 0.5f, 1.5f);
+        // Reference: v = (x + delta) + bias, then RMSNorm.
+        std::vector<float> v(n), ref(n);
+        for (size_t i = 0; i < n; ++i) v[i] = (x[i] + delta[i]) + bias[i % dim];
+        RmsNormRows(Pool(), v.data(), rows, dim, w.data(), 1e-6, ref.data());
+        DevArray<float> d_x, d_delta, d_bias, d_w;
+        d_x.Upload(x);
+        d_delta.Upload(delta);
+        d_bias.Upload(bias);
+        d_w.Upload(w);
+        DevArray<__nv_bfloat16> hi(n), lo(n);
+        cuda::GemmInput out{hi.get(), accurate ? lo.get() : nullptr};
+        DMS_CUDA_CHECK(cuda::LaunchRmsNorm(d_x.get(), d_delta.get(), d_bias.get(), d_x.get(), nullptr,
+                                           rows, dim, d_w.get(), 1e-6f, out, nullptr));
+        const std::vector<float> x_after = d_x.Download();
+        EXPECT_EQ(0, std::memcmp(x_after.data(), v.data(), n * 4)) << "residual stream not exact";
+        const ErrorStats e = Compare(GemmValue(hi, accurate ? &lo : nullptr), ref);
+        // bf16 output: relative rounding 2^-9; hi + lo: about 2^-17.
+        const double bound = accurate ? 1e-9 : 2e-5;
+        EXPECT_TRUE(CheckClose("rms_norm_add",
+                               "rows=" + std::to_string(rows) + " dim=" + std::to_string(dim) +
+                                   (accurate ? " hi+lo" : " bf16"),
+                               e, bound, (accurate ? 1e-4 : 4e-2)));
+      }
+    }
+  }
+  // Gathered rows (the LM-head path): output row r is source row map[r].
+  const int rows = 50, dim = 128;
+  std::vector<float> x = RandomUniform(rows * dim, rng), delta = RandomUniform(rows * dim, rng);
+  std::vector<float> w = RandomUniform(dim, rng, 0.5f, 1.5f);
+  std::vector<int32_t> map = {49, 0, 17, 17, 3};
+  std::vector<float> v(map.size() * dim), ref(v.size());
+  for (size_t r = 0; r < map.size(); ++r)
+    for (int d = 0; d < dim; ++d) v[r * dim + d] = x[map[r] * dim + d] + delta[map[r] * dim + d];
+  RmsNormRows(Pool(), v.data(), map.size(), dim, w.data(), 1e-5, ref.data());
+  DevArray<float> d_x, d_delta, d_w;
+  DevArray<int32_t> d_map;
+  d_x.Upload(x);
+  d_delta.Upload(delta);
+  d_w.Upload(w);
+  d_map.Upload(map);
+  DevArray<__nv_bfloat16> hi(v.size()), lo(v.size());
+  DMS_CUDA_CHECK(cuda::LaunchRmsNorm(d_x.get(), d_delta.get(), nullptr, nullptr, d_map.get(),
+                                     static_cast<int>(map.size()), dim, d_w.get(), 1e-5f,
+                                     {hi.get(), lo.get()}, nullptr));
+  EXPECT_TRUE(CheckClose("rms_norm_add", "gathered rows=5 of 50 dim=128 hi+lo",
+                         Compare(GemmValue(hi, &lo), ref), 1e-9, 1e-4));
+  EXPECT_EQ(0, std::memcmp(d_x.Download().data(), x.data(), x.size() * 4)) << "x must not change";
+}
+
+TEST(ElementwiseOp, SwiGluMatches) {
+  DMS_SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(3);
+  for (int inter : {128, 12288}) {
+    for (int rows : {1, 33}) {
+      std::vector<float> gu = RandomUniform(static_cast<size_t>(rows) * 2 * inter, rng, -6, 6);
+      std::vector<float> gate(static_cast<size_t>(rows) * inter), up(gate.size());
+      for (int r = 0; r < rows; ++r) {
+        for (int i = 0; i < inter; ++i) {
+          gate[static_cast<size_t>(r) * inter + i] = gu[static_cast<size_t>(r) * 2 * inter + i];
+          up[static_cast<size_t>(r) * inter + i] = gu[static_cast<size_t>(r) * 2 * inter + inter + i];
+        }
+      }
+      SiluMul(Pool(), gate.data(), up.data(), gate.size());
+      DevArray<float> d_gu;
+      d_gu.Upload(gu);
+      DevArray<__nv_bfloat16> hi(gate.size()), lo(gate.size());
+      DMS_CUDA_CHECK(cuda::LaunchSwiGlu(d_gu.get(), rows, inter, {hi.get(), lo.get()}, nullptr));
+      EXPECT_TRUE(CheckClose("swiglu", "rows=" + std::to_string(rows) + " inter=" + std::to_string(inter) + " hi+lo",
+                             Compare(GemmValue(hi, &lo), gate), 1e-9, 1e-4));
+      DevArray<__nv_bfloat16> hi2(gate.size());
+      DMS_CUDA_CHECK(cuda::LaunchSwiGlu(d_gu.get(), rows, inter, {hi2.get(), nullptr}, nullptr));
+      std::vector<float> rounded(gate.size());
+      for (size_t i = 0; i < gate.size(); ++i) rounded[i] = RoundBf16(gate[i]);
+      const std::vector<float> got = FromBf16(hi2.Download());
+      size_t off = 0;
+      for (size_t i = 0; i < got.size(); ++i) off += got[i] != rounded[i];
+      // expf may differ from std::exp in the last bit, moving a rare value
+      // across a bf16 rounding boundary.
+      EXPECT_LE(off, got.size() / 1000 + 1);
+      Report("swiglu", "rows=" + std::to_string(rows) + " inter=" + std::to_string(inter) + " bf16",
+             std::to_string(off) + " of " + std::to_string(got.size()) + " off by 1 ulp", off <= got.size() / 1000 + 1);
+    }
+  }
+}
+
+TEST(GemmOp, CublasLinearMatchesCpuMatMul) {
+  DMS_SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(4);
+  CublasLinear gemm;
+  ASSERT_TRUE(gemm.Init(nullptr).ok());
+  struct Shape { int m, k, n; };
+  for (const Shape& s : {Shape{1, 64, 192}, Shape{7, 96, 384}, Shape{128, 1024, 3072},
+                         Shape{300, 4096, 512}, Shape{1, 4096, 6144}}) {
+    const std::vector<float> x = RandomUniform(static_cast<size_t>(s.m) * s.k, rng);
+    const std::vector<__nv_bfloat16> w = ToBf16(RandomUniform(static_cast<size_t>(s.n) * s.k, rng, -0.05f, 0.05f));
+    TensorView tv;
+    tv.name = "w";
+    tv.dtype = DType::kBF16;
+    tv.shape = {s.n, s.k};
+    tv.data = reinterpret_cast<const uint8_t*>(w.data());
+    tv.nbytes = w.size() * 2;
+    std::vector<float> xr(x.size());
+    for (size_t i = 0; i < x.size(); ++i) xr[i] = RoundBf16(x[i]);
+    std::vector<float> ref(static_cast<size_t>(s.m) * s.n), ref_r(ref.size());
+    MatMul(Pool(), x.data(), s.m, s.k, tv, nullptr, ref.data());
+    MatMul(Pool(), xr.data(), s.m, s.k, tv, nullptr, ref_r.data());
+    DevArray<__nv_bfloat16> d_w, hi(x.size()), lo(x.size());
+    d_w.Upload(w);
+    DevArray<float> d_x, d_y(ref.size());
+    d_x.Upload(x);
+    const std::string shape = std::to_string(s.m) + "x" + std::to_string(s.k) + " by " + std::to_string(s.n);
+    for (bool accurate : {false, true}) {
+      cuda::GemmInput in{hi.get(), accurate ? lo.get() : nullptr};
+      DMS_CUDA_CHECK(cuda::LaunchToGemmInput(d_x.get(), static_cast<int64_t>(x.size()), in, nullptr));
+      d_y.Poison();
+      ASSERT_TRUE(gemm.Run(in, s.m, s.k, d_w.get(), s.n, d_y.get()).ok());
+      // bf16 inputs against the CPU on the same rounded inputs (only the
+      // summation order differs); hi + lo against the CPU on fp32 inputs.
+      const ErrorStats e = Compare(d_y.Download(), accurate ? ref : ref_r);
+      EXPECT_TRUE(CheckClose("linear_cublas", shape + (accurate ? " hi+lo vs f32" : " bf16 vs rounded"),
+                             e, accurate ? 1e-9 : 1e-10, 1e-4));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dms::gpu_testing

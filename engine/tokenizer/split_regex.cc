@@ -81,7 +81,9 @@ SplitRegex::~SplitRegex() {
 bool SplitRegex::NextMatch(std::string_view text, size_t start, Scratch* scratch, size_t* mbegin,
                            size_t* mend) const {
   if (scratch->match_data_ == nullptr) {
-    scratch->match_data_ = pcre2_match_data_create_from_pattern(code_, nullptr);
+    // One offset pair (the whole match) is all Split reads; a Scratch may
+    // then serve any pattern (rc 0 only means groups did not fit).
+    scratch->match_data_ = pcre2_match_data_create(1, nullptr);
   }
   auto subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   int rc = jit_ ? pcre2_jit_match(code_, subject, text.size(), start, PCRE2_NO_UTF_CHECK,
@@ -92,7 +94,7 @@ bool SplitRegex::NextMatch(std::string_view text, size_t start, Scratch* scratch
     rc = pcre2_match(code_, subject, text.size(), start, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT,
                      scratch->match_data_, nullptr);
   }
-  if (rc <= 0) return false;  // no match (or a resource error: rest is one gap)
+  if (rc < 0) return false;  // no match (or a resource error: the rest is one gap)
   PCRE2_SIZE* ov = pcre2_get_ovector_pointer(scratch->match_data_);
   *mbegin = ov[0];
   *mend = ov[1];

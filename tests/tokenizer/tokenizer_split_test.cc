@@ -52,6 +52,19 @@ TEST(SplitRegex, CompileErrorNamesOffset) {
   EXPECT_EQ(r.status().message(), "split regex does not compile at offset 4: missing closing parenthesis");
 }
 
+TEST(SplitRegex, CapturingGroupsAndGaps) {
+  // Capturing groups do not matter; text no alternative matches is a piece.
+  auto regex = SplitRegex::Compile("(\\p{L}+)|(\\d)(\\d)");
+  ASSERT_TRUE(regex.ok()) << regex.status().ToString();
+  SplitRegex::Scratch scratch;
+  std::vector<SplitRegex::Piece> pieces;
+  std::string text = "ab, 123cd!";
+  (*regex)->Split(text, &scratch, &pieces);
+  std::vector<std::string> got;
+  for (auto p : pieces) got.push_back(text.substr(p.begin, p.end - p.begin));
+  EXPECT_EQ(got, (V{"ab", ", ", "12", "3", "cd", "!"}));
+}
+
 TEST(SplitRegex, QwenPieces) {
   EXPECT_EQ(Pieces("Hello, world!"), (V{"Hello", ",", " world", "!"}));
   EXPECT_EQ(Pieces("I'm DON'T"), (V{"I", "'m", " DON", "'T"}));

@@ -85,20 +85,19 @@ StatusOr<NeedlePrompt> BuildNeedlePrompt(const NeedleSpec& spec, const TokenCoun
   // Tokens of each distinct sentence (with its leading space); sums are
   // close because the split pattern breaks words at spaces.
   std::map<std::string, int64_t> cost;
+  int64_t min_cost = INT64_MAX;
   for (const std::string& s : FillerSentences(0, kNumFiller)) {
     DMS_ASSIGN_OR_RETURN(cost[s], counters.text(" " + s));
+    min_cost = std::min(min_cost, std::max<int64_t>(1, cost[s]));
   }
-  // Take sentences while the estimate fits, then trim by measurement.
-  std::vector<std::string> pool;
+  const int64_t budget = spec.target_tokens - bare;
+  const std::vector<std::string> all = FillerSentences(spec.seed, static_cast<size_t>(budget / min_cost + 2));
+  // Take whole sentences while the estimate fits...
   std::vector<std::string> sentences;
   std::vector<int64_t> prefix{0};  // prefix[i]: filler tokens of the first i sentences
-  const int64_t budget = spec.target_tokens - bare;
-  for (size_t i = 0;; ++i) {
-    if (i % kNumFiller == 0) pool = FillerSentences(spec.seed + i / kNumFiller, kNumFiller);
-    const std::string& s = pool[i % kNumFiller];
-    if (prefix.back() + cost[s] > budget) break;
-    sentences.push_back(s);
-    prefix.push_back(prefix.back() + cost[s]);
+  while (prefix.back() + cost[all[sentences.size()]] <= budget) {
+    prefix.push_back(prefix.back() + cost[all[sentences.size()]]);
+    sentences.push_back(all[sentences.size()]);
   }
   auto needle_index = [&]() {
     const double want = spec.depth * static_cast<double>(prefix.back());
@@ -108,26 +107,57 @@ StatusOr<NeedlePrompt> BuildNeedlePrompt(const NeedleSpec& spec, const TokenCoun
     }
     return best;
   };
+  // ...then trim by measurement until the whole prompt fits.
+  NeedlePrompt p;
+  size_t at = 0;
   while (true) {
-    const size_t at = needle_index();
-    NeedlePrompt p;
+    at = needle_index();
     p.user_message = AssembleNeedleMessage(sentences, at);
     DMS_ASSIGN_OR_RETURN(p.prompt_tokens, counters.prompt(p.user_message));
-    if (p.prompt_tokens <= spec.target_tokens || sentences.empty()) {
-      if (p.prompt_tokens > spec.target_tokens) break;
-      p.filler_tokens = prefix.back();
-      p.depth = prefix.back() > 0 ? static_cast<double>(prefix[at]) / prefix.back() : spec.depth;
-      return p;
+    if (p.prompt_tokens <= spec.target_tokens) break;
+    if (sentences.empty()) {
+      return FailedPreconditionError(Format("needle prompt: cannot fit %lld tokens", static_cast<long long>(spec.target_tokens)));
     }
-    // Over by `excess`: drop enough sentences from the end to cover it.
-    int64_t excess = p.prompt_tokens - spec.target_tokens;
+    int64_t excess = p.prompt_tokens - spec.target_tokens;  // drop enough sentences to cover it
     while (excess > 0 && !sentences.empty()) {
       excess -= cost[sentences.back()];
       sentences.pop_back();
       prefix.pop_back();
     }
   }
-  return FailedPreconditionError(Format("needle prompt: cannot fit %lld tokens", static_cast<long long>(spec.target_tokens)));
+  p.filler_tokens = prefix.back();
+  p.depth = prefix.back() > 0 ? static_cast<double>(prefix[at]) / prefix.back() : spec.depth;
+  // Pad the rest with the first words of the next sentence (the most that
+  // fit, by binary search on measured lengths).
+  if (p.prompt_tokens < spec.target_tokens) {
+    std::vector<std::string> words;
+    const std::string& next = all[sentences.size()];
+    for (size_t b = 0; b < next.size();) {
+      const size_t e = std::min(next.find(' ', b), next.size());
+      words.push_back(next.substr(b, e - b));
+      b = e + 1;
+    }
+    size_t lo = 0, hi = words.size() - 1;  // lo words fit; a whole sentence did not
+    NeedlePrompt best = p;
+    while (lo < hi) {
+      const size_t mid = (lo + hi + 1) / 2;
+      std::string partial = words[0];
+      for (size_t i = 1; i < mid; ++i) partial += " " + words[i];
+      std::vector<std::string> padded = sentences;
+      padded.push_back(partial);
+      NeedlePrompt q = p;
+      q.user_message = AssembleNeedleMessage(padded, at);
+      DMS_ASSIGN_OR_RETURN(q.prompt_tokens, counters.prompt(q.user_message));
+      if (q.prompt_tokens <= spec.target_tokens) {
+        lo = mid;
+        best = q;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    p = best;
+  }
+  return p;
 }
 
 }  // namespace dms::client

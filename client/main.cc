@@ -16,7 +16,7 @@ int main(int argc, char** argv) {
   dms::client::RegisterInfoCommand(app, &exit_code);
   dms::client::RegisterHealthCommand(app, &exit_code);
   dms::client::RegisterBenchCommand(app, &exit_code);
-  // dms::client::RegisterEvalCommand(app, &exit_code);
+  dms::client::RegisterEvalCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -54,7 +54,7 @@ class BpeModel {
   void MergeLarge(std::vector<int32_t>* ids, Scratch* scratch) const;
 
   int32_t ByteId(uint8_t b) const { return byte_ids_[b]; }
-  // nullptr-safe lookups; -1 / "" when absent.
+  // Vocab lookups (added tokens are the Tokenizer's): -1 / "" when absent.
   int32_t TokenToId(std::string_view token) const;
   const std::string& IdToToken(int32_t id) const;  // "" when out of range
   size_t vocab_size() const { return id_to_token_.size(); }

@@ -114,7 +114,7 @@ GenerateStream* GenerateStream::Start(grpc::CallbackServerContext* context, Engi
   Status st = engine->Submit(std::move(request), std::make_shared<Sink>(shared));
   std::lock_guard<std::recursive_mutex> lock(shared->mu);
   if (!st.ok()) {
-    spdlog::info("request refused: {}", LogEscape(st.message(), 256));
+    spdlog::info("request id={} refused: {}", LogEscape(shared->request_id), LogEscape(st.message(), 256));
     shared->finished = true;
     stream->Finish(ToGrpcStatus(st));
     return stream;

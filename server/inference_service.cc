@@ -43,9 +43,10 @@ std::string InferenceService::NewRequestId() {
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::StartStream(
-    grpc::CallbackServerContext* ctx, StatusOr<GenerationRequest> request) {
+    grpc::CallbackServerContext* ctx, const std::string& client_id, StatusOr<GenerationRequest> request) {
   if (!request.ok()) {
-    spdlog::info("request refused peer={}: {}", LogEscape(ctx->peer()), LogEscape(request.status().message(), 256));
+    spdlog::info("request id={} peer={} refused: {}", LogEscape(client_id), LogEscape(ctx->peer()),
+                 LogEscape(request.status().message(), 256));
     return new FailedStream(ToGrpcStatus(request.status()));
   }
   if (request->request_id.empty()) request->request_id = NewRequestId();
@@ -60,7 +61,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
   if (!st.ok()) return new FailedStream(ToGrpcStatus(st));
   ModelLimits limits{model_.engine->backend().config().vocab_size, model_.engine->max_model_len(),
                      model_.default_max_tokens};
-  return StartStream(ctx, BuildGenerateRequest(*req, model_.tokenizer, limits));
+  return StartStream(ctx, req->request_id(), BuildGenerateRequest(*req, model_.tokenizer, limits));
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Chat(grpc::CallbackServerContext* ctx,
@@ -69,7 +70,7 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Chat(grpc::Cal
   if (!st.ok()) return new FailedStream(ToGrpcStatus(st));
   ModelLimits limits{model_.engine->backend().config().vocab_size, model_.engine->max_model_len(),
                      model_.default_max_tokens};
-  return StartStream(ctx, BuildChatRequest(*req, model_.tokenizer, limits));
+  return StartStream(ctx, req->request_id(), BuildChatRequest(*req, model_.tokenizer, limits));
 }
 
 grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* ctx,

@@ -51,6 +51,7 @@ class InferenceService final : public v1::Inference::CallbackService {
   // OK when inference RPCs may run now, else UNAVAILABLE saying why.
   Status CheckServing() const;
   grpc::ServerWriteReactor<v1::GenerateResponse>* StartStream(grpc::CallbackServerContext* ctx,
+                                                              const std::string& client_id,
                                                               StatusOr<GenerationRequest> request);
   std::string NewRequestId();
 

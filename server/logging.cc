@@ -21,7 +21,7 @@ std::string LogEscape(std::string_view s, size_t max) {
       out += static_cast<char>(c);
     } else if (c < 0x20 || c >= 0x7f) {
       char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\x%02x", c);
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
       out += buf;
     } else {
       out += static_cast<char>(c);

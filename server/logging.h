@@ -14,8 +14,9 @@ namespace dms::server {
 Status SetupLogging(const std::string& format, const std::string& level);
 
 // Printable, quote-safe rendering of client-supplied text (at most `max`
-// bytes): control characters, quotes, backslashes and non-ASCII bytes become
-// escapes, so a request id can neither break a line nor forge a JSON field.
+// bytes): quotes and backslashes get a backslash, control characters and
+// non-ASCII bytes become \u00XX (valid inside a JSON string, one per byte), so
+// a request id can neither break a line nor forge a JSON field.
 std::string LogEscape(std::string_view s, size_t max = 128);
 
 }  // namespace dms::server

@@ -307,6 +307,12 @@ void Engine::PublishStats(double step_ms, int step_tokens, int step_seqs) {
       st.logical_per_layer[l] += static_cast<int64_t>(kv.logical_tokens) * kv.retained[l].size();
     }
   }
+  int64_t logical = 0, retained = 0;
+  for (int l = 0; l < layers; ++l) {
+    logical += st.logical_per_layer[l];
+    retained += st.retained_per_layer[l];
+  }
+  if (retained > 0) scheduler_.set_live_compression(static_cast<double>(logical) / retained);
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_ = st;

@@ -75,6 +75,16 @@ int Scheduler::FitChunk(const Sequence& seq, int want, int free_blocks) const {
   return lo;
 }
 
+int Scheduler::ProjectedPromptBlocks(int tokens) const {
+  const ModelConfig& c = backend_->config();
+  const KvPoolStats pool = backend_->PoolStats();
+  const bool evicts = c.dms.enabled && !c.dms.disable_eviction;
+  const double w1 = evicts ? c.dms.window_size + 1.0 : tokens;
+  const double per_head = std::min<double>(tokens, w1) + std::max(0.0, tokens - w1) / live_ratio_;
+  const int blocks_per_head = static_cast<int>(std::ceil(per_head / pool.block_size));
+  return blocks_per_head * c.num_layers * c.num_kv_heads;
+}
+
 std::vector<PlannedChunk> Scheduler::Schedule() {
   std::vector<PlannedChunk> plan;
   std::unordered_set<const Sequence*> planned;
@@ -130,6 +140,8 @@ std::vector<PlannedChunk> Scheduler::Schedule() {
       s.kv = *kv;
     }
     const bool alone = running_.empty() && plan.empty();
+    // Not alone: admit only if the whole prompt's projected footprint fits.
+    if (!alone && ProjectedPromptBlocks(s.pending()) > free_blocks - watermark) break;
     const int n = FitChunk(s, std::min(s.pending(), budget), free_blocks - (alone ? 0 : watermark));
     if (n == 0) {
       backend_->ReleaseSequence(s.kv);

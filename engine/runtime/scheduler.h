@@ -11,7 +11,12 @@
 //      invariance makes exact);
 //   2. running prefills continue, in chunks;
 //   3. waiting requests are admitted in (priority, arrival) order while
-//      budgets allow, keeping a small watermark of blocks free for decodes.
+//      budgets allow, keeping a small watermark of blocks free for decodes,
+//      and only when the blocks their whole prompt is projected to hold fit:
+//      per (layer, KV head) about min(P, W+1) + (P - W - 1) / r entries,
+//      r the LIVE compression ratio of the running sequences (1 until
+//      measured, i.e. dense), so DMS's savings become admitted streams
+//      without assuming the nominal 8x.
 // Threading: engine thread only.
 #pragma once
 
@@ -42,6 +47,11 @@ class Scheduler {
   Scheduler(Backend* backend, const SchedulerOptions& options);
 
   void Add(std::unique_ptr<Sequence> seq);
+  // The live logical/retained ratio of running sequences (>= 1), for
+  // projecting a new prompt's footprint. Set by the engine after each step.
+  void set_live_compression(double ratio) { live_ratio_ = ratio < 1 ? 1 : ratio; }
+  // Blocks a prompt of `tokens` is projected to hold once prefilled.
+  int ProjectedPromptBlocks(int tokens) const;
   // Plans one step; may preempt running sequences. Empty when idle.
   std::vector<PlannedChunk> Schedule();
   // Removes a finished (or cancelled) sequence and frees its cache.
@@ -70,6 +80,7 @@ class Scheduler {
   std::list<std::unique_ptr<Sequence>> waiting_;  // sorted by urgency
   std::vector<Sequence*> unschedulable_;
   int num_preemptions_ = 0;
+  double live_ratio_ = 1.0;
 };
 
 }  // namespace dms

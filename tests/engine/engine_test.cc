@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <condition_variable>
+#include <cstdio>
 #include <filesystem>
 #include <future>
 #include <mutex>
@@ -202,6 +204,57 @@ TEST(Engine, CancelFreesTheCacheAndReportsCancelled) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   EXPECT_EQ(engine->Stats().kv.blocks_used, 0);
+}
+
+// Records the most sequences ever resident at once.
+class PeakObserver : public EngineObserver {
+ public:
+  void OnStep(const EngineStats& st) override {
+    peak_running = std::max(peak_running.load(), st.running);
+  }
+  std::atomic<int> peak_running{0};
+};
+
+int PeakConcurrency(const std::string& dir, bool dense, int kv_blocks) {
+  auto ckpt = Checkpoint::Load(dir);
+  BackendOptions bo;
+  bo.kv_block_size = 4;
+  bo.kv_num_blocks = kv_blocks;
+  bo.force_dense = dense;
+  auto backend = CreateBackend(std::shared_ptr<const Checkpoint>(std::move(*ckpt)), bo);
+  PeakObserver obs;
+  EngineOptions eo;
+  eo.scheduler.max_batch_tokens = 64;
+  Engine engine(std::move(*backend), nullptr, eo, &obs);
+  std::vector<std::shared_ptr<CollectingSink>> sinks;
+  for (int i = 0; i < 12; ++i) {
+    GenerationRequest r;
+    r.request_id = "r" + std::to_string(i);
+    for (int t = 0; t < 150; ++t) r.prompt_tokens.push_back((t * 31 + i) % 200);
+    r.max_tokens = 30;
+    r.ignore_eos = true;
+    r.sampling.temperature = 0;
+    sinks.push_back(std::make_shared<CollectingSink>());
+    EXPECT_TRUE(engine.Submit(r, sinks.back()).ok());
+  }
+  for (auto& s : sinks) {
+    s->Wait();
+    EXPECT_EQ(s->finish.reason, FinishReason::kLength) << s->finish.error.message();
+  }
+  engine.Stop();
+  return obs.peak_running.load();
+}
+
+TEST(Engine, DmsAdmitsMoreStreamsThanADenseCacheInTheSamePool) {
+  // About 37% eviction and window 0: the same pool holds more DMS streams.
+  const std::string dir = testing::TestDataDir() + "/models/dms-neuron-w0-gqa1";
+  // Dense: 180 tokens x 2 layers x 4 KV heads / 4-token blocks = 360 blocks a
+  // stream, so about 4 streams fit; DMS streams hold fewer entries.
+  const int blocks = 1500;
+  const int dense = PeakConcurrency(dir, /*dense=*/true, blocks);
+  const int dms = PeakConcurrency(dir, /*dense=*/false, blocks);
+  std::printf("peak concurrent streams in %d blocks: dense %d, DMS %d\n", blocks, dense, dms);
+  EXPECT_GT(dms, dense);
 }
 
 TEST(Engine, RequestLargerThanThePoolFailsWithAClearError) {

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <filesystem>
+#include <sstream>
 #include <future>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -329,6 +330,37 @@ TEST(ServerE2E, ModelInfoReportsGeometryDmsAndCapacity) {
   EXPECT_EQ(info.capacity_context_length(), 1000u);
   EXPECT_GT(info.estimated_max_streams(), 0u);
   EXPECT_FALSE(info.has_tokenizer());
+}
+
+}  // namespace
+}  // namespace dms
+
+namespace dms {
+namespace {
+
+TEST(ServerE2E, JsonLogsCarryEscapedRequestIdsAndNothingPerToken) {
+  const Golden g = Goldens().front();
+  ServerProcess server({"--model", g.dir, "--log-format", "json"});
+  auto stub = server.Stub();
+  v1::GenerateRequest req = GreedyIds(g.prompt, 40);
+  req.set_request_id("evil\"id\n{\"level\":\"forged\"}");
+  StreamResult r = Generate(*stub, req);
+  ASSERT_TRUE(r.status.ok());
+  int lines = 0, with_id = 0;
+  std::istringstream in(server.Log());
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(j.is_discarded()) << "not JSON: " << line;
+    EXPECT_NE(j["level"], "forged");
+    ++lines;
+    // The id arrives as data inside the message, not as a field of its own.
+    if (j["msg"].get<std::string>().find("id=evil\"id\n{\"level\":\"forged\"}") != std::string::npos) {
+      ++with_id;
+    }
+  }
+  EXPECT_EQ(with_id, 2) << server.Log();  // accepted + finished, not one line per token
+  EXPECT_LT(lines, 10);
 }
 
 }  // namespace

@@ -2,7 +2,9 @@
 // --stats JSON for three chunkings of each golden model, through the binary.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -90,6 +92,34 @@ TEST(ScoreCli, BadArgumentsGiveOneClearLine) {
                           " --tokens 1 --out " + tmp.File("x"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("config.json"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace dms
+
+namespace dms {
+namespace {
+
+TEST(ScoreCli, TinyPresetScoresATwoHundredTokenPrompt) {
+  // Issue "Reference engine": a 200-token prompt on the tiny preset scores in
+  // well under a second. Timing is printed, never asserted.
+  testing::TempDir tmp;
+  auto made = testing::RunCommand(testing::BinDir() + "/dms-engine make-model --out " + tmp.File("m") +
+                                  " --preset tiny --tokenizer /nonexistent");
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  std::string tokens;
+  for (int i = 0; i < 200; ++i) tokens += (i ? "," : "") + std::to_string((i * 7919) % 150000);
+  const auto start = std::chrono::steady_clock::now();
+  auto r = testing::RunCommand(testing::BinDir() + "/dms-engine score --model " + tmp.File("m") +
+                               " --tokens " + tokens + " --out " + tmp.File("l.f32") + " --stats " +
+                               tmp.File("s.json"));
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::printf("tiny preset, 200 tokens, all logits: %.3f s (process wall time)\n", s);
+  auto stats = nlohmann::json::parse(testing::ReadFile(tmp.File("s.json")));
+  EXPECT_EQ(stats["logical_tokens"].get<int>(), 200);
+  EXPECT_GT(stats["compression_ratio"].get<double>(), 2.0);  // ~87.5% eviction, window 16
+  EXPECT_EQ(fs::file_size(tmp.File("l.f32")), 200u * 151936u * 4u);
 }
 
 }  // namespace

@@ -21,10 +21,11 @@ build_here() {
   local archs="${CUDA_ARCHS:-90a}"
   cmake -S "$root" -B "$build" -G Ninja -DDMS_CUDA=ON -DDMS_BUILD_SERVER=OFF \
     -DCMAKE_CUDA_ARCHITECTURES="$archs" >/dev/null
-  cmake --build "$build" -j "$(nproc)" --target dms_cuda dms-engine cuda_kernel_ops_test cuda_golden_test
+  cmake --build "$build" -j "$(nproc)" --target dms_cuda dms-engine cuda_kernel_ops_test cuda_golden_test dms-cuda-bench
   rm -rf "$bundle"
   mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/fixtures"
-  cp "$build/bin/dms-engine" "$build/bin/cuda_kernel_ops_test" "$build/bin/cuda_golden_test" "$bundle/bin/"
+  cp "$build/bin/dms-engine" "$build/bin/cuda_kernel_ops_test" "$build/bin/cuda_golden_test" \
+     "$build/bin/dms-cuda-bench" "$bundle/bin/"
   cp "$build/lib/libdms_cuda.so" "$bundle/lib/"
   # Non-system libraries: everything ldd resolves outside glibc/libstdc++
   # and outside the CUDA toolkit (the GPU machine has its own).
@@ -62,7 +63,7 @@ run_there() {
     for t in $("$bundle/bin/$bin" --gtest_list_tests | awk '/^[^ ]/{s=$1} /^  /{print s $1}'); do
       local t0=$SECONDS st=0
       echo "##### $t" >> "$log"
-      timeout 600 "$bundle/bin/$bin" --gtest_color=no --gtest_filter="$t" >> "$log" 2>&1 || st=$?
+      timeout 120 "$bundle/bin/$bin" --gtest_color=no --gtest_filter="$t" >> "$log" 2>&1 || st=$?
       local verdict=PASS
       if [ $st -ne 0 ]; then verdict="FAIL(rc=$st)"; rc=1; fi
       if grep -q "GPU test skipped" <(sed -n "/##### $t\$/,\$p" "$log"); then verdict=SKIP; fi
@@ -70,11 +71,23 @@ run_there() {
       if [ $st -ne 0 ] && [ -n "$sanitizer" ] &&
          sed -n "/##### $t\$/,\$p" "$log" | grep -q -i -E 'illegal|misaligned|unspecified launch|out of bounds'; then
         echo "##### $bin $t" >> "$out/sanitizer.log"
-        timeout 300 "$sanitizer" --print-limit 20 "$bundle/bin/$bin" --gtest_filter="$t" \
+        timeout 90 "$sanitizer" --print-limit 20 "$bundle/bin/$bin" --gtest_filter="$t" \
           >> "$out/sanitizer.log" 2>&1 || true
       fi
     done
   done
+  # memcheck over the kernels and a whole backend run (slow: a subset).
+  if [ -n "$sanitizer" ] && [ "${SANITIZE:-1}" = 1 ]; then
+    for spec in "cuda_kernel_ops_test:KvAppendOp.MatchesTheCpuCacheBitForBit:AttentionOp.EvictionRatesAndSmallHeadDims:QkvEpilogueOp.*:ElementwiseOp.*:SamplingOp.*" \
+                "cuda_golden_test:CudaGolden.BatchedSequencesMatchSeparateRuns:CudaGolden.ErrorsAreTheCpuBackendsAndLeaveNoTrace"; do
+      local bin="${spec%%:*}" filter="${spec#*:}"
+      echo "##### memcheck $bin $filter" >> "$out/sanitizer.log"
+      timeout 75 "$sanitizer" --tool memcheck --print-limit 20 "$bundle/bin/$bin" --gtest_filter="$filter" \
+        >> "$out/sanitizer.log" 2>&1 || rc=1
+    done
+    echo "=== compute-sanitizer memcheck"
+    grep -E '^##### |ERROR SUMMARY|^\[  (PASSED|FAILED)' "$out/sanitizer.log" || true
+  fi
   echo "=== failures"
   grep -h -E 'Failure|FAIL$|error:' "$out"/cuda_*.log | head -60 || true
   echo "=== summary (rc=$rc)"

@@ -235,8 +235,10 @@ TEST(QkvEpilogueOp, DmsAlphaLogitsMatch) {
       d_nw.Upload(nw);
       d_w.Upload(w);
       DMS_CUDA_CHECK(cuda::LaunchDmsAlphaLogits(d_x.get(), rows, dim, d_nw.get(), d_w.get(), hkv, 1e-6f, d_out.get(), nullptr));
+      // fp32 dot products of `dim` terms summed in another order.
+      const ErrorStats e = Compare(d_out.Download(), ref);
       EXPECT_TRUE(CheckClose("dms_alpha", "rows=19 dim=" + std::to_string(dim) + " Hkv=" + std::to_string(hkv),
-                             Compare(d_out.Download(), ref), 1e-11, 1e-5));
+                             e, 1e-11, 1e-5 * e.max_ref + 1e-6));
     }
   }
 }

@@ -1,0 +1,261 @@
+// dms-cuda-bench: the CUDA backend's prefill time to first token and batch-1
+// decode rate on a checkpoint, with the device's two ceilings (copy
+// bandwidth, bf16 GEMM rate) measured in the same process. One JSON object
+// per line on stdout (scripts/gpu-bench.sh compares them with the peer).
+//
+//   dms-cuda-bench --model DIR [--prompts 4096,8192] [--decode-contexts 4096]
+//                  [--decode-steps 64] [--max-batch-tokens 8192] [--kv-gb 12]
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/cuda/cuda_backend.h"
+#include "engine/model/checkpoint.h"
+
+namespace dms {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::vector<int> ParseList(const char* s) {
+  std::vector<int> out;
+  for (const char* p = s; *p;) {
+    out.push_back(std::atoi(p));
+    while (*p && *p != ',') ++p;
+    if (*p == ',') ++p;
+  }
+  return out;
+}
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+size_t g_min_free = SIZE_MAX, g_total = 0;
+void SampleMemory() {
+  size_t free = 0, total = 0;
+  if (cudaMemGetInfo(&free, &total) == cudaSuccess) {
+    g_min_free = std::min(g_min_free, free);
+    g_total = total;
+  }
+}
+
+// Device-to-device copy of 2 GiB, bytes read plus written per second.
+double CopyBandwidth() {
+  const size_t bytes = size_t{2} << 30;
+  void *a = nullptr, *b = nullptr;
+  if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) return 0;
+  cudaMemset(a, 1, bytes);
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
+  std::vector<float> ms;
+  for (int i = 0; i < 10; ++i) {
+    cudaEventRecord(e0);
+    cudaMemcpy(i % 2 ? a : b, i % 2 ? b : a, bytes, cudaMemcpyDeviceToDevice);
+    cudaEventRecord(e1);
+    cudaEventSynchronize(e1);
+    float t = 0;
+    cudaEventElapsedTime(&t, e0, e1);
+    ms.push_back(t);
+  }
+  std::sort(ms.begin(), ms.end());
+  cudaFree(a);
+  cudaFree(b);
+  return 2.0 * bytes / (ms[ms.size() / 2] * 1e-3);
+}
+
+// 8192^3 bf16 GEMM with fp32 accumulation on random data, FLOP/s.
+double GemmRate() {
+  const int n = 8192;
+  const size_t elems = static_cast<size_t>(n) * n;
+  std::vector<uint16_t> host(elems);
+  uint64_t x = 88172645463325252ull;
+  for (uint16_t& h : host) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    h = static_cast<uint16_t>(0x3c00 | (x & 0x7f) | ((x >> 8) & 1) << 15);  // ~[-2, 2]
+  }
+  void *a = nullptr, *b = nullptr, *c = nullptr;
+  cudaMalloc(&a, elems * 2);
+  cudaMalloc(&b, elems * 2);
+  cudaMalloc(&c, elems * 4);
+  cudaMemcpy(a, host.data(), elems * 2, cudaMemcpyHostToDevice);
+  cudaMemcpy(b, host.data(), elems * 2, cudaMemcpyHostToDevice);
+  cublasHandle_t h;
+  cublasCreate(&h);
+  const float one = 1, zero = 0;
+  auto run = [&] {
+    cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &one, a, CUDA_R_16BF, n, b, CUDA_R_16BF, n,
+                 &zero, c, CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  };
+  for (int i = 0; i < 3; ++i) run();
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<float> ms;
+  for (int i = 0; i < 10; ++i) {
+    cudaEventRecord(e0);
+    run();
+    cudaEventRecord(e1);
+    cudaEventSynchronize(e1);
+    float t = 0;
+    cudaEventElapsedTime(&t, e0, e1);
+    ms.push_back(t);
+  }
+  std::sort(ms.begin(), ms.end());
+  cublasDestroy(h);
+  cudaFree(a);
+  cudaFree(b);
+  cudaFree(c);
+  return 2.0 * n * n * static_cast<double>(n) / (ms[ms.size() / 2] * 1e-3);
+}
+
+// Feeds `tokens` in steps of at most `max_step`; logits for the last only.
+Status Prefill(Backend& b, SeqId seq, const std::vector<int32_t>& tokens, int max_step,
+               std::vector<float>* logits) {
+  for (size_t pos = 0; pos < tokens.size(); pos += max_step) {
+    const int n = static_cast<int>(std::min<size_t>(max_step, tokens.size() - pos));
+    const bool last = pos + n == tokens.size();
+    ForwardChunk c{seq, std::span<const int32_t>(tokens.data() + pos, n), last ? 1 : 0};
+    DMS_RETURN_IF_ERROR(b.Forward({&c, 1}, logits));
+  }
+  return OkStatus();
+}
+
+int Run(int argc, char** argv) {
+  std::string model;
+  std::vector<int> prompts = {4096, 8192, 16384, 32768}, contexts = {4096, 16384};
+  int steps = 64, max_step = 8192;
+  double kv_gb = 12;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string k = argv[i];
+    if (k == "--model") model = argv[i + 1];
+    else if (k == "--prompts") prompts = ParseList(argv[i + 1]);
+    else if (k == "--decode-contexts") contexts = ParseList(argv[i + 1]);
+    else if (k == "--decode-steps") steps = std::atoi(argv[i + 1]);
+    else if (k == "--max-batch-tokens") max_step = std::atoi(argv[i + 1]);
+    else if (k == "--kv-gb") kv_gb = std::atof(argv[i + 1]);
+  }
+  if (model.empty()) {
+    std::fprintf(stderr, "usage: dms-cuda-bench --model DIR [--prompts a,b] ...\n");
+    return 2;
+  }
+  cudaDeviceProp prop;
+  cudaGetDeviceProperties(&prop, 0);
+  const double bw = CopyBandwidth(), gemm = GemmRate();
+  std::printf("{\"kind\":\"ceilings\",\"device\":\"%s\",\"copy_GBps\":%.1f,\"bf16_gemm_TFLOPs\":%.1f}\n",
+              prop.name, bw / 1e9, gemm / 1e12);
+  std::fflush(stdout);
+
+  const auto t_load = Clock::now();
+  auto ckpt = Checkpoint::Load(model);
+  if (!ckpt.ok()) {
+    std::fprintf(stderr, "%s\n", ckpt.status().ToString().c_str());
+    return 1;
+  }
+  CudaBackendOptions o;
+  o.max_batch_tokens = max_step;
+  o.max_sequences = 4;
+  o.kv_cache_bytes = static_cast<int64_t>(kv_gb * (1 << 30));
+  auto made = CudaBackend::Create(std::shared_ptr<const Checkpoint>(std::move(*ckpt)), o);
+  if (!made.ok()) {
+    std::fprintf(stderr, "%s\n", made.status().ToString().c_str());
+    return 1;
+  }
+  CudaBackend& b = **made;
+  const ModelConfig& cfg = b.config();
+  SampleMemory();
+  const CudaMemoryPlan& plan = b.memory_plan();
+  std::printf("{\"kind\":\"load\",\"seconds\":%.2f,\"weights_GB\":%.3f,\"kv_GB\":%.3f,"
+              "\"workspace_GB\":%.3f}\n",
+              Seconds(t_load, Clock::now()), plan.weights / 1e9, plan.kv_cache / 1e9,
+              plan.workspace / 1e9);
+  std::mt19937 rng(7);
+  auto random_tokens = [&](int n) {
+    std::vector<int32_t> t(n);
+    for (int32_t& x : t) x = static_cast<int32_t>(rng() % cfg.vocab_size);
+    return t;
+  };
+  std::vector<float> logits;
+  {  // warm-up: module load, cuBLAS heuristics
+    SeqId s = *b.CreateSequence();
+    Status st = Prefill(b, s, random_tokens(1024), max_step, &logits);
+    b.ReleaseSequence(s);
+    if (!st.ok()) {
+      std::fprintf(stderr, "%s\n", st.ToString().c_str());
+      return 1;
+    }
+  }
+  for (int len : prompts) {
+    SeqId s = *b.CreateSequence();
+    const std::vector<int32_t> toks = random_tokens(len);
+    const auto t0 = Clock::now();
+    Status st = Prefill(b, s, toks, max_step, &logits);
+    const double sec = Seconds(t0, Clock::now());
+    SampleMemory();
+    const SequenceKvStats stats = b.SequenceStats(s);
+    b.ReleaseSequence(s);
+    if (!st.ok()) {
+      std::fprintf(stderr, "prefill %d: %s\n", len, st.ToString().c_str());
+      return 1;
+    }
+    std::printf("{\"kind\":\"ttft\",\"tokens\":%d,\"ms\":%.1f,\"compression\":%.2f}\n", len,
+                sec * 1e3, stats.compression_ratio);
+    std::fflush(stdout);
+  }
+  for (int ctx : contexts) {
+    SeqId s = *b.CreateSequence();
+    Status st = Prefill(b, s, random_tokens(ctx), max_step, &logits);
+    std::vector<double> ms;
+    for (int i = 0; i < steps && st.ok(); ++i) {
+      const int32_t next =
+          static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+      ForwardChunk c{s, std::span<const int32_t>(&next, 1), 1};
+      const auto t0 = Clock::now();
+      st = b.Forward({&c, 1}, &logits);
+      ms.push_back(Seconds(t0, Clock::now()) * 1e3);
+    }
+    SampleMemory();
+    const SequenceKvStats stats = b.SequenceStats(s);
+    b.ReleaseSequence(s);
+    if (!st.ok()) {
+      std::fprintf(stderr, "decode %d: %s\n", ctx, st.ToString().c_str());
+      return 1;
+    }
+    std::sort(ms.begin(), ms.end());
+    const double med = ms[ms.size() / 2];
+    int64_t kept = 0;
+    for (const auto& layer : stats.retained)
+      for (int r : layer) kept += r;
+    // Bytes a decode step must read: every weight once (the tied/untied LM
+    // head included) and every retained K and V.
+    const double kv_bytes = static_cast<double>(kept) * 2 * cfg.head_dim * 2;
+    // The embedding table is read one row a token: not part of the bytes.
+    const double embed = cfg.tie_word_embeddings ? 0.0
+                                                 : static_cast<double>(cfg.vocab_size) * cfg.hidden_size * 2;
+    const double roof_ms = (plan.weights - embed + kv_bytes) / bw * 1e3;
+    std::printf("{\"kind\":\"decode\",\"context\":%d,\"ms\":%.3f,\"tokens_per_s\":%.1f,"
+                "\"retained_per_head\":%.0f,\"roofline_ms\":%.3f,\"roofline_fraction\":%.3f}\n",
+                ctx, med, 1e3 / med,
+                static_cast<double>(kept) / (cfg.num_layers * cfg.num_kv_heads), roof_ms,
+                roof_ms / med);
+    std::fflush(stdout);
+  }
+  std::printf("{\"kind\":\"memory\",\"peak_used_GB\":%.3f,\"total_GB\":%.3f}\n",
+              (g_total - g_min_free) / 1e9, g_total / 1e9);
+  return 0;
+}
+
+}  // namespace
+}  // namespace dms
+
+int main(int argc, char** argv) { return dms::Run(argc, argv); }

@@ -94,15 +94,17 @@ class GenerateStream::Sink : public RequestSink {
   std::shared_ptr<Shared> shared_;
 };
 
-GenerateStream::GenerateStream(Engine* engine, std::shared_ptr<Shared> shared)
-    : engine_(engine), shared_(std::move(shared)) {}
+GenerateStream::GenerateStream(Engine* engine, std::shared_ptr<Shared> shared,
+                               std::function<void()> on_done)
+    : engine_(engine), shared_(std::move(shared)), on_done_(std::move(on_done)) {}
 
 GenerateStream* GenerateStream::Start(grpc::CallbackServerContext* context, Engine* engine,
-                                      GenerationRequest request, ServerMetrics* metrics) {
+                                      GenerationRequest request, ServerMetrics* metrics,
+                                      std::function<void()> on_done) {
   auto shared = std::make_shared<Shared>();
   shared->metrics = metrics;
   shared->request_id = request.request_id;  // the service fills in a unique one when empty
-  auto* stream = new GenerateStream(engine, shared);
+  auto* stream = new GenerateStream(engine, shared, std::move(on_done));
   shared->reactor = stream;
   // A gRPC deadline also bounds the work in the engine.
   const auto deadline = context->deadline();
@@ -170,6 +172,7 @@ void GenerateStream::OnDone() {
     std::lock_guard<std::recursive_mutex> lock(shared_->mu);
     shared_->reactor = nullptr;
   }
+  if (on_done_) on_done_();
   delete this;
 }
 

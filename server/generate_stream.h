@@ -14,6 +14,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,8 +29,11 @@ class GenerateStream : public grpc::ServerWriteReactor<v1::GenerateResponse> {
  public:
   // Submits `request` to `engine` and streams the result. Refusals (queue
   // full, bad request) finish the stream at once with the mapped status.
+  // on_done runs once when gRPC is done with the stream (e.g. to release a
+  // per-peer stream slot).
   static GenerateStream* Start(grpc::CallbackServerContext* context, Engine* engine,
-                               GenerationRequest request, ServerMetrics* metrics);
+                               GenerationRequest request, ServerMetrics* metrics,
+                               std::function<void()> on_done);
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -39,12 +43,13 @@ class GenerateStream : public grpc::ServerWriteReactor<v1::GenerateResponse> {
   struct Shared;
   class Sink;
 
-  GenerateStream(Engine* engine, std::shared_ptr<Shared> shared);
+  GenerateStream(Engine* engine, std::shared_ptr<Shared> shared, std::function<void()> on_done);
   // Starts the next write or the Finish; call with shared_->mu held.
   void PumpLocked();
 
   Engine* engine_;
   std::shared_ptr<Shared> shared_;
+  std::function<void()> on_done_;
 };
 
 }  // namespace dms::server

@@ -29,13 +29,15 @@ grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* ctx, const Status& 
 
 void InferenceService::SetModel(const ServingModel& model) {
   model_ = model;
+  model_.limits.vocab_size = model.engine->backend().config().vocab_size;
+  model_.limits.max_model_len = model.engine->max_model_len();
   model_ready_.store(true, std::memory_order_release);
 }
 
-Status InferenceService::CheckServing() const {
+Status InferenceService::CheckServing(const grpc::CallbackServerContext& ctx) const {
   if (draining_.load()) return UnavailableError("server is shutting down");
   if (!model_ready_.load(std::memory_order_acquire)) return UnavailableError("model is loading");
-  return OkStatus();
+  return auth_->Authorize(ctx);
 }
 
 std::string InferenceService::NewRequestId() {
@@ -49,34 +51,39 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::StartStream(
                  LogEscape(request.status().message(), 256));
     return new FailedStream(ToGrpcStatus(request.status()));
   }
+  Status slot = auth_->AcquireStream(ctx->peer());
+  if (!slot.ok()) {
+    spdlog::info("request id={} peer={} refused: {}", LogEscape(client_id), LogEscape(ctx->peer()),
+                 LogEscape(slot.message(), 256));
+    return new FailedStream(ToGrpcStatus(slot));
+  }
   if (request->request_id.empty()) request->request_id = NewRequestId();
   spdlog::info("request id={} peer={} prompt_tokens={} max_tokens={}", LogEscape(request->request_id),
                LogEscape(ctx->peer()), request->prompt_tokens.size(), request->max_tokens);
-  return GenerateStream::Start(ctx, model_.engine, std::move(*request), metrics_);
+  RequestAuthorizer* auth = auth_;
+  std::string peer = ctx->peer();
+  return GenerateStream::Start(ctx, model_.engine, std::move(*request), metrics_,
+                               [auth, peer] { auth->ReleaseStream(peer); });
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
     grpc::CallbackServerContext* ctx, const v1::GenerateRequest* req) {
-  Status st = CheckServing();
+  Status st = CheckServing(*ctx);
   if (!st.ok()) return new FailedStream(ToGrpcStatus(st));
-  ModelLimits limits{model_.engine->backend().config().vocab_size, model_.engine->max_model_len(),
-                     model_.default_max_tokens};
-  return StartStream(ctx, req->request_id(), BuildGenerateRequest(*req, model_.tokenizer, limits));
+  return StartStream(ctx, req->request_id(), BuildGenerateRequest(*req, model_.tokenizer, model_.limits));
 }
 
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Chat(grpc::CallbackServerContext* ctx,
                                                                        const v1::ChatRequest* req) {
-  Status st = CheckServing();
+  Status st = CheckServing(*ctx);
   if (!st.ok()) return new FailedStream(ToGrpcStatus(st));
-  ModelLimits limits{model_.engine->backend().config().vocab_size, model_.engine->max_model_len(),
-                     model_.default_max_tokens};
-  return StartStream(ctx, req->request_id(), BuildChatRequest(*req, model_.tokenizer, limits));
+  return StartStream(ctx, req->request_id(), BuildChatRequest(*req, model_.tokenizer, model_.limits));
 }
 
 grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* ctx,
                                                      const v1::TokenizeRequest* req,
                                                      v1::TokenizeResponse* resp) {
-  Status st = CheckServing();
+  Status st = CheckServing(*ctx);
   if (!st.ok()) return Reply(ctx, st);
   if (!model_.tokenizer) {
     return Reply(ctx, FailedPreconditionError(
@@ -157,7 +164,7 @@ void FillModelInfo(const ServingModel& model, uint32_t context_length, v1::Model
 grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerContext* ctx,
                                                          const v1::GetModelInfoRequest* req,
                                                          v1::ModelInfo* resp) {
-  Status st = CheckServing();
+  Status st = CheckServing(*ctx);
   if (!st.ok()) return Reply(ctx, st);
   FillModelInfo(model_, req->context_length(), resp);
   return Reply(ctx, OkStatus());
@@ -166,6 +173,8 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* InferenceService::GetServerStatus(grpc::CallbackServerContext* ctx,
                                                             const v1::GetServerStatusRequest* req,
                                                             v1::ServerStatus* resp) {
+  Status auth = auth_->Authorize(*ctx);
+  if (!auth.ok()) return Reply(ctx, auth);
   resp->set_ready(ready() && !draining_.load());
   resp->set_draining(draining_.load());
   if (ready()) {

@@ -12,7 +12,9 @@
 
 #include "dms/v1/inference.grpc.pb.h"
 #include "engine/runtime/engine.h"
+#include "server/auth.h"
 #include "server/metrics.h"
+#include "server/request_builder.h"
 
 namespace dms::server {
 
@@ -22,12 +24,13 @@ struct ServingModel {
   const Tokenizer* tokenizer = nullptr;
   std::string model_path;
   std::vector<int32_t> eos_token_ids;
-  uint32_t default_max_tokens = 256;
+  ModelLimits limits;  // vocab and context filled from the engine by SetModel
 };
 
 class InferenceService final : public v1::Inference::CallbackService {
  public:
-  explicit InferenceService(ServerMetrics* metrics) : metrics_(metrics) {}
+  // Neither is owned; auth is never null (it may allow everything).
+  InferenceService(ServerMetrics* metrics, RequestAuthorizer* auth) : metrics_(metrics), auth_(auth) {}
 
   // Publishes the model (release store: RPCs then see a complete struct).
   void SetModel(const ServingModel& model);
@@ -48,14 +51,16 @@ class InferenceService final : public v1::Inference::CallbackService {
                                             v1::ServerStatus* resp) override;
 
  private:
-  // OK when inference RPCs may run now, else UNAVAILABLE saying why.
-  Status CheckServing() const;
+  // OK when inference RPCs may run now for this caller: UNAVAILABLE while
+  // loading or draining, else the authorizer's verdict.
+  Status CheckServing(const grpc::CallbackServerContext& ctx) const;
   grpc::ServerWriteReactor<v1::GenerateResponse>* StartStream(grpc::CallbackServerContext* ctx,
                                                               const std::string& client_id,
                                                               StatusOr<GenerationRequest> request);
   std::string NewRequestId();
 
   ServerMetrics* metrics_;
+  RequestAuthorizer* auth_;
   ServingModel model_;
   std::atomic<bool> model_ready_{false};
   std::atomic<bool> draining_{false};

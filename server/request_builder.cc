@@ -51,8 +51,20 @@ Status FillCommon(const Proto& req, const ModelLimits& limits, GenerationRequest
   } else {
     out->max_tokens = req.max_tokens();
   }
+  if (limits.max_tokens_limit > 0 && out->max_tokens > limits.max_tokens_limit) {
+    return InvalidArgumentError("max_tokens " + std::to_string(out->max_tokens) + " is over this server's limit of " +
+                                std::to_string(limits.max_tokens_limit));
+  }
+  if (req.stop_size() > limits.max_stop_strings) {
+    return InvalidArgumentError("stop has " + std::to_string(req.stop_size()) + " strings; the limit is " +
+                                std::to_string(limits.max_stop_strings));
+  }
   for (int i = 0; i < req.stop_size(); ++i) {
     if (req.stop(i).empty()) return InvalidArgumentError("stop[" + std::to_string(i) + "] is empty");
+    if (static_cast<int>(req.stop(i).size()) > limits.max_stop_string_bytes) {
+      return InvalidArgumentError("stop[" + std::to_string(i) + "] is " + std::to_string(req.stop(i).size()) +
+                                  " bytes; the limit is " + std::to_string(limits.max_stop_string_bytes));
+    }
     out->stop_strings.push_back(req.stop(i));
   }
   for (int i = 0; i < req.stop_token_ids_size(); ++i) {
@@ -77,6 +89,10 @@ Status CheckPrompt(const std::vector<int32_t>& ids, const std::string& field, co
                                   std::to_string(ids[i]) + " is outside the vocabulary [0, " +
                                   std::to_string(limits.vocab_size) + ")");
     }
+  }
+  if (limits.max_prompt_tokens > 0 && static_cast<int64_t>(ids.size()) > limits.max_prompt_tokens) {
+    return InvalidArgumentError(field + " has " + std::to_string(ids.size()) +
+                                " tokens; this server's limit is " + std::to_string(limits.max_prompt_tokens));
   }
   if (static_cast<int64_t>(ids.size()) >= limits.max_model_len) {
     return InvalidArgumentError(field + " has " + std::to_string(ids.size()) +

@@ -16,6 +16,11 @@ struct ModelLimits {
   int vocab_size = 0;
   int max_model_len = 0;
   uint32_t default_max_tokens = 256;
+  // Operator limits (flags); 0 means "the model's own limit".
+  int max_prompt_tokens = 0;
+  uint32_t max_tokens_limit = 0;
+  int max_stop_strings = 16;
+  int max_stop_string_bytes = 256;
 };
 
 StatusOr<GenerationRequest> BuildGenerateRequest(const v1::GenerateRequest& req,

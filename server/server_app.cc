@@ -2,7 +2,6 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -14,6 +13,9 @@
 
 #include "engine/backends/backend_factory.h"
 #include "engine/runtime/model_loader.h"
+#include "engine/util/mapped_file.h"
+#include "server/auth.h"
+#include "server/health_service.h"
 #include "server/inference_service.h"
 #include "server/logging.h"
 #include "server/metrics.h"
@@ -65,6 +67,36 @@ void WriteReadyFile(const std::string& path, int grpc_port, int metrics_port) {
   std::filesystem::rename(tmp, path);  // atomic: readers never see half a file
 }
 
+StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
+  StatusOr<std::string> pem = ReadFileToString(path);
+  if (!pem.ok()) return InvalidArgumentError(flag + " " + path + ": cannot read");
+  if (pem->find("-----BEGIN") == std::string::npos) {
+    return InvalidArgumentError(flag + " " + path + ": not a PEM file");
+  }
+  return pem;
+}
+
+// Plaintext, TLS (--tls-cert/--tls-key) or mutual TLS (+ --tls-client-ca).
+StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const ServerOptions& o) {
+  if (o.tls_cert.empty() && o.tls_key.empty()) {
+    if (!o.tls_client_ca.empty()) return InvalidArgumentError("--tls-client-ca needs --tls-cert and --tls-key");
+    return grpc::InsecureServerCredentials();
+  }
+  if (o.tls_cert.empty() || o.tls_key.empty()) {
+    return InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
+  }
+  grpc::SslServerCredentialsOptions ssl;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  DMS_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem("--tls-cert", o.tls_cert));
+  DMS_ASSIGN_OR_RETURN(pair.private_key, ReadPem("--tls-key", o.tls_key));
+  ssl.pem_key_cert_pairs.push_back(pair);
+  if (!o.tls_client_ca.empty()) {
+    DMS_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem("--tls-client-ca", o.tls_client_ca));
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
 }  // namespace
 
 void BlockTerminationSignals() {
@@ -101,21 +133,34 @@ int RunServer(const ServerOptions& o) {
   StatusOr<std::unique_ptr<ServerMetrics>> metrics = ServerMetrics::Create(mo);
   if (!metrics.ok()) return StartupError(metrics.status());
 
+  AuthOptions ao;
+  ao.token_file = o.auth_token_file;
+  ao.health_exempt = !o.auth_health;
+  ao.max_streams_per_peer = o.max_streams_per_peer;
+  ao.rate_per_token = o.rate_limit;
+  ao.rate_burst = o.rate_burst;
+  StatusOr<std::unique_ptr<RequestAuthorizer>> auth = RequestAuthorizer::Create(ao);
+  if (!auth.ok()) return StartupError(auth.status());
+  StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds = MakeServerCredentials(o);
+  if (!creds.ok()) return StartupError(creds.status());
+
   // gRPC first, so health answers NOT_SERVING while the model loads.
-  InferenceService service(metrics->get());
-  grpc::EnableDefaultHealthCheckService(true);
+  InferenceService service(metrics->get(), auth->get());
+  HealthService health(auth->get());
+  health.SetStatus(kServiceName, false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int grpc_port = 0;
-  builder.AddListeningPort(o.listen, grpc::InsecureServerCredentials(), &grpc_port);
+  builder.AddListeningPort(o.listen, *creds, &grpc_port);
+  builder.SetMaxReceiveMessageSize(o.max_message_bytes);
   builder.RegisterService(&service);
+  builder.RegisterService(&health);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || grpc_port == 0) {
     return StartupError(UnavailableError("--listen " + o.listen + ": cannot listen there"));
   }
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus(kServiceName, false);
-  spdlog::info("listening on {} (port {}), metrics on {}", o.listen, grpc_port,
+  spdlog::info("listening on {} (port {}, {}), metrics on {}", o.listen, grpc_port,
+               o.tls_cert.empty() ? "plaintext" : (o.tls_client_ca.empty() ? "TLS" : "mutual TLS"),
                mo.listen.empty() ? std::string("off") : mo.listen);
 
   StatusOr<LoadedModel> model = LoadModel(o.model, o.tokenizer);
@@ -145,10 +190,14 @@ int RunServer(const ServerOptions& o) {
   serving.tokenizer = model->tokenizer.get();
   serving.model_path = o.model;
   serving.eos_token_ids = model->eos_token_ids;
-  serving.default_max_tokens = o.default_max_tokens;
+  serving.limits.default_max_tokens = o.default_max_tokens;
+  serving.limits.max_prompt_tokens = o.max_prompt_tokens;
+  serving.limits.max_tokens_limit = o.max_tokens_limit;
+  serving.limits.max_stop_strings = o.max_stop_strings;
+  serving.limits.max_stop_string_bytes = o.max_stop_string_bytes;
   service.SetModel(serving);
   (*metrics)->OnStep(engine.Stats());  // initial KV gauges before any traffic
-  health->SetServingStatus(kServiceName, true);
+  health.SetStatus(kServiceName, true);
   spdlog::info("serving {} on {} backend ({}): {} layers, DMS {}, KV pool {} blocks x {} tokens, tokenizer {}",
                LogEscape(o.model, 512), info.name, info.device, config->num_layers,
                config->dms.enabled ? "on" : "off", info.kv_num_blocks, info.kv_block_size,
@@ -164,7 +213,7 @@ int RunServer(const ServerOptions& o) {
   sigwait(&set, &sig);
   spdlog::info("signal {}: draining (up to {:.0f} s)", sig, o.drain_timeout_s);
   service.SetDraining();
-  health->SetServingStatus(kServiceName, false);
+  health.SetStatus(kServiceName, false);
   const auto until = std::chrono::steady_clock::now() +
                      std::chrono::milliseconds(static_cast<int64_t>(o.drain_timeout_s * 1000));
   while (std::chrono::steady_clock::now() < until) {
@@ -177,6 +226,7 @@ int RunServer(const ServerOptions& o) {
     spdlog::warn("drain timeout: cancelling {} requests", left.running + left.waiting);
   }
   engine.Stop();  // cancels what is left; their streams finish
+  health.Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   spdlog::info("stopped");
   return 0;

@@ -33,6 +33,25 @@ void AddServerFlags(CLI::App& app, ServerOptions* o) {
   app.add_option("--log-level", o->log_level, "trace|debug|info|warn|error|off")->capture_default_str();
   app.add_option("--drain-timeout", o->drain_timeout_s, "Seconds to drain in-flight requests on SIGTERM")
       ->capture_default_str();
+  app.add_option("--tls-cert", o->tls_cert, "Server certificate (PEM); enables TLS");
+  app.add_option("--tls-key", o->tls_key, "Server private key (PEM)");
+  app.add_option("--tls-client-ca", o->tls_client_ca, "CA (PEM) that client certificates must chain to: mutual TLS");
+  app.add_option("--auth-token-file", o->auth_token_file,
+                 "Bearer tokens, one per line; clients send 'authorization: Bearer <token>'");
+  app.add_flag("--auth-health", o->auth_health, "Require the token for health checks too (default: exempt)");
+  app.add_option("--max-message-bytes", o->max_message_bytes, "Largest request message")->capture_default_str();
+  app.add_option("--max-prompt-tokens", o->max_prompt_tokens, "Longest prompt (0: the context length - 1)")
+      ->capture_default_str();
+  app.add_option("--max-tokens-limit", o->max_tokens_limit, "Largest max_tokens a request may ask (0: the context)")
+      ->capture_default_str();
+  app.add_option("--max-stop-strings", o->max_stop_strings, "Stop strings per request")->capture_default_str();
+  app.add_option("--max-stop-string-bytes", o->max_stop_string_bytes, "Longest stop string")
+      ->capture_default_str();
+  app.add_option("--max-streams-per-peer", o->max_streams_per_peer,
+                 "Concurrent streams per client address (0: unlimited)")->capture_default_str();
+  app.add_option("--rate-limit", o->rate_limit, "Requests per second per token, or per address without auth (0: off)")
+      ->capture_default_str();
+  app.add_option("--rate-burst", o->rate_burst, "Burst allowed above --rate-limit")->capture_default_str();
   app.add_option("--warmup-tokens", o->warmup_tokens, "Tokens run through the model before serving")
       ->capture_default_str();
   app.add_option("--ready-file", o->ready_file, "Write {grpc_port, metrics_port} JSON here once serving");

@@ -28,6 +28,18 @@ struct ServerOptions {
   std::string log_format = "text";
   std::string log_level = "info";
   double drain_timeout_s = 30;
+  // Security and limits (docs/security.md).
+  std::string tls_cert, tls_key, tls_client_ca;  // PEM files; client CA = mutual TLS
+  std::string auth_token_file;                   // bearer tokens, one per line
+  bool auth_health = false;                      // require the token for health checks too
+  int max_message_bytes = 4 << 20;               // largest request accepted
+  int max_prompt_tokens = 0;                     // 0: the context length - 1
+  uint32_t max_tokens_limit = 0;                 // cap on a request's max_tokens (0: the context)
+  int max_stop_strings = 16;
+  int max_stop_string_bytes = 256;
+  int max_streams_per_peer = 64;                 // concurrent streams per client address
+  double rate_limit = 0;                         // requests/s per token (or address); 0 = off
+  double rate_burst = 20;
   int warmup_tokens = 4;                 // tokens forwarded once before serving
   std::string ready_file;                // JSON {grpc_port, metrics_port} written when serving
 };

@@ -36,8 +36,8 @@ int64_t AvailableHostMemory() {
   return int64_t{4} << 30;
 }
 
+// One line on stderr, like every other refusal of a bad flag or checkpoint.
 int StartupError(const Status& st) {
-  spdlog::error("{}", LogEscape(st.message(), 1024));
   std::fprintf(stderr, "dms-server: %s\n", st.message().c_str());
   return 1;
 }

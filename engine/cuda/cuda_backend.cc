@@ -289,7 +289,7 @@ Status CudaBackend::Forward(std::span<const ForwardChunk> batch, std::vector<flo
 
   const int splits = PlanSplits(batch, num_tiles, rows);
   DMS_RETURN_IF_ERROR(RunLayers(rows, static_cast<int>(batch.size()), num_tiles, splits));
-  DMS_RETURN_IF_ERROR(ComputeLogits(batch, num_logit_rows, logits));
+  DMS_RETURN_IF_ERROR(ComputeLogits(num_logit_rows, logits));
 
   // The stream is idle now (ComputeLogits synchronised): commit the lengths.
   const int32_t* lengths = static_cast<const int32_t*>(host_lengths_.get());

@@ -69,7 +69,9 @@ class CudaBackend : public Backend {
   Status Validate(std::span<const ForwardChunk> batch, int64_t* total_tokens) const;
   int PlanSplits(std::span<const ForwardChunk> batch, int num_tiles, int num_tokens) const;
   Status RunLayers(int num_tokens, int num_chunks, int num_tiles, int num_splits);
-  Status ComputeLogits(std::span<const ForwardChunk> batch, int rows, std::vector<float>* logits);
+  // Final norm + LM head for the step's logit rows; synchronises the stream
+  // (and copies the heads' lengths back for the host mirror).
+  Status ComputeLogits(int rows, std::vector<float>* logits);
 
   std::shared_ptr<const Checkpoint> checkpoint_;
   CudaBackendOptions options_;

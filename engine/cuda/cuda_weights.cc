@@ -50,12 +50,10 @@ std::vector<float> ToF32(const TensorView& t) {
 Status CudaWeights::Upload(const Checkpoint& checkpoint, int max_positions) {
   const ModelConfig& cfg = checkpoint.config();
   const ModelWeights& w = checkpoint.weights();
-  const int64_t D = cfg.hidden_size, I = cfg.intermediate_size, hd = cfg.head_dim;
-  const int64_t hq = cfg.num_q_heads, hkv = cfg.num_kv_heads;
-  const int64_t qkv_rows = (hq + 2 * hkv) * hd;
+  const int64_t hd = cfg.head_dim;
   const bool tied = w.lm_head == w.embed_tokens;
 
-  // Pass 1: plan offsets; pass 2: upload. Each step is (offset, bytes, fill).
+  // Pass 1: plan every piece's offset; pass 2: one allocation, then upload.
   struct Piece {
     size_t offset;
     std::function<Status(void*)> upload;
@@ -135,10 +133,6 @@ Status CudaWeights::Upload(const Checkpoint& checkpoint, int max_positions) {
       o.alpha = add_bf16({lw.dms_proj_alpha});
     }
   }
-  (void)qkv_rows;
-  (void)I;
-  (void)D;
-
   DMS_RETURN_IF_ERROR(arena_.Allocate("model weights"));
   for (const Piece& p : pieces) DMS_RETURN_IF_ERROR(p.upload(arena_.At<void>(p.offset)));
 

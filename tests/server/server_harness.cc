@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -18,9 +19,14 @@
 namespace dms::testing {
 
 ServerProcess::ServerProcess(const std::vector<std::string>& args, bool wait_ready) {
-  std::vector<std::string> argv = {BinDir() + "/dms-server", "--listen", "127.0.0.1:0",
-                                   "--metrics-listen", "127.0.0.1:0", "--ready-file",
-                                   dir_.File("ready.json")};
+  std::vector<std::string> argv = {BinDir() + "/dms-server", "--ready-file", dir_.File("ready.json")};
+  // Loopback port 0 unless the test picks its own address.
+  if (std::find(args.begin(), args.end(), "--listen") == args.end()) {
+    argv.insert(argv.end(), {"--listen", "127.0.0.1:0"});
+  }
+  if (std::find(args.begin(), args.end(), "--metrics-listen") == args.end()) {
+    argv.insert(argv.end(), {"--metrics-listen", "127.0.0.1:0"});
+  }
   argv.insert(argv.end(), args.begin(), args.end());
   const std::string log = dir_.File("server.log");
   pid_ = fork();

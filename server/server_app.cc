@@ -111,6 +111,9 @@ int RunServer(const ServerOptions& o) {
   // Cheap checks first: one clear line for a bad checkpoint or flag.
   StatusOr<ModelConfig> config = LoadModelConfig(o.model);
   if (!config.ok()) return StartupError(config.status());
+  if (o.precision != "bf16" && o.precision != "f32") {
+    return StartupError(InvalidArgumentError("--precision: expected bf16 or f32, got '" + o.precision + "'"));
+  }
   if (o.kv_policy != "auto" && o.kv_policy != "dense") {
     return StartupError(InvalidArgumentError("--kv-policy: expected auto or dense, got '" + o.kv_policy + "'"));
   }
@@ -171,9 +174,12 @@ int RunServer(const ServerOptions& o) {
   bo.kv_block_size = o.kv_block_size;
   bo.kv_cache_bytes = *kv_bytes;
   bo.force_dense = o.kv_policy == "dense";
+  bo.precision = o.precision;
+  bo.max_batch_tokens = o.max_batch_tokens;
+  bo.max_sequences = o.max_running + 1;  // + the one being admitted
   StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(model->checkpoint, bo);
   if (!backend.ok()) return StartupError(backend.status());
-  Status warm = WarmUp(**backend, o.warmup_tokens);
+  Status warm = WarmUp(**backend, o.warmup_tokens);  // one chunk; see --max-batch-tokens
   if (!warm.ok()) return StartupError(warm.WithContext("warm-up failed"));
 
   EngineOptions eo;

@@ -28,6 +28,8 @@ void AddServerFlags(CLI::App& app, ServerOptions* o) {
   app.add_option("--kv-block-size", o->kv_block_size, "Token slots per KV block")->capture_default_str();
   app.add_option("--kv-policy", o->kv_policy, "auto | dense (dense ignores DMS decisions, for A/B runs)")
       ->capture_default_str();
+  app.add_option("--precision", o->precision, "CUDA numerics: bf16 | f32 (fp32 KV cache, split GEMM inputs)")
+      ->capture_default_str();
   app.add_option("--latency-buckets", o->latency_buckets, "Histogram buckets in seconds (default 1 ms..60 s)");
   app.add_option("--log-format", o->log_format, "text | json")->capture_default_str();
   app.add_option("--log-level", o->log_level, "trace|debug|info|warn|error|off")->capture_default_str();

@@ -23,7 +23,8 @@ struct ServerOptions {
   uint32_t default_max_tokens = 256;
   std::string kv_memory = "1GiB";        // bytes ("2GiB", "512MiB") or a fraction of free memory ("0.9")
   int kv_block_size = 16;
-  std::string kv_policy = "auto";        // auto (DMS when the checkpoint has it) | dense
+  std::string kv_policy = "auto";
+  std::string precision = "bf16";        // CUDA: bf16 (serving) | f32 (exact DMS decisions, 2x cost)        // auto (DMS when the checkpoint has it) | dense
   std::string latency_buckets;           // seconds, comma-separated
   std::string log_format = "text";
   std::string log_level = "info";

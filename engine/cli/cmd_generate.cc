@@ -24,6 +24,7 @@ struct GenerateOptions {
   int64_t kv_cache_mb = 1024;
   SamplingParams sampling;
   int64_t seed = -1;
+  std::string precision = "bf16";
 };
 
 // Prints deltas as they arrive (engine thread) and signals the finish.
@@ -98,6 +99,7 @@ Status RunGenerate(GenerateOptions o) {
   bo.num_threads = o.threads;
   bo.kv_cache_bytes = o.kv_cache_mb << 20;
   bo.force_dense = o.dense;
+  bo.precision = o.precision;
   DMS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(model.checkpoint, bo));
   EngineOptions eo;
   eo.eos_token_ids = model.eos_token_ids;
@@ -181,6 +183,7 @@ void RegisterGenerateCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--threads", o->threads, "CPU threads (0: all)");
   cmd->add_option("--kv-cache-mb", o->kv_cache_mb, "KV cache pool size in MiB")->capture_default_str();
   cmd->add_flag("--dense", o->dense, "Ignore DMS decisions (dense cache)");
+  cmd->add_option("--precision", o->precision, "CUDA numerics: bf16 | f32")->capture_default_str();
   cmd->callback([o, exit_code] {
     Status st = RunGenerate(*o);
     *exit_code = st.ok() ? 0 : Fail(st.message());

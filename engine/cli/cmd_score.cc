@@ -14,6 +14,7 @@ struct ScoreOptions {
   std::string model, tokens, chunks, backend = "cpu", out, stats;
   int threads = 0;
   bool dense = false;
+  std::string precision = "bf16";
 };
 
 Status RunScore(const ScoreOptions& o) {
@@ -37,6 +38,7 @@ Status RunScore(const ScoreOptions& o) {
   bo.kind = o.backend;
   bo.num_threads = o.threads;
   bo.force_dense = o.dense;
+  bo.precision = o.precision;
   DMS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
                        CreateBackend(std::shared_ptr<const Checkpoint>(std::move(ckpt)), bo));
   const int vocab = backend->config().vocab_size;
@@ -83,6 +85,7 @@ void RegisterScoreCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--stats", o->stats, "Write KV statistics JSON (retained [layers][kv_heads], ...)");
   cmd->add_option("--threads", o->threads, "CPU threads (0: all)");
   cmd->add_flag("--dense", o->dense, "Ignore DMS decisions (dense cache)");
+  cmd->add_option("--precision", o->precision, "CUDA numerics: bf16 | f32")->capture_default_str();
   cmd->callback([o, exit_code] {
     Status st = RunScore(*o);
     *exit_code = st.ok() ? 0 : Fail(st.message());

@@ -44,14 +44,19 @@ int StartupError(const Status& st) {
 
 // Runs a few tokens through the backend so the first request does not pay
 // for lazy initialisation.
-Status WarmUp(Backend& backend, int num_tokens) {
+Status WarmUp(Backend& backend, int num_tokens, int chunk_tokens) {
   if (num_tokens <= 0) return OkStatus();
   DMS_ASSIGN_OR_RETURN(SeqId seq, backend.CreateSequence());
   std::vector<int32_t> tokens(num_tokens);
   for (int i = 0; i < num_tokens; ++i) tokens[i] = i % backend.config().vocab_size;
-  ForwardChunk chunk{seq, tokens, 1};
   std::vector<float> logits;
-  Status st = backend.Forward(std::span<const ForwardChunk>(&chunk, 1), &logits);
+  Status st;
+  // In chunks no larger than a step may be (the CUDA workspace is sized for it).
+  for (int at = 0; at < num_tokens && st.ok(); at += chunk_tokens) {
+    const int n = std::min(chunk_tokens, num_tokens - at);
+    ForwardChunk chunk{seq, std::span<const int32_t>(tokens.data() + at, n), 1};
+    st = backend.Forward(std::span<const ForwardChunk>(&chunk, 1), &logits);
+  }
   backend.ReleaseSequence(seq);
   return st;
 }
@@ -179,7 +184,7 @@ int RunServer(const ServerOptions& o) {
   bo.max_sequences = o.max_running + 1;  // + the one being admitted
   StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(model->checkpoint, bo);
   if (!backend.ok()) return StartupError(backend.status());
-  Status warm = WarmUp(**backend, o.warmup_tokens);  // one chunk; see --max-batch-tokens
+  Status warm = WarmUp(**backend, o.warmup_tokens, std::max(1, o.max_batch_tokens));
   if (!warm.ok()) return StartupError(warm.WithContext("warm-up failed"));
 
   EngineOptions eo;

@@ -29,11 +29,23 @@ Status CheckContext(const std::vector<BenchPrompt>& prompts, const dms::v1::Mode
 
 }  // namespace
 
+Status ValidateDatasetOptions(const BenchDatasetOptions& o) {
+  if (o.dataset != "random" && o.dataset != "jsonl" && o.dataset != "needle") {
+    return InvalidArgumentError("--dataset: expected random, jsonl or needle, found '" + o.dataset + "'");
+  }
+  if (o.dataset == "jsonl" && o.path.empty()) {
+    return InvalidArgumentError("--dataset jsonl: give the file with --dataset-path");
+  }
+  if (o.dataset != "jsonl" && !o.path.empty()) return InvalidArgumentError("--dataset-path: only for --dataset jsonl");
+  if (o.needle_depth > 1) return InvalidArgumentError("--needle-depth: expected a fraction in [0, 1] (or < 0: random)");
+  return OkStatus();
+}
+
 StatusOr<std::vector<BenchPrompt>> BuildBenchPrompts(const BenchDatasetOptions& o, const Connection& connection,
                                                      const dms::v1::ModelInfo& model) {
+  DMS_RETURN_IF_ERROR(ValidateDatasetOptions(o));
   std::vector<BenchPrompt> prompts;
   if (o.dataset == "random") {
-    if (!o.path.empty()) return InvalidArgumentError("--dataset-path: only for --dataset jsonl");
     RandomDatasetOptions r;
     r.input_len = o.input_len;
     r.output_len = o.output_len;
@@ -42,7 +54,6 @@ StatusOr<std::vector<BenchPrompt>> BuildBenchPrompts(const BenchDatasetOptions& 
     r.count = std::max<int64_t>(1, o.pool_size);
     DMS_ASSIGN_OR_RETURN(prompts, MakeRandomPrompts(r));
   } else if (o.dataset == "jsonl") {
-    if (o.path.empty()) return InvalidArgumentError("--dataset jsonl: give the file with --dataset-path");
     DMS_ASSIGN_OR_RETURN(prompts, LoadJsonlPrompts(o.path, o.output_len, o.seed));
     const bool needs_tokenizer = std::any_of(prompts.begin(), prompts.end(), [](const BenchPrompt& p) {
       return p.kind != BenchPrompt::Kind::kTokenIds;
@@ -51,11 +62,9 @@ StatusOr<std::vector<BenchPrompt>> BuildBenchPrompts(const BenchDatasetOptions& 
       return FailedPreconditionError(o.path + ": text prompts and chats need a model with a tokenizer; the served model has none (use prompt_token_ids)");
     }
   } else if (o.dataset == "needle") {
-    if (!o.path.empty()) return InvalidArgumentError("--dataset-path: only for --dataset jsonl");
     if (!model.has_tokenizer()) {
       return FailedPreconditionError("--dataset needle: needs a model with a tokenizer; the served model has none");
     }
-    if (o.needle_depth > 1) return InvalidArgumentError("--needle-depth: expected a fraction in [0, 1] (or < 0: random)");
     std::mt19937_64 rng(o.seed);
     const TokenCounters counters = ServerTokenCounters(connection, /*enable_thinking=*/false);
     const int64_t n = std::clamp<int64_t>(o.pool_size, 1, kMaxNeedlePrompts);
@@ -77,8 +86,6 @@ StatusOr<std::vector<BenchPrompt>> BuildBenchPrompts(const BenchDatasetOptions& 
                                                : std::uniform_int_distribution<int64_t>(o.output_len.lo, o.output_len.hi)(rng));
       prompts.push_back(std::move(p));
     }
-  } else {
-    return InvalidArgumentError("--dataset: expected random, jsonl or needle, found '" + o.dataset + "'");
   }
   DMS_RETURN_IF_ERROR(CheckContext(prompts, model));
   return prompts;

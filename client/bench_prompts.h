@@ -20,6 +20,9 @@ struct BenchDatasetOptions {
   uint64_t seed = 0;
 };
 
+// Checks what can be checked before connecting (dataset name, path, depth).
+Status ValidateDatasetOptions(const BenchDatasetOptions& options);
+
 StatusOr<std::vector<BenchPrompt>> BuildBenchPrompts(const BenchDatasetOptions& options,
                                                      const Connection& connection,
                                                      const dms::v1::ModelInfo& model);

@@ -128,6 +128,7 @@ int RunBench(const BenchArgs& a) {
   if (!out_range.ok()) return Fail(out_range.status().message());
   d.input_len = *in_range;
   d.output_len = *out_range;
+  if (Status st = ValidateDatasetOptions(d); !st.ok()) return Fail(st.message());
 
   auto connection = Connection::Open(a.connection);
   if (!connection.ok()) return Fail(connection.status().message());

@@ -53,7 +53,7 @@ int RunGenerate(const GenerateArgs& a) {
       // A checkpoint without a tokenizer streams ids only.
       std::string ids;
       for (int32_t id : out.token_ids) ids += (ids.empty() ? "" : " ") + std::to_string(id);
-      std::printf("%s", ids.c_str());
+      printer.Print(ids);
     }
     printer.Finish();
   }

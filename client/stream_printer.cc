@@ -58,6 +58,12 @@ void StreamPrinter::OnMessage(const dms::v1::GenerateResponse& m, const RequestR
   std::fflush(stdout);
 }
 
+void StreamPrinter::Print(const std::string& text) {
+  EraseStatus();
+  Write(text);
+  std::fflush(stdout);
+}
+
 void StreamPrinter::Finish() {
   EraseStatus();
   if (wrote_text_ && !at_line_start_) std::fputc('\n', stdout);

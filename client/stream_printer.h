@@ -19,6 +19,8 @@ class StreamPrinter {
   static bool TerminalAttached();
 
   void OnMessage(const dms::v1::GenerateResponse& message, const RequestRecord& record);
+  // Prints text that is not part of the stream (e.g. token ids).
+  void Print(const std::string& text);
   // Erases the status and ends the line of text.
   void Finish();
 

@@ -1,0 +1,291 @@
+// build/bin/dms against a real build/bin/dms-server on loopback: health,
+// info, generate, a bench sweep whose counts equal the server's /metrics
+// counters (every TTFT <= its E2E, valid SVG figures), and on a tiny model
+// with the real tokenizer: tokenize, chat, JSONL and needle datasets, and
+// `dms eval needle` end to end (its accuracy on random weights means nothing).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "tests/client/xml_check.h"
+#include "tests/server/server_harness.h"
+#include "tests/test_util.h"
+
+namespace dms::testing {
+namespace {
+
+CommandResult Dms(const std::string& args) { return RunCommand(BinDir() + "/dms " + args); }
+
+// The server counters bench results are compared with.
+struct Counters {
+  double finished_length = 0, finished_stop = 0, prompt_tokens = 0, generation_tokens = 0, ttft_count = 0;
+};
+
+Counters Scrape(const ServerProcess& server) {
+  const std::string s = HttpGet(server.metrics_port(), "/metrics");
+  Counters c;
+  c.finished_length = MetricValue(s, "dms_requests_finished_total{reason=\"length\"}");
+  c.finished_stop = MetricValue(s, "dms_requests_finished_total{reason=\"stop\"}");
+  c.prompt_tokens = MetricValue(s, "dms_prompt_tokens_total");
+  c.generation_tokens = MetricValue(s, "dms_generation_tokens_total");
+  c.ttft_count = MetricValue(s, "dms_time_to_first_token_seconds_count");
+  return c;
+}
+
+std::vector<nlohmann::json> Runs(const nlohmann::json& j) {
+  if (!j.contains("runs")) return {j};
+  return std::vector<nlohmann::json>(j["runs"].begin(), j["runs"].end());
+}
+
+class ClientE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new ServerProcess({"--model", TestDataDir() + "/models/dms-neuron-w16-long", "--max-running", "8"});
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static std::string T() { return " --target " + server_->target(); }
+  static ServerProcess* server_;
+};
+ServerProcess* ClientE2eTest::server_ = nullptr;
+
+TEST_F(ClientE2eTest, HealthInfoGenerate) {
+  CommandResult r = Dms("health" + T());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "SERVING\n");
+  r = Dms("health --live" + T());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+
+  r = Dms("info --json" + T());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto info = nlohmann::json::parse(r.out);
+  EXPECT_EQ(info["model"]["vocab_size"], 256);
+  EXPECT_FALSE(info["model"]["has_tokenizer"].get<bool>());
+  EXPECT_TRUE(info["server"]["ready"].get<bool>());
+  r = Dms("info" + T());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("geometry   2 layers, hidden 64"), std::string::npos) << r.out;
+
+  r = Dms("generate --prompt-token-ids 5,6,7,8 --max-tokens 6 --ignore-eos --temperature 0 --json" + T());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto g = nlohmann::json::parse(r.out);
+  EXPECT_EQ(g["token_ids"].size(), 6u);
+  EXPECT_EQ(g["finish_reason"], "length");
+  EXPECT_EQ(g["usage"]["prompt_tokens"], 4);
+  EXPECT_EQ(g["usage"]["completion_tokens"], 6);
+  EXPECT_LE(g["client"]["ttft_s"].get<double>(), g["client"]["e2e_s"].get<double>());
+  EXPECT_GT(g["server"]["ttft_ms"].get<double>(), 0);
+
+  // Greedy is deterministic: the plain output lists the same ids.
+  r = Dms("generate --prompt-token-ids 5,6,7,8 --max-tokens 6 --ignore-eos --temperature 0" + T());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string ids;
+  for (const auto& id : g["token_ids"]) ids += (ids.empty() ? "" : " ") + std::to_string(id.get<int>());
+  EXPECT_EQ(r.out, ids + "\n");
+  EXPECT_EQ(r.err.rfind("[4 prompt + 6 tokens in ", 0), 0u) << r.err;
+
+  // Text needs a tokenizer, which this checkpoint lacks: one line, exit 1.
+  r = Dms("generate hello" + T());
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("dms: generate: stream: FAILED_PRECONDITION: ", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST_F(ClientE2eTest, BenchCountsMatchServerMetrics) {
+  TempDir dir;
+  const Counters before = Scrape(*server_);
+  CommandResult r = Dms("bench --concurrency 1,4 --num-requests 8 --input-len 16:48 --output-len 4:12 --warmup 0 "
+                        "--goodput ttft=5,tpot=5 --json " + dir.File("sweep.json") + " --csv " + dir.File("sweep.csv") +
+                        " --plot-dir " + dir.File("plots") + T());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("dms bench: concurrency=4"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("server TTFT"), std::string::npos);
+  r = Dms("bench --request-rate 30 --burstiness 0.5 --num-requests 6 --input-len 20 --output-len 5 --warmup 0 -q --json " +
+          dir.File("rate.json") + T());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Counters after = Scrape(*server_);
+
+  int64_t completed = 0, input = 0, output = 0;
+  const auto sweep = nlohmann::json::parse(ReadFile(dir.File("sweep.json")));
+  EXPECT_EQ(sweep["sweep"], "concurrency");
+  EXPECT_EQ(sweep["values"], nlohmann::json({1, 4}));
+  std::vector<nlohmann::json> runs = Runs(sweep);
+  ASSERT_EQ(runs.size(), 2u);
+  runs.push_back(nlohmann::json::parse(ReadFile(dir.File("rate.json"))));
+  for (const auto& run : runs) {
+    SCOPED_TRACE(run["label"].get<std::string>());
+    EXPECT_EQ(run["failed"], 0) << run["errors"];
+    EXPECT_EQ(run["completed"], run["launched"]);
+    for (const char* m : {"ttft", "tpot", "itl", "e2e"}) {
+      for (const char* q : {"mean", "p50", "p90", "p99"}) EXPECT_TRUE(run[m][q].is_number()) << m << " " << q;
+      EXPECT_LE(run[m]["p50"].get<double>(), run[m]["p99"].get<double>() + 1e-12);
+    }
+    EXPECT_GT(run["throughput"]["output_tokens_per_s"].get<double>(), 0);
+    EXPECT_TRUE(run["server"]["ttft"]["p50"].is_number());
+    completed += run["completed"].get<int64_t>();
+    input += run["input_tokens"].get<int64_t>();
+    output += run["output_tokens"].get<int64_t>();
+    int64_t run_output = 0;
+    for (const auto& req : run["per_request"]) {
+      const double ttft = req["ttft"], e2e = req["e2e"];
+      EXPECT_GT(ttft, 0);
+      EXPECT_LE(ttft, e2e);
+      // The client's clock brackets the server's: send before arrival, receipt after the write.
+      EXPECT_GE(ttft + 0.002, req["server_ttft"].get<double>());
+      EXPECT_GE(e2e + 0.002, req["server_e2e"].get<double>());
+      EXPECT_GE(req["output_tokens"].get<int>(), 4);
+      EXPECT_LE(req["output_tokens"].get<int>(), 12);
+      run_output += req["output_tokens"].get<int64_t>();
+    }
+    EXPECT_EQ(run_output, run["output_tokens"].get<int64_t>());
+  }
+  EXPECT_EQ(completed, 22);
+  // Random prompts ignore EOS, so every request ends by length.
+  EXPECT_EQ(after.finished_length - before.finished_length, completed);
+  EXPECT_EQ(after.finished_stop - before.finished_stop, 0);
+  EXPECT_EQ(after.ttft_count - before.ttft_count, completed);
+  EXPECT_EQ(after.prompt_tokens - before.prompt_tokens, input);
+  EXPECT_EQ(after.generation_tokens - before.generation_tokens, output);
+
+  const std::string csv = ReadFile(dir.File("sweep.csv"));
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 3);  // header + 2 loads
+  for (const char* name : {"latency_throughput.svg", "latency_cdf.svg"}) {
+    XmlElementCount counts;
+    EXPECT_EQ(CheckXml(ReadFile(dir.File(std::string("plots/") + name)), &counts), "") << name;
+    EXPECT_EQ(counts.root, "svg");
+    EXPECT_EQ(counts.by_name["polyline"], std::string(name) == "latency_cdf.svg" ? 8 : 12) << name;
+  }
+}
+
+TEST_F(ClientE2eTest, WarmupIsNotCounted) {
+  TempDir dir;
+  const Counters before = Scrape(*server_);
+  const CommandResult r = Dms("bench --concurrency 2 --num-requests 3 --warmup 2 --input-len 8 --output-len 3 --json " +
+                              dir.File("w.json") + T());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.rfind("warm-up: 2 requests, 0 failed", 0), 0u) << r.err;
+  const auto j = nlohmann::json::parse(ReadFile(dir.File("w.json")));
+  EXPECT_EQ(j["completed"], 3);
+  EXPECT_EQ(j["config"]["warmup_requests"], 2);
+  EXPECT_EQ(Scrape(*server_).finished_length - before.finished_length, 5);  // the server saw all five
+}
+
+// A tiny random model with the real Qwen3 tokenizer (dms-engine make-model).
+class TokenizerModelTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    const CommandResult made = RunCommand(BinDir() + "/dms-engine make-model --preset tiny --out " + dir_->File("tiny") +
+                                          " --tokenizer " + TokenizerDir());
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    server_ = new ServerProcess({"--model", dir_->File("tiny")});
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    delete dir_;
+  }
+  static std::string T() { return " --target " + server_->target(); }
+  static TempDir* dir_;
+  static ServerProcess* server_;
+};
+TempDir* TokenizerModelTest::dir_ = nullptr;
+ServerProcess* TokenizerModelTest::server_ = nullptr;
+
+TEST_F(TokenizerModelTest, TokenizeGenerateChat) {
+  CommandResult r = Dms("tokenize 'Hello world' --json" + T());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["token_ids"], nlohmann::json({9707, 1879}));  // Qwen3: "Hello", " world"
+  r = Dms("tokenize Hi --chat --no-think --show-text" + T());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("<|im_start|>assistant\n<think>\n\n</think>\n\n"), std::string::npos) << r.out;
+
+  r = Dms("generate 'The weather today' --max-tokens 5 --ignore-eos --seed 1" + T());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.err.rfind("[3 prompt + 5 tokens in ", 0), 0u) << r.err;
+
+  r = RunCommand(BinDir() + "/dms chat --max-tokens 4 --ignore-eos" + T(), "Hi there\n/think off\nAgain\n");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("[thinking off]"), std::string::npos);
+  std::istringstream err(r.err);
+  std::string line;
+  int summaries = 0;
+  while (std::getline(err, line)) summaries += line.find("tokens in") != std::string::npos;
+  EXPECT_EQ(summaries, 2) << r.err;
+}
+
+TEST_F(TokenizerModelTest, BenchTextDatasets) {
+  TempDir dir;
+  WriteFile(dir.File("p.jsonl"),
+            "{\"prompt\": \"Once upon a time\", \"max_tokens\": 3}\n"
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"Name a colour.\"}], \"enable_thinking\": false}\n"
+            "{\"prompt_token_ids\": [9707, 1879]}\n");
+  CommandResult r = Dms("bench --dataset jsonl --dataset-path " + dir.File("p.jsonl") +
+                        " --num-requests 6 --concurrency 2 --output-len 4 --warmup 0 -q --json " + dir.File("j.json") + T());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(ReadFile(dir.File("j.json")));
+  EXPECT_EQ(j["completed"], 6);
+  for (const auto& req : j["per_request"]) EXPECT_LE(req["ttft"].get<double>(), req["e2e"].get<double>());
+
+  r = Dms("bench --dataset needle --input-len 300 --num-requests 2 --output-len 3 --warmup 0 -q --json " +
+          dir.File("n.json") + T());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  j = nlohmann::json::parse(ReadFile(dir.File("n.json")));
+  EXPECT_EQ(j["completed"], 2);
+  for (const auto& req : j["per_request"]) {
+    EXPECT_LE(req["prompt_tokens"].get<int>(), 300);
+    EXPECT_GE(req["prompt_tokens"].get<int>(), 290);
+  }
+}
+
+TEST_F(TokenizerModelTest, EvalNeedleRunsEndToEnd) {
+  TempDir dir;
+  const CommandResult r = Dms("eval needle --lengths 128,256 --max-tokens-no-think 6 --max-tokens-think 10 -q --json " +
+                              dir.File("needle.json") + T());
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Needle in a haystack: \"The capital of Freedonia is Silverton.\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("256 think"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(ReadFile(dir.File("needle.json")));
+  ASSERT_EQ(j["cases"].size(), 12u);  // 2 lengths x 3 depths x 2 modes
+  for (const auto& c : j["cases"]) {
+    EXPECT_TRUE(c["ran"].get<bool>()) << c.dump();
+    EXPECT_LE(c["prompt_tokens"].get<int>(), c["length"].get<int>());
+    EXPECT_GE(c["prompt_tokens"].get<int>(), c["length"].get<int>() - 8);  // think mode's template is shorter
+    EXPECT_LE(c["ttft_s"].get<double>(), c["e2e_s"].get<double>());
+    EXPECT_GT(c["compression_ratio"].get<double>(), 0);
+    EXPECT_EQ(c["correct"].get<bool>(), c["answer"].get<std::string>().find("Silverton") != std::string::npos);
+  }
+  ASSERT_EQ(j["summary"].size(), 4u);
+  EXPECT_EQ(j["summary"][0]["length"], 128);
+  EXPECT_EQ(j["summary"][0]["mode"], "no-think");
+  EXPECT_EQ(j["summary"][0]["ran"], 3);
+  EXPECT_TRUE(j["summary"][3]["decode_tokens_per_s"].is_number());
+}
+
+TEST_F(TokenizerModelTest, LongerThanTheContextIsSkippedWithANote) {
+  // The tiny preset's context is 40960 tokens.
+  const CommandResult r = Dms("eval needle --lengths 64K --modes no-think --depths 50" + T());
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("skipped: 65536 prompt + 128 reply tokens exceed the context of 40960"), std::string::npos)
+      << r.err;
+}
+
+TEST(ClientHealthTest, NotServingAfterTheServerStops) {
+  ServerProcess server({"--model", TestDataDir() + "/models/dms-neuron-w0-gqa1"});
+  const std::string target = " --target " + server.target();
+  EXPECT_EQ(Dms("health" + target).exit_code, 0);
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(), 0);
+  const CommandResult r = Dms("health" + target);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+}  // namespace
+}  // namespace dms::testing

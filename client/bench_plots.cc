@@ -84,7 +84,9 @@ std::vector<PlotPanel> LatencyCdfPanels(const std::vector<RunReport>& runs) {
     panels[k].y_label = "fraction of requests";
     if (k == 2) panels[k].y_label = "fraction of tokens";
     panels[k].y_max = 1.0;
+    panels[k].legend_bottom_right = true;
   }
+  std::vector<double> all_itl;  // a few stalls would squeeze the ITL axis
   for (const RunReport& r : runs) {
     std::vector<double> ttft, tpot, itl, e2e;
     for (const RequestRecord& rec : r.result.records) {
@@ -94,6 +96,7 @@ std::vector<PlotPanel> LatencyCdfPanels(const std::vector<RunReport>& runs) {
       e2e.push_back(rec.e2e_s);
       itl.insert(itl.end(), rec.itl_s.begin(), rec.itl_s.end());
     }
+    all_itl.insert(all_itl.end(), itl.begin(), itl.end());
     const std::vector<double>* values[] = {&ttft, &tpot, &itl, &e2e};
     for (int k = 0; k < 4; ++k) {
       PlotSeries s;
@@ -111,6 +114,11 @@ std::vector<PlotPanel> LatencyCdfPanels(const std::vector<RunReport>& runs) {
       }
       panels[k].series.push_back(std::move(s));
     }
+  }
+  const Summary itl = Summarize(all_itl);
+  if (itl.count > 0 && itl.p99 > 0 && itl.max > 2 * itl.p99) {
+    panels[2].x_max = 1.5 * itl.p99 * 1e3;
+    panels[2].x_label += ", cut at 1.5 x p99";
   }
   return panels;
 }

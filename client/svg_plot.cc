@@ -33,6 +33,7 @@ Range DataRange(const PlotPanel& p, bool x_axis) {
     }
   }
   if (!std::isfinite(lo)) return Range{0, 1};
+  if (x_axis && p.x_max) hi = std::min(hi, *p.x_max);
   if ((x_axis ? p.x_from_zero : p.y_from_zero) && lo > 0) lo = 0;
   if (!x_axis && p.y_max) hi = std::max(hi, *p.y_max);
   if (hi - lo <= 0) {  // a single value: give it some room
@@ -82,8 +83,13 @@ void RenderPanel(const PlotPanel& p, double w, double h, std::string* out) {
     const char* color = kColors[si % kNumColors];
     std::string points;
     double prev_y = NAN;
+    auto beyond = [&](size_t i) { return p.x_max && s.x[i] > xr.hi; };
     for (size_t i = 0; i < std::min(s.x.size(), s.y.size()); ++i) {
       if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
+      if (beyond(i)) {  // run to the cut edge at the current level, then stop
+        if (std::isfinite(prev_y)) points += Coord(sx(xr.hi)) + "," + Coord(sy(s.step ? prev_y : s.y[i])) + " ";
+        break;
+      }
       if (s.step && std::isfinite(prev_y)) points += Coord(sx(s.x[i])) + "," + Coord(sy(prev_y)) + " ";
       points += Coord(sx(s.x[i])) + "," + Coord(sy(s.y[i])) + " ";
       prev_y = s.y[i];
@@ -94,7 +100,7 @@ void RenderPanel(const PlotPanel& p, double w, double h, std::string* out) {
     *out += Format("<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", color) + points + "\"/>\n";
     if (!s.markers) continue;
     for (size_t i = 0; i < std::min(s.x.size(), s.y.size()); ++i) {
-      if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
+      if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i]) || beyond(i)) continue;
       *out += Format("<circle cx=\"%s\" cy=\"%s\" r=\"3.5\" fill=\"%s\"/>\n", Coord(sx(s.x[i])).c_str(),
                      Coord(sy(s.y[i])).c_str(), color);
       if (i < s.point_labels.size() && !s.point_labels[i].empty()) {
@@ -107,19 +113,21 @@ void RenderPanel(const PlotPanel& p, double w, double h, std::string* out) {
     *out += "<text x=\"" + Coord(kLeft + pw / 2) + "\" y=\"" + Coord(kTop + ph / 2) +
             "\" text-anchor=\"middle\" fill=\"#888\">no data</text>\n";
   }
-  // Legend, top left inside the plot area.
+  // Legend inside the plot area: top left, or bottom right (CDFs rise on the left).
   if (!p.series.empty()) {
     double lw = 0;
     for (const PlotSeries& s : p.series) lw = std::max(lw, 7.0 * s.name.size());
-    *out += "<rect x=\"" + Coord(kLeft + 8) + "\" y=\"" + Coord(kTop + 8) + "\" width=\"" + Coord(lw + 34) +
-            "\" height=\"" + Coord(16.0 * p.series.size() + 6) +
-            "\" fill=\"#ffffff\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n";
+    const double box_w = lw + 34, box_h = 16.0 * p.series.size() + 6;
+    const double x0 = p.legend_bottom_right ? kLeft + pw - 8 - box_w : kLeft + 8;
+    const double y0 = p.legend_bottom_right ? kTop + ph - 8 - box_h : kTop + 8;
+    *out += "<rect x=\"" + Coord(x0) + "\" y=\"" + Coord(y0) + "\" width=\"" + Coord(box_w) + "\" height=\"" +
+            Coord(box_h) + "\" fill=\"#ffffff\" fill-opacity=\"0.85\" stroke=\"#ccc\"/>\n";
     for (size_t si = 0; si < p.series.size(); ++si) {
-      const double y = kTop + 20 + 16.0 * si;
+      const double y = y0 + 16 + 16.0 * si;
       *out += Format("<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\" stroke=\"%s\" stroke-width=\"3\"/>\n",
-                     Coord(kLeft + 14).c_str(), Coord(y - 4).c_str(), Coord(kLeft + 32).c_str(),
-                     Coord(y - 4).c_str(), kColors[si % kNumColors]);
-      *out += "<text x=\"" + Coord(kLeft + 38) + "\" y=\"" + Coord(y) + "\">" + XmlEscape(p.series[si].name) +
+                     Coord(x0 + 6).c_str(), Coord(y - 4).c_str(), Coord(x0 + 24).c_str(), Coord(y - 4).c_str(),
+                     kColors[si % kNumColors]);
+      *out += "<text x=\"" + Coord(x0 + 30) + "\" y=\"" + Coord(y) + "\">" + XmlEscape(p.series[si].name) +
               "</text>\n";
     }
   }

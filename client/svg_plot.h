@@ -22,6 +22,8 @@ struct PlotPanel {
   bool x_from_zero = true;                 // include 0 in the axis range
   bool y_from_zero = true;
   std::optional<double> y_max;             // fixed top (e.g. 1 for a CDF)
+  std::optional<double> x_max;             // cut the x axis here (long tails); lines run to the edge
+  bool legend_bottom_right = false;        // default: top left
 };
 
 struct SvgLayout {

@@ -61,6 +61,24 @@ TEST(SvgTest, WellFormedWithOnePolylinePerSeries) {
   EXPECT_NE(svg.find(">c=4<"), std::string::npos);
 }
 
+TEST(SvgTest, CutAxisStopsLinesAtTheEdge) {
+  PlotPanel p;
+  p.x_max = 10;
+  p.y_max = 1;
+  p.legend_bottom_right = true;
+  p.series = {PlotSeries{"cdf", {1, 5, 9, 400}, {0.25, 0.5, 0.75, 1.0}, {}, false, true}};
+  const std::string svg = RenderSvg("", {p}, SvgLayout{1, 400, 300});
+  EXPECT_EQ(CheckXml(svg), "");
+  // Plot area x from 66 to 400-18 = 382; the axis ends at the tick 10.
+  const size_t at = svg.find("<polyline");
+  ASSERT_NE(at, std::string::npos);
+  const std::string line = svg.substr(at, svg.find("/>", at) - at);
+  EXPECT_NE(line.find("382.00,"), std::string::npos) << line;  // runs to the edge
+  EXPECT_EQ(line.find("NaN"), std::string::npos);
+  EXPECT_NE(svg.find(">10<"), std::string::npos);   // last x tick
+  EXPECT_EQ(svg.find(">400<"), std::string::npos);  // the tail is not on the axis
+}
+
 TEST(SvgTest, XmlCheckerCatchesMistakes) {
   EXPECT_NE(CheckXml("<svg><g></svg>"), "");
   EXPECT_NE(CheckXml("<svg a=1></svg>"), "");
@@ -103,6 +121,17 @@ TEST(BenchPlotsTest, SweepFiguresAreWrittenAndValid) {
   ASSERT_EQ(cdf[0].series.size(), 3u);
   EXPECT_DOUBLE_EQ(cdf[0].series[0].y.front(), 0);
   EXPECT_DOUBLE_EQ(cdf[0].series[0].y.back(), 1);
+
+  EXPECT_FALSE(cdf[2].x_max.has_value());  // no stall: the ITL axis shows everything
+  EXPECT_TRUE(cdf[0].legend_bottom_right);
+
+  // One 5 s stall among 240 gaps of 50-250 ms would squeeze the ITL axis: cut it.
+  std::vector<RunReport> stalled = runs;
+  stalled[0].result.records[0].itl_s[0] = 5.0;
+  const auto cut = LatencyCdfPanels(stalled);
+  ASSERT_TRUE(cut[2].x_max.has_value());
+  EXPECT_LT(*cut[2].x_max, 1000.0);  // ms, well short of the 5000 ms stall
+  EXPECT_NE(cut[2].x_label.find("cut at 1.5 x p99"), std::string::npos);
 
   dms::testing::TempDir dir;
   const std::string out = dir.File("plots/nested");

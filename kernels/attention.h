@@ -20,8 +20,12 @@
 
 namespace dms::cuda {
 
-// Query rows (tokens x group heads) per block; tiles hold max(1, 16 / g) tokens.
+// Query rows (tokens x group heads) per block of the SIMT kernel; its tiles
+// hold max(1, 16 / g) tokens.
 inline constexpr int kAttnMaxRows = 16;
+// Query rows per block of the tensor-core kernel; its tiles hold
+// kAttnMmaRows / g tokens.
+inline constexpr int kAttnMmaRows = 64;
 
 struct AttentionParams {
   const float* q = nullptr;         // [N, Hq, hd] f32, RoPE applied
@@ -41,7 +45,21 @@ struct AttentionParams {
   float* part_ml = nullptr;         // [num_splits, N, Hq, 2]    (num_splits > 1)
 };
 
+// SIMT fp32 kernel (attention.cu): any cache dtype, split-K for decode.
 // head_dim in {16, 32, 64, 128}; Hq / Hkv at most kAttnMaxRows.
 cudaError_t LaunchDmsAttention(const AttentionParams& p, cudaStream_t stream);
+
+// Tensor-core kernel for prefill (attention_mma.cu): FlashAttention-2 style,
+// mma.sync m16n8k16 bf16 with fp32 accumulation and online softmax; a block
+// takes kAttnMmaRows query rows (kAttnMmaRows / g tokens x the g heads of a
+// KV group) and walks the keys in tiles of 64, skipping tiles that no query
+// of the block can see. q is rounded to bf16, and so are the softmax weights
+// before P.V. bf16 cache only; head_dim 64 or 128; num_splits must be 1;
+// tiles hold at most kAttnMmaRows / g tokens.
+bool DmsAttentionMmaSupported(KvDType dtype, int head_dim, int group);
+cudaError_t LaunchDmsAttentionMma(const AttentionParams& p, cudaStream_t stream);
+// Benchmarks: the register budget variant of the tensor-core kernel, for 2
+// (default) or 3 resident blocks per multiprocessor. Not thread-safe.
+void SetDmsAttentionMmaMinBlocks(int blocks);
 
 }  // namespace dms::cuda

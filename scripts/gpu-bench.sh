@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# First GPU benchmark (issue 5 item 7; docs/cuda.md has the results):
-# on a `make-model --preset qwen3-8b` checkpoint (random weights, real
-# geometry, 87.5% eviction), the CUDA backend's TTFT at 4K-32K prompt tokens,
-# batch-1 decode at 4K and 16K context and peak device memory; the same shapes
-# through Hugging Face transformers (sdpa, bf16, random weights) as the peer;
-# and the device's copy bandwidth and bf16 GEMM rate (the ceilings).
+# GPU benchmark (issue 5 item 7; docs/cuda.md has the results): on a
+# `make-model --preset qwen3-8b` checkpoint (random weights, real geometry,
+# 87.5% eviction), the CUDA backend's TTFT at 4K-32K prompt tokens, batch-1
+# decode at 4K and 16K context (and at 4K with graphs / the GEMV kernel
+# switched off) and peak device memory; the same shapes through Hugging Face
+# transformers (sdpa, bf16, random weights) as the peer; the device's copy
+# bandwidth and bf16 GEMM rate (the ceilings); then kernel microbenchmarks:
+# decode GEMV vs cuBLAS at m = 1, tensor-core DMS prefill attention TFLOP/s.
 #
 #   scripts/gpu.sh build                  here (bundles dms-cuda-bench too)
 #   scripts/gpu-bench.sh run              on the GPU machine, .carry/gpu carried
@@ -25,7 +27,7 @@ export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 if [ ! -f "$model/config.json" ]; then
   timeout 150 "$bundle/bin/dms-engine" make-model --out "$model" --preset qwen3-8b --evict-rate 0.875
 fi
-timeout 200 "$bundle/bin/dms-cuda-bench" --model "$model" --prompts "$prompts" \
+timeout 300 "$bundle/bin/dms-cuda-bench" --model "$model" --prompts "$prompts" \
   --decode-contexts "$contexts" --decode-steps "$steps" | tee "$out/bench-dms.jsonl" || true
 
 PYTHONUNBUFFERED=1 timeout 180 python3 - "$model" "$prompts" "$contexts" "$steps" <<'PY' | tee "$out/bench-hf.jsonl" || true
@@ -99,7 +101,20 @@ for r in (x for x in ours if x["kind"] == "decode"):
     pt = p["tokens_per_s"] if p else float("nan")
     print(f"decode @{r['context']:>6} (tok/s) {r['tokens_per_s']:>10.1f}{pt:>14.1f}{r['tokens_per_s'] / pt:>8.2f}x  "
           f"roofline {r['roofline_ms']:.2f} ms/token, {100 * r['roofline_fraction']:.0f}% of it")
+for r in (x for x in ours if x["kind"] == "decode_variant"):
+    print(f"  decode @{r['context']} with {r['variant']:<12} {r['ms']:>8.3f} ms/token, {100 * r['roofline_fraction']:.0f}% of the roofline")
 m, pm = pick(ours, "memory"), pick(peer, "memory")
 if m:
     print(f"peak device memory (GB) {m['peak_used_GB']:>9.2f}{(pm or {}).get('peak_used_GB', float('nan')):>14.2f}")
+g = [x for x in ours if x["kind"] == "gemv"]
+if g:
+    print("decode GEMV at m=1 (GB/s of weights, fraction of the copy bandwidth):")
+    for r in g:
+        print(f"  {r['shape']:<8} {r['k']:>6}x{r['n']:<7} {r['impl']:<7} {r['us']:>8.1f} us {r['GBps']:>6.0f} GB/s {100 * r['copy_fraction']:>4.0f}%")
+a = [x for x in ours if x["kind"] == "attn"]
+if a:
+    print("prefill attention, tensor cores, one fresh chunk, Qwen3-8B heads (TFLOP/s on the visible pairs):")
+    for r in a:
+        print(f"  {r['tokens']:>6} tok {r['mode']:<5} min_blocks={r['min_blocks']} {r['ms']:>8.2f} ms "
+              f"visible {r['visible_share']:.3f} {r['tflops']:>6.1f} TFLOP/s {'' if r['error'] == 'no error' else r['error']}")
 PY

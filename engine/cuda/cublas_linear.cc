@@ -1,6 +1,7 @@
 #include "engine/cuda/cublas_linear.h"
 
 #include "engine/cuda/cuda_status.h"
+#include "kernels/gemv.h"
 
 namespace dms {
 
@@ -13,6 +14,7 @@ CublasLinear::~CublasLinear() {
 }
 
 Status CublasLinear::Init(cudaStream_t stream) {
+  stream_ = stream;
   DMS_CUBLAS_RETURN_IF_ERROR(cublasCreate(&handle_), "cublasCreate");
   DMS_CUBLAS_RETURN_IF_ERROR(cublasSetStream(handle_, stream), "cublasSetStream");
   DMS_RETURN_IF_ERROR(workspace_.Allocate(kWorkspaceBytes, "cuBLAS workspace"));
@@ -24,20 +26,26 @@ Status CublasLinear::Init(cudaStream_t stream) {
 Status CublasLinear::Run(const cuda::GemmInput& x, int m, int k, const __nv_bfloat16* w, int n,
                          float* y) {
   if (m <= 0) return OkStatus();
-  // Column-major view: yᵀ[n, m] = w[k, n]ᵀ · xᵀ[k, m].
+  if (use_gemv_ && cuda::GemvSupported(x, m, k, w)) {
+    const cudaError_t err = cuda::LaunchGemv(x, m, k, w, n, y, stream_);
+    if (err == cudaSuccess) return OkStatus();
+    return CudaStatus(err, "GEMV (" + std::to_string(m) + "x" + std::to_string(k) + " by " +
+                               std::to_string(n) + ")");
+  }
+  // Column-major view: yᵀ[n, m] = w[k, n]ᵀ · xᵀ[k, m]. (The error text is
+  // built only on failure: this runs hundreds of times a step.)
   const float one = 1.0f, zero = 0.0f;
-  DMS_CUBLAS_RETURN_IF_ERROR(
+  cublasStatus_t st =
       cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, w, CUDA_R_16BF, k, x.hi,
-                   CUDA_R_16BF, k, &zero, y, CUDA_R_32F, n, CUBLAS_COMPUTE_32F,
-                   CUBLAS_GEMM_DEFAULT),
-      "cublasGemmEx (" + std::to_string(m) + "x" + std::to_string(k) + " by " +
-          std::to_string(n) + ")");
-  if (x.lo) {
-    DMS_CUBLAS_RETURN_IF_ERROR(
-        cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, w, CUDA_R_16BF, k, x.lo,
-                     CUDA_R_16BF, k, &one, y, CUDA_R_32F, n, CUBLAS_COMPUTE_32F,
-                     CUBLAS_GEMM_DEFAULT),
-        "cublasGemmEx (lo part)");
+                   CUDA_R_16BF, k, &zero, y, CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  if (st == CUBLAS_STATUS_SUCCESS && x.lo) {
+    st = cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &one, w, CUDA_R_16BF, k, x.lo,
+                      CUDA_R_16BF, k, &one, y, CUDA_R_32F, n, CUBLAS_COMPUTE_32F,
+                      CUBLAS_GEMM_DEFAULT);
+  }
+  if (st != CUBLAS_STATUS_SUCCESS) {
+    return CublasStatus(st, "cublasGemmEx (" + std::to_string(m) + "x" + std::to_string(k) +
+                                " by " + std::to_string(n) + (x.lo ? ", hi + lo" : "") + ")");
   }
   return OkStatus();
 }

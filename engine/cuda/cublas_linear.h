@@ -1,5 +1,7 @@
-// nn.Linear on the GPU through cuBLAS: y = x · wᵀ with bf16 weights and
-// activations and fp32 accumulation and output.
+// nn.Linear on the GPU: y = x · wᵀ with bf16 weights and activations and fp32
+// accumulation and output. cuBLAS for GEMMs; for decode-sized m (at most
+// cuda::kGemvMaxRows rows) a GEMV kernel that streams the weights
+// (kernels/gemv.h), unless disabled.
 //   x: [m, k] bf16 (GemmInput; with `lo`, y = w·hi + w·lo in two GEMMs)
 //   w: [n, k] bf16 row-major (Hugging Face layout)
 //   y: [m, n] f32 row-major
@@ -27,8 +29,14 @@ class CublasLinear {
 
   Status Run(const cuda::GemmInput& x, int m, int k, const __nv_bfloat16* w, int n, float* y);
 
+  // Tests and benchmarks: false sends every shape to cuBLAS.
+  void set_use_gemv(bool on) { use_gemv_ = on; }
+  bool use_gemv() const { return use_gemv_; }
+
  private:
   cublasHandle_t handle_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  bool use_gemv_ = true;
   DeviceBuffer workspace_;
 };
 

@@ -14,6 +14,9 @@ namespace dms {
 namespace {
 constexpr int kDefaultMaxPositions = 32768;  // when config.json names none
 constexpr size_t kLogitsBudget = 256u << 20; // device bytes for one LM-head pass
+// Chunks with at least this many query rows (tokens x group) go to the
+// tensor-core attention (a tile of kAttnMmaRows rows at least half used).
+constexpr int kMmaMinRows = cuda::kAttnMmaRows / 2;
 }  // namespace
 
 Status CudaBackend::Workspace::Allocate(const ModelConfig& cfg, int m, bool accurate,
@@ -104,6 +107,7 @@ Status CudaBackend::Init() {
                                 "max_sequences must be positive");
   }
   accurate_ = o.precision == "f32";
+  mma_attention_ = !accurate_ && cuda::DmsAttentionMmaSupported(cuda::KvDType::kBF16, hd, g);
   window_ = (cfg.dms.enabled && !o.force_dense) ? cfg.dms.window_size : kDenseWindow;
   max_positions_ = cfg.max_position_embeddings > 0 ? cfg.max_position_embeddings
                                                    : kDefaultMaxPositions;
@@ -248,16 +252,23 @@ Status CudaBackend::Forward(std::span<const ForwardChunk> batch, std::vector<flo
   cache_->ClearUpdates();
   for (const ForwardChunk& c : batch) DMS_RETURN_IF_ERROR(cache_->Reserve(c.seq, c.tokens.size()));
 
-  // Step metadata.
+  // Step metadata. Chunks of a decode-sized query count take SIMT tiles
+  // (split-K over the cache), the others tensor-core tiles, heaviest first
+  // (the last tokens of a chunk see the most keys).
   const int g = config().group_size();
-  const int q_per_tile = std::max(1, cuda::kAttnMaxRows / g);
+  const int simt_per_tile = std::max(1, cuda::kAttnMaxRows / g);
+  const int mma_per_tile = std::max(1, cuda::kAttnMmaRows / g);
+  auto use_mma = [&](const ForwardChunk& c) {
+    return mma_attention_ && static_cast<int>(c.tokens.size()) * g >= kMmaMinRows;
+  };
   int32_t* tokens = meta_.tokens();
   int32_t* positions = meta_.positions();
   int32_t* row_chunk = meta_.row_chunk();
   cuda::StepChunk* chunks = meta_.chunks();
   cuda::AttnTile* tiles = meta_.tiles();
   int32_t* logit_rows = meta_.logit_rows();
-  int rows = 0, num_tiles = 0, num_logit_rows = 0;
+  int rows = 0, num_logit_rows = 0;
+  bool decode_only = true;
   for (size_t ci = 0; ci < batch.size(); ++ci) {
     const ForwardChunk& c = batch[ci];
     const int n = static_cast<int>(c.tokens.size());
@@ -268,12 +279,28 @@ Status CudaBackend::Forward(std::span<const ForwardChunk> batch, std::vector<flo
       positions[rows + i] = t0 + i;
       row_chunk[rows + i] = static_cast<int32_t>(ci);
     }
-    for (int q = 0; q < n; q += q_per_tile) {
-      tiles[num_tiles++] = cuda::AttnTile{static_cast<int32_t>(ci), q, std::min(q_per_tile, n - q)};
-    }
     for (int i = n - c.num_logits; i < n; ++i) logit_rows[num_logit_rows++] = rows + i;
+    decode_only &= n == 1;
     rows += n;
   }
+  int simt_tiles = 0, mma_tiles = 0;
+  for (size_t ci = 0; ci < batch.size(); ++ci) {
+    const int n = static_cast<int>(batch[ci].tokens.size());
+    if (use_mma(batch[ci])) continue;
+    for (int q = 0; q < n; q += simt_per_tile) {
+      tiles[simt_tiles++] =
+          cuda::AttnTile{static_cast<int32_t>(ci), q, std::min(simt_per_tile, n - q)};
+    }
+  }
+  for (size_t ci = 0; ci < batch.size(); ++ci) {
+    const int n = static_cast<int>(batch[ci].tokens.size());
+    if (!use_mma(batch[ci])) continue;
+    for (int q = (n - 1) / mma_per_tile * mma_per_tile; q >= 0; q -= mma_per_tile) {
+      tiles[simt_tiles + mma_tiles++] =
+          cuda::AttnTile{static_cast<int32_t>(ci), q, std::min(mma_per_tile, n - q)};
+    }
+  }
+  const int num_tiles = simt_tiles + mma_tiles;
   const std::vector<int32_t>& updates = cache_->updates();
   const int num_pairs = static_cast<int>(updates.size() / 2);
   if (num_pairs > meta_.max_update_pairs()) {
@@ -287,8 +314,19 @@ Status CudaBackend::Forward(std::span<const ForwardChunk> batch, std::vector<flo
       "page-table update");
   cache_->ClearUpdates();
 
-  const int splits = PlanSplits(batch, num_tiles, rows);
-  DMS_RETURN_IF_ERROR(RunLayers(rows, static_cast<int>(batch.size()), num_tiles, splits));
+  const int splits = PlanSplits(simt_tiles, rows);
+  const int num_chunks = static_cast<int>(batch.size());
+  const int first_pass = std::min(ws_->logit_rows, num_logit_rows);
+  auto enqueue = [&]() -> Status {
+    DMS_RETURN_IF_ERROR(RunLayers(rows, num_chunks, simt_tiles, mma_tiles, splits));
+    return EnqueueLogits(0, first_pass);
+  };
+  if (use_graphs_ && decode_only && !trace_sink_) {
+    const StepGraphs::Key key{rows, num_chunks, simt_tiles, mma_tiles, splits, first_pass};
+    DMS_RETURN_IF_ERROR(graphs_.Launch(key, stream_, enqueue));
+  } else {
+    DMS_RETURN_IF_ERROR(enqueue());
+  }
   DMS_RETURN_IF_ERROR(ComputeLogits(num_logit_rows, logits));
 
   // The stream is idle now (ComputeLogits synchronised): commit the lengths.

@@ -23,6 +23,7 @@
 #include "engine/cuda/cuda_module_api.h"
 #include "engine/cuda/cuda_weights.h"
 #include "engine/cuda/device_memory.h"
+#include "engine/cuda/step_graphs.h"
 #include "engine/cuda/step_metadata.h"
 #include "engine/model/checkpoint.h"
 
@@ -61,16 +62,28 @@ class CudaBackend : public Backend {
   // step to *sink as [layers][N][Hkv] (N = the step's tokens, batch order).
   Status set_decision_trace(std::vector<uint8_t>* sink);
 
+  // Tests and benchmarks: decode steps (every chunk one token) replay a
+  // captured CUDA graph per step shape (default on; off while a decision
+  // trace is set); decode-sized GEMMs use the GEMV kernel (default on).
+  void set_use_graphs(bool on) { use_graphs_ = on; }
+  void set_use_gemv(bool on) { gemm_.set_use_gemv(on); }
+  size_t num_step_graphs() const { return graphs_.size(); }
+
  private:
   struct Workspace;
 
   CudaBackend(std::shared_ptr<const Checkpoint> checkpoint, const CudaBackendOptions& options);
   Status Init();
   Status Validate(std::span<const ForwardChunk> batch, int64_t* total_tokens) const;
-  int PlanSplits(std::span<const ForwardChunk> batch, int num_tiles, int num_tokens) const;
-  Status RunLayers(int num_tokens, int num_chunks, int num_tiles, int num_splits);
-  // Final norm + LM head for the step's logit rows; synchronises the stream
-  // (and copies the heads' lengths back for the host mirror).
+  int PlanSplits(int num_simt_tiles, int num_tokens) const;
+  // The layer loop. Tiles [0, simt_tiles) of the step's tile table go to the
+  // SIMT attention kernel, the next mma_tiles to the tensor-core one.
+  Status RunLayers(int num_tokens, int num_chunks, int simt_tiles, int mma_tiles, int num_splits);
+  // Final norm + LM head for logit rows [r0, r0 + rows) into the workspace.
+  Status EnqueueLogits(int r0, int rows);
+  // Copies the logits out, the first LM-head pass already enqueued, and
+  // runs the others; synchronises the stream (and copies the heads' lengths
+  // back for the host mirror).
   Status ComputeLogits(int rows, std::vector<float>* logits);
 
   std::shared_ptr<const Checkpoint> checkpoint_;
@@ -91,6 +104,9 @@ class CudaBackend : public Backend {
   PinnedBuffer host_lengths_;   // [max_sequences * layers * kv_heads]
   PinnedBuffer host_trace_;     // [layers, max_batch_tokens, Hkv] when tracing
   std::vector<uint8_t>* trace_sink_ = nullptr;
+  StepGraphs graphs_;
+  bool use_graphs_ = true;
+  bool mma_attention_ = false;  // bf16 cache, head_dim 64/128: prefill on tensor cores
   CudaMemoryPlan plan_;
 };
 

@@ -12,23 +12,20 @@
 
 namespace dms {
 
-int CudaBackend::PlanSplits(std::span<const ForwardChunk> batch, int num_tiles,
-                            int num_tokens) const {
+int CudaBackend::PlanSplits(int num_simt_tiles, int num_tokens) const {
   // Split the key range only when the tiles alone leave the GPU idle
-  // (decode); each split keeps at least 256 keys.
-  const int blocks = num_tiles * config().num_kv_heads;
-  if (blocks >= 2 * num_sms_) return 1;
-  int max_keys = 0;
-  for (const ForwardChunk& c : batch) {
-    max_keys = std::max(max_keys, cache_->MaxHeadLength(c.seq) + static_cast<int>(c.tokens.size()));
-  }
+  // (decode). The count depends on the step's shape alone, not on the cache
+  // lengths, so a captured decode graph stays valid as the caches grow;
+  // splits past a head's keys are empty and the merge skips them.
+  const int blocks = num_simt_tiles * config().num_kv_heads;
+  if (blocks == 0 || blocks >= 2 * num_sms_) return 1;
   int splits = (2 * num_sms_ + blocks - 1) / blocks;
-  splits = std::min(splits, (max_keys + 255) / 256);
   splits = std::min(splits, ws_->split_rows / std::max(1, num_tokens));
   return std::max(1, splits);
 }
 
-Status CudaBackend::RunLayers(int n, int num_chunks, int num_tiles, int num_splits) {
+Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_tiles,
+                              int num_splits) {
   const ModelConfig& cfg = config();
   const DmsConfig& dms = cfg.dms;
   Workspace& w = *ws_;
@@ -99,17 +96,27 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int num_tiles, int num_spli
     a.v_new = w.v_new;
     a.decisions = w.decisions;
     a.chunks = meta_.d_chunks();
-    a.tiles = meta_.d_tiles();
-    a.num_tiles = num_tiles;
     a.num_tokens = n;
     a.num_q_heads = hq;
     a.layer = l;
     a.kv = kv;
-    a.num_splits = num_splits;
     a.out = w.attn;
     a.part_o = w.part_o;
     a.part_ml = w.part_ml;
-    DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchDmsAttention(a, stream_), "DMS attention");
+    if (simt_tiles > 0) {
+      a.tiles = meta_.d_tiles();
+      a.num_tiles = simt_tiles;
+      a.num_splits = num_splits;
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchDmsAttention(a, stream_), "DMS attention");
+    }
+    // After the SIMT kernel: its split merge writes every row of `out`,
+    // the tensor-core tiles' rows included.
+    if (mma_tiles > 0) {
+      a.tiles = meta_.d_tiles() + simt_tiles;
+      a.num_tiles = mma_tiles;
+      a.num_splits = 1;
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchDmsAttentionMma(a, stream_), "DMS attention (MMA)");
+    }
 
     // The chunk's K/V join the cache only after its attention (slot reuse).
     cuda::KvAppendParams ap;
@@ -141,26 +148,32 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int num_tiles, int num_spli
   return OkStatus();
 }
 
-Status CudaBackend::ComputeLogits(int rows, std::vector<float>* logits) {
+Status CudaBackend::EnqueueLogits(int r0, int rows) {
+  if (rows <= 0) return OkStatus();
   const ModelConfig& cfg = config();
   Workspace& w = *ws_;
-  const int D = cfg.hidden_size, V = cfg.vocab_size;
-  const float eps = static_cast<float>(cfg.rms_norm_eps);
+  // Final norm (with the last MLP's residual add) and LM head only on the
+  // rows whose logits were asked for.
+  DMS_CUDA_RETURN_IF_ERROR(
+      cuda::LaunchRmsNorm(w.x, cfg.num_layers > 0 ? w.delta : nullptr, nullptr, nullptr,
+                          meta_.d_logit_rows() + r0, rows, cfg.hidden_size, weights_.final_norm(),
+                          static_cast<float>(cfg.rms_norm_eps), w.gin(), stream_),
+      "final RMSNorm");
+  return gemm_.Run(w.gin(), rows, cfg.hidden_size, weights_.lm_head(), cfg.vocab_size, w.logits);
+}
+
+Status CudaBackend::ComputeLogits(int rows, std::vector<float>* logits) {
+  const int V = config().vocab_size;
+  Workspace& w = *ws_;
   const size_t length_bytes = static_cast<size_t>(options_.max_sequences) *
                               cache_->heads_per_sequence() * sizeof(int32_t);
   logits->resize(static_cast<size_t>(rows) * V);
-  // Final norm (with the last MLP's residual add) and LM head only on the
-  // rows whose logits were asked for, w.logit_rows at a time.
+  // w.logit_rows rows per LM-head pass; the first pass is already enqueued.
   int r0 = 0;
   do {
     const int rc = std::min(w.logit_rows, rows - r0);
+    if (r0 > 0) DMS_RETURN_IF_ERROR(EnqueueLogits(r0, rc));
     if (rc > 0) {
-      DMS_CUDA_RETURN_IF_ERROR(
-          cuda::LaunchRmsNorm(w.x, cfg.num_layers > 0 ? w.delta : nullptr, nullptr, nullptr,
-                              meta_.d_logit_rows() + r0, rc, D, weights_.final_norm(), eps,
-                              w.gin(), stream_),
-          "final RMSNorm");
-      DMS_RETURN_IF_ERROR(gemm_.Run(w.gin(), rc, D, weights_.lm_head(), V, w.logits));
       DMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host_logits_.get(), w.logits,
                                                static_cast<size_t>(rc) * V * sizeof(float),
                                                cudaMemcpyDeviceToHost, stream_),

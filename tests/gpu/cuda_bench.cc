@@ -1,10 +1,13 @@
 // dms-cuda-bench: the CUDA backend's prefill time to first token and batch-1
 // decode rate on a checkpoint, with the device's two ceilings (copy
-// bandwidth, bf16 GEMM rate) measured in the same process. One JSON object
-// per line on stdout (scripts/gpu-bench.sh compares them with the peer).
+// bandwidth, bf16 GEMM rate) measured in the same process; decode with its
+// parts switched off (graphs, GEMV) to attribute the gains; then kernel
+// microbenchmarks (bench_kernels.h). One JSON object per line on stdout
+// (scripts/gpu-bench.sh compares them with the peer).
 //
 //   dms-cuda-bench --model DIR [--prompts 4096,8192] [--decode-contexts 4096]
 //                  [--decode-steps 64] [--max-batch-tokens 8192] [--kv-gb 12]
+//                  [--attn-lengths 4096,16384] [--micro 0|1]
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -19,6 +22,7 @@
 
 #include "engine/cuda/cuda_backend.h"
 #include "engine/model/checkpoint.h"
+#include "tests/gpu/bench_kernels.h"
 
 namespace dms {
 namespace {
@@ -134,7 +138,8 @@ Status Prefill(Backend& b, SeqId seq, const std::vector<int32_t>& tokens, int ma
 int Run(int argc, char** argv) {
   std::string model;
   std::vector<int> prompts = {4096, 8192, 16384, 32768}, contexts = {4096, 16384};
-  int steps = 64, max_step = 8192;
+  std::vector<int> attn_lengths = {4096, 8192, 16384, 32768};
+  int steps = 64, max_step = 8192, micro = 1;
   double kv_gb = 12;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
@@ -144,6 +149,8 @@ int Run(int argc, char** argv) {
     else if (k == "--decode-steps") steps = std::atoi(argv[i + 1]);
     else if (k == "--max-batch-tokens") max_step = std::atoi(argv[i + 1]);
     else if (k == "--kv-gb") kv_gb = std::atof(argv[i + 1]);
+    else if (k == "--attn-lengths") attn_lengths = ParseList(argv[i + 1]);
+    else if (k == "--micro") micro = std::atoi(argv[i + 1]);
   }
   if (model.empty()) {
     std::fprintf(stderr, "usage: dms-cuda-bench --model DIR [--prompts a,b] ...\n");
@@ -212,11 +219,13 @@ int Run(int argc, char** argv) {
                 sec * 1e3, stats.compression_ratio);
     std::fflush(stdout);
   }
-  for (int ctx : contexts) {
+  // Batch-1 decode at `ctx` context: median step time, and the sequence's
+  // retained tokens (for the roofline).
+  auto decode = [&](int ctx, int n_steps, double* med, int64_t* kept) -> Status {
     SeqId s = *b.CreateSequence();
     Status st = Prefill(b, s, random_tokens(ctx), max_step, &logits);
     std::vector<double> ms;
-    for (int i = 0; i < steps && st.ok(); ++i) {
+    for (int i = 0; i < n_steps && st.ok(); ++i) {
       const int32_t next =
           static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
       ForwardChunk c{s, std::span<const int32_t>(&next, 1), 1};
@@ -227,31 +236,66 @@ int Run(int argc, char** argv) {
     SampleMemory();
     const SequenceKvStats stats = b.SequenceStats(s);
     b.ReleaseSequence(s);
+    if (!st.ok()) return st;
+    std::sort(ms.begin(), ms.end());
+    *med = ms[ms.size() / 2];
+    *kept = 0;
+    for (const auto& layer : stats.retained)
+      for (int r : layer) *kept += r;
+    return OkStatus();
+  };
+  // Bytes a decode step must read: every weight once (the tied/untied LM
+  // head included) and every retained K and V. The embedding table is read
+  // one row a token: not part of the bytes.
+  const double embed = cfg.tie_word_embeddings ? 0.0
+                                               : static_cast<double>(cfg.vocab_size) * cfg.hidden_size * 2;
+  auto roofline_ms = [&](int64_t kept) {
+    const double kv_bytes = static_cast<double>(kept) * 2 * cfg.head_dim * 2;
+    return (plan.weights - embed + kv_bytes) / bw * 1e3;
+  };
+  for (int ctx : contexts) {
+    double med = 0;
+    int64_t kept = 0;
+    Status st = decode(ctx, steps, &med, &kept);
     if (!st.ok()) {
       std::fprintf(stderr, "decode %d: %s\n", ctx, st.ToString().c_str());
       return 1;
     }
-    std::sort(ms.begin(), ms.end());
-    const double med = ms[ms.size() / 2];
-    int64_t kept = 0;
-    for (const auto& layer : stats.retained)
-      for (int r : layer) kept += r;
-    // Bytes a decode step must read: every weight once (the tied/untied LM
-    // head included) and every retained K and V.
-    const double kv_bytes = static_cast<double>(kept) * 2 * cfg.head_dim * 2;
-    // The embedding table is read one row a token: not part of the bytes.
-    const double embed = cfg.tie_word_embeddings ? 0.0
-                                                 : static_cast<double>(cfg.vocab_size) * cfg.hidden_size * 2;
-    const double roof_ms = (plan.weights - embed + kv_bytes) / bw * 1e3;
+    const double roof_ms = roofline_ms(kept);
     std::printf("{\"kind\":\"decode\",\"context\":%d,\"ms\":%.3f,\"tokens_per_s\":%.1f,"
-                "\"retained_per_head\":%.0f,\"roofline_ms\":%.3f,\"roofline_fraction\":%.3f}\n",
+                "\"retained_per_head\":%.0f,\"roofline_ms\":%.3f,\"roofline_fraction\":%.3f,"
+                "\"graphs\":%zu}\n",
                 ctx, med, 1e3 / med,
                 static_cast<double>(kept) / (cfg.num_layers * cfg.num_kv_heads), roof_ms,
-                roof_ms / med);
+                roof_ms / med, b.num_step_graphs());
     std::fflush(stdout);
+  }
+  // The same decode with the new parts switched off, to attribute the gain.
+  if (!contexts.empty()) {
+    struct Variant { const char* name; bool graphs, gemv; };
+    for (const Variant& v : {Variant{"no_graphs", false, true}, Variant{"cublas_gemv", true, false},
+                             Variant{"neither", false, false}}) {
+      b.set_use_graphs(v.graphs);
+      b.set_use_gemv(v.gemv);
+      double med = 0;
+      int64_t kept = 0;
+      if (decode(contexts[0], std::min(steps, 32), &med, &kept).ok()) {
+        std::printf("{\"kind\":\"decode_variant\",\"variant\":\"%s\",\"context\":%d,\"ms\":%.3f,"
+                    "\"roofline_fraction\":%.3f}\n",
+                    v.name, contexts[0], med, roofline_ms(kept) / med);
+        std::fflush(stdout);
+      }
+    }
+    b.set_use_graphs(true);
+    b.set_use_gemv(true);
   }
   std::printf("{\"kind\":\"memory\",\"peak_used_GB\":%.3f,\"total_GB\":%.3f}\n",
               (g_total - g_min_free) / 1e9, g_total / 1e9);
+  std::fflush(stdout);
+  if (micro) {
+    bench::BenchGemv(bw);
+    bench::BenchPrefillAttention(attn_lengths);
+  }
   return 0;
 }
 

@@ -244,6 +244,65 @@ TEST(CudaGolden, Bf16PrecisionWithinBf16ToleranceWhereDecisionsAgree) {
               100.0 * agree_all / std::max<int64_t>(1, total_all));
 }
 
+// Decode steps replay captured CUDA graphs (one per step shape): the same
+// logits, bit for bit, as launching the kernels one by one, and within the
+// golden tolerance; graphs are made only for decode-only steps. Two decoding
+// sequences make the batch shape change (1, then 2 tokens a step).
+TEST(CudaGolden, DecodeGraphsMatchEagerSteps) {
+  DMS_SKIP_WITHOUT_GPU();
+  for (const char* model : {"dms-neuron-bias-hd64", "dms-neuron-w16-long", "dms-proj-w16-gqa4"}) {
+    const std::string dir = testing::TestDataDir() + "/models/" + model;
+    const Golden g = LoadGolden(dir);
+    for (const std::string precision : {"f32", "bf16"}) {
+      SCOPED_TRACE(std::string(model) + " " + precision);
+      std::vector<float> runs[2];
+      size_t graphs[2] = {0, 0};
+      const int T = static_cast<int>(g.tokens.size()), V = g.logits.size() / T;
+      for (int use : {0, 1}) {
+        auto b = MakeBackend(dir, precision);
+        ASSERT_TRUE(b);
+        b->set_use_graphs(use == 1);
+        const SeqId s1 = *b->CreateSequence(), s2 = *b->CreateSequence();
+        std::vector<float> logits;
+        ForwardChunk p1{s1, std::span<const int32_t>(g.tokens.data(), g.prompt_len), 1};
+        ASSERT_TRUE(b->Forward({&p1, 1}, &logits).ok());
+        EXPECT_EQ(b->num_step_graphs(), 0u) << "a prefill step must not make a graph";
+        for (int t = g.prompt_len; t < T; ++t) {
+          std::vector<ForwardChunk> batch = {{s1, std::span<const int32_t>(&g.tokens[t], 1), 1}};
+          // The second sequence decodes the same tokens from position 0 on.
+          const int t2 = t - g.prompt_len;
+          if (t2 >= 5) batch.push_back({s2, std::span<const int32_t>(&g.tokens[t2 - 5], 1), 1});
+          Status st = b->Forward(batch, &logits);
+          ASSERT_TRUE(st.ok()) << st.ToString();
+          runs[use].insert(runs[use].end(), logits.begin(), logits.begin() + V);
+        }
+        graphs[use] = b->num_step_graphs();
+        b->ReleaseSequence(s1);
+        b->ReleaseSequence(s2);
+      }
+      EXPECT_EQ(graphs[0], 0u);
+      EXPECT_GE(graphs[1], 2u) << "batch 1 and batch 2 decode graphs";
+      const bool same = runs[0] == runs[1];
+      EXPECT_TRUE(same) << "graph replay differs from eager launches";
+      const size_t begin = static_cast<size_t>(g.prompt_len) * V;
+      const float worst = MaxDiff(runs[1], std::vector<float>(g.logits.begin() + begin, g.logits.end()),
+                                  0, runs[1].size(), nullptr);
+      const double tol = precision == "f32" ? kF32Tolerance : kBf16RelTolerance * g.rms;
+      // (bf16 decisions may flip against the golden run: Bf16Precision...
+      // above bounds that precision.)
+      if (precision == "f32") {
+        EXPECT_LE(worst, tol);
+      }
+      gpu_testing::Report("decode_graphs",
+                          std::string(model) + " " + precision + " " + std::to_string(graphs[1]) +
+                              " graphs",
+                          "replay " + std::string(same ? "bit-exact" : "DIFFERS") +
+                              ", max|diff| vs golden " + std::to_string(worst),
+                          same && graphs[1] >= 2);
+    }
+  }
+}
+
 TEST(CudaGolden, BatchedSequencesMatchSeparateRuns) {
   DMS_SKIP_WITHOUT_GPU();
   const std::string dir = testing::TestDataDir() + "/models/dms-neuron-w16-long";

@@ -2,7 +2,9 @@
 // DmsKvCache), both reading the same cache state and the same chunk: swept
 // head_dim, GQA group, window, eviction rate and cache dtype; batches that
 // mix a decode token, a prefill on a cached prefix and a fresh prefill;
-// caches up to 20,000 tokens; split-K forced and automatic.
+// caches up to 20,000 tokens; split-K forced and automatic. Both kernels:
+// the SIMT fp32 one (every case) and the tensor-core one (bf16 cache, head_dim
+// 64/128), the latter with bounds for bf16 q and bf16 softmax weights.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -20,6 +22,13 @@ namespace {
 
 constexpr double kMaxNmse = 1e-10;  // both sides fp32 over identical inputs
 constexpr double kMaxAbs = 5e-5;
+// Tensor cores: q and the softmax weights rounded to bf16 (relative 2^-9
+// each) put about 1e-6 of NMSE on the output; a wrong key set or a stale
+// tile puts 1e-3 or more.
+constexpr double kMmaMaxNmse = 5e-5;
+constexpr double kMmaMaxAbs = 2e-2;
+
+enum class Kernel { kSimt, kMma };
 
 ThreadPool& Pool() {
   static ThreadPool pool(0);
@@ -29,7 +38,7 @@ ThreadPool& Pool() {
 // Runs one uploaded step's attention on both sides (the caches as they are,
 // before the step is appended) and compares.
 ErrorStats RunAttention(KvHarness& hx, const KvStep& s, int group, int splits,
-                        std::mt19937_64& rng) {
+                        std::mt19937_64& rng, Kernel kernel = Kernel::kSimt) {
   const KvHarnessConfig& c = hx.config();
   const int hkv = c.num_kv_heads, hq = hkv * group, hd = c.head_dim;
   std::vector<float> q = RandomUniform(static_cast<size_t>(s.num_tokens) * hq * hd, rng, -2, 2);
@@ -51,7 +60,8 @@ ErrorStats RunAttention(KvHarness& hx, const KvStep& s, int group, int splits,
   DmsAttention(Pool(), AttentionDims{hq, hkv, hd, c.window}, chunks);
 
   std::vector<cuda::AttnTile> tiles;
-  const int per_tile = std::max(1, cuda::kAttnMaxRows / group);
+  const bool mma = kernel == Kernel::kMma;
+  const int per_tile = std::max(1, (mma ? cuda::kAttnMmaRows : cuda::kAttnMaxRows) / group);
   for (size_t i = 0; i < s.chunks.size(); ++i) {
     for (int b = 0; b < s.chunks[i].n; b += per_tile) {
       tiles.push_back({static_cast<int32_t>(i), b, std::min(per_tile, s.chunks[i].n - b)});
@@ -80,7 +90,8 @@ ErrorStats RunAttention(KvHarness& hx, const KvStep& s, int group, int splits,
   p.part_o = d_po.get();
   p.part_ml = d_pml.get();
   d_out.Poison();
-  const cudaError_t err = cuda::LaunchDmsAttention(p, nullptr);
+  const cudaError_t err = mma ? cuda::LaunchDmsAttentionMma(p, nullptr)
+                              : cuda::LaunchDmsAttention(p, nullptr);
   EXPECT_EQ(err, cudaSuccess) << cudaGetErrorString(err);
   const cudaError_t sync = cudaDeviceSynchronize();
   EXPECT_EQ(sync, cudaSuccess) << cudaGetErrorString(sync);
@@ -92,6 +103,10 @@ struct Case {
   double evict_rate;
   cuda::KvDType dtype;
 };
+
+bool MmaCase(const Case& c) {
+  return cuda::DmsAttentionMmaSupported(c.dtype, c.head_dim, c.group);
+}
 
 std::string Shape(const Case& c, const std::string& extra) {
   char buf[160];
@@ -126,6 +141,11 @@ void RunMixedBatchCase(const Case& c, std::mt19937_64& rng) {
   ErrorStats e = RunAttention(hx, s, c.group, 1, rng);
   EXPECT_TRUE(CheckClose("dms_attention", Shape(c, "mixed L=703/37/0 n=1/45/70"), e, kMaxNmse,
                          kMaxAbs));
+  if (MmaCase(c)) {
+    e = RunAttention(hx, s, c.group, 1, rng, Kernel::kMma);
+    EXPECT_TRUE(CheckClose("dms_attention_mma", Shape(c, "mixed L=703/37/0 n=1/45/70"), e,
+                           kMmaMaxNmse, kMmaMaxAbs));
+  }
   ASSERT_TRUE(hx.Append(s));
   EXPECT_TRUE(hx.CompareState(a) && hx.CompareState(b) && hx.CompareState(d));
   KvStep dec = hx.MakeStep({{a, 1}, {b, 1}, {d, 1}}, c.evict_rate, rng);
@@ -191,6 +211,10 @@ TEST(AttentionOp, LongContextsAndSplitK) {
     EXPECT_TRUE(CheckClose("dms_attention",
                            Shape(c, "L=20000 (kept " + std::to_string(retained) + ") n=300"), e,
                            kMaxNmse, kMaxAbs));
+    e = RunAttention(hx, pre, c.group, 1, rng, Kernel::kMma);
+    EXPECT_TRUE(CheckClose("dms_attention_mma",
+                           Shape(c, "L=20000 (kept " + std::to_string(retained) + ") n=300"), e,
+                           kMmaMaxNmse, kMmaMaxAbs));
     ASSERT_TRUE(hx.Append(pre));
     KvStep dec = hx.MakeStep({{a, 1}}, c.evict_rate, rng);
     hx.Upload(dec);
@@ -201,6 +225,57 @@ TEST(AttentionOp, LongContextsAndSplitK) {
                              kMaxNmse, kMaxAbs));
     }
   }
+}
+
+// Long prefills on the tensor-core kernel: a fresh 2,500-token chunk (every
+// key tile of the chunk, causal and window edges inside tiles, lengths off
+// the tile size), then a 1,100-token chunk on its compacted cache; eviction
+// rate 1 makes most key tiles invisible to a query tile (skipped), 0.875 is
+// the benchmark's rate. The SIMT kernel runs the same steps as a cross-check.
+TEST(AttentionOp, TensorCoreLongPrefills) {
+  DMS_SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(11);
+  struct Long { int hd, g, w; double p; };
+  for (const Long& lc : {Long{128, 4, 512, 0.875}, Long{128, 4, 512, 1.0}, Long{64, 8, 64, 0.5},
+                         Long{128, 1, kDenseWindow, 0.0}, Long{64, 2, 0, 0.875},
+                         Long{128, 16, 100, 0.875}}) {
+    const Case c{lc.hd, lc.g, lc.w, lc.p, cuda::KvDType::kBF16};
+    SCOPED_TRACE(Shape(c, ""));
+    KvHarnessConfig cfg;
+    cfg.num_kv_heads = 2;
+    cfg.head_dim = lc.hd;
+    cfg.window = lc.w;
+    cfg.num_blocks = 2 * 2 * (3700 / 16 + 8);
+    KvHarness hx(cfg);
+    const SeqId a = hx.AddSequence();
+    for (int n : {2500, 1100}) {
+      KvStep s = hx.MakeStep({{a, n}}, c.evict_rate, rng);
+      hx.Upload(s);
+      const std::string what = "L=" + std::to_string(hx.Tokens(a)) + " n=" + std::to_string(n);
+      ErrorStats e = RunAttention(hx, s, c.group, 1, rng, Kernel::kMma);
+      EXPECT_TRUE(CheckClose("dms_attention_mma", Shape(c, what), e, kMmaMaxNmse, kMmaMaxAbs));
+      e = RunAttention(hx, s, c.group, 1, rng);
+      EXPECT_TRUE(CheckClose("dms_attention", Shape(c, what), e, kMaxNmse, kMaxAbs));
+      ASSERT_TRUE(hx.Append(s));
+    }
+  }
+}
+
+TEST(AttentionOp, TensorCoreKernelRejectsWhatItDoesNotSupport) {
+  EXPECT_FALSE(cuda::DmsAttentionMmaSupported(cuda::KvDType::kF32, 128, 4));
+  EXPECT_FALSE(cuda::DmsAttentionMmaSupported(cuda::KvDType::kBF16, 32, 4));
+  EXPECT_TRUE(cuda::DmsAttentionMmaSupported(cuda::KvDType::kBF16, 64, 8));
+  cuda::AttentionParams p;
+  p.num_tiles = 1;
+  p.num_q_heads = 8;
+  p.kv.num_kv_heads = 2;
+  p.kv.head_dim = 128;
+  p.kv.dtype = cuda::KvDType::kBF16;
+  p.num_splits = 2;  // split-K is the SIMT kernel's
+  EXPECT_EQ(cuda::LaunchDmsAttentionMma(p, nullptr), cudaErrorInvalidValue);
+  p.num_splits = 1;
+  p.kv.dtype = cuda::KvDType::kF32;
+  EXPECT_EQ(cuda::LaunchDmsAttentionMma(p, nullptr), cudaErrorInvalidValue);
 }
 
 }  // namespace

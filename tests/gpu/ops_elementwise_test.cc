@@ -13,6 +13,7 @@
 #include "engine/cuda/cublas_linear.h"
 #include "engine/model/safetensors.h"
 #include "kernels/elementwise.h"
+#include "kernels/gemv.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace dms::gpu_testing {
@@ -157,6 +158,9 @@ TEST(ElementwiseOp, SwiGluMatches) {
   }
 }
 
+// The linear layer, both paths: cuBLAS, and the GEMV kernel that takes
+// decode-sized m (kernels/gemv.h); shapes off the kernel's row and column
+// blocking (n odd, k not a multiple of 256, k % 8 != 0 falls to cuBLAS).
 TEST(GemmOp, CublasLinearMatchesCpuMatMul) {
   DMS_SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(4);
@@ -164,7 +168,9 @@ TEST(GemmOp, CublasLinearMatchesCpuMatMul) {
   ASSERT_TRUE(gemm.Init(nullptr).ok());
   struct Shape { int m, k, n; };
   for (const Shape& s : {Shape{1, 64, 192}, Shape{7, 96, 384}, Shape{128, 1024, 3072},
-                         Shape{300, 4096, 512}, Shape{1, 4096, 6144}}) {
+                         Shape{300, 4096, 512}, Shape{1, 4096, 6144}, Shape{2, 96, 77},
+                         Shape{3, 12288, 515}, Shape{4, 4104, 1030}, Shape{1, 100, 33},
+                         Shape{4, 8, 9}}) {
     const std::vector<float> x = RandomUniform(static_cast<size_t>(s.m) * s.k, rng);
     const std::vector<__nv_bfloat16> w = ToBf16(RandomUniform(static_cast<size_t>(s.n) * s.k, rng, -0.05f, 0.05f));
     TensorView tv;
@@ -183,18 +189,32 @@ TEST(GemmOp, CublasLinearMatchesCpuMatMul) {
     DevArray<float> d_x, d_y(ref.size());
     d_x.Upload(x);
     const std::string shape = std::to_string(s.m) + "x" + std::to_string(s.k) + " by " + std::to_string(s.n);
-    for (bool accurate : {false, true}) {
-      cuda::GemmInput in{hi.get(), accurate ? lo.get() : nullptr};
-      DMS_CUDA_CHECK(cuda::LaunchToGemmInput(d_x.get(), static_cast<int64_t>(x.size()), in, nullptr));
-      d_y.Poison();
-      ASSERT_TRUE(gemm.Run(in, s.m, s.k, d_w.get(), s.n, d_y.get()).ok());
-      // bf16 inputs against the CPU on the same rounded inputs (only the
-      // summation order differs); hi + lo against the CPU on fp32 inputs.
-      const ErrorStats e = Compare(d_y.Download(), accurate ? ref : ref_r);
-      EXPECT_TRUE(CheckClose("linear_cublas", shape + (accurate ? " hi+lo vs f32" : " bf16 vs rounded"),
-                             e, accurate ? 1e-9 : 1e-10, 1e-4));
+    for (bool gemv : {false, true}) {
+      cuda::GemmInput probe{hi.get(), nullptr};
+      if (gemv && !cuda::GemvSupported(probe, s.m, s.k, d_w.get())) continue;
+      gemm.set_use_gemv(gemv);
+      for (bool accurate : {false, true}) {
+        cuda::GemmInput in{hi.get(), accurate ? lo.get() : nullptr};
+        DMS_CUDA_CHECK(cuda::LaunchToGemmInput(d_x.get(), static_cast<int64_t>(x.size()), in, nullptr));
+        d_y.Poison();
+        ASSERT_TRUE(gemm.Run(in, s.m, s.k, d_w.get(), s.n, d_y.get()).ok());
+        // bf16 inputs against the CPU on the same rounded inputs (only the
+        // summation order differs); hi + lo against the CPU on fp32 inputs.
+        const ErrorStats e = Compare(d_y.Download(), accurate ? ref : ref_r);
+        EXPECT_TRUE(CheckClose(gemv ? "linear_gemv" : "linear_cublas",
+                               shape + (accurate ? " hi+lo vs f32" : " bf16 vs rounded"), e,
+                               accurate ? 1e-9 : 1e-10, 1e-4));
+      }
     }
+    gemm.set_use_gemv(true);
   }
+  // What the GEMV kernel refuses: more rows than kGemvMaxRows, k % 8 != 0.
+  DevArray<__nv_bfloat16> buf(64);
+  EXPECT_FALSE(cuda::GemvSupported({buf.get(), nullptr}, cuda::kGemvMaxRows + 1, 8, buf.get()));
+  EXPECT_FALSE(cuda::GemvSupported({buf.get(), nullptr}, 1, 12, buf.get()));
+  EXPECT_FALSE(cuda::GemvSupported({buf.get() + 1, nullptr}, 1, 8, buf.get()));
+  EXPECT_EQ(cuda::LaunchGemv({buf.get(), nullptr}, 1, 12, buf.get(), 4, nullptr, nullptr),
+            cudaErrorInvalidValue);
 }
 
 }  // namespace

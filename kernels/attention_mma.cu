@@ -1,0 +1,370 @@
+// DMS prefill attention on tensor cores (attention.h): FlashAttention-2
+// style, with the DMS visibility rule applied per (query, key) element.
+//
+// Block: 4 warps, kAttnMmaRows = 64 query rows = tq tokens x g heads of one
+// KV group (row r: head r / tq, token r % tq), so one pass over K/V serves
+// the whole group. Warp w owns rows [16w, 16w + 16); its Q fragments stay in
+// registers. Keys are walked in tiles of kBN = 64: the head's cached slots
+// [0, len) through the page table, then the chunk's own keys. Per tile:
+//   meta  threads 0..63 each resolve one key (position, DMS mark, source
+//         rows); two block votes say whether any query of the block sees a
+//         key of the tile (else the tile is skipped: exact, it would add
+//         exp(-inf) = 0) and whether every query sees every key (no mask);
+//   load  K and V rows by cp.async into a double buffer (missing keys
+//         zero-filled), the next tile's copies in flight during this one's math;
+//   math  S = Q K^T (mma m16n8k16, bf16 in, fp32 accumulate), mask, online
+//         softmax in fp32 (base 2), P rounded to bf16, O += P V.
+#include <cfloat>
+#include <climits>
+
+#include "kernels/attention.h"
+#include "kernels/device_util.cuh"
+
+namespace dms::cuda {
+namespace {
+
+constexpr int kBM = kAttnMmaRows;
+constexpr int kBN = 64;
+constexpr int kThreads = 128;  // 4 warps x 16 rows
+constexpr float kLog2e = 1.4426950408889634f;
+
+using bf16 = __nv_bfloat16;
+
+template <int HD>
+struct MmaSmem {
+  // +8 elements (16 bytes) per row: the 8 rows one ldmatrix reads start on
+  // different banks.
+  static constexpr int kStride = HD + 8;
+  bf16 k[2][kBN][kStride];
+  bf16 v[2][kBN][kStride];
+  const bf16* kptr[2][kBN];
+  const bf16* vptr[2][kBN];
+  int32_t pos[2][kBN];  // INT_MAX: no key
+  uint8_t mark[2][kBN];
+};
+
+__device__ __forceinline__ uint32_t SmemAddr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+
+// 16-byte global -> shared copy; zero-fill when !valid (src is then not read).
+__device__ __forceinline__ void CpAsync16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemAddr(dst)), "l"(src),
+               "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void CpAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+__device__ __forceinline__ void Ldsm4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+__device__ __forceinline__ void Ldsm4T(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// d[16x8] += a[16x16] * b[16x8]; bf16 inputs, fp32 accumulators.
+__device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                    uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
+      "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Two floats as bf16x2: `lo` in the low half (the lower column index).
+__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// grid: (tiles, Hkv), block: kThreads, dynamic shared memory: MmaSmem<HD>.
+// kMinBlocks: blocks per multiprocessor the register budget is cut for (2:
+// 207 registers at HD 128, no spills; 3: 168 registers, 8 bytes of spills).
+template <int HD, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) DmsAttentionMmaKernel(AttentionParams p) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  MmaSmem<HD>& sm = *reinterpret_cast<MmaSmem<HD>*>(smem_raw);
+
+  const AttnTile tile = p.tiles[blockIdx.x];
+  const int h = blockIdx.y;
+  const StepChunk c = p.chunks[tile.chunk];
+  const KvDeviceView& kv = p.kv;
+  const int hq = p.num_q_heads, hkv = kv.num_kv_heads, g = hq / hkv;
+  const int tq = kBM / g;
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int quad = lane >> 2, qlane = lane & 3;  // mma fragment row / column group
+  const int64_t head = (static_cast<int64_t>(c.seq) * kv.num_layers + p.layer) * hkv + h;
+  const int len = kv.head_len[head];
+  const int window = kv.window, ring = window + 1;
+  const int t0 = c.start_pos;
+  const int qa = t0 + tile.q_begin, qb = qa + tile.q_count - 1;  // the tile's first/last position
+  const int num_keys = len + tile.q_begin + tile.q_count;
+  const int num_key_tiles = (num_keys + kBN - 1) / kBN;
+  const int32_t* table = kv.page_table + head * kv.max_blocks_per_head;
+  const bf16* pool = static_cast<const bf16*>(kv.pool);
+  const bf16* k_new = static_cast<const bf16*>(p.k_new);
+  const bf16* v_new = static_cast<const bf16*>(p.v_new);
+
+  // This thread's two rows (fragment rows quad and quad + 8 of the warp):
+  // query position, or -1 for padding rows (they see no key, are not stored).
+  int qpos[2];
+  int64_t qrow[2];
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const int r = warp * 16 + quad + 8 * hh;
+    const int tok = r % tq, hg = r / tq;
+    const bool real = hg < g && tok < tile.q_count;
+    qpos[hh] = real ? qa + tok : -1;
+    qrow[hh] = (static_cast<int64_t>(c.row_base) + tile.q_begin + tok) * hq + h * g + hg;
+  }
+
+  // Q fragments straight from the f32 q (once per block), rounded to bf16:
+  // a0 (row quad, k 2q..2q+1), a1 (row quad+8), a2/a3 the same at k + 8.
+  uint32_t qf[HD / 16][4];
+#pragma unroll
+  for (int kc = 0; kc < HD / 16; ++kc) {
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        float2 v = make_float2(0.0f, 0.0f);
+        if (qpos[hh] >= 0) {
+          v = *reinterpret_cast<const float2*>(p.q + qrow[hh] * HD + kc * 16 + half * 8 + 2 * qlane);
+        }
+        qf[kc][hh + 2 * half] = PackBf16(v.x, v.y);
+      }
+    }
+  }
+
+  // Resolves key tile kt into meta buffer st; returns 0 (no query of the
+  // block sees any key), 1 (mask per element) or 2 (all see all). Contains
+  // block barriers: call uniformly.
+  auto prepare = [&](int kt, int st) -> int {
+    int any = 0, all = 1;
+    if (tid < kBN) {
+      const int kk = kt * kBN + tid;
+      int32_t pos = INT_MAX;
+      uint8_t mark = 0;
+      const bf16* kp = k_new;  // any valid address: not read for a missing key
+      const bf16* vp = v_new;
+      if (kk < len) {
+        const int32_t block = table[kk / kv.block_size];
+        const int off = kk % kv.block_size;
+        pos = kv.pool_pos[static_cast<int64_t>(block) * kv.block_size + off];
+        kp = pool + ((static_cast<int64_t>(block) * 2) * kv.block_size + off) * HD;
+        vp = kp + static_cast<int64_t>(kv.block_size) * HD;
+        if (window >= 0 && pos >= t0 - ring) {
+          mark = pos == t0 - 1 ? p.decisions[static_cast<int64_t>(c.row_base) * hkv + h]
+                               : kv.ring_evict[head * ring + pos % ring];
+        }
+      } else if (kk < num_keys) {
+        const int jj = kk - len;
+        pos = t0 + jj;
+        const int64_t r = static_cast<int64_t>(c.row_base) + jj;
+        kp = k_new + (r * hkv + h) * HD;
+        vp = v_new + (r * hkv + h) * HD;
+        mark = jj + 1 < c.n ? p.decisions[(r + 1) * hkv + h] : 0;
+      }
+      sm.pos[st][tid] = pos;
+      sm.mark[st][tid] = mark;
+      sm.kptr[st][tid] = kp;
+      sm.vptr[st][tid] = vp;
+      // Some query i in [qa, qb] sees key j iff j <= qb and the nearest such
+      // i (max(j, qa)) is within the window or the key is not marked.
+      const bool unmarked = window < 0 || mark == 0;
+      any = pos != INT_MAX && pos <= qb && (unmarked || max(pos, qa) - pos <= window);
+      all = pos != INT_MAX && pos <= qa && (unmarked || qb - pos <= window);
+    }
+    const int vote_any = __syncthreads_or(any);
+    const int vote_all = __syncthreads_and(all);
+    return vote_any ? (vote_all ? 2 : 1) : 0;
+  };
+
+  auto issue = [&](int st) {
+    constexpr int kPieces = HD / 8;  // 16-byte pieces per row
+    for (int i = tid; i < kBN * kPieces; i += kThreads) {
+      const int key = i / kPieces, d = (i % kPieces) * 8;
+      const bool ok = sm.pos[st][key] != INT_MAX;
+      CpAsync16(&sm.k[st][key][d], sm.kptr[st][key] + d, ok);
+      CpAsync16(&sm.v[st][key][d], sm.vptr[st][key] + d, ok);
+    }
+  };
+
+  float o[HD / 8][4];
+#pragma unroll
+  for (int dt = 0; dt < HD / 8; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  const float scale_log2 = kLog2e / sqrtf(static_cast<float>(HD));
+
+  auto compute = [&](int st, int mode) {
+    // S = Q K^T: 16 rows x 64 keys per warp, n-tiles of 8 keys.
+    float s[kBN / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < kBN / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
+#pragma unroll
+    for (int kc = 0; kc < HD / 16; ++kc) {
+#pragma unroll
+      for (int np = 0; np < kBN / 16; ++np) {
+        // Matrices: (keys +0..7, d +0..7), (keys +0..7, d +8..15),
+        // (keys +8..15, d +0..7), (keys +8..15, d +8..15) -> b0, b1 of two n-tiles.
+        uint32_t b[4];
+        Ldsm4(b, SmemAddr(&sm.k[st][np * 16 + ((lane >> 4) << 3) + (lane & 7)]
+                               [kc * 16 + ((lane >> 3) & 1) * 8]));
+        Mma(s[2 * np], qf[kc], b[0], b[1]);
+        Mma(s[2 * np + 1], qf[kc], b[2], b[3]);
+      }
+    }
+    // Mask (element e: row quad + 8 * (e >> 1), key nt * 8 + 2 * qlane + (e & 1)),
+    // scale to base 2.
+#pragma unroll
+    for (int nt = 0; nt < kBN / 8; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = s[nt][e] * scale_log2;
+        if (mode == 1) {
+          const int key = nt * 8 + 2 * qlane + (e & 1);
+          const int j = sm.pos[st][key], i = qpos[e >> 1];
+          const bool vis = j <= i && (window < 0 || i - j <= window || sm.mark[st][key] == 0);
+          if (!vis) x = -INFINITY;
+        }
+        s[nt][e] = x;
+      }
+    }
+    // Online softmax per row; a row's 64 keys are spread over the 4 lanes of a quad.
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int nt = 0; nt < kBN / 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * hh], s[nt][2 * hh + 1]));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+      const float m_new = fmaxf(m[hh], mx);
+      const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet
+      const float corr = exp2f(m[hh] - m_use);                // 0 while m was -inf
+      m[hh] = m_new;
+      float sum = 0.0f;
+#pragma unroll
+      for (int nt = 0; nt < kBN / 8; ++nt) {
+#pragma unroll
+        for (int e = 2 * hh; e < 2 * hh + 2; ++e) {
+          // Sum the weights as P.V will use them (bf16), so they add to 1.
+          const float pr = __bfloat162float(__float2bfloat16_rn(exp2f(s[nt][e] - m_use)));
+          s[nt][e] = pr;
+          sum += pr;
+        }
+      }
+      l[hh] = l[hh] * corr + sum;
+#pragma unroll
+      for (int dt = 0; dt < HD / 8; ++dt) {
+        o[dt][2 * hh] *= corr;
+        o[dt][2 * hh + 1] *= corr;
+      }
+    }
+    // O += P V: P's accumulator layout is the A fragment layout of m16n8k16.
+#pragma unroll
+    for (int kc = 0; kc < kBN / 16; ++kc) {
+      const uint32_t a[4] = {PackBf16(s[2 * kc][0], s[2 * kc][1]),
+                             PackBf16(s[2 * kc][2], s[2 * kc][3]),
+                             PackBf16(s[2 * kc + 1][0], s[2 * kc + 1][1]),
+                             PackBf16(s[2 * kc + 1][2], s[2 * kc + 1][3])};
+#pragma unroll
+      for (int dp = 0; dp < HD / 16; ++dp) {
+        // Transposed matrices: (keys +0..7, d +0..7), (keys +8..15, d +0..7),
+        // (keys +0..7, d +8..15), (keys +8..15, d +8..15) -> b0, b1 of two d-tiles.
+        uint32_t b[4];
+        Ldsm4T(b, SmemAddr(&sm.v[st][kc * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)]
+                                [dp * 16 + (lane >> 4) * 8]));
+        Mma(o[2 * dp], a, b[0], b[1]);
+        Mma(o[2 * dp + 1], a, b[2], b[3]);
+      }
+    }
+  };
+
+  // Double-buffered walk over the relevant key tiles.
+  int st = 0, kt = 0, mode = 0;
+  for (; kt < num_key_tiles; ++kt) {
+    mode = prepare(kt, st);
+    if (mode != 0) break;
+  }
+  if (kt < num_key_tiles) issue(st);
+  CpAsyncCommit();
+  while (kt < num_key_tiles) {
+    int nkt = kt + 1, nmode = 0;
+    for (; nkt < num_key_tiles; ++nkt) {
+      nmode = prepare(nkt, st ^ 1);
+      if (nmode != 0) break;
+    }
+    if (nkt < num_key_tiles) issue(st ^ 1);
+    CpAsyncCommit();
+    CpAsyncWait<1>();  // tile kt has landed (this thread's copies)
+    __syncthreads();   // ... and everyone's
+    compute(st, mode);
+    __syncthreads();   // buffers st are free for the tile after next
+    st ^= 1;
+    kt = nkt;
+    mode = nmode;
+  }
+  CpAsyncWait<0>();
+
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    float sum = l[hh];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    if (qpos[hh] < 0) continue;
+    const float inv = 1.0f / sum;  // > 0: every query sees itself
+    float* out = p.out + qrow[hh] * HD + 2 * qlane;
+#pragma unroll
+    for (int dt = 0; dt < HD / 8; ++dt) {
+      *reinterpret_cast<float2*>(out + dt * 8) =
+          make_float2(o[dt][2 * hh] * inv, o[dt][2 * hh + 1] * inv);
+    }
+  }
+}
+
+int g_min_blocks = 2;
+
+template <int HD, int kMinBlocks>
+cudaError_t LaunchMma(const AttentionParams& p, cudaStream_t stream) {
+  constexpr size_t kSmem = sizeof(MmaSmem<HD>);
+  static const cudaError_t attr = cudaFuncSetAttribute(
+      DmsAttentionMmaKernel<HD, kMinBlocks>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+  if (attr != cudaSuccess) return attr;
+  const dim3 grid(p.num_tiles, p.kv.num_kv_heads);
+  DmsAttentionMmaKernel<HD, kMinBlocks><<<grid, kThreads, kSmem, stream>>>(p);
+  return cudaGetLastError();
+}
+
+template <int HD>
+cudaError_t LaunchMmaVariant(const AttentionParams& p, cudaStream_t stream) {
+  return g_min_blocks == 3 ? LaunchMma<HD, 3>(p, stream) : LaunchMma<HD, 2>(p, stream);
+}
+
+}  // namespace
+
+bool DmsAttentionMmaSupported(KvDType dtype, int head_dim, int group) {
+  return dtype == KvDType::kBF16 && (head_dim == 64 || head_dim == 128) && group >= 1 &&
+         group <= kAttnMmaRows;
+}
+
+cudaError_t LaunchDmsAttentionMma(const AttentionParams& p, cudaStream_t stream) {
+  if (p.num_tiles <= 0) return cudaSuccess;
+  const int hkv = p.kv.num_kv_heads;
+  if (hkv <= 0 || p.num_q_heads % hkv != 0 || p.num_splits != 1 ||
+      !DmsAttentionMmaSupported(p.kv.dtype, p.kv.head_dim, p.num_q_heads / hkv)) {
+    return cudaErrorInvalidValue;
+  }
+  return p.kv.head_dim == 128 ? LaunchMmaVariant<128>(p, stream) : LaunchMmaVariant<64>(p, stream);
+}
+
+void SetDmsAttentionMmaMinBlocks(int blocks) { g_min_blocks = blocks == 3 ? 3 : 2; }
+
+}  // namespace dms::cuda

@@ -1,0 +1,185 @@
+#include "tests/gpu/bench_kernels.h"
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <vector>
+
+#include "engine/cuda/cublas_linear.h"
+#include "kernels/attention.h"
+
+namespace dms::bench {
+namespace {
+
+struct Rng {
+  uint64_t s = 88172645463325252ull;
+  uint64_t Next() {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    return s;
+  }
+  float Uniform(float lo, float hi) { return lo + (hi - lo) * ((Next() >> 40) * (1.0f / 16777216.0f)); }
+};
+
+template <typename T>
+T* DeviceCopy(const std::vector<T>& v) {
+  T* d = nullptr;
+  cudaMalloc(&d, std::max<size_t>(1, v.size()) * sizeof(T));
+  cudaMemcpy(d, v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice);
+  return d;
+}
+
+// Median of `reps` timed runs of fn (after two warm-ups), in ms.
+template <typename Fn>
+double MedianMs(int reps, Fn fn) {
+  fn();
+  fn();
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<float> ms;
+  for (int i = 0; i < reps; ++i) {
+    cudaEventRecord(e0);
+    fn();
+    cudaEventRecord(e1);
+    cudaEventSynchronize(e1);
+    float t = 0;
+    cudaEventElapsedTime(&t, e0, e1);
+    ms.push_back(t);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+}  // namespace
+
+void BenchPrefillAttention(const std::vector<int>& lengths) {
+  constexpr int kHq = 32, kHkv = 8, kHd = 128, kG = kHq / kHkv, kWindow = 512;
+  constexpr double kEvict = 0.875;
+  for (int n : lengths) {
+    Rng rng;
+    std::vector<float> q(static_cast<size_t>(n) * kHq * kHd);
+    for (float& x : q) x = rng.Uniform(-2, 2);
+    std::vector<__nv_bfloat16> kv(static_cast<size_t>(n) * kHkv * kHd);
+    for (auto& x : kv) x = __float2bfloat16(rng.Uniform(-1, 1));
+    std::vector<uint8_t> dec(static_cast<size_t>(n) * kHkv);
+    for (uint8_t& d : dec) d = rng.Uniform(0, 1) < kEvict ? 1 : 0;
+    // Visible (query, key) pairs per KV head: j <= i and (i - j <= W or d[j+1] == 0).
+    double visible = 0;
+    for (int h = 0; h < kHkv; ++h) {
+      std::vector<int> kept(n + 1, 0);  // kept[j]: unmarked keys among [0, j)
+      for (int j = 0; j < n; ++j) kept[j + 1] = kept[j] + (j + 1 < n && dec[(j + 1) * kHkv + h] ? 0 : 1);
+      for (int i = 0; i < n; ++i) visible += std::min(i, kWindow) + 1 + (i > kWindow ? kept[i - kWindow] : 0);
+    }
+    const double dense = static_cast<double>(kHkv) * n * (n + 1) / 2.0;
+
+    float* d_q = DeviceCopy(q);
+    __nv_bfloat16* d_k = DeviceCopy(kv);
+    __nv_bfloat16* d_v = DeviceCopy(kv);
+    uint8_t* d_dec = DeviceCopy(dec);
+    float* d_out = nullptr;
+    cudaMalloc(&d_out, q.size() * sizeof(float));
+    std::vector<int32_t> zeros(kHkv * (kWindow + 1), 0);
+    int32_t* d_zero = DeviceCopy(zeros);
+    uint8_t* d_zero8 = DeviceCopy(std::vector<uint8_t>(zeros.size(), 0));
+    cuda::StepChunk chunk{0, 0, n, 0};
+    cuda::StepChunk* d_chunk = DeviceCopy(std::vector<cuda::StepChunk>{chunk});
+    const int per_tile = cuda::kAttnMmaRows / kG;
+    std::vector<cuda::AttnTile> tiles;
+    for (int b = (n - 1) / per_tile * per_tile; b >= 0; b -= per_tile) {
+      tiles.push_back({0, b, std::min(per_tile, n - b)});
+    }
+    cuda::AttnTile* d_tiles = DeviceCopy(tiles);
+
+    cuda::AttentionParams p;
+    p.q = d_q;
+    p.k_new = d_k;
+    p.v_new = d_v;
+    p.decisions = d_dec;
+    p.chunks = d_chunk;
+    p.tiles = d_tiles;
+    p.num_tiles = static_cast<int>(tiles.size());
+    p.num_tokens = n;
+    p.num_q_heads = kHq;
+    p.kv.pool = d_k;  // never read: the cache is empty
+    p.kv.pool_pos = d_zero;
+    p.kv.head_len = d_zero;
+    p.kv.page_table = d_zero;
+    p.kv.ring_slot = d_zero;
+    p.kv.ring_evict = d_zero8;
+    p.kv.num_layers = 1;
+    p.kv.num_kv_heads = kHkv;
+    p.kv.head_dim = kHd;
+    p.kv.max_blocks_per_head = 1;
+    p.kv.dtype = cuda::KvDType::kBF16;
+    p.out = d_out;
+    for (int blocks : {2, 3}) {
+      cuda::SetDmsAttentionMmaMinBlocks(blocks);
+      for (int window : {kWindow, -1}) {
+        p.kv.window = window;
+        cudaError_t err = cudaSuccess;
+        const double ms = MedianMs(7, [&] { err = cuda::LaunchDmsAttentionMma(p, nullptr); });
+        const cudaError_t sync = cudaDeviceSynchronize();
+        const double pairs = window < 0 ? dense : visible;
+        const double flop = pairs * kG * 4.0 * kHd;
+        std::printf("{\"kind\":\"attn\",\"tokens\":%d,\"mode\":\"%s\",\"min_blocks\":%d,\"ms\":%.3f,"
+                    "\"visible_share\":%.3f,\"tflops\":%.1f,\"error\":\"%s\"}\n",
+                    n, window < 0 ? "dense" : "dms", blocks, ms, pairs / dense, flop / (ms * 1e9),
+                    cudaGetErrorString(err != cudaSuccess ? err : sync));
+        std::fflush(stdout);
+      }
+    }
+    cuda::SetDmsAttentionMmaMinBlocks(2);
+    for (void* ptr : {static_cast<void*>(d_q), static_cast<void*>(d_k), static_cast<void*>(d_v),
+                      static_cast<void*>(d_dec), static_cast<void*>(d_out), static_cast<void*>(d_zero),
+                      static_cast<void*>(d_zero8), static_cast<void*>(d_chunk),
+                      static_cast<void*>(d_tiles)}) {
+      cudaFree(ptr);
+    }
+  }
+}
+
+void BenchGemv(double copy_bytes_per_s) {
+  struct Shape { const char* name; int k, n; };
+  const Shape shapes[] = {{"qkv", 4096, 6144}, {"o", 4096, 4096}, {"gate_up", 4096, 24576},
+                          {"down", 12288, 4096}, {"lm_head", 4096, 151936}};
+  CublasLinear linear;
+  if (!linear.Init(nullptr).ok()) return;
+  const size_t pool_bytes = size_t{1536} << 20;  // rotated through: far more than L2
+  __nv_bfloat16* pool = nullptr;
+  if (cudaMalloc(&pool, pool_bytes) != cudaSuccess) return;
+  cudaMemset(pool, 0x3c, pool_bytes);  // bf16 ~0.0115: finite, not zero
+  Rng rng;
+  std::vector<__nv_bfloat16> x(12288);
+  for (auto& v : x) v = __float2bfloat16(rng.Uniform(-1, 1));
+  __nv_bfloat16* d_x = DeviceCopy(x);
+  float* d_y = nullptr;
+  cudaMalloc(&d_y, 151936 * sizeof(float));
+  for (const Shape& s : shapes) {
+    const size_t bytes = static_cast<size_t>(s.k) * s.n * 2;
+    const int copies = static_cast<int>(std::max<size_t>(1, pool_bytes / bytes));
+    for (bool gemv : {false, true}) {
+      linear.set_use_gemv(gemv);
+      int next = 0;
+      bool ok = true;
+      const double ms = MedianMs(21, [&] {
+        const __nv_bfloat16* w = pool + (static_cast<size_t>(next++ % copies) * bytes) / 2;
+        ok &= linear.Run({d_x, nullptr}, 1, s.k, w, s.n, d_y).ok();
+      });
+      std::printf("{\"kind\":\"gemv\",\"shape\":\"%s\",\"k\":%d,\"n\":%d,\"impl\":\"%s\",\"us\":%.1f,"
+                  "\"GBps\":%.0f,\"copy_fraction\":%.3f,\"ok\":%s}\n",
+                  s.name, s.k, s.n, gemv ? "gemv" : "cublas", ms * 1e3, bytes / (ms * 1e6),
+                  bytes / (ms * 1e-3) / copy_bytes_per_s, ok ? "true" : "false");
+      std::fflush(stdout);
+    }
+  }
+  cudaFree(pool);
+  cudaFree(d_x);
+  cudaFree(d_y);
+}
+
+}  // namespace dms::bench

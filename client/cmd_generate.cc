@@ -76,7 +76,7 @@ int RunGenerate(const GenerateArgs& a) {
 void RegisterGenerateCommand(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<GenerateArgs>();
   CLI::App* cmd = app.add_subcommand("generate", "Generate from a raw prompt (no chat template), streamed");
-  cmd->add_option("prompt", a->prompt, "Prompt text (needs a model with a tokenizer)");
+  cmd->add_option("prompt,--prompt", a->prompt, "Prompt text (needs a model with a tokenizer)");
   cmd->add_option("--prompt-file", a->prompt_file, "Read the prompt text from a file");
   cmd->add_option("--prompt-token-ids", a->prompt_token_ids, "Prompt as comma-separated token ids");
   cmd->add_option("--request-id", a->request_id, "Request id (default: the server makes one)");

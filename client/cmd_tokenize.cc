@@ -72,7 +72,7 @@ int RunTokenize(const TokenizeArgs& a) {
 void RegisterTokenizeCommand(CLI::App& app, int* exit_code) {
   auto a = std::make_shared<TokenizeArgs>();
   CLI::App* cmd = app.add_subcommand("tokenize", "Token ids of a text (or of a chat turn with --chat)");
-  cmd->add_option("text", a->text, "Text to tokenize");
+  cmd->add_option("text,--text", a->text, "Text to tokenize");
   cmd->add_option("--file", a->file, "Read the text from a file");
   cmd->add_flag("--chat", a->chat, "Render the text as a user message with the chat template first");
   cmd->add_option("--system", a->system, "System message (with --chat)");

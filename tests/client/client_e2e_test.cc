@@ -275,6 +275,38 @@ TEST_F(TokenizerModelTest, LongerThanTheContextIsSkippedWithANote) {
       << r.err;
 }
 
+TEST(ClientSecurityTest, TokenAndTlsAgainstTheRealServer) {
+  TempDir dir;
+  WriteFile(dir.File("tokens"), "# clients\ns3cret-token\n");
+  WriteFile(dir.File("mine"), "s3cret-token\n");
+  std::vector<std::string> args = {"--model", TestDataDir() + "/models/dms-neuron-w0-gqa1", "--auth-token-file",
+                                   dir.File("tokens")};
+  const bool tls = RunCommand("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+                              "-addext subjectAltName=IP:127.0.0.1 -keyout '" + dir.File("key.pem") + "' -out '" +
+                              dir.File("cert.pem") + "'").exit_code == 0;
+  if (tls) args.insert(args.end(), {"--tls-cert", dir.File("cert.pem"), "--tls-key", dir.File("key.pem")});
+  ServerProcess server(args);
+  std::string t = " --target " + server.target() + (tls ? " --tls-ca " + dir.File("cert.pem") : "");
+  // Health is exempt from the token by default (probes carry no secrets).
+  CommandResult r = Dms("health" + t);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = Dms("generate --prompt-token-ids 1,2 --max-tokens 3 -q" + t);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err.rfind("dms: generate: stream: UNAUTHENTICATED: ", 0), 0u) << r.err;
+  t += " --auth-token-file " + dir.File("mine");
+  r = Dms("generate --prompt-token-ids 1,2 --max-tokens 3 --ignore-eos -q" + t);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  r = Dms("bench --num-requests 4 --concurrency 2 --input-len 8 --output-len 3 --warmup 1 -q --json " +
+          dir.File("b.json") + t);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(ReadFile(dir.File("b.json")))["completed"], 4);
+  if (tls) {  // a plaintext client cannot talk to a TLS server
+    r = Dms("info --target " + server.target() + " --auth-token-file " + dir.File("mine"));
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.err, "dms: cannot reach " + server.target() + ": connection failed (is dms-server running there?)\n");
+  }
+}
+
 TEST(ClientHealthTest, NotServingAfterTheServerStops) {
   ServerProcess server({"--model", TestDataDir() + "/models/dms-neuron-w0-gqa1"});
   const std::string target = " --target " + server.target();

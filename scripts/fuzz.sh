@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (clang, ASan + UBSan) in build-fuzz, runs each
+# for a bounded time from its seed corpus, replays every saved regression
+# input, and prints executions per target. Exit status 1 when any target
+# crashed or violated a property (its input is kept under
+# build-fuzz/fuzz-artifacts/<target>/; copy it to tests/fuzz/regressions/<target>/
+# to make it a regression test). See docs/fuzzing.md.
+#
+# Environment:
+#   DMS_FUZZ_SECONDS   seconds per target (default 20)
+#   DMS_FUZZ_TARGETS   space-separated subset (default: all)
+#   DMS_FUZZ_BUILD_DIR build directory (default build-fuzz)
+#   DMS_FUZZ_REPORT    where to write the results as TSV (default $BUILD_DIR/fuzz-report.tsv)
+#   JOBS               build parallelism (default nproc)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECONDS_PER_TARGET=${DMS_FUZZ_SECONDS:-20}
+TARGETS=${DMS_FUZZ_TARGETS:-"tokenizer safetensors shard_index model_config chat_template request_builder"}
+BUILD_DIR=${DMS_FUZZ_BUILD_DIR:-build-fuzz}
+REPORT=${DMS_FUZZ_REPORT:-$BUILD_DIR/fuzz-report.tsv}
+JOBS=${JOBS:-$(nproc)}
+
+CXX_BIN=$(command -v clang++-14 || command -v clang++ || true)
+C_BIN=$(command -v clang-14 || command -v clang || true)
+if [[ -z "$CXX_BIN" || -z "$C_BIN" ]]; then
+  echo "fuzz: clang is not installed (scripts/setup.sh installs clang-14 and libclang-rt-14-dev)" >&2
+  exit 2
+fi
+
+declare -A DICT=([safetensors]=json [shard_index]=json [model_config]=json [chat_template]=json
+                 [tokenizer]=tokenizer)
+
+start=$(date +%s)
+mkdir -p "$BUILD_DIR"
+if [[ ! -f "$BUILD_DIR/CMakeCache.txt" ]]; then
+  CC="$C_BIN" CXX="$CXX_BIN" cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+    -DDMS_FUZZ=ON -DDMS_CUDA=OFF >"$BUILD_DIR/fuzz-configure.log" 2>&1 ||
+    { cat "$BUILD_DIR/fuzz-configure.log" >&2; exit 2; }
+fi
+build_targets=()
+for t in $TARGETS; do build_targets+=("fuzz_$t"); done
+cmake --build "$BUILD_DIR" --target "${build_targets[@]}" -j "$JOBS" >"$BUILD_DIR/fuzz-build.log" 2>&1 ||
+  { tail -50 "$BUILD_DIR/fuzz-build.log" >&2; echo "fuzz: build failed (log: $BUILD_DIR/fuzz-build.log)" >&2; exit 2; }
+built=$(date +%s)
+echo "fuzz: built ${#build_targets[@]} targets in $((built - start)) s; ${SECONDS_PER_TARGET} s per target"
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+mkdir -p "$BUILD_DIR/fuzz-logs"
+# A libFuzzer final statistic ("stat::NAME: VALUE") from a log.
+fuzz_stat() { grep -m1 "^stat::$1:" "$2" | awk '{print $2}' || true; }
+
+printf "target\tseconds\texecutions\texec_per_s\tnew_inputs\tregressions\tresult\n" >"$REPORT"
+failed=0
+for t in $TARGETS; do
+  bin="$BUILD_DIR/bin/fuzz_$t"
+  work="$BUILD_DIR/fuzz-corpus/$t"          # new inputs go here, never into the source tree
+  artifacts="$BUILD_DIR/fuzz-artifacts/$t/"
+  log="$BUILD_DIR/fuzz-logs/$t.log"
+  mkdir -p "$work" "$artifacts"
+  args=(-max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 -max_len=8192
+        -print_final_stats=1 -artifact_prefix="$artifacts")
+  [[ -n "${DICT[$t]:-}" ]] && args+=(-dict="tests/fuzz/dicts/${DICT[$t]}.dict")
+  result=ok
+  if ! "$bin" "${args[@]}" "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1; then
+    result="FAILED (see $log; input in $artifacts)"
+    failed=1
+  fi
+  # Saved regression inputs: each run once, as a normal (non-fuzzing) run.
+  nreg=0
+  if [[ -d "tests/fuzz/regressions/$t" ]]; then
+    mapfile -t regs < <(find "tests/fuzz/regressions/$t" -type f | sort)
+    nreg=${#regs[@]}
+    if ((nreg > 0)) && ! "$bin" "${regs[@]}" >>"$log" 2>&1; then
+      result="REGRESSION FAILED (see $log)"
+      failed=1
+    fi
+  fi
+  execs=$(fuzz_stat number_of_executed_units "$log")
+  rate=$(fuzz_stat average_exec_per_sec "$log")
+  added=$(fuzz_stat new_units_added "$log")
+  printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$t" "$SECONDS_PER_TARGET" "${execs:-?}" "${rate:-?}" "${added:-?}" \
+    "$nreg" "$result" >>"$REPORT"
+done
+
+echo
+column -t -s $'\t' "$REPORT"
+echo "fuzz: total $(( $(date +%s) - start )) s (report: $REPORT)"
+exit $failed

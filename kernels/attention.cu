@@ -207,7 +207,7 @@ __global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p
 
 // One block per (token, query head): combines the splits' partial softmaxes.
 __global__ void MergeSplitsKernel(const float* part_o, const float* part_ml, int splits,
-                                  int64_t rows, int hd, float* out) {
+                                  int64_t rows, int hd, float* out, GemmInput gin) {
   const int64_t r = blockIdx.x;
   float mx = -INFINITY;
   for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part_ml[(s * rows + r) * 2]);
@@ -221,6 +221,7 @@ __global__ void MergeSplitsKernel(const float* part_o, const float* part_ml, int
       num += part_o[(s * rows + r) * hd + d] * w;
     }
     out[r * hd + d] = num / den;
+    if (gin.hi) StoreGemmInput(gin, r * hd + d, num / den);
   }
 }
 
@@ -256,7 +257,7 @@ cudaError_t LaunchDmsAttention(const AttentionParams& p, cudaStream_t stream) {
   if (err != cudaSuccess || p.num_splits == 1) return err;
   const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;
   MergeSplitsKernel<<<static_cast<unsigned>(rows), 128, 0, stream>>>(
-      p.part_o, p.part_ml, p.num_splits, rows, p.kv.head_dim, p.out);
+      p.part_o, p.part_ml, p.num_splits, rows, p.kv.head_dim, p.out, p.out_gin);
   return cudaGetLastError();
 }
 

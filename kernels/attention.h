@@ -43,6 +43,9 @@ struct AttentionParams {
   float* out = nullptr;             // [N, Hq, hd] f32
   float* part_o = nullptr;          // [num_splits, N, Hq, hd]   (num_splits > 1)
   float* part_ml = nullptr;         // [num_splits, N, Hq, 2]    (num_splits > 1)
+  // SIMT kernel with num_splits > 1: the merge also writes out as GEMM
+  // input (saves a conversion pass in decode). Null hi: not written.
+  GemmInput out_gin;
 };
 
 // SIMT fp32 kernel (attention.cu): any cache dtype, split-K for decode.
@@ -59,7 +62,7 @@ cudaError_t LaunchDmsAttention(const AttentionParams& p, cudaStream_t stream);
 bool DmsAttentionMmaSupported(KvDType dtype, int head_dim, int group);
 cudaError_t LaunchDmsAttentionMma(const AttentionParams& p, cudaStream_t stream);
 // Benchmarks: the register budget variant of the tensor-core kernel, for 2
-// (default) or 3 resident blocks per multiprocessor. Not thread-safe.
+// or 3 (default) resident blocks per multiprocessor. Not thread-safe.
 void SetDmsAttentionMmaMinBlocks(int blocks);
 
 }  // namespace dms::cuda

@@ -84,8 +84,10 @@ cudaError_t LaunchRmsNorm(const float* x, const float* delta, const float* bias,
                           const int32_t* row_map, int rows, int dim, const float* weight,
                           float eps, GemmInput out, cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
-  RmsNormKernel<<<rows, kThreads, 0, stream>>>(x, delta, bias, x_out, row_map, dim, weight, eps,
-                                               out);
+  // Few rows (decode): one wide block per row, its two passes are latency.
+  const int threads = rows <= 64 ? 1024 : kThreads;
+  RmsNormKernel<<<rows, threads, 0, stream>>>(x, delta, bias, x_out, row_map, dim, weight, eps,
+                                              out);
   return cudaGetLastError();
 }
 

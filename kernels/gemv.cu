@@ -5,9 +5,13 @@
 namespace dms::cuda {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kRowsPerWarp = 2;  // each x vector load serves two weight rows
-constexpr int kUnroll = 4;       // 16-byte weight loads in flight per row and lane
+// A block of 4 warps owns 4 weight rows and splits k over its 128 threads,
+// so a 4096-wide row is one round of loads per thread (4 x 16 bytes per
+// row, 16 in flight); the warps' partial sums meet in shared memory.
+constexpr int kThreads = 128;
+constexpr int kWarps = kThreads / 32;
+constexpr int kWeightRows = 4;
+constexpr int kUnroll = 4;  // 16-byte loads in flight per weight row and thread
 
 // Streaming 16-byte weight load: read once per step, keep it out of L1.
 __device__ __forceinline__ uint4 LoadStream(const uint4* p) {
@@ -28,23 +32,28 @@ __device__ __forceinline__ void Unpack8(const uint4& v, float (&f)[8]) {
   }
 }
 
-// grid: ceil(n / (kWarps * kRowsPerWarp)), block: kWarps * 32. Warp w of
-// block b computes rows n0 .. n0 + kRowsPerWarp - 1 of y for all M inputs;
-// lane l takes the 16-byte columns l, l + 32, ...
-template <int M, bool kLo>
-__global__ void __launch_bounds__(kWarps * 32) GemvKernel(const __nv_bfloat16* __restrict__ xh,
-                                                         const __nv_bfloat16* __restrict__ xl,
-                                                         int k, const __nv_bfloat16* __restrict__ w,
-                                                         int n, float* __restrict__ y) {
-  constexpr int R = kRowsPerWarp;
-  const int lane = threadIdx.x & 31;
-  const int n0 = (blockIdx.x * kWarps + (threadIdx.x >> 5)) * R;
-  if (n0 >= n) return;
+// grid: one block per kOut output columns. Plain: weight rows o0 .. o0+3
+// give y columns o0 .. o0+3. kSwiGlu: weight rows o0, o0+1 (gate) and
+// inter+o0, inter+o0+1 (up) give out columns o0, o0+1.
+template <int M, bool kLo, bool kSwiGlu>
+__global__ void __launch_bounds__(kThreads) GemvKernel(const __nv_bfloat16* __restrict__ xh,
+                                                     const __nv_bfloat16* __restrict__ xl, int k,
+                                                     const __nv_bfloat16* __restrict__ w,
+                                                     int n_out, float* __restrict__ y,
+                                                     GemmInput act) {
+  constexpr int R = kWeightRows;
+  constexpr int kOut = kSwiGlu ? R / 2 : R;
+  __shared__ float red[kWarps][M * R];
+  __shared__ float tot[M * R];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  const int o0 = blockIdx.x * kOut;
   const int kv = k / 8;
   const uint4* wr[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) {
-    wr[r] = reinterpret_cast<const uint4*>(w + static_cast<int64_t>(min(n0 + r, n - 1)) * k);
+    const int o = min(o0 + (kSwiGlu ? r % kOut : r), n_out - 1);
+    const int row = kSwiGlu && r >= kOut ? n_out + o : o;  // up rows follow the gate rows
+    wr[r] = reinterpret_cast<const uint4*>(w + static_cast<int64_t>(row) * k);
   }
   float acc[M][R];
 #pragma unroll
@@ -73,43 +82,72 @@ __global__ void __launch_bounds__(kWarps * 32) GemvKernel(const __nv_bfloat16* _
     }
   };
 
-  int i = lane;
-  for (; i + 32 * (kUnroll - 1) < kv; i += 32 * kUnroll) {
+  int i = tid;
+  for (; i + kThreads * (kUnroll - 1) < kv; i += kThreads * kUnroll) {
     uint4 wv[kUnroll][R];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
 #pragma unroll
-      for (int r = 0; r < R; ++r) wv[u][r] = LoadStream(wr[r] + i + 32 * u);
+      for (int r = 0; r < R; ++r) wv[u][r] = LoadStream(wr[r] + i + kThreads * u);
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) step(wv[u], i + 32 * u);
+    for (int u = 0; u < kUnroll; ++u) step(wv[u], i + kThreads * u);
   }
-  for (; i < kv; i += 32) {
+  for (; i < kv; i += kThreads) {
     uint4 wv[R];
 #pragma unroll
     for (int r = 0; r < R; ++r) wv[r] = LoadStream(wr[r] + i);
     step(wv, i);
   }
 #pragma unroll
-  for (int mm = 0; mm < M; ++mm) {
+  for (int mm = 0; mm < M; ++mm)
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const float v = WarpSum(acc[mm][r]);
-      if (lane == mm * R + r && n0 + r < n) y[static_cast<int64_t>(mm) * n + n0 + r] = v;
+      if (lane == 0) red[warp][mm * R + r] = v;
+    }
+  __syncthreads();
+  if (tid < M * R) {
+    float v = 0.0f;
+#pragma unroll
+    for (int wp = 0; wp < kWarps; ++wp) v += red[wp][tid];
+    tot[tid] = v;
+  }
+  __syncthreads();
+  if (tid < M * kOut) {
+    const int mm = tid / kOut, r = tid % kOut, o = o0 + r;
+    if (o < n_out) {
+      if (kSwiGlu) {
+        const float g = tot[mm * R + r], u = tot[mm * R + kOut + r];
+        StoreGemmInput(act, static_cast<int64_t>(mm) * n_out + o, g / (1.0f + expf(-g)) * u);
+      } else {
+        y[static_cast<int64_t>(mm) * n_out + o] = tot[mm * R + r];
+      }
     }
   }
 }
 
-template <int M>
-cudaError_t LaunchM(const GemmInput& x, int k, const __nv_bfloat16* w, int n, float* y,
-                    cudaStream_t stream) {
-  const int per_block = kWarps * kRowsPerWarp;
-  const unsigned grid = static_cast<unsigned>((n + per_block - 1) / per_block);
+template <int M, bool kSwiGlu>
+cudaError_t LaunchM(const GemmInput& x, int k, const __nv_bfloat16* w, int n_out, float* y,
+                    GemmInput act, cudaStream_t stream) {
+  constexpr int kOut = kSwiGlu ? kWeightRows / 2 : kWeightRows;
+  const unsigned grid = static_cast<unsigned>((n_out + kOut - 1) / kOut);
   if (x.lo) {
-    GemvKernel<M, true><<<grid, kWarps * 32, 0, stream>>>(x.hi, x.lo, k, w, n, y);
+    GemvKernel<M, true, kSwiGlu><<<grid, kThreads, 0, stream>>>(x.hi, x.lo, k, w, n_out, y, act);
   } else {
-    GemvKernel<M, false><<<grid, kWarps * 32, 0, stream>>>(x.hi, nullptr, k, w, n, y);
+    GemvKernel<M, false, kSwiGlu><<<grid, kThreads, 0, stream>>>(x.hi, nullptr, k, w, n_out, y, act);
   }
   return cudaGetLastError();
+}
+
+template <bool kSwiGlu>
+cudaError_t Dispatch(const GemmInput& x, int m, int k, const __nv_bfloat16* w, int n_out, float* y,
+                     GemmInput act, cudaStream_t stream) {
+  switch (m) {
+    case 1: return LaunchM<1, kSwiGlu>(x, k, w, n_out, y, act, stream);
+    case 2: return LaunchM<2, kSwiGlu>(x, k, w, n_out, y, act, stream);
+    case 3: return LaunchM<3, kSwiGlu>(x, k, w, n_out, y, act, stream);
+    default: return LaunchM<4, kSwiGlu>(x, k, w, n_out, y, act, stream);
+  }
 }
 
 bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
@@ -125,12 +163,14 @@ cudaError_t LaunchGemv(const GemmInput& x, int m, int k, const __nv_bfloat16* w,
                        cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (!GemvSupported(x, m, k, w)) return cudaErrorInvalidValue;
-  switch (m) {
-    case 1: return LaunchM<1>(x, k, w, n, y, stream);
-    case 2: return LaunchM<2>(x, k, w, n, y, stream);
-    case 3: return LaunchM<3>(x, k, w, n, y, stream);
-    default: return LaunchM<4>(x, k, w, n, y, stream);
-  }
+  return Dispatch<false>(x, m, k, w, n, y, GemmInput{}, stream);
+}
+
+cudaError_t LaunchGemvSwiGlu(const GemmInput& x, int m, int k, const __nv_bfloat16* w, int inter,
+                             GemmInput out, cudaStream_t stream) {
+  if (inter <= 0) return cudaSuccess;
+  if (!GemvSupported(x, m, k, w) || !out.hi) return cudaErrorInvalidValue;
+  return Dispatch<true>(x, m, k, w, inter, nullptr, out, stream);
 }
 
 }  // namespace dms::cuda

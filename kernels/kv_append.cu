@@ -121,7 +121,9 @@ __global__ void __launch_bounds__(kPlanThreads) KvAppendPlanKernel(KvAppendParam
   }
 }
 
-// One block per row: copies K/V of every head into its planned slot.
+// One block per row: copies K/V of every head into its planned slot, all
+// heads at once in 16-byte pieces (decode has one row: a head-by-head loop
+// was a chain of dependent loads per head).
 template <typename T>
 __global__ void KvStoreKernel(KvAppendParams p) {
   const int64_t r = blockIdx.x;
@@ -129,24 +131,23 @@ __global__ void KvStoreKernel(KvAppendParams p) {
   const int hkv = kv.num_kv_heads, hd = kv.head_dim, bs = kv.block_size;
   const StepChunk c = p.chunks[p.row_chunk[r]];
   const int pos = c.start_pos + static_cast<int>(r - c.row_base);
-  const T* k_new = static_cast<const T*>(p.k_new);
-  const T* v_new = static_cast<const T*>(p.v_new);
-  T* pool = static_cast<T*>(kv.pool);
-  for (int h = 0; h < hkv; ++h) {
+  constexpr int kVec = 16 / sizeof(T);
+  const int pieces = hd / kVec;  // head_dim * sizeof(T) is a multiple of 16
+  const uint4* k_new = static_cast<const uint4*>(p.k_new);
+  const uint4* v_new = static_cast<const uint4*>(p.v_new);
+  uint4* pool = static_cast<uint4*>(kv.pool);
+  for (int i = threadIdx.x; i < hkv * pieces; i += blockDim.x) {
+    const int h = i / pieces, d = i % pieces;
     const int s = p.write_slot[r * hkv + h];
     if (s < 0) continue;
     const int64_t head = (static_cast<int64_t>(c.seq) * kv.num_layers + p.layer) * hkv + h;
     const int64_t block = kv.page_table[head * kv.max_blocks_per_head + s / bs];
     const int off = s % bs;
-    T* kd = pool + (block * 2 * bs + off) * hd;
-    T* vd = kd + static_cast<int64_t>(bs) * hd;
-    const T* ks = k_new + (r * hkv + h) * hd;
-    const T* vs = v_new + (r * hkv + h) * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-      kd[d] = ks[d];
-      vd[d] = vs[d];
-    }
-    if (threadIdx.x == 0) kv.pool_pos[block * bs + off] = pos;
+    uint4* kd = pool + (block * 2 * bs + off) * pieces;
+    uint4* vd = kd + static_cast<int64_t>(bs) * pieces;
+    kd[d] = k_new[(r * hkv + h) * pieces + d];
+    vd[d] = v_new[(r * hkv + h) * pieces + d];
+    if (d == 0) kv.pool_pos[block * bs + off] = pos;
   }
 }
 
@@ -161,6 +162,7 @@ cudaError_t LaunchPageTableScatter(int32_t* page_table, const int32_t* updates, 
 
 cudaError_t LaunchKvAppend(const KvAppendParams& p, cudaStream_t stream) {
   if (p.num_chunks <= 0 || p.num_tokens <= 0) return cudaSuccess;
+  if (p.kv.head_dim * KvDTypeSize(p.kv.dtype) % 16 != 0) return cudaErrorInvalidValue;
   const dim3 grid(p.num_chunks, p.kv.num_kv_heads);
   KvAppendPlanKernel<<<grid, kPlanThreads, 0, stream>>>(p);
   cudaError_t err = cudaGetLastError();

@@ -39,6 +39,7 @@ struct KvAppendParams {
 
 // Plans slots, updates len and the ring, then copies K/V and positions into
 // the pool. The page table must already cover len + n slots of every head.
+// head_dim * dtype size must be a multiple of 16 bytes.
 cudaError_t LaunchKvAppend(const KvAppendParams& p, cudaStream_t stream);
 
 }  // namespace dms::cuda

@@ -78,15 +78,20 @@ run_there() {
   done
   # memcheck over the kernels and a whole backend run (slow: a subset).
   if [ -n "$sanitizer" ] && [ "${SANITIZE:-1}" = 1 ]; then
-    for spec in "cuda_kernel_ops_test:KvAppendOp.MatchesTheCpuCacheBitForBit:AttentionOp.EvictionRatesAndSmallHeadDims:QkvEpilogueOp.*:ElementwiseOp.*:SamplingOp.*" \
-                "cuda_golden_test:CudaGolden.BatchedSequencesMatchSeparateRuns:CudaGolden.ErrorsAreTheCpuBackendsAndLeaveNoTrace"; do
-      local bin="${spec%%:*}" filter="${spec#*:}"
-      echo "##### memcheck $bin $filter" >> "$out/sanitizer.log"
-      timeout 75 "$sanitizer" --tool memcheck --print-limit 20 "$bundle/bin/$bin" --gtest_filter="$filter" \
+    # (EvictionRatesAndSmallHeadDims runs the tensor-core attention on its
+    # bf16 head_dim-128 cases; GemmOp the GEMV kernels; racecheck looks for
+    # shared-memory races in the attention kernels' pipelines.)
+    for spec in "memcheck:cuda_kernel_ops_test:KvAppendOp.MatchesTheCpuCacheBitForBit:AttentionOp.EvictionRatesAndSmallHeadDims:QkvEpilogueOp.*:ElementwiseOp.*:SamplingOp.*:GemmOp.*" \
+                "memcheck:cuda_golden_test:CudaGolden.BatchedSequencesMatchSeparateRuns:CudaGolden.ErrorsAreTheCpuBackendsAndLeaveNoTrace" \
+                "racecheck:cuda_kernel_ops_test:AttentionOp.EvictionRatesAndSmallHeadDims"; do
+      local tool="${spec%%:*}" rest="${spec#*:}"
+      local bin="${rest%%:*}" filter="${rest#*:}"
+      echo "##### $tool $bin $filter" >> "$out/sanitizer.log"
+      timeout 90 "$sanitizer" --tool "$tool" --print-limit 20 "$bundle/bin/$bin" --gtest_filter="$filter" \
         >> "$out/sanitizer.log" 2>&1 || rc=1
     done
-    echo "=== compute-sanitizer memcheck"
-    grep -E '^##### |ERROR SUMMARY|^\[  (PASSED|FAILED)' "$out/sanitizer.log" || true
+    echo "=== compute-sanitizer memcheck / racecheck"
+    grep -E '^##### |ERROR SUMMARY|RACECHECK SUMMARY|^\[  (PASSED|FAILED)' "$out/sanitizer.log" || true
   fi
   echo "=== failures"
   grep -h -E 'Failure|FAIL$|error:' "$out"/cuda_*.log | head -60 || true

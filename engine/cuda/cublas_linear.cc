@@ -1,6 +1,7 @@
 #include "engine/cuda/cublas_linear.h"
 
 #include "engine/cuda/cuda_status.h"
+#include "kernels/elementwise.h"
 #include "kernels/gemv.h"
 
 namespace dms {
@@ -48,6 +49,19 @@ Status CublasLinear::Run(const cuda::GemmInput& x, int m, int k, const __nv_bflo
                                 " by " + std::to_string(n) + (x.lo ? ", hi + lo" : "") + ")");
   }
   return OkStatus();
+}
+
+Status CublasLinear::RunSwiGlu(const cuda::GemmInput& x, int m, int k, const __nv_bfloat16* w,
+                               int inter, float* scratch, const cuda::GemmInput& out) {
+  if (m <= 0) return OkStatus();
+  if (use_gemv_ && cuda::GemvSupported(x, m, k, w)) {
+    const cudaError_t err = cuda::LaunchGemvSwiGlu(x, m, k, w, inter, out, stream_);
+    if (err == cudaSuccess) return OkStatus();
+    return CudaStatus(err, "GEMV + SwiGLU (" + std::to_string(m) + "x" + std::to_string(k) +
+                               " by " + std::to_string(2 * inter) + ")");
+  }
+  DMS_RETURN_IF_ERROR(Run(x, m, k, w, 2 * inter, scratch));
+  return CudaStatus(cuda::LaunchSwiGlu(scratch, m, inter, out, stream_), "SwiGLU");
 }
 
 }  // namespace dms

@@ -29,6 +29,13 @@ class CublasLinear {
 
   Status Run(const cuda::GemmInput& x, int m, int k, const __nv_bfloat16* w, int n, float* y);
 
+  // The MLP's gate;up product and SwiGLU: out[m, inter] = silu(g) * u as
+  // GEMM input, w: [2 inter, k]. One GEMV pass when it takes the shape (out
+  // must not overlap x then), else the GEMM into `scratch` [m, 2 inter] f32
+  // and the SwiGLU kernel.
+  Status RunSwiGlu(const cuda::GemmInput& x, int m, int k, const __nv_bfloat16* w, int inter,
+                   float* scratch, const cuda::GemmInput& out);
+
   // Tests and benchmarks: false sends every shape to cuBLAS.
   void set_use_gemv(bool on) { use_gemv_ = on; }
   bool use_gemv() const { return use_gemv_; }

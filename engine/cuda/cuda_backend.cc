@@ -42,6 +42,7 @@ Status CudaBackend::Workspace::Allocate(const ModelConfig& cfg, int m, bool accu
   delta = arena.At<float>(o_delta);
   gin_hi = arena.At<__nv_bfloat16>(o_hi);
   gin_lo = accurate ? arena.At<__nv_bfloat16>(o_lo) : nullptr;
+  gin_elems = M * w;
   big = arena.At<float>(o_big);
   q = arena.At<float>(o_q);
   attn = arena.At<float>(o_attn);

@@ -66,7 +66,10 @@ class CudaBackend : public Backend {
   // captured CUDA graph per step shape (default on; off while a decision
   // trace is set); decode-sized GEMMs use the GEMV kernel (default on).
   void set_use_graphs(bool on) { use_graphs_ = on; }
-  void set_use_gemv(bool on) { gemm_.set_use_gemv(on); }
+  void set_use_gemv(bool on) {
+    gemm_.set_use_gemv(on);
+    graphs_.Clear();  // captured with the other choice
+  }
   size_t num_step_graphs() const { return graphs_.size(); }
 
  private:

@@ -103,10 +103,14 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
     a.out = w.attn;
     a.part_o = w.part_o;
     a.part_ml = w.part_ml;
+    // Decode (split-K, no tensor-core tiles): the merge writes the o_proj
+    // input too.
+    const bool merge_to_gin = simt_tiles > 0 && num_splits > 1 && mma_tiles == 0;
     if (simt_tiles > 0) {
       a.tiles = meta_.d_tiles();
       a.num_tiles = simt_tiles;
       a.num_splits = num_splits;
+      if (merge_to_gin) a.out_gin = gin;
       DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchDmsAttention(a, stream_), "DMS attention");
     }
     // After the SIMT kernel: its split merge writes every row of `out`,
@@ -133,17 +137,30 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
     ap.write_slot = w.write_slot;
     DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchKvAppend(ap, stream_), "KV append");
 
-    DMS_CUDA_RETURN_IF_ERROR(
-        cuda::LaunchToGemmInput(w.attn, static_cast<int64_t>(n) * hq * hd, gin, stream_),
-        "attention output");
+    if (!merge_to_gin) {
+      DMS_CUDA_RETURN_IF_ERROR(
+          cuda::LaunchToGemmInput(w.attn, static_cast<int64_t>(n) * hq * hd, gin, stream_),
+          "attention output");
+    }
     DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, hq * hd, lw.o, D, w.delta));
     // x += o_proj(attn) (+ bias); h2 = RMSNorm(x) * post_attention_layernorm
     DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchRmsNorm(w.x, w.delta, lw.o_bias, w.x, nullptr, n, D,
                                                  lw.post_norm, eps, gin, stream_),
                              "post-attention RMSNorm");
-    DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, D, lw.gate_up, 2 * I, w.big));
-    DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchSwiGlu(w.big, n, I, gin, stream_), "SwiGLU");
-    DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, I, lw.down, D, w.delta));
+    // gate;up and SwiGLU. Its output goes after its input in the GEMM-input
+    // buffer when there is room (a fused GEMV pass must not overwrite the
+    // rows it still reads), else over it (GEMM, then the SwiGLU kernel).
+    const size_t x_elems = static_cast<size_t>(n) * D;
+    const bool apart = x_elems + static_cast<size_t>(n) * I <= w.gin_elems;
+    const cuda::GemmInput act =
+        apart ? cuda::GemmInput{gin.hi + x_elems, gin.lo ? gin.lo + x_elems : nullptr} : gin;
+    if (apart) {
+      DMS_RETURN_IF_ERROR(gemm_.RunSwiGlu(gin, n, D, lw.gate_up, I, w.big, act));
+    } else {
+      DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, D, lw.gate_up, 2 * I, w.big));
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchSwiGlu(w.big, n, I, act, stream_), "SwiGLU");
+    }
+    DMS_RETURN_IF_ERROR(gemm_.Run(act, n, I, lw.down, D, w.delta));
   }
   return OkStatus();
 }

@@ -20,6 +20,7 @@ struct CudaBackend::Workspace {
   float* delta = nullptr;         // [M, D] o_proj / down_proj output
   __nv_bfloat16* gin_hi = nullptr;  // [M, W] GEMM input
   __nv_bfloat16* gin_lo = nullptr;  // [M, W] accuracy mode only
+  size_t gin_elems = 0;             // M * W
   float* big = nullptr;           // [M, max((Hq + 2 Hkv) hd, 2 I)] QKV or gate/up output
   float* q = nullptr;             // [M, Hq, hd]
   float* attn = nullptr;          // [M, Hq, hd]

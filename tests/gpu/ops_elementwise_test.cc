@@ -217,5 +217,60 @@ TEST(GemmOp, CublasLinearMatchesCpuMatMul) {
             cudaErrorInvalidValue);
 }
 
+// The decode MLP's fused gate;up GEMV + SwiGLU: bit for bit the GEMV then
+// the SwiGLU kernel (same summation order, same formula), and close to the
+// CPU (MatMul, then silu(g) * u) on the same rounded inputs.
+TEST(GemmOp, GemvSwiGluIsGemvThenSwiGlu) {
+  DMS_SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(9);
+  struct Shape { int m, k, inter; };
+  for (const Shape& s : {Shape{1, 4096, 1030}, Shape{3, 96, 77}, Shape{4, 1024, 2048}}) {
+    const std::vector<float> x = RandomUniform(static_cast<size_t>(s.m) * s.k, rng);
+    const std::vector<__nv_bfloat16> w =
+        ToBf16(RandomUniform(static_cast<size_t>(2) * s.inter * s.k, rng, -0.05f, 0.05f));
+    DevArray<__nv_bfloat16> d_w, hi(x.size()), lo(x.size());
+    d_w.Upload(w);
+    DevArray<float> d_x, d_gu(static_cast<size_t>(s.m) * 2 * s.inter);
+    d_x.Upload(x);
+    const size_t out_n = static_cast<size_t>(s.m) * s.inter;
+    const std::string shape = std::to_string(s.m) + "x" + std::to_string(s.k) + " inter " +
+                              std::to_string(s.inter);
+    for (bool accurate : {false, true}) {
+      cuda::GemmInput in{hi.get(), accurate ? lo.get() : nullptr};
+      DMS_CUDA_CHECK(cuda::LaunchToGemmInput(d_x.get(), static_cast<int64_t>(x.size()), in, nullptr));
+      DevArray<__nv_bfloat16> f_hi(out_n), f_lo(out_n), u_hi(out_n), u_lo(out_n);
+      cuda::GemmInput fused{f_hi.get(), accurate ? f_lo.get() : nullptr};
+      cuda::GemmInput unfused{u_hi.get(), accurate ? u_lo.get() : nullptr};
+      DMS_CUDA_CHECK(cuda::LaunchGemvSwiGlu(in, s.m, s.k, d_w.get(), s.inter, fused, nullptr));
+      DMS_CUDA_CHECK(cuda::LaunchGemv(in, s.m, s.k, d_w.get(), 2 * s.inter, d_gu.get(), nullptr));
+      DMS_CUDA_CHECK(cuda::LaunchSwiGlu(d_gu.get(), s.m, s.inter, unfused, nullptr));
+      const std::vector<float> got = GemmValue(f_hi, accurate ? &f_lo : nullptr);
+      const bool same = got == GemmValue(u_hi, accurate ? &u_lo : nullptr);
+      EXPECT_TRUE(same) << shape;
+      // CPU: gate;up on the GEMV's own inputs (hi [+ lo]), then silu(g) * u.
+      const std::vector<float> xin = GemmValue(hi, accurate ? &lo : nullptr);
+      std::vector<float> ref(out_n);
+      for (int r = 0; r < s.m; ++r) {
+        for (int i = 0; i < s.inter; ++i) {
+          double g = 0, u = 0;
+          for (int c = 0; c < s.k; ++c) {
+            const double xv = xin[static_cast<size_t>(r) * s.k + c];
+            g += xv * FromBf16(w[static_cast<size_t>(i) * s.k + c]);
+            u += xv * FromBf16(w[static_cast<size_t>(s.inter + i) * s.k + c]);
+          }
+          ref[static_cast<size_t>(r) * s.inter + i] = static_cast<float>(g / (1 + std::exp(-g)) * u);
+        }
+      }
+      // Output rounding: bf16 (2^-9 relative) or hi + lo (about 2^-17).
+      EXPECT_TRUE(CheckClose("gemv_swiglu", shape + (accurate ? " hi+lo" : " bf16") +
+                                                (same ? " (= unfused)" : " (DIFFERS from unfused)"),
+                             Compare(got, ref), accurate ? 1e-9 : 2e-5, accurate ? 1e-4 : 2e-2));
+    }
+  }
+  DevArray<__nv_bfloat16> buf(64);
+  EXPECT_EQ(cuda::LaunchGemvSwiGlu({buf.get(), nullptr}, 1, 8, buf.get(), 2, {}, nullptr),
+            cudaErrorInvalidValue);  // no output
+}
+
 }  // namespace
 }  // namespace dms::gpu_testing

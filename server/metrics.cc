@@ -169,7 +169,18 @@ void ServerMetrics::OnStep(const EngineStats& st) {
   const double secs =
       std::chrono::duration<double>(rate_window_.back().first - rate_window_.front().first).count();
   decode_rate_->Set(secs > 0 ? (rate_window_.back().second - rate_window_.front().second) / secs : 0.0);
-  if (options_.cpu_process_memory && st.steps % 64 == 0) UpdateProcessMemory();
+  if (st.device_memory.available) {
+    if (options_.cpu_process_memory) {
+      // A GPU backend reports device memory: drop the process series.
+      options_.cpu_process_memory = false;
+      for (const char* kind : {"used", "peak", "total"}) {
+        device_memory_->Remove(&device_memory_->Add({{"kind", kind}, {"device", "cpu-process"}}));
+      }
+    }
+    SetDeviceMemory(st.device_memory.used, st.device_memory.total, st.device_memory.peak, st.device_memory.device);
+  } else if (options_.cpu_process_memory && st.steps % 64 == 0) {
+    UpdateProcessMemory();
+  }
 }
 
 void ServerMetrics::OnFinish(const GenerationRequest& request, const RequestFinish& f) {

@@ -206,8 +206,7 @@ int RunServer(const ServerOptions& o) {
   serving.limits.max_tokens_limit = o.max_tokens_limit;
   serving.limits.max_stop_strings = o.max_stop_strings;
   serving.limits.max_stop_string_bytes = o.max_stop_string_bytes;
-  service.SetModel(serving);
-  (*metrics)->OnStep(engine.Stats());  // initial KV gauges before any traffic
+  service.SetModel(serving);  // the engine published initial stats to the metrics
   health.SetStatus(kServiceName, true);
   spdlog::info("serving {} on {} backend ({}): {} layers, DMS {}, KV pool {} blocks x {} tokens, tokenizer {}",
                LogEscape(o.model, 512), info.name, info.device, config->num_layers,

@@ -40,6 +40,15 @@ struct BackendInfo {
   int64_t kv_bytes_per_block = 0;
 };
 
+// Device memory as the backend sees it (GPU memory on CUDA).
+struct DeviceMemoryInfo {
+  bool available = false;  // false: the backend has no device memory to report (CPU)
+  std::string device;      // e.g. "cuda:0 NVIDIA H200"
+  int64_t used = 0;        // bytes in use on the device (all processes)
+  int64_t total = 0;
+  int64_t peak = 0;        // highest `used` this backend observed
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -66,6 +75,8 @@ class Backend {
 
   virtual SequenceKvStats SequenceStats(SeqId seq) const = 0;
   virtual KvPoolStats PoolStats() const = 0;
+  // Cheap, no synchronisation with running work; the engine polls it now and then.
+  virtual DeviceMemoryInfo DeviceMemory() const { return {}; }
 };
 
 }  // namespace dms

@@ -31,7 +31,7 @@ Engine::Engine(std::unique_ptr<Backend> backend, std::shared_ptr<const Tokenizer
       scheduler_(backend_.get(), options.scheduler) {
   max_model_len_ = options.max_model_len > 0 ? options.max_model_len
                                              : backend_->config().max_position_embeddings;
-  stats_.kv = backend_->PoolStats();
+  PublishStats(0, 0, 0);  // before the thread starts: stats are valid from the start
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -296,6 +296,10 @@ void Engine::PublishStats(double step_ms, int step_tokens, int step_seqs) {
   st.last_step_ms = step_ms;
   st.last_step_tokens = step_tokens;
   st.last_step_sequences = step_seqs;
+  if (steps_ % 64 == 0 || step_seqs == 0 || !last_device_memory_.available) {
+    last_device_memory_ = backend_->DeviceMemory();
+  }
+  st.device_memory = last_device_memory_;
   const int layers = backend_->config().num_layers;
   st.retained_per_layer.assign(layers, 0);
   st.logical_per_layer.assign(layers, 0);

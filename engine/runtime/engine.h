@@ -55,6 +55,7 @@ struct EngineStats {
   // retained entries per layer summed over running sequences and KV heads
   std::vector<int64_t> retained_per_layer;
   std::vector<int64_t> logical_per_layer;
+  DeviceMemoryInfo device_memory;  // refreshed every 64 steps and when idle
 };
 
 // Optional hooks for metrics (called on the engine thread).
@@ -122,6 +123,7 @@ class Engine {
   std::vector<float> logits_;
   std::vector<ForwardChunk> chunks_;
   int64_t steps_ = 0, tokens_generated_ = 0, prompt_tokens_ = 0;
+  DeviceMemoryInfo last_device_memory_;
 
   std::thread thread_;
 };

@@ -50,8 +50,13 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 mkdir -p "$BUILD_DIR/fuzz-logs"
 # A libFuzzer final statistic ("stat::NAME: VALUE") from a log.
 fuzz_stat() { grep -m1 "^stat::$1:" "$2" | awk '{print $2}' || true; }
+# The first line saying what went wrong in a crash log.
+first_error() {
+  grep -m1 -E "fuzz property violated|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:" "$1" |
+    cut -c1-160 || true
+}
 
-printf "target\tseconds\texecutions\texec_per_s\tnew_inputs\tregressions\tresult\n" >"$REPORT"
+printf "target\tseconds\texecutions\texec_per_s\tnew_inputs\tfuzz_result\tregressions\tregressions_failed\n" >"$REPORT"
 failed=0
 for t in $TARGETS; do
   bin="$BUILD_DIR/bin/fuzz_$t"
@@ -62,26 +67,34 @@ for t in $TARGETS; do
   args=(-max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 -max_len=8192
         -print_final_stats=1 -artifact_prefix="$artifacts")
   [[ -n "${DICT[$t]:-}" ]] && args+=(-dict="tests/fuzz/dicts/${DICT[$t]}.dict")
-  result=ok
+  fuzz_result=ok
+  t0=$(date +%s.%N)
   if ! "$bin" "${args[@]}" "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1; then
-    result="FAILED (see $log; input in $artifacts)"
+    fuzz_result=crash
     failed=1
+    echo "fuzz: $t: $(first_error "$log")" >&2
+    echo "fuzz: $t: input saved in $artifacts (log: $log); add it to tests/fuzz/regressions/$t/" >&2
   fi
-  # Saved regression inputs: each run once, as a normal (non-fuzzing) run.
-  nreg=0
-  if [[ -d "tests/fuzz/regressions/$t" ]]; then
-    mapfile -t regs < <(find "tests/fuzz/regressions/$t" -type f | sort)
-    nreg=${#regs[@]}
-    if ((nreg > 0)) && ! "$bin" "${regs[@]}" >>"$log" 2>&1; then
-      result="REGRESSION FAILED (see $log)"
-      failed=1
-    fi
-  fi
+  t1=$(date +%s.%N)
   execs=$(fuzz_stat number_of_executed_units "$log")
-  rate=$(fuzz_stat average_exec_per_sec "$log")
+  rate=$(awk -v n="${execs:-0}" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", n / (b - a) }')
   added=$(fuzz_stat new_units_added "$log")
-  printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$t" "$SECONDS_PER_TARGET" "${execs:-?}" "${rate:-?}" "${added:-?}" \
-    "$nreg" "$result" >>"$REPORT"
+  # Saved regression inputs: each run once, as a normal (non-fuzzing) run.
+  nreg=0 nbad=0
+  if [[ -d "tests/fuzz/regressions/$t" ]]; then
+    while IFS= read -r input; do
+      nreg=$((nreg + 1))
+      if ! "$bin" "$input" >"$log.replay" 2>&1; then
+        nbad=$((nbad + 1))
+        failed=1
+        echo "fuzz: $t: regression $input fails: $(first_error "$log.replay")" >&2
+      fi
+      cat "$log.replay" >>"$log"
+    done < <(find "tests/fuzz/regressions/$t" -type f | sort)
+    rm -f "$log.replay"
+  fi
+  printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$t" "$SECONDS_PER_TARGET" "${execs:-?}" "$rate" "${added:-?}" \
+    "$fuzz_result" "$nreg" "$nbad" >>"$REPORT"
 done
 
 echo

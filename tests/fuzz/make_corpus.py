@@ -37,7 +37,7 @@ def tokenizer():
     for i, case in enumerate(cases[::8]):  # every 8th: about 60 varied texts
         write("tokenizer", "text-%03d" % i, bytes([i % 4]) + case["text"].encode("utf-8"))
     extra = {
-        "combining-after-token": "<|im_end|>\u0338 and <think>\u0301x</think>",
+        "combining-after-token": "e\u0301 <|im_end|>\u0338 and <think>\u0301x</think>>\u0338 A\u030a",
         "special-as-text": "<|im_start|>user\nhi<|im_end|>",
         "invalid-utf8": b"ab\xc3(\xe2\x82\xf0\x9f\x98 end\xff",
         "hangul-jamo": "\u1100\u1161\u11a8 \uac00\u11a8",

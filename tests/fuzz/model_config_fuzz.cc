@@ -2,10 +2,11 @@
 //
 // Properties: an error is one non-empty line starting with "config.json: ".
 // An accepted config is servable (positive sizes, Hq a multiple of Hkv, even
-// head_dim, finite positive eps and theta, W >= 0), every integer it read
-// equals the JSON value exactly (an independent nlohmann parse: no silent
-// truncation of sizes or token ids), it survives ModelConfigToJson and a
-// second parse unchanged, and ExpectedTensors gives positive shapes for it.
+// head_dim, finite positive eps and theta, W >= 0, finite DMS alpha scale
+// and offset), every integer it read equals the JSON value exactly (an
+// independent nlohmann parse: no silent truncation of sizes or token ids),
+// it survives ModelConfigToJson and a second parse unchanged, and
+// ExpectedTensors gives positive shapes for it.
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -108,6 +109,10 @@ void CheckAccepted(const std::string& text, const ModelConfig& c) {
   FUZZ_CHECK(std::isfinite(c.rms_norm_eps) && c.rms_norm_eps > 0, "rms_norm_eps");
   FUZZ_CHECK(std::isfinite(c.rope_theta) && c.rope_theta > 0, "rope_theta");
   FUZZ_CHECK(c.dms.window_size >= 0, "dms_window_size");
+  // A JSON number beyond float range must be refused, not become infinity.
+  FUZZ_CHECK(std::isfinite(c.dms.alpha_scale) && std::isfinite(c.dms.initial_alpha_offset),
+             "dms_alpha_scale " + std::to_string(c.dms.alpha_scale) + ", dms_initial_alpha_offset " +
+                 std::to_string(c.dms.initial_alpha_offset));
   CheckTokenIds(j, c);
 
   StatusOr<ModelConfig> again = ParseModelConfig(ModelConfigToJson(c), kSource);

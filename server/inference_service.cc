@@ -135,6 +135,9 @@ void FillModelInfo(const ServingModel& model, uint32_t context_length, v1::Model
   info->set_kv_block_size(bi.kv_block_size);
   info->set_kv_num_blocks(bi.kv_num_blocks);
   info->set_kv_bytes_per_block(bi.kv_bytes_per_block);
+  info->set_weights_bytes(bi.weights_bytes);
+  info->set_kv_pool_bytes(bi.kv_pool_bytes);
+  info->set_workspace_bytes(bi.workspace_bytes);
   const int64_t heads = static_cast<int64_t>(c.num_layers) * c.num_kv_heads;
   info->set_kv_capacity_tokens(static_cast<int64_t>(bi.kv_num_blocks) * bi.kv_block_size / heads);
   for (int32_t id : model.eos_token_ids) info->add_eos_token_ids(id);
@@ -144,6 +147,10 @@ void FillModelInfo(const ServingModel& model, uint32_t context_length, v1::Model
   // retains about min(T, W+1) + (T - W - 1) / r entries, r the LIVE
   // compression ratio of the traffic so far (1 before any: dense, safe).
   const EngineStats st = model.engine->Stats();
+  if (st.device_memory.available) {
+    info->set_device_memory_used_bytes(st.device_memory.used);
+    info->set_device_memory_total_bytes(st.device_memory.total);
+  }
   int64_t logical = 0, retained = 0;
   for (size_t l = 0; l < st.retained_per_layer.size(); ++l) {
     logical += st.logical_per_layer[l];

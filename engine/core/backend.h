@@ -38,6 +38,10 @@ struct BackendInfo {
   int kv_block_size = 0;
   int kv_num_blocks = 0;
   int64_t kv_bytes_per_block = 0;
+  // Memory plan, allocated once at start (CPU: weights are mmapped).
+  int64_t weights_bytes = 0;
+  int64_t kv_pool_bytes = 0;   // blocks plus page tables and rings
+  int64_t workspace_bytes = 0; // activations and scratch for the largest step
 };
 
 // Device memory as the backend sees it (GPU memory on CUDA).

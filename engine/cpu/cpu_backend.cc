@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
-#include <unordered_set>
 
+#include "engine/core/forward_batch.h"
 #include "engine/cpu/cpu_attention.h"
 #include "engine/cpu/cpu_matmul.h"
 #include "engine/cpu/cpu_ops.h"
@@ -77,6 +77,10 @@ BackendInfo CpuBackend::info() const {
   i.kv_block_size = cache_->config().block_size;
   i.kv_num_blocks = cache_->config().num_blocks;
   i.kv_bytes_per_block = 2LL * i.kv_block_size * config().head_dim * sizeof(float);
+  for (const auto& f : checkpoint_->files()) {
+    for (const auto& [name, t] : f->tensors()) i.weights_bytes += static_cast<int64_t>(t.nbytes);
+  }
+  i.kv_pool_bytes = static_cast<int64_t>(i.kv_num_blocks) * i.kv_bytes_per_block;
   return i;
 }
 
@@ -93,34 +97,10 @@ SequenceKvStats CpuBackend::SequenceStats(SeqId seq) const { return cache_->Sequ
 KvPoolStats CpuBackend::PoolStats() const { return cache_->PoolStats(); }
 
 Status CpuBackend::Validate(std::span<const ForwardChunk> batch) const {
-  const ModelConfig& cfg = config();
-  std::unordered_set<SeqId> seen;
-  for (const ForwardChunk& c : batch) {
-    if (!cache_->HasSequence(c.seq)) {
-      return InvalidArgumentError("unknown sequence id " + std::to_string(c.seq));
-    }
-    if (!seen.insert(c.seq).second) {
-      return InvalidArgumentError("sequence " + std::to_string(c.seq) + " appears twice in a step");
-    }
-    if (c.tokens.empty()) return InvalidArgumentError("empty chunk for sequence " + std::to_string(c.seq));
-    if (c.num_logits < 0 || c.num_logits > static_cast<int>(c.tokens.size())) {
-      return InvalidArgumentError("num_logits " + std::to_string(c.num_logits) +
-                                  " outside [0, " + std::to_string(c.tokens.size()) + "]");
-    }
-    for (int32_t t : c.tokens) {
-      if (t < 0 || t >= cfg.vocab_size) {
-        return InvalidArgumentError("token id " + std::to_string(t) + " outside the vocabulary [0, " +
-                                    std::to_string(cfg.vocab_size) + ")");
-      }
-    }
-    const int64_t end = cache_->LogicalTokens(c.seq) + static_cast<int64_t>(c.tokens.size());
-    if (cfg.max_position_embeddings > 0 && end > cfg.max_position_embeddings) {
-      return InvalidArgumentError("sequence length " + std::to_string(end) +
-                                  " exceeds max_position_embeddings " +
-                                  std::to_string(cfg.max_position_embeddings));
-    }
-  }
-  return OkStatus();
+  return ValidateForwardBatch(
+      config(), batch,
+      [this](SeqId seq) -> int64_t { return cache_->HasSequence(seq) ? cache_->LogicalTokens(seq) : -1; },
+      nullptr);
 }
 
 Status CpuBackend::Forward(std::span<const ForwardChunk> batch, std::vector<float>* logits) {

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
-#include <unordered_set>
 
+#include "engine/core/forward_batch.h"
 #include "engine/cuda/cuda_status.h"
 #include "engine/cuda/cuda_workspace.h"
 #include "kernels/attention.h"
@@ -167,7 +167,24 @@ BackendInfo CudaBackend::info() const {
   i.kv_block_size = cache_->config().block_size;
   i.kv_num_blocks = cache_->config().num_blocks;
   i.kv_bytes_per_block = cache_->block_bytes();
+  i.weights_bytes = static_cast<int64_t>(plan_.weights);
+  i.kv_pool_bytes = static_cast<int64_t>(plan_.kv_cache);
+  i.workspace_bytes = static_cast<int64_t>(plan_.workspace + plan_.cublas);
   return i;
+}
+
+DeviceMemoryInfo CudaBackend::DeviceMemory() const {
+  DeviceMemoryInfo m;
+  size_t free_bytes = 0, total_bytes = 0;
+  // cudaMemGetInfo does not wait for queued work.
+  if (cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) return m;
+  m.available = true;
+  m.device = "cuda:" + std::to_string(options_.device) + " " + device_name_;
+  m.total = static_cast<int64_t>(total_bytes);
+  m.used = static_cast<int64_t>(total_bytes - free_bytes);
+  peak_device_used_ = std::max(peak_device_used_, m.used);
+  m.peak = peak_device_used_;
+  return m;
 }
 
 StatusOr<SeqId> CudaBackend::CreateSequence() { return cache_->AddSequence(stream_); }
@@ -194,46 +211,23 @@ Status CudaBackend::set_decision_trace(std::vector<uint8_t>* sink) {
 }
 
 Status CudaBackend::Validate(std::span<const ForwardChunk> batch, int64_t* total_tokens) const {
-  const ModelConfig& cfg = config();
-  std::unordered_set<SeqId> seen;
-  int64_t total = 0;
+  DMS_RETURN_IF_ERROR(ValidateForwardBatch(
+      config(), batch,
+      [this](SeqId seq) -> int64_t { return cache_->HasSequence(seq) ? cache_->LogicalTokens(seq) : -1; },
+      total_tokens));
+  // Limits of this backend's fixed-size buffers.
   for (const ForwardChunk& c : batch) {
-    if (!cache_->HasSequence(c.seq)) {
-      return InvalidArgumentError("unknown sequence id " + std::to_string(c.seq));
-    }
-    if (!seen.insert(c.seq).second) {
-      return InvalidArgumentError("sequence " + std::to_string(c.seq) + " appears twice in a step");
-    }
-    if (c.tokens.empty()) return InvalidArgumentError("empty chunk for sequence " + std::to_string(c.seq));
-    if (c.num_logits < 0 || c.num_logits > static_cast<int>(c.tokens.size())) {
-      return InvalidArgumentError("num_logits " + std::to_string(c.num_logits) +
-                                  " outside [0, " + std::to_string(c.tokens.size()) + "]");
-    }
-    for (int32_t t : c.tokens) {
-      if (t < 0 || t >= cfg.vocab_size) {
-        return InvalidArgumentError("token id " + std::to_string(t) + " outside the vocabulary [0, " +
-                                    std::to_string(cfg.vocab_size) + ")");
-      }
-    }
     const int64_t end = cache_->LogicalTokens(c.seq) + static_cast<int64_t>(c.tokens.size());
-    if (cfg.max_position_embeddings > 0 && end > cfg.max_position_embeddings) {
-      return InvalidArgumentError("sequence length " + std::to_string(end) +
-                                  " exceeds max_position_embeddings " +
-                                  std::to_string(cfg.max_position_embeddings));
-    }
     if (end > max_positions_) {
       return InvalidArgumentError("sequence length " + std::to_string(end) +
-                                  " exceeds the CUDA backend's position limit " +
-                                  std::to_string(max_positions_));
+                                  " exceeds the CUDA backend's position limit " + std::to_string(max_positions_));
     }
-    total += static_cast<int64_t>(c.tokens.size());
   }
-  if (total > options_.max_batch_tokens) {
-    return InvalidArgumentError("step of " + std::to_string(total) +
+  if (*total_tokens > options_.max_batch_tokens) {
+    return InvalidArgumentError("step of " + std::to_string(*total_tokens) +
                                 " tokens exceeds the CUDA backend's max_batch_tokens " +
                                 std::to_string(options_.max_batch_tokens));
   }
-  *total_tokens = total;
   return OkStatus();
 }
 

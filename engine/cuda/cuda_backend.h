@@ -48,6 +48,7 @@ class CudaBackend : public Backend {
 
   const ModelConfig& config() const override { return checkpoint_->config(); }
   BackendInfo info() const override;
+  DeviceMemoryInfo DeviceMemory() const override;
   StatusOr<SeqId> CreateSequence() override;
   void ReleaseSequence(SeqId seq) override;
   int KvBlocksNeeded(SeqId seq, int num_new_tokens) const override;
@@ -97,6 +98,7 @@ class CudaBackend : public Backend {
   int max_positions_ = 0;
   int num_sms_ = 0;
   std::string device_name_;
+  mutable int64_t peak_device_used_ = 0;  // engine thread only (DeviceMemory)
   cudaStream_t stream_ = nullptr;  // stream_owner_.get()
   CudaWeights weights_;
   std::unique_ptr<CudaKvCache> cache_;

@@ -330,6 +330,9 @@ TEST(ServerE2E, ModelInfoReportsGeometryDmsAndCapacity) {
   EXPECT_EQ(info.capacity_context_length(), 1000u);
   EXPECT_GT(info.estimated_max_streams(), 0u);
   EXPECT_FALSE(info.has_tokenizer());
+  EXPECT_GT(info.weights_bytes(), 0);
+  EXPECT_EQ(info.kv_pool_bytes(), info.kv_num_blocks() * info.kv_bytes_per_block());
+  EXPECT_EQ(info.device_memory_used_bytes(), 0);  // CPU backend: no device
 }
 
 }  // namespace

@@ -1,0 +1,40 @@
+#include "engine/core/forward_batch.h"
+
+#include <string>
+#include <unordered_set>
+
+namespace dms {
+
+Status ValidateForwardBatch(const ModelConfig& cfg, std::span<const ForwardChunk> batch,
+                            const std::function<int64_t(SeqId)>& logical_tokens, int64_t* total_tokens) {
+  std::unordered_set<SeqId> seen;
+  int64_t total = 0;
+  for (const ForwardChunk& c : batch) {
+    const int64_t held = logical_tokens(c.seq);
+    if (held < 0) return InvalidArgumentError("unknown sequence id " + std::to_string(c.seq));
+    if (!seen.insert(c.seq).second) {
+      return InvalidArgumentError("sequence " + std::to_string(c.seq) + " appears twice in a step");
+    }
+    if (c.tokens.empty()) return InvalidArgumentError("empty chunk for sequence " + std::to_string(c.seq));
+    if (c.num_logits < 0 || c.num_logits > static_cast<int>(c.tokens.size())) {
+      return InvalidArgumentError("num_logits " + std::to_string(c.num_logits) + " outside [0, " +
+                                  std::to_string(c.tokens.size()) + "]");
+    }
+    for (int32_t t : c.tokens) {
+      if (t < 0 || t >= cfg.vocab_size) {
+        return InvalidArgumentError("token id " + std::to_string(t) + " outside the vocabulary [0, " +
+                                    std::to_string(cfg.vocab_size) + ")");
+      }
+    }
+    const int64_t end = held + static_cast<int64_t>(c.tokens.size());
+    if (cfg.max_position_embeddings > 0 && end > cfg.max_position_embeddings) {
+      return InvalidArgumentError("sequence length " + std::to_string(end) + " exceeds max_position_embeddings " +
+                                  std::to_string(cfg.max_position_embeddings));
+    }
+    total += static_cast<int64_t>(c.tokens.size());
+  }
+  if (total_tokens) *total_tokens = total;
+  return OkStatus();
+}
+
+}  // namespace dms

@@ -1,0 +1,21 @@
+// The argument contract of Backend::Forward, checked the same way by every
+// backend (the messages are part of the contract; tests assert them).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <span>
+
+#include "engine/core/backend.h"
+
+namespace dms {
+
+// `logical_tokens(seq)` returns the tokens a sequence holds, or -1 when the id
+// is unknown. On success *total_tokens is the step's token count.
+// INVALID_ARGUMENT: unknown or repeated sequence, empty chunk, num_logits out
+// of range, token id outside the vocabulary, or a sequence growing past
+// max_position_embeddings.
+Status ValidateForwardBatch(const ModelConfig& config, std::span<const ForwardChunk> batch,
+                            const std::function<int64_t(SeqId)>& logical_tokens, int64_t* total_tokens);
+
+}  // namespace dms

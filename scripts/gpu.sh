@@ -19,13 +19,14 @@ build="${BUILD_DIR:-$root/build-cuda}"
 
 build_here() {
   local archs="${CUDA_ARCHS:-90a}"
-  cmake -S "$root" -B "$build" -G Ninja -DDMS_CUDA=ON -DDMS_BUILD_SERVER=OFF \
+  cmake -S "$root" -B "$build" -G Ninja -DDMS_CUDA=ON -DDMS_BUILD_SERVER=ON \
     -DCMAKE_CUDA_ARCHITECTURES="$archs" >/dev/null
-  cmake --build "$build" -j "$(nproc)" --target dms_cuda dms-engine cuda_kernel_ops_test cuda_golden_test dms-cuda-bench
+  cmake --build "$build" -j "$(nproc)" --target dms_cuda dms-engine cuda_kernel_ops_test cuda_golden_test dms-cuda-bench \
+    dms-server server_cuda_test
   rm -rf "$bundle"
   mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/fixtures"
   cp "$build/bin/dms-engine" "$build/bin/cuda_kernel_ops_test" "$build/bin/cuda_golden_test" \
-     "$build/bin/dms-cuda-bench" "$bundle/bin/"
+     "$build/bin/dms-cuda-bench" "$build/bin/dms-server" "$build/bin/server_cuda_test" "$bundle/bin/"
   cp "$build/lib/libdms_cuda.so" "$bundle/lib/"
   # Non-system libraries: everything ldd resolves outside glibc/libstdc++
   # and outside the CUDA toolkit (the GPU machine has its own).
@@ -57,13 +58,13 @@ run_there() {
   : > "$summary"
   # Each test in its own process (as ctest does): a broken CUDA context
   # cannot take the later tests down with it.
-  for bin in cuda_kernel_ops_test cuda_golden_test; do
+  for bin in cuda_kernel_ops_test cuda_golden_test server_cuda_test; do
     local log="$out/$bin.log"
     : > "$log"
     for t in $("$bundle/bin/$bin" --gtest_list_tests | awk '/^[^ ]/{s=$1} /^  /{print s $1}'); do
       local t0=$SECONDS st=0
       echo "##### $t" >> "$log"
-      timeout 120 "$bundle/bin/$bin" --gtest_color=no --gtest_filter="$t" >> "$log" 2>&1 || st=$?
+      timeout "${TEST_TIMEOUT:-300}" "$bundle/bin/$bin" --gtest_color=no --gtest_filter="$t" >> "$log" 2>&1 || st=$?
       local verdict=PASS
       if [ $st -ne 0 ]; then verdict="FAIL(rc=$st)"; rc=1; fi
       if grep -q "GPU test skipped" <(sed -n "/##### $t\$/,\$p" "$log"); then verdict=SKIP; fi

@@ -67,6 +67,7 @@ class GenerateStream::Sink : public RequestSink {
     }
     last.mutable_usage()->set_prompt_tokens(f.prompt_tokens);
     last.mutable_usage()->set_completion_tokens(f.completion_tokens);
+    last.mutable_usage()->set_cached_prompt_tokens(f.cached_prompt_tokens);
     last.mutable_kv()->set_logical_tokens(f.kv.logical_tokens);
     last.mutable_kv()->set_retained_tokens(f.kv.retained_tokens);
     last.mutable_kv()->set_compression_ratio(f.kv.compression_ratio);

@@ -83,6 +83,11 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
                         .Register(*registry_);
   kv_logical_ = &kv_tokens.Add({{"kind", "logical"}});
   kv_retained_ = &kv_tokens.Add({{"kind", "retained"}});
+  sessions_ = gauge("dms_sessions", "Idle session caches kept for a next turn (session_id)");
+  session_blocks_ = gauge("dms_session_kv_blocks", "KV blocks held by idle session caches");
+  session_hits_ = counter("dms_session_hits_total", "Requests that continued a session's cache");
+  session_misses_ = counter("dms_session_misses_total", "Session requests that prefilled from scratch");
+  session_evictions_ = counter("dms_session_evictions_total", "Session caches dropped (TTL, budget, pressure)");
   kv_ratio_ = gauge("dms_kv_compression_ratio", "Logical / retained KV entries over running sequences");
   auto& per_layer = BuildGauge().Name("dms_kv_compression_ratio_layer")
                         .Help("Logical / retained KV entries per layer").Register(*registry_);
@@ -161,6 +166,14 @@ void ServerMetrics::OnStep(const EngineStats& st) {
   last_prompt_tokens_ = st.prompt_tokens_processed;
   generation_tokens_->Increment(st.tokens_generated - last_generated_);
   last_generated_ = st.tokens_generated;
+  sessions_->Set(st.sessions);
+  session_blocks_->Set(st.session_blocks);
+  session_hits_->Increment(st.session_hits - last_session_hits_);
+  last_session_hits_ = st.session_hits;
+  session_misses_->Increment(st.session_misses - last_session_misses_);
+  last_session_misses_ = st.session_misses;
+  session_evictions_->Increment(st.session_evictions - last_session_evictions_);
+  last_session_evictions_ = st.session_evictions;
   const auto now = std::chrono::steady_clock::now();
   rate_window_.emplace_back(now, st.tokens_generated);
   while (rate_window_.size() > 2 && now - rate_window_.front().first > std::chrono::seconds(10)) {

@@ -78,11 +78,17 @@ class ServerMetrics : public EngineObserver {
   prometheus::Gauge* kv_ratio_ = nullptr;
   std::vector<prometheus::Gauge*> kv_ratio_layer_;
   prometheus::Family<prometheus::Gauge>* device_memory_ = nullptr;
+  prometheus::Gauge* sessions_ = nullptr;
+  prometheus::Gauge* session_blocks_ = nullptr;
+  prometheus::Counter* session_hits_ = nullptr;
+  prometheus::Counter* session_misses_ = nullptr;
+  prometheus::Counter* session_evictions_ = nullptr;
 
   std::mutex mu_;  // guards the fields below
   int64_t last_preemptions_ = 0;
   int64_t last_prompt_tokens_ = 0;
   int64_t last_generated_ = 0;
+  int64_t last_session_hits_ = 0, last_session_misses_ = 0, last_session_evictions_ = 0;
   std::deque<std::pair<std::chrono::steady_clock::time_point, int64_t>> rate_window_;
 };
 

@@ -78,6 +78,11 @@ Status FillCommon(const Proto& req, const ModelLimits& limits, GenerationRequest
   }
   out->priority = req.priority();
   out->ignore_eos = req.ignore_eos();
+  if (req.session_id().size() > 256) {
+    return InvalidArgumentError("session_id is " + std::to_string(req.session_id().size()) +
+                                " bytes; the limit is 256");
+  }
+  out->session_id = req.session_id();
   return OkStatus();
 }
 

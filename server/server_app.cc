@@ -193,6 +193,8 @@ int RunServer(const ServerOptions& o) {
   eo.max_queue = static_cast<size_t>(o.max_queued);
   eo.max_model_len = o.max_model_len;
   eo.eos_token_ids = model->eos_token_ids;
+  eo.session_ttl_s = o.session_ttl_s;
+  eo.session_pool_fraction = o.session_pool_fraction;
   const BackendInfo info = (*backend)->info();
   Engine engine(std::move(*backend), model->tokenizer, eo, metrics->get());
 

@@ -30,6 +30,10 @@ void AddServerFlags(CLI::App& app, ServerOptions* o) {
       ->capture_default_str();
   app.add_option("--precision", o->precision, "CUDA numerics: bf16 | f32 (fp32 KV cache, split GEMM inputs)")
       ->capture_default_str();
+  app.add_option("--session-ttl", o->session_ttl_s, "Seconds an idle session cache is kept (session_id)")
+      ->capture_default_str();
+  app.add_option("--session-pool-fraction", o->session_pool_fraction,
+                 "Share of the KV pool idle session caches may hold")->capture_default_str();
   app.add_option("--latency-buckets", o->latency_buckets, "Histogram buckets in seconds (default 1 ms..60 s)");
   app.add_option("--log-format", o->log_format, "text | json")->capture_default_str();
   app.add_option("--log-level", o->log_level, "trace|debug|info|warn|error|off")->capture_default_str();

@@ -25,6 +25,8 @@ struct ServerOptions {
   int kv_block_size = 16;
   std::string kv_policy = "auto";
   std::string precision = "bf16";        // CUDA: bf16 (serving) | f32 (exact DMS decisions, 2x cost)        // auto (DMS when the checkpoint has it) | dense
+  double session_ttl_s = 300;            // idle session caches live this long
+  double session_pool_fraction = 0.5;    // at most this share of the KV pool
   std::string latency_buckets;           // seconds, comma-separated
   std::string log_format = "text";
   std::string log_level = "info";

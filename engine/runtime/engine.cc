@@ -31,6 +31,7 @@ Engine::Engine(std::unique_ptr<Backend> backend, std::shared_ptr<const Tokenizer
       scheduler_(backend_.get(), options.scheduler) {
   max_model_len_ = options.max_model_len > 0 ? options.max_model_len
                                              : backend_->config().max_position_embeddings;
+  scheduler_.SetReclaimer([this] { return EvictOneSession(); });
   PublishStats(0, 0, 0);  // before the thread starts: stats are valid from the start
   thread_ = std::thread([this] { Loop(); });
 }
@@ -134,16 +135,27 @@ void Engine::Loop() {
     bool stopping;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] {
+      auto ready = [&] {
         return stopping_ || !inbox_.added.empty() || !inbox_.cancelled.empty() || !scheduler_.idle();
-      });
+      };
+      if (sessions_.empty()) {
+        cv_.wait(lock, ready);
+      } else {
+        cv_.wait_for(lock, std::chrono::seconds(1), ready);  // wake to expire idle sessions
+      }
       std::swap(inbox, inbox_);
       stopping = stopping_;
     }
-    for (auto& seq : inbox.added) scheduler_.Add(std::move(seq));
+    for (auto& seq : inbox.added) {
+      AttachSession(seq.get());
+      scheduler_.Add(std::move(seq));
+    }
+    ExpireSessions();
     if (stopping) {
       for (Sequence* s : scheduler_.All()) {
         Finish(s, FinishReason::kCancelled, UnavailableError("server is shutting down"));
+      }
+      while (EvictOneSession()) {
       }
       PublishStats(0, 0, 0);
       return;
@@ -276,8 +288,13 @@ void Engine::Finish(Sequence* seq, FinishReason reason, Status error, std::strin
     if (s > 0) f.timing.decode_tokens_per_s = (seq->num_generated - 1) / s;
   }
   f.timing.e2e_ms = Ms(seq->arrived_at, now);
-  std::unique_ptr<Sequence> owned = scheduler_.Remove(seq);
+  f.cached_prompt_tokens = seq->num_reused;
+  const bool completed = reason == FinishReason::kStop || reason == FinishReason::kLength ||
+                         reason == FinishReason::kStopString;
+  const bool keep = completed && !seq->request.session_id.empty() && seq->kv >= 0;
+  std::unique_ptr<Sequence> owned = scheduler_.Remove(seq, /*keep_cache=*/keep);
   if (!owned) return;
+  if (keep && !KeepSession(owned.get())) backend_->ReleaseSequence(owned->kv);
   owned->sink->OnFinish(f);
   if (observer_) observer_->OnFinish(owned->request, f);
   std::lock_guard<std::mutex> lock(mu_);
@@ -311,6 +328,11 @@ void Engine::PublishStats(double step_ms, int step_tokens, int step_seqs) {
       st.logical_per_layer[l] += static_cast<int64_t>(kv.logical_tokens) * kv.retained[l].size();
     }
   }
+  st.sessions = static_cast<int>(sessions_.size());
+  for (const auto& [id, sess] : sessions_) st.session_blocks += SessionBlocks(sess.kv);
+  st.session_hits = session_hits_;
+  st.session_misses = session_misses_;
+  st.session_evictions = session_evictions_;
   int64_t logical = 0, retained = 0;
   for (int l = 0; l < layers; ++l) {
     logical += st.logical_per_layer[l];
@@ -322,6 +344,94 @@ void Engine::PublishStats(double step_ms, int step_tokens, int step_seqs) {
     stats_ = st;
   }
   if (observer_) observer_->OnStep(st);
+}
+
+// ---- Sessions: a finished turn's compressed cache, kept for the next turn.
+
+int Engine::SessionBlocks(SeqId kv) const { return backend_->SequenceStats(kv).blocks; }
+
+void Engine::AttachSession(Sequence* seq) {
+  const std::string& id = seq->request.session_id;
+  if (id.empty()) return;
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) {
+    ++session_misses_;
+    return;
+  }
+  Session sess = std::move(it->second);
+  sessions_.erase(it);
+  const std::vector<int32_t>& prompt = seq->tokens;
+  // Continue only when the new prompt extends exactly what the cache holds
+  // (a DMS cache cannot be cut back to a shorter prefix: later tokens'
+  // decisions have already evicted entries).
+  const bool extends = prompt.size() > sess.tokens.size() &&
+                       std::equal(sess.tokens.begin(), sess.tokens.end(), prompt.begin());
+  if (!extends) {
+    backend_->ReleaseSequence(sess.kv);
+    ++session_misses_;
+    ++session_evictions_;
+    return;
+  }
+  seq->kv = sess.kv;
+  seq->num_cached = static_cast<int>(sess.tokens.size());
+  seq->num_reused = seq->num_cached;
+  ++session_hits_;
+}
+
+bool Engine::KeepSession(Sequence* seq) {
+  Session sess;
+  sess.kv = seq->kv;
+  sess.tokens.assign(seq->tokens.begin(), seq->tokens.begin() + seq->num_cached);
+  sess.last_used = Clock::now();
+  // A newer turn under the same id replaces the old cache.
+  auto old = sessions_.find(seq->request.session_id);
+  if (old != sessions_.end()) {
+    backend_->ReleaseSequence(old->second.kv);
+    sessions_.erase(old);
+    ++session_evictions_;
+  }
+  const int64_t budget =
+      static_cast<int64_t>(options_.session_pool_fraction * backend_->PoolStats().num_blocks);
+  const int64_t mine = SessionBlocks(sess.kv);
+  if (mine > budget) {
+    ++session_evictions_;
+    return false;
+  }
+  int64_t held = 0;
+  for (const auto& [id, s] : sessions_) held += SessionBlocks(s.kv);
+  while (held + mine > budget && !sessions_.empty()) {
+    EvictOneSession();
+    held = 0;
+    for (const auto& [id, s] : sessions_) held += SessionBlocks(s.kv);
+  }
+  sessions_.emplace(seq->request.session_id, std::move(sess));
+  return true;
+}
+
+bool Engine::EvictOneSession() {
+  if (sessions_.empty()) return false;
+  auto lru = sessions_.begin();
+  for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
+    if (it->second.last_used < lru->second.last_used) lru = it;
+  }
+  backend_->ReleaseSequence(lru->second.kv);
+  sessions_.erase(lru);
+  ++session_evictions_;
+  return true;
+}
+
+void Engine::ExpireSessions() {
+  const Clock::time_point now = Clock::now();
+  const auto ttl = std::chrono::duration<double>(options_.session_ttl_s);
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (now - it->second.last_used > ttl) {
+      backend_->ReleaseSequence(it->second.kv);
+      it = sessions_.erase(it);
+      ++session_evictions_;
+    } else {
+      ++it;
+    }
+  }
 }
 
 }  // namespace dms

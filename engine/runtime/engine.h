@@ -38,6 +38,10 @@ struct EngineOptions {
   std::vector<int32_t> eos_token_ids;  // model's EOS ids (config + tokenizer)
   int max_model_len = 0;               // 0: max_position_embeddings
   size_t max_queue = 1024;             // waiting requests before RESOURCE_EXHAUSTED
+  // Session caches (GenerationRequest::session_id): kept at most this long
+  // idle, within this share of the KV pool; reclaimed first under pressure.
+  double session_ttl_s = 300;
+  double session_pool_fraction = 0.5;
 };
 
 // Live figures for metrics and GetModelInfo (a consistent snapshot).
@@ -56,6 +60,11 @@ struct EngineStats {
   std::vector<int64_t> retained_per_layer;
   std::vector<int64_t> logical_per_layer;
   DeviceMemoryInfo device_memory;  // refreshed every 64 steps and when idle
+  int sessions = 0;                // idle session caches held
+  int64_t session_blocks = 0;      // KV blocks they hold
+  int64_t session_hits = 0;        // requests that continued a session's cache
+  int64_t session_misses = 0;      // session requests that had to prefill from scratch
+  int64_t session_evictions = 0;   // caches dropped (TTL, budget or memory pressure)
 };
 
 // Optional hooks for metrics (called on the engine thread).
@@ -103,6 +112,12 @@ class Engine {
   void HandleCancelsAndDeadlines(const std::vector<std::string>& cancelled);
   void ProcessLogits(const std::vector<PlannedChunk>& plan, const std::vector<float>& logits);
   void PublishStats(double step_ms, int step_tokens, int step_seqs);
+  // Sessions (engine thread).
+  void AttachSession(Sequence* seq);
+  bool KeepSession(Sequence* seq);
+  bool EvictOneSession();
+  void ExpireSessions();
+  int SessionBlocks(SeqId kv) const;
 
   std::unique_ptr<Backend> backend_;
   std::shared_ptr<const Tokenizer> tokenizer_;
@@ -124,6 +139,13 @@ class Engine {
   std::vector<ForwardChunk> chunks_;
   int64_t steps_ = 0, tokens_generated_ = 0, prompt_tokens_ = 0;
   DeviceMemoryInfo last_device_memory_;
+  struct Session {
+    SeqId kv = -1;
+    std::vector<int32_t> tokens;  // exactly what the cache holds
+    Clock::time_point last_used;
+  };
+  std::unordered_map<std::string, Session> sessions_;
+  int64_t session_hits_ = 0, session_misses_ = 0, session_evictions_ = 0;
 
   std::thread thread_;
 };

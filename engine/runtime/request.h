@@ -29,6 +29,10 @@ struct GenerationRequest {
   bool detokenize = true;                    // produce text (needs a tokenizer)
   int priority = 0;                          // lower runs first (as vLLM); FIFO within
   std::optional<Clock::time_point> deadline; // finish with DEADLINE_EXCEEDED after it
+  // Keep the compressed cache after this turn under this id; a later request
+  // with the same id whose prompt starts with this turn's tokens prefills
+  // only what is new. Empty: no session.
+  std::string session_id;
 };
 
 enum class FinishReason { kStop, kLength, kStopString, kCancelled, kError };
@@ -65,6 +69,7 @@ struct RequestFinish {
   Status error;               // set when reason == kError or a deadline passed
   std::string stop_matched;   // the stop string or "" (reason kStopString)
   int prompt_tokens = 0;
+  int cached_prompt_tokens = 0;  // prompt tokens reused from the session's cache
   int completion_tokens = 0;
   int preemptions = 0;
   KvUsage kv;

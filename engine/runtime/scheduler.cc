@@ -38,14 +38,16 @@ std::vector<Sequence*> Scheduler::All() {
   return all;
 }
 
-std::unique_ptr<Sequence> Scheduler::Remove(Sequence* seq) {
+std::unique_ptr<Sequence> Scheduler::Remove(Sequence* seq, bool keep_cache) {
   for (SeqList* list : {&running_, &waiting_}) {
     for (auto it = list->begin(); it != list->end(); ++it) {
       if (it->get() != seq) continue;
       std::unique_ptr<Sequence> out = std::move(*it);
       list->erase(it);
-      if (out->kv >= 0) backend_->ReleaseSequence(out->kv);
-      out->kv = -1;
+      if (out->kv >= 0 && !keep_cache) {
+        backend_->ReleaseSequence(out->kv);
+        out->kv = -1;
+      }
       out->state = SequenceState::kFinished;
       return out;
     }
@@ -103,6 +105,12 @@ std::vector<PlannedChunk> Scheduler::Schedule() {
       int n = FitChunk(s, std::min(s.pending(), budget), free_blocks);
       // Make room by preempting the least urgent unplanned running sequences.
       while (n == 0) {
+        // Idle session caches go before running work does.
+        if (reclaim_ && reclaim_()) {
+          free_blocks = backend_->PoolStats().blocks_free;
+          n = FitChunk(s, std::min(s.pending(), budget), free_blocks);
+          continue;
+        }
         auto victim = std::prev(running_.end());
         while (victim != it && planned.count(victim->get())) --victim;
         if (victim == it) break;
@@ -140,12 +148,23 @@ std::vector<PlannedChunk> Scheduler::Schedule() {
       s.kv = *kv;
     }
     const bool alone = running_.empty() && plan.empty();
+    const int keep_free = alone ? 0 : watermark;
     // Not alone: admit only if the whole prompt's projected footprint fits.
-    if (!alone && ProjectedPromptBlocks(s.pending()) > free_blocks - watermark) break;
-    const int n = FitChunk(s, std::min(s.pending(), budget), free_blocks - (alone ? 0 : watermark));
+    // Idle session caches are reclaimed first.
+    auto fits = [&] {
+      return (alone || ProjectedPromptBlocks(s.pending()) <= free_blocks - watermark) &&
+             FitChunk(s, std::min(s.pending(), budget), free_blocks - keep_free) > 0;
+    };
+    while (!fits() && reclaim_ && reclaim_()) free_blocks = backend_->PoolStats().blocks_free;
+    if (!alone && ProjectedPromptBlocks(s.pending()) > free_blocks - watermark) {
+      // Wait for blocks; a session cache it holds stays with it.
+      break;
+    }
+    const int n = FitChunk(s, std::min(s.pending(), budget), free_blocks - keep_free);
     if (n == 0) {
       backend_->ReleaseSequence(s.kv);
       s.kv = -1;
+      s.num_cached = 0;  // a continued session starts over
       if (alone) {
         unschedulable_.push_back(&s);
         // Move it aside so later requests are not blocked behind it.

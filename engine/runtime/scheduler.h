@@ -21,6 +21,7 @@
 #pragma once
 
 #include <deque>
+#include <functional>
 #include <list>
 #include <memory>
 #include <vector>
@@ -54,8 +55,13 @@ class Scheduler {
   int ProjectedPromptBlocks(int tokens) const;
   // Plans one step; may preempt running sequences. Empty when idle.
   std::vector<PlannedChunk> Schedule();
-  // Removes a finished (or cancelled) sequence and frees its cache.
-  std::unique_ptr<Sequence> Remove(Sequence* seq);
+  // Removes a finished (or cancelled) sequence and frees its cache, unless
+  // keep_cache (the engine keeps it for a session's next turn).
+  std::unique_ptr<Sequence> Remove(Sequence* seq, bool keep_cache = false);
+
+  // Called before preempting or refusing admission for lack of blocks: frees
+  // one idle cached session and returns true, or returns false (none left).
+  void SetReclaimer(std::function<bool()> reclaim) { reclaim_ = std::move(reclaim); }
 
   // Sequences that can never run: alone on an empty pool they still do not
   // fit. The engine fails them with RESOURCE_EXHAUSTED.
@@ -81,6 +87,7 @@ class Scheduler {
   std::vector<Sequence*> unschedulable_;
   int num_preemptions_ = 0;
   double live_ratio_ = 1.0;
+  std::function<bool()> reclaim_;
 };
 
 }  // namespace dms

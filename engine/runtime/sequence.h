@@ -26,6 +26,7 @@ struct Sequence {
   int num_prompt = 0;
   int num_cached = 0;           // tokens already forwarded into the cache
   int num_generated = 0;
+  int num_reused = 0;           // prompt tokens taken from a session cache
   int preemptions = 0;
 
   std::unique_ptr<Sampler> sampler;

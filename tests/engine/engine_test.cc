@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -255,6 +256,92 @@ TEST(Engine, DmsAdmitsMoreStreamsThanADenseCacheInTheSamePool) {
   const int dms = PeakConcurrency(dir, /*dense=*/false, blocks);
   std::printf("peak concurrent streams in %d blocks: dense %d, DMS %d\n", blocks, dense, dms);
   EXPECT_GT(dms, dense);
+}
+
+// Engine stats are published after the step that finished a request: poll.
+EngineStats SettledStats(Engine& e, const std::function<bool(const EngineStats&)>& ok) {
+  EngineStats st = e.Stats();
+  for (int i = 0; i < 2000 && !ok(st); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    st = e.Stats();
+  }
+  return st;
+}
+
+// Session continuation: the next turn prefills only its new tokens and
+// produces what re-sending the whole conversation produces.
+TEST(Engine, SessionContinuationEqualsAFullResend) {
+  const GoldenRun g = Goldens().front();
+  auto engine = MakeEngine(g.dir, 4096);
+  auto run = [](Engine& e, GenerationRequest r) {
+    auto sink = std::make_shared<CollectingSink>();
+    EXPECT_TRUE(e.Submit(std::move(r), sink).ok());
+    sink->Wait();
+    return sink;
+  };
+  GenerationRequest t1 = Greedy(g.prompt, 20, "turn1");
+  t1.session_id = "conv-1";
+  auto out1 = run(*engine, t1);
+  EXPECT_EQ(out1->finish.cached_prompt_tokens, 0);
+  EngineStats st = SettledStats(*engine, [](const EngineStats& s) { return s.sessions == 1; });
+  EXPECT_EQ(st.sessions, 1);
+  EXPECT_GT(st.kv.blocks_used, 0) << "the session keeps its cache";
+
+  // Turn 2 = the whole conversation so far + a new user turn.
+  std::vector<int32_t> prompt2 = g.prompt;
+  prompt2.insert(prompt2.end(), out1->ids.begin(), out1->ids.end());
+  for (int i = 0; i < 11; ++i) prompt2.push_back((i * 17 + 3) % 200);
+  const int64_t prefilled_before = engine->Stats().prompt_tokens_processed;
+  GenerationRequest t2 = Greedy(prompt2, 20, "turn2");
+  t2.session_id = "conv-1";
+  auto out2 = run(*engine, t2);
+  const int64_t prefilled =
+      SettledStats(*engine, [&](const EngineStats& s) { return s.session_hits == 1; }).prompt_tokens_processed -
+      prefilled_before;
+  EXPECT_EQ(out2->finish.cached_prompt_tokens, static_cast<int>(g.prompt.size() + out1->ids.size() - 1));
+  EXPECT_EQ(prefilled, 12) << "only the new turn (and turn 1's last token) is prefilled";
+  EXPECT_EQ(engine->Stats().session_hits, 1);
+
+  auto fresh = MakeEngine(g.dir, 4096);
+  auto resend = run(*fresh, Greedy(prompt2, 20, "resend"));
+  EXPECT_EQ(out2->ids, resend->ids);
+
+  // A prompt that does not extend the cached conversation starts over, correctly.
+  GenerationRequest other = Greedy(g.prompt, 20, "other");
+  other.session_id = "conv-1";
+  auto out3 = run(*engine, other);
+  EXPECT_EQ(out3->finish.cached_prompt_tokens, 0);
+  EXPECT_EQ(out3->ids, out1->ids);
+  engine->Stop();
+  EXPECT_EQ(engine->Stats().kv.blocks_used, 0) << "stopping releases session caches";
+}
+
+TEST(Engine, SessionCachesAreReclaimedBeforeRunningWorkIsPreempted) {
+  const GoldenRun g = Goldens().front();
+  SchedulerOptions sched;
+  sched.max_batch_tokens = 64;
+  auto engine = MakeEngine(g.dir, 220, sched);
+  // Fill the pool's session budget with idle conversations.
+  for (int i = 0; i < 6; ++i) {
+    GenerationRequest r = Greedy(std::vector<int32_t>(g.prompt.begin(), g.prompt.begin() + 60 + i), 5,
+                                 "fill" + std::to_string(i));
+    r.session_id = "idle-" + std::to_string(i);
+    auto sink = std::make_shared<CollectingSink>();
+    ASSERT_TRUE(engine->Submit(r, sink).ok());
+    sink->Wait();
+  }
+  const EngineStats before = SettledStats(*engine, [](const EngineStats& s) { return s.running == 0; });
+  EXPECT_GT(before.sessions, 0);
+  // A long request needs the blocks: sessions go, nothing running is preempted.
+  std::vector<int32_t> big = g.prompt;
+  big.insert(big.end(), g.greedy.begin(), g.greedy.end());
+  auto sink = std::make_shared<CollectingSink>();
+  ASSERT_TRUE(engine->Submit(Greedy(big, 100, "big"), sink).ok());
+  sink->Wait();
+  EXPECT_EQ(sink->finish.reason, FinishReason::kLength) << sink->finish.error.message();
+  const EngineStats after = SettledStats(*engine, [](const EngineStats& s) { return s.running == 0; });
+  EXPECT_GT(after.session_evictions, before.session_evictions);
+  EXPECT_EQ(after.preemptions, 0);
 }
 
 TEST(Engine, RequestLargerThanThePoolFailsWithAClearError) {

@@ -368,3 +368,45 @@ TEST(ServerE2E, JsonLogsCarryEscapedRequestIdsAndNothingPerToken) {
 
 }  // namespace
 }  // namespace dms
+
+namespace dms {
+namespace {
+
+TEST(ServerE2E, SessionContinuationPrefillsOnlyTheNewTurn) {
+  const Golden g = Goldens().front();
+  ServerProcess server({"--model", g.dir});
+  auto stub = server.Stub();
+  v1::GenerateRequest t1 = GreedyIds(g.prompt, 16);
+  t1.set_session_id("chat-42");
+  StreamResult r1 = Generate(*stub, t1);
+  ASSERT_TRUE(r1.status.ok());
+  EXPECT_EQ(r1.last.usage().cached_prompt_tokens(), 0u);
+
+  std::vector<int32_t> prompt2 = g.prompt;
+  prompt2.insert(prompt2.end(), r1.ids.begin(), r1.ids.end());
+  for (int i = 0; i < 9; ++i) prompt2.push_back((i * 29 + 5) % 200);
+  const double prefilled_before = testing::MetricValue(testing::HttpGet(server.metrics_port(), "/metrics"),
+                                                       "dms_prompt_tokens_total");
+  v1::GenerateRequest t2 = GreedyIds(prompt2, 16);
+  t2.set_session_id("chat-42");
+  StreamResult r2 = Generate(*stub, t2);
+  ASSERT_TRUE(r2.status.ok());
+  EXPECT_EQ(r2.last.usage().cached_prompt_tokens(), g.prompt.size() + r1.ids.size() - 1);
+  EXPECT_EQ(r2.last.usage().prompt_tokens(), prompt2.size());
+  std::string scrape;
+  for (int i = 0; i < 200; ++i) {  // metrics follow the engine step
+    scrape = testing::HttpGet(server.metrics_port(), "/metrics");
+    if (testing::MetricValue(scrape, "dms_session_hits_total") == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(testing::MetricValue(scrape, "dms_session_hits_total"), 1);
+  EXPECT_EQ(testing::MetricValue(scrape, "dms_sessions"), 1);
+  EXPECT_EQ(testing::MetricValue(scrape, "dms_prompt_tokens_total") - prefilled_before, 10);
+
+  // Re-sending the whole conversation without a session gives the same tokens.
+  StreamResult full = Generate(*stub, GreedyIds(prompt2, 16));
+  EXPECT_EQ(full.ids, r2.ids);
+}
+
+}  // namespace
+}  // namespace dms

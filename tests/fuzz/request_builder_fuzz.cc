@@ -15,6 +15,8 @@
 // context, max_tokens within the server's limit, stop strings within count
 // and length, every field carried over unchanged, the prompt ids equal to
 // encoding the prompt (or the chat template's rendering, per the reference).
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
 #include <google/protobuf/stubs/logging.h>
 
 #include <algorithm>
@@ -40,6 +42,13 @@ const ModelLimits kPresets[4] = {
     {151936, 4096, 128, 32, 512, 2, 16},
     {151669, 2, 1, 1, 1, 0, 1},
 };
+
+// Bytes of session_id (field 11 of newer protos; at most 256), read by
+// reflection so this target builds against protos with or without it.
+size_t SessionIdBytes(const google::protobuf::Message& req) {
+  const google::protobuf::FieldDescriptor* f = req.GetDescriptor()->FindFieldByName("session_id");
+  return f == nullptr ? 0 : req.GetReflection()->GetString(req, f).size();
+}
 
 // The prompt ids the request stands for, or why it has none.
 struct Prompt {
@@ -81,6 +90,7 @@ bool ExpectAccept(const Proto& req, const Prompt& prompt, const Tokenizer* tok, 
   for (int32_t id : req.stop_token_ids()) {
     if (id < 0 || id >= lim.vocab_size) return false;
   }
+  if (SessionIdBytes(req) > 256) return false;
   if (req.stop_size() > 0 && tok == nullptr) return false;
   return true;
 }
@@ -120,7 +130,7 @@ void CheckRefused(const Status& st, const Tokenizer* tok) {
   FUZZ_CHECK(st.code() == StatusCode::kInvalidArgument ||
                  (st.code() == StatusCode::kFailedPrecondition && tok == nullptr),
              std::string(StatusCodeName(st.code())) + ": " + Printable(st.message()));
-  CheckErrorAnyPrefix(st, {"prompt", "messages", "max_tokens ", "stop", "sampling.", "logprobs "});
+  CheckErrorAnyPrefix(st, {"prompt", "messages", "max_tokens ", "stop", "sampling.", "logprobs ", "session_id "});
 }
 
 template <typename Proto>

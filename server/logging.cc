@@ -3,32 +3,11 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include <cstdio>
+#include "engine/util/text_escape.h"
 
 namespace dms::server {
 
-std::string LogEscape(std::string_view s, size_t max) {
-  std::string out;
-  out.reserve(std::min(s.size(), max) + 8);
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (i == max) {
-      out += "...";
-      break;
-    }
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20 || c >= 0x7f) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out;
-}
+std::string LogEscape(std::string_view s, size_t max) { return EscapeText(s, max); }
 
 Status SetupLogging(const std::string& format, const std::string& level) {
   auto lvl = spdlog::level::from_str(level);

@@ -13,10 +13,9 @@ namespace dms::server {
 // format: "text" | "json"; level: trace|debug|info|warn|error|critical|off.
 Status SetupLogging(const std::string& format, const std::string& level);
 
-// Printable, quote-safe rendering of client-supplied text (at most `max`
-// bytes): quotes and backslashes get a backslash, control characters and
-// non-ASCII bytes become \u00XX (valid inside a JSON string, one per byte), so
-// a request id can neither break a line nor forge a JSON field.
+// Client-supplied text as it may appear in a log line: EscapeText
+// (engine/util/text_escape.h), so a request id can neither break a line nor
+// forge a JSON field.
 std::string LogEscape(std::string_view s, size_t max = 128);
 
 }  // namespace dms::server

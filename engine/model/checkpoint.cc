@@ -9,6 +9,7 @@
 #include "engine/model/json_fields.h"
 #include "engine/model/tensor_layout.h"
 #include "engine/util/mapped_file.h"
+#include "engine/util/text_escape.h"
 
 namespace dms {
 
@@ -60,7 +61,7 @@ Status IndexShards(const std::string& dir, std::vector<std::unique_ptr<Safetenso
   if (wm->empty()) return InvalidArgumentError(idx_path + ": weight_map is empty");
   std::map<std::string, std::vector<std::string>> tensors_by_shard;  // sorted by shard name
   for (auto it = wm->begin(); it != wm->end(); ++it) {
-    const std::string where = idx_path + ": weight_map: " + it.key();
+    const std::string where = idx_path + ": weight_map: " + EscapeText(it.key());
     if (!it->is_string()) {
       return InvalidArgumentError(where + ": expected a shard file name, found " +
                                   json_fields::Describe(*it));
@@ -68,11 +69,11 @@ Status IndexShards(const std::string& dir, std::vector<std::unique_ptr<Safetenso
     const std::string shard = it->get<std::string>();
     // Shards must live in the model directory: no paths, no "..".
     if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..") {
-      return InvalidArgumentError(where + ": shard '" + shard +
+      return InvalidArgumentError(where + ": shard '" + EscapeText(shard) +
                                   "' must be a file name inside the model directory");
     }
     if (!fs::exists(dir + "/" + shard)) {
-      return NotFoundError(where + ": shard file '" + shard + "' not found");
+      return NotFoundError(where + ": shard file '" + EscapeText(shard) + "' not found");
     }
     tensors_by_shard[shard].push_back(it.key());
   }

@@ -3,9 +3,11 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdint>
 
 #include "engine/model/json_fields.h"
 #include "engine/util/mapped_file.h"
+#include "engine/util/text_escape.h"
 
 namespace dms {
 
@@ -73,7 +75,7 @@ Status CheckRopeType(const json& j, const std::string& key, const std::string& s
                                 " without a rope_type is not supported (only default RoPE)");
   }
   if (type != "default") {
-    return InvalidArgumentError(source + ": " + key + " type '" + type +
+    return InvalidArgumentError(source + ": " + key + " type '" + EscapeText(type, 64) +
                                 "' is not supported (only default RoPE)");
   }
   return OkStatus();
@@ -103,24 +105,45 @@ Status CheckNoSlidingWindow(const json& j, const std::string& source) {
   return OkStatus();
 }
 
+// A token id: an integer in [0, 2^31).
+bool IsTokenId(const json& v) {
+  if (v.is_number_unsigned()) return v.get<uint64_t>() <= INT32_MAX;
+  return v.is_number_integer() && v.get<int64_t>() >= 0 && v.get<int64_t>() <= INT32_MAX;
+}
+
 Status ReadTokenIds(const json& j, const std::string& source, ModelConfig* c) {
-  DMS_ASSIGN_OR_RETURN(std::optional<int64_t> bos, json_fields::GetInt(j, "bos_token_id", source));
-  c->bos_token_id = bos ? static_cast<int>(*bos) : -1;
+  auto b = j.find("bos_token_id");
+  if (b != j.end() && !b->is_null()) {
+    if (!IsTokenId(*b)) {
+      return InvalidArgumentError(source + ": bos_token_id: expected a token id (an integer in [0, 2^31)), found " +
+                                  Describe(*b));
+    }
+    c->bos_token_id = b->get<int>();
+  }
   auto it = j.find("eos_token_id");
   if (it == j.end() || it->is_null()) return OkStatus();
   auto bad = [&] {
-    return InvalidArgumentError(source + ": eos_token_id: expected an integer or a list of " +
-                                "integers, found " + Describe(*it));
+    return InvalidArgumentError(source + ": eos_token_id: expected a token id or a list of " +
+                                "token ids (integers in [0, 2^31)), found " + Describe(*it));
   };
-  if (it->is_number_integer()) {
+  if (IsTokenId(*it)) {
     c->eos_token_ids.push_back(it->get<int>());
   } else if (it->is_array()) {
     for (const json& e : *it) {
-      if (!e.is_number_integer()) return bad();
+      if (!IsTokenId(e)) return bad();
       c->eos_token_ids.push_back(e.get<int>());
     }
   } else {
     return bad();
+  }
+  return OkStatus();
+}
+
+// A float-valued field: finite once narrowed to float.
+Status CheckFiniteFloat(double v, const std::string& source, const char* field) {
+  if (!std::isfinite(static_cast<float>(v))) {
+    return InvalidArgumentError(source + ": " + field + ": " + std::to_string(v) +
+                                " is outside the range of a float");
   }
   return OkStatus();
 }
@@ -132,10 +155,16 @@ Status ReadDms(const json& j, const std::string& source, DmsConfig* d) {
   if (!d->enabled) return OkStatus();
   DMS_ASSIGN_OR_RETURN(std::optional<double> scale,
                        json_fields::GetNumber(j, "dms_alpha_scale", source));
-  if (scale) d->alpha_scale = static_cast<float>(*scale);
+  if (scale) {
+    DMS_RETURN_IF_ERROR(CheckFiniteFloat(*scale, source, "dms_alpha_scale"));
+    d->alpha_scale = static_cast<float>(*scale);
+  }
   DMS_ASSIGN_OR_RETURN(std::optional<double> offset,
                        json_fields::GetNumber(j, "dms_initial_alpha_offset", source));
-  if (offset) d->initial_alpha_offset = static_cast<float>(*offset);
+  if (offset) {
+    DMS_RETURN_IF_ERROR(CheckFiniteFloat(*offset, source, "dms_initial_alpha_offset"));
+    d->initial_alpha_offset = static_cast<float>(*offset);
+  }
   DMS_ASSIGN_OR_RETURN(std::optional<int64_t> window,
                        json_fields::GetInt(j, "dms_window_size", source));
   if (window) {
@@ -159,7 +188,7 @@ Status ReadDms(const json& j, const std::string& source, DmsConfig* d) {
       d->alpha_per = DmsAlphaPer::kLayer;
     } else {
       return InvalidArgumentError(source + ": dms_alpha_per: expected \"head\" or \"layer\", " +
-                                  "found \"" + *per + "\"");
+                                  "found \"" + EscapeText(*per, 64) + "\"");
     }
   }
   DMS_ASSIGN_OR_RETURN(std::optional<bool> disable,
@@ -180,14 +209,14 @@ StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text, const std::
                        json_fields::GetString(j, "model_type", source));
   if (!model_type) return InvalidArgumentError(source + ": missing required field 'model_type'");
   if (*model_type != "qwen3") {
-    return InvalidArgumentError(source + ": model_type '" + *model_type +
+    return InvalidArgumentError(source + ": model_type '" + EscapeText(*model_type, 64) +
                                 "' is not supported (only qwen3)");
   }
   c.model_type = *model_type;
   DMS_ASSIGN_OR_RETURN(std::optional<std::string> act,
                        json_fields::GetString(j, "hidden_act", source));
   if (act && *act != "silu") {
-    return Unsupported(source, "hidden_act '" + *act + "' (only silu)");
+    return Unsupported(source, "hidden_act '" + EscapeText(*act, 64) + "' (only silu)");
   }
   DMS_RETURN_IF_ERROR(CheckNoSlidingWindow(j, source));
   DMS_RETURN_IF_ERROR(CheckRopeType(j, "rope_scaling", source));

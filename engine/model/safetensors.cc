@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "engine/model/json_fields.h"
+#include "engine/util/text_escape.h"
 
 namespace dms {
 
@@ -59,7 +60,7 @@ bool ParseDType(const std::string& name, DType* out) {
 // Validates one tensor entry's JSON and fills `e` (offsets not yet range-checked).
 Status ParseEntry(const std::string& source, const std::string& name, const json& v,
                   SafetensorsEntry* e) {
-  const std::string where = source + ": " + name;
+  const std::string where = source + ": " + EscapeText(name);
   if (!v.is_object()) {
     return InvalidArgumentError(where + ": expected an object with dtype, shape and " +
                                 "data_offsets, found " + json_fields::Describe(v));
@@ -72,7 +73,7 @@ Status ParseEntry(const std::string& source, const std::string& name, const json
                                 json_fields::Describe(*dt));
   }
   if (!ParseDType(dt->get<std::string>(), &e->dtype)) {
-    return InvalidArgumentError(where + ": unsupported dtype '" + dt->get<std::string>() +
+    return InvalidArgumentError(where + ": unsupported dtype '" + EscapeText(dt->get<std::string>()) +
                                 "' (expected BF16, F16 or F32)");
   }
   auto sh = v.find("shape");
@@ -155,7 +156,7 @@ StatusOr<SafetensorsHeader> ParseSafetensorsHeader(const uint8_t* data, size_t s
     SafetensorsEntry e;
     DMS_RETURN_IF_ERROR(ParseEntry(source, it.key(), *it, &e));
     if (e.end > data_size) {
-      return DataLossError(source + ": " + e.name + ": data_offsets " +
+      return DataLossError(source + ": " + EscapeText(e.name) + ": data_offsets " +
                            RangeString(e.begin, e.end) +
                            " run past the end of the data section (" + std::to_string(data_size) +
                            " bytes)");
@@ -175,8 +176,8 @@ StatusOr<SafetensorsHeader> ParseSafetensorsHeader(const uint8_t* data, size_t s
     const SafetensorsEntry* a = order[i - 1];
     const SafetensorsEntry* b = order[i];
     if (b->begin < a->end) {
-      return InvalidArgumentError(source + ": tensors " + a->name + " " +
-                                  RangeString(a->begin, a->end) + " and " + b->name + " " +
+      return InvalidArgumentError(source + ": tensors " + EscapeText(a->name) + " " +
+                                  RangeString(a->begin, a->end) + " and " + EscapeText(b->name) + " " +
                                   RangeString(b->begin, b->end) + " overlap");
     }
   }

@@ -1,5 +1,7 @@
 #include "engine/tokenizer/chat_template.h"
 
+#include "engine/util/text_escape.h"
+
 namespace dms {
 namespace {
 
@@ -53,7 +55,7 @@ StatusOr<std::string> RenderChatTemplate(std::span<const ChatMessage> messages,
     if (role == "tool") {
       return InvalidArgumentError(field + "'tool' messages are not supported (no tool calling)");
     }
-    return InvalidArgumentError(field + "unknown role '" + role +
+    return InvalidArgumentError(field + "unknown role '" + EscapeText(role, 64) +
                                 "' (expected system, user or assistant)");
   }
 

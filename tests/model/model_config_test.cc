@@ -198,10 +198,24 @@ TEST(ModelConfigErrorTest, WrongType) {
   EXPECT_EQ(ErrorOf(With(SmallConfig(), "rope_theta", "1e6")),
             "config.json: rope_theta: expected a number, found string \"1e6\"");
   EXPECT_EQ(ErrorOf(With(SmallConfig(), "eos_token_id", "</s>")),
-            "config.json: eos_token_id: expected an integer or a list of integers, found string "
-            "\"</s>\"");
+            "config.json: eos_token_id: expected a token id or a list of token ids (integers in "
+            "[0, 2^31)), found string \"</s>\"");
   EXPECT_EQ(ErrorOf(With(SmallConfig(), "dms_separate_alpha", 1)),
             "config.json: dms_separate_alpha: expected true or false, found number 1");
+}
+
+// Values that would be silently changed (fuzz findings F4-F6 in docs/fuzzing.md).
+TEST(ModelConfigErrorTest, OutOfRangeIdsAndFloatsAreRefused) {
+  EXPECT_EQ(ErrorOf(With(SmallConfig(), "bos_token_id", -3)),
+            "config.json: bos_token_id: expected a token id (an integer in [0, 2^31)), found number -3");
+  EXPECT_EQ(ErrorOf(With(SmallConfig(), "eos_token_id", 4294967298LL)),
+            "config.json: eos_token_id: expected a token id or a list of token ids (integers in "
+            "[0, 2^31)), found number 4294967298");
+  EXPECT_EQ(ErrorOf(With(SmallConfig(), "dms_alpha_scale", 1e300)).rfind(
+                "config.json: dms_alpha_scale: ", 0),
+            0u);
+  EXPECT_NE(ErrorOf(With(SmallConfig(), "dms_alpha_scale", 1e300)).find("outside the range of a float"),
+            std::string::npos);
 }
 
 TEST(ModelConfigErrorTest, NonPositiveSizes) {

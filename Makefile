@@ -7,7 +7,7 @@ DMS_CUDA ?= AUTO
 JOBS ?= $(shell nproc)
 MODEL ?=
 
-.PHONY: all setup configure build run test clean
+.PHONY: all setup configure build run test test-sanitizers fuzz ci clean
 
 all: build
 
@@ -25,6 +25,18 @@ run: build
 
 test: build
 	@ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS)
+
+# ASan+UBSan and TSan builds of the CPU test suite (build-asan, build-tsan).
+test-sanitizers: setup
+	@scripts/sanitize.sh asan
+	@scripts/sanitize.sh tsan
+
+# libFuzzer targets for a bounded time, then every saved regression input.
+fuzz: setup
+	@scripts/fuzz.sh
+
+# What CI runs: the README's test command, then sanitizers and fuzzing.
+ci: test test-sanitizers fuzz
 
 clean:
 	rm -rf $(BUILD_DIR)

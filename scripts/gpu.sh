@@ -22,11 +22,12 @@ build_here() {
   cmake -S "$root" -B "$build" -G Ninja -DDMS_CUDA=ON -DDMS_BUILD_SERVER=ON \
     -DCMAKE_CUDA_ARCHITECTURES="$archs" >/dev/null
   cmake --build "$build" -j "$(nproc)" --target dms_cuda dms-engine cuda_kernel_ops_test cuda_golden_test dms-cuda-bench \
-    dms-server server_cuda_test
+    dms-server server_cuda_test soak_test
   rm -rf "$bundle"
   mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/fixtures"
   cp "$build/bin/dms-engine" "$build/bin/cuda_kernel_ops_test" "$build/bin/cuda_golden_test" \
-     "$build/bin/dms-cuda-bench" "$build/bin/dms-server" "$build/bin/server_cuda_test" "$bundle/bin/"
+     "$build/bin/dms-cuda-bench" "$build/bin/dms-server" "$build/bin/server_cuda_test" \
+     "$build/bin/soak_test" "$bundle/bin/"
   cp "$build/lib/libdms_cuda.so" "$bundle/lib/"
   # Non-system libraries: everything ldd resolves outside glibc/libstdc++
   # and outside the CUDA toolkit (the GPU machine has its own).
@@ -93,6 +94,15 @@ run_there() {
     done
     echo "=== compute-sanitizer memcheck / racecheck"
     grep -E '^##### |ERROR SUMMARY|RACECHECK SUMMARY|^\[  (PASSED|FAILED)' "$out/sanitizer.log" || true
+  fi
+  # The fault soak with the server on the GPU (issue 10).
+  if [ "${SOAK:-1}" = 1 ]; then
+    local st=0
+    DMS_SOAK_BACKEND=cuda DMS_SOAK_SECONDS="${SOAK_SECONDS:-20}" DMS_SOAK_REPORT="$out/soak-cuda.json" \
+      timeout 300 "$bundle/bin/soak_test" --gtest_color=no > "$out/soak_test.log" 2>&1 || st=$?
+    printf '%-70s %s\n' "soak_test (backend cuda)" "$([ $st -eq 0 ] && echo PASS || echo "FAIL(rc=$st)")" >> "$summary"
+    [ $st -eq 0 ] || rc=1
+    grep -h '^soak:' "$out/soak_test.log" || true
   fi
   echo "=== failures"
   grep -h -E 'Failure|FAIL$|error:' "$out"/cuda_*.log | head -60 || true

@@ -5,6 +5,8 @@
 // process. Skips, saying why, where no GPU can be used.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -61,6 +63,22 @@ TEST(ServerCuda, GoldenGreedyStreamsOnTheGpu) {
     EXPECT_EQ(scrape.find("device=\"cpu-process\""), std::string::npos);
     EXPECT_NE(scrape.find("dms_device_memory_bytes{device=\"cuda:0"), std::string::npos) << scrape;
   }
+}
+
+TEST(ServerCuda, AllocationFailureAtStartIsOneClearLineAndExitNonZero) {
+  {
+    ServerProcess probe({"--model", testing::TestDataDir() + "/models/qwen3-plain", "--backend", "cuda"},
+                        /*wait_ready=*/false);
+    if (!probe.WaitReady(120)) GTEST_SKIP() << "no CUDA GPU for dms-server: " << probe.Log();
+  }
+  // A KV pool far beyond any GPU's memory.
+  auto r = testing::RunCommand(testing::BinDir() + "/dms-server --model " + testing::TestDataDir() +
+                               "/models/qwen3-plain --backend cuda --kv-memory 100000GiB"
+                               " --listen 127.0.0.1:0 --metrics-listen off");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.err.rfind("dms-server: ", 0), 0u) << r.err;
+  std::printf("allocation failure: %s", r.err.c_str());
 }
 
 }  // namespace

@@ -7,7 +7,8 @@
 // and running requests return to zero; memory growth stays bounded.
 //
 // DMS_SOAK_SECONDS (default 20) sets the length; DMS_SOAK_REPORT=path writes
-// the counts as JSON (scripts/hardening-report.sh turns them into docs/).
+// the counts as JSON (scripts/hardening-report.sh turns them into docs/);
+// DMS_SOAK_BACKEND=cuda runs the server on the GPU (scripts/gpu.sh).
 #include <gtest/gtest.h>
 #include <signal.h>
 
@@ -69,10 +70,14 @@ TEST(Soak, ManyFaultyClientsAgainstASqueezedRestartingServer) {
   const int port = testing::FreePort();
   const std::string listen = "127.0.0.1:" + std::to_string(port);
   // 150 blocks of 16 slots: a few streams' worth, so preemption happens.
-  const std::vector<std::string> args = {"--model", model, "--listen", listen, "--kv-block-size", "16",
-                                         "--kv-memory", std::to_string(150 * 2 * 16 * 32 * 4),
-                                         "--max-queued", "64", "--max-batch-tokens", "96",
-                                         "--drain-timeout", "2"};
+  const char* backend_env = std::getenv("DMS_SOAK_BACKEND");
+  const std::string backend = backend_env && *backend_env ? backend_env : "cpu";
+  std::vector<std::string> args = {"--model", model, "--listen", listen, "--kv-block-size", "16",
+                                   "--kv-memory", std::to_string(150 * 2 * 16 * 32 * 4),
+                                   "--max-queued", "64", "--max-batch-tokens", "96",
+                                   "--drain-timeout", "2", "--backend", backend};
+  // Exact greedy equality across batching needs the exact precision on GPU.
+  if (backend == "cuda") args.insert(args.end(), {"--precision", "f32"});
   auto server = std::make_unique<ServerProcess>(args);
 
   // Reference outputs: each prompt alone, greedy.
@@ -201,7 +206,7 @@ TEST(Soak, ManyFaultyClientsAgainstASqueezedRestartingServer) {
   EXPECT_EQ(c.mismatched.load(), 0) << "a completed request differed from its solo run";
   EXPECT_EQ(c.other.load(), 0);
   EXPECT_GT(c.matched.load(), 0);
-  nlohmann::json report = {{"seconds", seconds}, {"clients", clients}, {"requests", c.requests.load()},
+  nlohmann::json report = {{"backend", backend}, {"seconds", seconds}, {"clients", clients}, {"requests", c.requests.load()},
                            {"completed", c.completed.load()}, {"matched_solo", c.matched.load()},
                            {"mismatched", c.mismatched.load()}, {"cancels", c.cancels.load()},
                            {"disconnects", c.disconnects.load()}, {"short_deadlines", c.deadlines.load()},

@@ -80,6 +80,19 @@ bool ServerProcess::WaitReady(double timeout_s) {
 
 std::string ServerProcess::Log() const { return ReadFile(dir_.File("server.log")); }
 
+namespace {
+int64_t ProcStatusKb(pid_t pid, const std::string& key) {
+  std::istringstream in(ReadFile("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(key + ":", 0) == 0) return std::atoll(line.c_str() + key.size() + 1) * 1024;
+  }
+  return -1;
+}
+}  // namespace
+
+int64_t ServerProcess::RssBytes() const { return ProcStatusKb(pid_, "VmRSS"); }
+int64_t ServerProcess::PeakRssBytes() const { return ProcStatusKb(pid_, "VmHWM"); }
+
 std::shared_ptr<grpc::Channel> ServerProcess::Channel() const {
   return grpc::CreateChannel(target(), grpc::InsecureChannelCredentials());
 }

@@ -35,6 +35,9 @@ class ServerProcess {
   int Wait(double timeout_s = 60);
   // Everything the server wrote to stderr so far.
   std::string Log() const;
+  // Resident and peak resident memory of the server process, in bytes (from /proc).
+  int64_t RssBytes() const;
+  int64_t PeakRssBytes() const;
 
  private:
   pid_t pid_ = -1;

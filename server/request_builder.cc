@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "engine/runtime/chat_protect.h"
 #include "engine/tokenizer/chat_template.h"
 
 namespace dms::server {
@@ -86,6 +87,26 @@ Status FillCommon(const Proto& req, const ModelLimits& limits, GenerationRequest
   return OkStatus();
 }
 
+// kv_policy and compression_ratio, shared by Generate and Chat.
+template <typename Proto>
+Status FillKvPolicy(const Proto& req, const ModelLimits& limits, GenerationRequest* out) {
+  out->kv_policy = limits.default_kv_policy;
+  if (!req.kv_policy().empty()) {
+    DMS_ASSIGN_OR_RETURN(out->kv_policy, ParseKvPolicy(req.kv_policy(), "kv_policy"));
+  }
+  out->compression_ratio = limits.default_compression_ratio;
+  if (req.has_compression_ratio()) {
+    DMS_RETURN_IF_ERROR(ValidateCompressionRatio(req.compression_ratio(), "compression_ratio"));
+    if (!IsTrainingFree(out->kv_policy)) {
+      return InvalidArgumentError(std::string("compression_ratio applies to the training-free policies "
+                                              "(knorm, snapkv, streaming, expected-attention), not to kv_policy '") +
+                                  KvPolicyName(out->kv_policy) + "'");
+    }
+    out->compression_ratio = req.compression_ratio();
+  }
+  return OkStatus();
+}
+
 Status CheckPrompt(const std::vector<int32_t>& ids, const std::string& field, const ModelLimits& limits) {
   if (ids.empty()) return InvalidArgumentError(field + " is empty");
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -134,23 +155,39 @@ StatusOr<GenerationRequest> BuildGenerateRequest(const v1::GenerateRequest& req,
   if (!out.stop_strings.empty() && !tokenizer) {
     return FailedPreconditionError(std::string("stop: ") + kNoTokenizer);
   }
+  DMS_RETURN_IF_ERROR(FillKvPolicy(req, limits, &out));
+  if (req.has_protect_tokens()) {
+    out.protect_tokens = static_cast<int>(std::min<uint32_t>(req.protect_tokens(), 1u << 30));
+  }
   out.detokenize = tokenizer != nullptr;
   return out;
 }
 
-StatusOr<std::string> RenderChat(const v1::ChatRequest& req, const Tokenizer* tokenizer) {
-  if (!tokenizer) return FailedPreconditionError(std::string("messages: ") + kNoTokenizer);
-  DMS_RETURN_IF_ERROR(CheckChatTemplateSupported(tokenizer->chat_template()));
+namespace {
+
+std::vector<ChatMessage> ChatMessages(const v1::ChatRequest& req) {
   std::vector<ChatMessage> messages;
   for (const v1::ChatMessage& m : req.messages()) {
     ChatMessage cm{m.role(), m.content(), std::nullopt};
     if (m.has_reasoning_content()) cm.reasoning_content = m.reasoning_content();
     messages.push_back(std::move(cm));
   }
+  return messages;
+}
+
+ChatOptions ChatRenderOptions(const v1::ChatRequest& req) {
   ChatOptions opts;
   opts.enable_thinking = req.has_enable_thinking() ? req.enable_thinking() : true;
   opts.add_generation_prompt = true;
-  return RenderChatTemplate(messages, opts);
+  return opts;
+}
+
+}  // namespace
+
+StatusOr<std::string> RenderChat(const v1::ChatRequest& req, const Tokenizer* tokenizer) {
+  if (!tokenizer) return FailedPreconditionError(std::string("messages: ") + kNoTokenizer);
+  DMS_RETURN_IF_ERROR(CheckChatTemplateSupported(tokenizer->chat_template()));
+  return RenderChatTemplate(ChatMessages(req), ChatRenderOptions(req));
 }
 
 StatusOr<GenerationRequest> BuildChatRequest(const v1::ChatRequest& req, const Tokenizer* tokenizer,
@@ -160,6 +197,12 @@ StatusOr<GenerationRequest> BuildChatRequest(const v1::ChatRequest& req, const T
   out.prompt_tokens = tokenizer->Encode(text, /*allow_special=*/true);
   DMS_RETURN_IF_ERROR(CheckPrompt(out.prompt_tokens, "messages", limits));
   DMS_RETURN_IF_ERROR(FillCommon(req, limits, &out));
+  DMS_RETURN_IF_ERROR(FillKvPolicy(req, limits, &out));
+  if (IsTrainingFree(out.kv_policy)) {
+    // The last user message and the generation prompt are never pruned.
+    DMS_ASSIGN_OR_RETURN(out.protect_tokens, ChatProtectedTail(ChatMessages(req), ChatRenderOptions(req),
+                                                               *tokenizer, out.prompt_tokens));
+  }
   out.detokenize = true;
   return out;
 }

@@ -21,6 +21,10 @@ struct ModelLimits {
   uint32_t max_tokens_limit = 0;
   int max_stop_strings = 16;
   int max_stop_string_bytes = 256;
+  // KV policy when a request leaves kv_policy / compression_ratio unset
+  // (--kv-policy, --compression-ratio).
+  KvPolicyKind default_kv_policy = KvPolicyKind::kAuto;
+  double default_compression_ratio = 0.5;
 };
 
 StatusOr<GenerationRequest> BuildGenerateRequest(const v1::GenerateRequest& req,

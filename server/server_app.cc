@@ -119,8 +119,10 @@ int RunServer(const ServerOptions& o) {
   if (o.precision != "bf16" && o.precision != "f32") {
     return StartupError(InvalidArgumentError("--precision: expected bf16 or f32, got '" + o.precision + "'"));
   }
-  if (o.kv_policy != "auto" && o.kv_policy != "dense") {
-    return StartupError(InvalidArgumentError("--kv-policy: expected auto or dense, got '" + o.kv_policy + "'"));
+  StatusOr<KvPolicyKind> kv_policy = ParseKvPolicy(o.kv_policy, "--kv-policy");
+  if (!kv_policy.ok()) return StartupError(kv_policy.status());
+  if (Status st = ValidateCompressionRatio(o.compression_ratio, "--compression-ratio"); !st.ok()) {
+    return StartupError(st);
   }
   StatusOr<int64_t> kv_bytes = ParseMemory(o.kv_memory, AvailableHostMemory());
   if (!kv_bytes.ok()) return StartupError(kv_bytes.status());
@@ -178,12 +180,17 @@ int RunServer(const ServerOptions& o) {
   bo.num_threads = o.threads;
   bo.kv_block_size = o.kv_block_size;
   bo.kv_cache_bytes = *kv_bytes;
-  bo.force_dense = o.kv_policy == "dense";
+  // Any policy but auto serves a dense cache (a DMS checkpoint's decisions ignored).
+  bo.force_dense = *kv_policy != KvPolicyKind::kAuto;
   bo.precision = o.precision;
   bo.max_batch_tokens = o.max_batch_tokens;
   bo.max_sequences = o.max_running + 1;  // + the one being admitted
   StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(model->checkpoint, bo);
   if (!backend.ok()) return StartupError(backend.status());
+  if (IsTrainingFree(*kv_policy) && !(*backend)->info().kv_policies) {
+    return StartupError(FailedPreconditionError("--kv-policy " + o.kv_policy + ": the " + (*backend)->info().name +
+                                                " backend does not implement training-free KV policies yet"));
+  }
   Status warm = WarmUp(**backend, o.warmup_tokens, std::max(1, o.max_batch_tokens));
   if (!warm.ok()) return StartupError(warm.WithContext("warm-up failed"));
 
@@ -208,12 +215,16 @@ int RunServer(const ServerOptions& o) {
   serving.limits.max_tokens_limit = o.max_tokens_limit;
   serving.limits.max_stop_strings = o.max_stop_strings;
   serving.limits.max_stop_string_bytes = o.max_stop_string_bytes;
+  serving.limits.default_kv_policy = *kv_policy;
+  serving.limits.default_compression_ratio = o.compression_ratio;
   service.SetModel(serving);  // the engine published initial stats to the metrics
   health.SetStatus(kServiceName, true);
-  spdlog::info("serving {} on {} backend ({}): {} layers, DMS {}, KV pool {} blocks x {} tokens, tokenizer {}",
+  spdlog::info("serving {} on {} backend ({}): {} layers, DMS {}, KV policy {}{}, KV pool {} blocks x {} tokens, "
+               "tokenizer {}",
                LogEscape(o.model, 512), info.name, info.device, config->num_layers,
-               config->dms.enabled ? "on" : "off", info.kv_num_blocks, info.kv_block_size,
-               model->tokenizer ? "yes" : "no (token ids only)");
+               config->dms.enabled ? (info.dms_eviction ? "on" : "ignored (dense cache)") : "off", o.kv_policy,
+               IsTrainingFree(*kv_policy) ? " at ratio " + std::to_string(o.compression_ratio) : std::string(),
+               info.kv_num_blocks, info.kv_block_size, model->tokenizer ? "yes" : "no (token ids only)");
   WriteReadyFile(o.ready_file, grpc_port, (*metrics)->port());
 
   // Wait for SIGTERM / SIGINT (blocked in every thread; taken here).

@@ -26,7 +26,13 @@ void AddServerFlags(CLI::App& app, ServerOptions* o) {
   app.add_option("--kv-memory", o->kv_memory, "KV pool: bytes (2GiB, 512MiB) or a fraction of free memory (0.9)")
       ->capture_default_str();
   app.add_option("--kv-block-size", o->kv_block_size, "Token slots per KV block")->capture_default_str();
-  app.add_option("--kv-policy", o->kv_policy, "auto | dense (dense ignores DMS decisions, for A/B runs)")
+  app.add_option("--kv-policy", o->kv_policy,
+                 "Default KV policy: auto | dense | knorm | snapkv | streaming | expected-attention "
+                 "(all but auto ignore DMS decisions: a dense cache, pruned after prefill by the "
+                 "training-free ones; docs/kv-policies.md)")
+      ->capture_default_str();
+  app.add_option("--compression-ratio", o->compression_ratio,
+                 "Default share of each KV head's prompt entries the training-free policies remove, in [0, 1)")
       ->capture_default_str();
   app.add_option("--precision", o->precision, "CUDA numerics: bf16 | f32 (fp32 KV cache, split GEMM inputs)")
       ->capture_default_str();

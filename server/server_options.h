@@ -23,8 +23,12 @@ struct ServerOptions {
   uint32_t default_max_tokens = 256;
   std::string kv_memory = "1GiB";        // bytes ("2GiB", "512MiB") or a fraction of free memory ("0.9")
   int kv_block_size = 16;
+  // auto (DMS when the checkpoint has it) | dense | knorm | snapkv | streaming |
+  // expected-attention: the default of requests that leave kv_policy unset
+  // (anything but auto also ignores a DMS checkpoint's decisions).
   std::string kv_policy = "auto";
-  std::string precision = "bf16";        // CUDA: bf16 (serving) | f32 (exact DMS decisions, 2x cost)        // auto (DMS when the checkpoint has it) | dense
+  double compression_ratio = 0.5;        // default for the training-free policies
+  std::string precision = "bf16";        // CUDA: bf16 (serving) | f32 (exact DMS decisions, 2x cost)
   double session_ttl_s = 300;            // idle session caches live this long
   double session_pool_fraction = 0.5;    // at most this share of the KV pool
   std::string latency_buckets;           // seconds, comma-separated

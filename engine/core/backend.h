@@ -22,6 +22,7 @@
 
 #include "engine/kv/dms_kv_cache.h"
 #include "engine/model/model_config.h"
+#include "engine/policies/kv_policy.h"
 #include "engine/util/status.h"
 
 namespace dms {
@@ -42,6 +43,11 @@ struct BackendInfo {
   int64_t weights_bytes = 0;
   int64_t kv_pool_bytes = 0;   // blocks plus page tables and rings
   int64_t workspace_bytes = 0; // activations and scratch for the largest step
+  // KV policies: whether the cache evicts by the checkpoint's DMS decisions
+  // (then training-free policies are refused), and whether the backend
+  // implements SetKvCapture / ScoreKvLayer / CompactKv.
+  bool dms_eviction = false;
+  bool kv_policies = false;
 };
 
 // Device memory as the backend sees it (GPU memory on CUDA).
@@ -81,6 +87,32 @@ class Backend {
   virtual KvPoolStats PoolStats() const = 0;
   // Cheap, no synchronisation with running work; the engine polls it now and then.
   virtual DeviceMemoryInfo DeviceMemory() const { return {}; }
+
+  // ---- Training-free KV policies (engine/policies, docs/kv-policies.md).
+  // The engine drives them: SetKvCapture before a sequence's first Forward,
+  // then, once its prompt is in the cache, per layer ScoreKvLayer, the shared
+  // selection SelectKeptSlots, and CompactKv; finally SetKvCapture({}).
+  // Only a dense cache (no DMS eviction) can be compacted. The defaults
+  // answer UNIMPLEMENTED (BackendInfo::kv_policies is false).
+
+  // Records, in later Forwards of `seq`, what the policy's scores need (the
+  // last queries, query statistics); an empty spec stops and frees it.
+  virtual Status SetKvCapture(SeqId seq, const KvCaptureSpec& spec) {
+    return UnimplementedError(info().name + " backend: KV policies are not implemented");
+  }
+  // Scores every cached entry of `layer` of `seq` for `spec` (kv_scores.h),
+  // one KvHeadScores per KV head, entries in slot order with their positions.
+  // FAILED_PRECONDITION when the capture the policy needs was not set.
+  virtual Status ScoreKvLayer(SeqId seq, int layer, const KvPolicySpec& spec,
+                              std::vector<KvHeadScores>* out) {
+    return UnimplementedError(info().name + " backend: KV policies are not implemented");
+  }
+  // Keeps only `kept_slots[h]` (ascending slot indices) of every KV head of
+  // `layer`, compacted to slots [0, kept) in the same order; frees the blocks
+  // no longer needed. INVALID_ARGUMENT for bad slot lists (nothing changed).
+  virtual Status CompactKv(SeqId seq, int layer, std::span<const std::vector<int32_t>> kept_slots) {
+    return UnimplementedError(info().name + " backend: KV policies are not implemented");
+  }
 };
 
 }  // namespace dms

@@ -81,12 +81,17 @@ BackendInfo CpuBackend::info() const {
     for (const auto& [name, t] : f->tensors()) i.weights_bytes += static_cast<int64_t>(t.nbytes);
   }
   i.kv_pool_bytes = static_cast<int64_t>(i.kv_num_blocks) * i.kv_bytes_per_block;
+  i.dms_eviction = window_ != kDenseWindow;
+  i.kv_policies = true;
   return i;
 }
 
 StatusOr<SeqId> CpuBackend::CreateSequence() { return cache_->AddSequence(); }
 
-void CpuBackend::ReleaseSequence(SeqId seq) { cache_->FreeSequence(seq); }
+void CpuBackend::ReleaseSequence(SeqId seq) {
+  captures_.erase(seq);
+  cache_->FreeSequence(seq);
+}
 
 int CpuBackend::KvBlocksNeeded(SeqId seq, int num_new_tokens) const {
   return cache_->BlocksNeeded(seq, num_new_tokens);
@@ -210,12 +215,14 @@ void CpuBackend::RunLayer(int layer, std::span<const ForwardChunk> batch) {
   if (!dms.enabled || dms.disable_eviction || window_ == kDenseWindow) {
     std::fill(s_.decisions.begin(), s_.decisions.end(), 0);
   }
+  if (!captures_.empty()) CaptureQueryStats(layer, batch);
   ApplyRope(pool_, s_.q.data(), N, hq, hd, s_.positions.data(), inv_freq_);
   ApplyRope(pool_, s_.k.data(), N, hkv, hd, s_.positions.data(), inv_freq_);
   if (neuron) {
     for (int64_t t = 0; t < N; ++t)
       for (int h = 0; h < hkv; ++h) s_.q[(t * hq + h * g) * hd + hd - 1] = 0.0f;
   }
+  if (!captures_.empty()) CaptureLastQueries(layer, batch);
 
   // Attention per chunk over its cache (before this step) and its own keys.
   s_.attn.resize(N * hq * hd);

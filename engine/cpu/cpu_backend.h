@@ -7,9 +7,11 @@
 #pragma once
 
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/core/backend.h"
+#include "engine/cpu/query_capture.h"
 #include "engine/cpu/thread_pool.h"
 #include "engine/kv/dms_kv_cache.h"
 #include "engine/model/checkpoint.h"
@@ -38,6 +40,11 @@ class CpuBackend : public Backend {
   Status Forward(std::span<const ForwardChunk> batch, std::vector<float>* logits) override;
   SequenceKvStats SequenceStats(SeqId seq) const override;
   KvPoolStats PoolStats() const override;
+  // Training-free KV policies (cpu_kv_policy.cc).
+  Status SetKvCapture(SeqId seq, const KvCaptureSpec& spec) override;
+  Status ScoreKvLayer(SeqId seq, int layer, const KvPolicySpec& spec,
+                      std::vector<KvHeadScores>* out) override;
+  Status CompactKv(SeqId seq, int layer, std::span<const std::vector<int32_t>> kept_slots) override;
 
  private:
   struct LayerParams;  // fp32 copies of the small per-layer vectors
@@ -45,6 +52,10 @@ class CpuBackend : public Backend {
   CpuBackend(std::shared_ptr<const Checkpoint> checkpoint, const CpuBackendOptions& options);
   Status Validate(std::span<const ForwardChunk> batch) const;
   void RunLayer(int layer, std::span<const ForwardChunk> batch);
+  // Called by RunLayer for sequences with a capture: statistics of the
+  // pre-RoPE queries, and the last queries after RoPE (s_.q, rows in batch order).
+  void CaptureQueryStats(int layer, std::span<const ForwardChunk> batch);
+  void CaptureLastQueries(int layer, std::span<const ForwardChunk> batch);
 
   std::shared_ptr<const Checkpoint> checkpoint_;
   CpuBackendOptions options_;
@@ -54,6 +65,7 @@ class CpuBackend : public Backend {
   std::vector<LayerParams> layers_;
   std::vector<float> final_norm_;
   std::vector<double> inv_freq_;
+  std::unordered_map<SeqId, std::unique_ptr<CpuQueryCapture>> captures_;  // SetKvCapture
 
   // Step scratch, sized to the largest step seen (grows, never shrinks).
   struct Scratch {

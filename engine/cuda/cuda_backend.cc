@@ -170,6 +170,7 @@ BackendInfo CudaBackend::info() const {
   i.weights_bytes = static_cast<int64_t>(plan_.weights);
   i.kv_pool_bytes = static_cast<int64_t>(plan_.kv_cache);
   i.workspace_bytes = static_cast<int64_t>(plan_.workspace + plan_.cublas);
+  i.dms_eviction = window_ != kDenseWindow;  // training-free KV policies: not yet (kv_policies false)
   return i;
 }
 

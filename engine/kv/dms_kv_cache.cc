@@ -154,6 +154,44 @@ HeadCacheView DmsKvCache::View(SeqId seq, int layer, int head) const {
   return view;
 }
 
+Status DmsKvCache::Compact(SeqId seq, int layer, int head, std::span<const int32_t> kept_slots) {
+  if (!HasSequence(seq)) return InvalidArgumentError("unknown sequence id " + std::to_string(seq));
+  if (layer < 0 || layer >= config_.num_layers || head < 0 || head >= config_.num_kv_heads) {
+    return InvalidArgumentError("KV compaction: no layer " + std::to_string(layer) + " head " +
+                                std::to_string(head));
+  }
+  if (config_.window != kDenseWindow) {
+    return FailedPreconditionError("KV compaction needs a dense cache; this one evicts by DMS decisions");
+  }
+  HeadState& h = Head(seq, layer, head);
+  for (size_t i = 0; i < kept_slots.size(); ++i) {
+    const int32_t s = kept_slots[i];
+    if (s < 0 || s >= h.length || (i > 0 && s <= kept_slots[i - 1])) {
+      return InvalidArgumentError("KV compaction of layer " + std::to_string(layer) + " head " +
+                                  std::to_string(head) + ": kept slots must ascend within [0, " +
+                                  std::to_string(h.length) + "), got " + std::to_string(s) +
+                                  " at index " + std::to_string(i));
+    }
+  }
+  const int bs = config_.block_size;
+  // kept_slots[i] >= i, so moving forward never overwrites a slot still to be read.
+  for (size_t i = 0; i < kept_slots.size(); ++i) {
+    const int from = kept_slots[i], to = static_cast<int>(i);
+    if (from == to) continue;
+    const int32_t fb = h.blocks[from / bs], tb = h.blocks[to / bs];
+    std::memcpy(pool_.k(tb, to % bs), pool_.k(fb, from % bs), sizeof(float) * config_.head_dim);
+    std::memcpy(pool_.v(tb, to % bs), pool_.v(fb, from % bs), sizeof(float) * config_.head_dim);
+    pool_.pos(tb, to % bs) = pool_.pos(fb, from % bs);
+  }
+  h.length = static_cast<int>(kept_slots.size());
+  const size_t keep_blocks = (h.length + bs - 1) / bs;
+  while (h.blocks.size() > keep_blocks) {
+    pool_.Free(h.blocks.back());
+    h.blocks.pop_back();
+  }
+  return OkStatus();
+}
+
 int DmsKvCache::LogicalTokens(SeqId seq) const {
   if (!HasSequence(seq) || seqs_[seq]->heads.empty()) return 0;
   return seqs_[seq]->heads.back().num_tokens;  // the last layer is appended last

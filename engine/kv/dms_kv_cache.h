@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "engine/kv/kv_block_pool.h"
@@ -113,6 +114,13 @@ class DmsKvCache {
   Status Append(SeqId seq, int layer, int head, const float* k, const float* v, bool decision);
 
   HeadCacheView View(SeqId seq, int layer, int head) const;
+
+  // Training-free KV policies: keeps only `kept_slots` (strictly ascending,
+  // each < length) of one head, moved to slots [0, kept) in the same order,
+  // and frees the blocks no longer needed. Later appends go after them.
+  // FAILED_PRECONDITION on an evicting (DMS) cache, whose window ring would
+  // lose track; INVALID_ARGUMENT for a bad list (nothing changed).
+  Status Compact(SeqId seq, int layer, int head, std::span<const int32_t> kept_slots);
 
   SequenceKvStats SequenceStats(SeqId seq) const;
   KvPoolStats PoolStats() const;

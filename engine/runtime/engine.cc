@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <random>
 
+#include "engine/runtime/kv_policy_runner.h"
+
 namespace dms {
 
 const char* FinishReasonName(FinishReason r) {
@@ -31,6 +33,10 @@ Engine::Engine(std::unique_ptr<Backend> backend, std::shared_ptr<const Tokenizer
       scheduler_(backend_.get(), options.scheduler) {
   max_model_len_ = options.max_model_len > 0 ? options.max_model_len
                                              : backend_->config().max_position_embeddings;
+  const BackendInfo info = backend_->info();
+  backend_dms_eviction_ = info.dms_eviction;
+  backend_kv_policies_ = info.kv_policies;
+  backend_name_ = info.name;
   scheduler_.SetReclaimer([this] { return EvictOneSession(); });
   PublishStats(0, 0, 0);  // before the thread starts: stats are valid from the start
   thread_ = std::thread([this] { Loop(); });
@@ -83,11 +89,38 @@ Status Engine::Submit(GenerationRequest request, std::shared_ptr<RequestSink> si
     request.detokenize = false;
   }
   if (!sink) return InvalidArgumentError("no sink");
+  DMS_RETURN_IF_ERROR(ValidateCompressionRatio(request.compression_ratio, "compression_ratio"));
+  if (request.protect_tokens < 0) {
+    return InvalidArgumentError("protect_tokens must be >= 0, got " + std::to_string(request.protect_tokens));
+  }
+  const std::string policy = KvPolicyName(request.kv_policy);
+  if (IsTrainingFree(request.kv_policy)) {
+    if (backend_dms_eviction_) {
+      return InvalidArgumentError("kv_policy '" + policy +
+                                  "' needs a dense cache, but this server evicts by the checkpoint's DMS "
+                                  "decisions (start it with --kv-policy dense to compare training-free "
+                                  "policies on this checkpoint)");
+    }
+    if (!backend_kv_policies_) {
+      return FailedPreconditionError("kv_policy '" + policy + "': the " + backend_name_ +
+                                     " backend does not implement training-free KV policies yet");
+    }
+    if (!request.session_id.empty()) {
+      return InvalidArgumentError("session_id cannot be combined with kv_policy '" + policy +
+                                  "': a pruned cache depends on where the turns were cut; send the "
+                                  "whole conversation without session_id");
+    }
+  } else if (request.kv_policy == KvPolicyKind::kDense && backend_dms_eviction_) {
+    return InvalidArgumentError(
+        "kv_policy 'dense': this server evicts by the checkpoint's DMS decisions; a dense cache is "
+        "chosen when the server starts (--kv-policy dense)");
+  }
 
   auto seq = std::make_unique<Sequence>();
   seq->arrived_at = Clock::now();
   seq->tokens = request.prompt_tokens;
   seq->num_prompt = static_cast<int>(request.prompt_tokens.size());
+  seq->kv_policy_pending = IsTrainingFree(request.kv_policy);
   const uint64_t seed = request.sampling.seed ? *request.sampling.seed : std::random_device{}();
   seq->sampler = std::make_unique<Sampler>(request.sampling, seed, cfg.vocab_size);
   seq->sampler->AddPromptTokens(request.prompt_tokens);
@@ -192,6 +225,22 @@ void Engine::Step() {
     PublishStats(0, 0, 0);
     return;
   }
+  // A sequence starting (or restarting) its prefill under a training-free
+  // policy records what the policy's scores need.
+  for (auto it = plan.begin(); it != plan.end();) {
+    Status st = StartKvCapture(it->seq);
+    if (st.ok()) {
+      ++it;
+      continue;
+    }
+    Sequence* failed = it->seq;
+    it = plan.erase(it);
+    Finish(failed, FinishReason::kError, st);
+  }
+  if (plan.empty()) {
+    PublishStats(0, 0, 0);
+    return;
+  }
   const Clock::time_point start = Clock::now();
   chunks_.clear();
   int step_tokens = 0;
@@ -211,21 +260,35 @@ void Engine::Step() {
     PublishStats(0, 0, 0);
     return;
   }
+  std::vector<std::pair<Sequence*, Status>> failed;
+  std::unordered_set<const Sequence*> skip;
   for (const PlannedChunk& p : plan) {
     if (!p.seq->decoding()) prompt_tokens_ += p.num_tokens;  // prefill (or recompute)
     p.seq->num_cached += p.num_tokens;
+    // The prompt is in the cache: prune it before anything else is appended.
+    Status policy = RunPendingKvPolicy(p.seq);
+    if (!policy.ok()) {
+      failed.emplace_back(p.seq, policy);
+      skip.insert(p.seq);
+    }
   }
   ++steps_;
-  ProcessLogits(plan, logits_);
+  ProcessLogits(plan, logits_, skip);
+  for (auto& [seq, error] : failed) Finish(seq, FinishReason::kError, error);
   PublishStats(Ms(start, Clock::now()), step_tokens, static_cast<int>(plan.size()));
 }
 
-void Engine::ProcessLogits(const std::vector<PlannedChunk>& plan, const std::vector<float>& logits) {
+void Engine::ProcessLogits(const std::vector<PlannedChunk>& plan, const std::vector<float>& logits,
+                           const std::unordered_set<const Sequence*>& skip) {
   const int vocab = backend_->config().vocab_size;
   int row = 0;
   for (const PlannedChunk& p : plan) {
     if (!p.wants_logits) continue;
     Sequence* s = p.seq;
+    if (skip.count(s)) {
+      ++row;
+      continue;
+    }
     const GenerationRequest& req = s->request;
     SampledToken tok = s->sampler->Sample(
         std::span<const float>(logits.data() + static_cast<size_t>(row++) * vocab, vocab));
@@ -344,6 +407,20 @@ void Engine::PublishStats(double step_ms, int step_tokens, int step_seqs) {
     stats_ = st;
   }
   if (observer_) observer_->OnStep(st);
+}
+
+// ---- Training-free KV policies (docs/kv-policies.md).
+
+Status Engine::StartKvCapture(Sequence* seq) {
+  if (!seq->kv_policy_pending || seq->num_cached != 0) return OkStatus();
+  return backend_->SetKvCapture(seq->kv, KvCaptureFor(seq->request.kv_policy, KvPolicyParams{}));
+}
+
+Status Engine::RunPendingKvPolicy(Sequence* seq) {
+  if (!seq->kv_policy_pending || seq->num_cached != seq->num_prompt) return OkStatus();
+  seq->kv_policy_pending = false;
+  Status st = ApplyKvPolicy(*backend_, seq->kv, MakeKvPolicySpec(seq->request, seq->num_prompt));
+  return st.ok() ? st : st.WithContext("kv_policy '" + std::string(KvPolicyName(seq->request.kv_policy)) + "'");
 }
 
 // ---- Sessions: a finished turn's compressed cache, kept for the next turn.

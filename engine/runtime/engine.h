@@ -24,6 +24,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "engine/core/backend.h"
@@ -110,7 +111,14 @@ class Engine {
   void Finish(Sequence* seq, FinishReason reason, Status error = OkStatus(),
               std::string stop_matched = "");
   void HandleCancelsAndDeadlines(const std::vector<std::string>& cancelled);
-  void ProcessLogits(const std::vector<PlannedChunk>& plan, const std::vector<float>& logits);
+  // Samples for the planned chunks that asked for logits, except `skip`
+  // (failed this step; their rows are passed over).
+  void ProcessLogits(const std::vector<PlannedChunk>& plan, const std::vector<float>& logits,
+                     const std::unordered_set<const Sequence*>& skip);
+  // Training-free KV policies: the capture before a sequence's first chunk,
+  // the pruning once its prompt is in the cache. Errors fail that request.
+  Status StartKvCapture(Sequence* seq);
+  Status RunPendingKvPolicy(Sequence* seq);
   void PublishStats(double step_ms, int step_tokens, int step_seqs);
   // Sessions (engine thread).
   void AttachSession(Sequence* seq);
@@ -124,6 +132,9 @@ class Engine {
   EngineOptions options_;
   EngineObserver* observer_;
   int max_model_len_ = 0;
+  bool backend_dms_eviction_ = false;  // BackendInfo, read once
+  bool backend_kv_policies_ = false;
+  std::string backend_name_;
   Scheduler scheduler_;
 
   mutable std::mutex mu_;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/core/sampling_params.h"
+#include "engine/policies/kv_policy.h"
 #include "engine/util/status.h"
 
 namespace dms {
@@ -33,6 +34,13 @@ struct GenerationRequest {
   // with the same id whose prompt starts with this turn's tokens prefills
   // only what is new. Empty: no session.
   std::string session_id;
+  // KV policy (docs/kv-policies.md). A training-free one prunes the prompt's
+  // cache right after its prefill to max(1, floor(n * (1 - compression_ratio)))
+  // entries per layer and KV head, never touching the last protect_tokens
+  // prompt tokens. kAuto: the server's native cache (DMS or dense).
+  KvPolicyKind kv_policy = KvPolicyKind::kAuto;
+  double compression_ratio = 0.5;
+  int protect_tokens = 64;
 };
 
 enum class FinishReason { kStop, kLength, kStopString, kCancelled, kError };

@@ -61,6 +61,7 @@ void Scheduler::Preempt(SeqList::iterator it) {
   backend_->ReleaseSequence(seq->kv);
   seq->kv = -1;
   seq->num_cached = 0;  // recomputed from its tokens (prompt + generated so far)
+  seq->kv_policy_pending = IsTrainingFree(seq->request.kv_policy);  // and pruned again
   ++seq->preemptions;
   ++num_preemptions_;
   Add(std::move(seq));
@@ -102,13 +103,13 @@ std::vector<PlannedChunk> Scheduler::Schedule() {
         ++it;
         continue;
       }
-      int n = FitChunk(s, std::min(s.pending(), budget), free_blocks);
+      int n = FitChunk(s, std::min(s.chunk_limit(), budget), free_blocks);
       // Make room by preempting the least urgent unplanned running sequences.
       while (n == 0) {
         // Idle session caches go before running work does.
         if (reclaim_ && reclaim_()) {
           free_blocks = backend_->PoolStats().blocks_free;
-          n = FitChunk(s, std::min(s.pending(), budget), free_blocks);
+          n = FitChunk(s, std::min(s.chunk_limit(), budget), free_blocks);
           continue;
         }
         auto victim = std::prev(running_.end());
@@ -116,7 +117,7 @@ std::vector<PlannedChunk> Scheduler::Schedule() {
         if (victim == it) break;
         Preempt(victim);
         free_blocks = backend_->PoolStats().blocks_free;
-        n = FitChunk(s, std::min(s.pending(), budget), free_blocks);
+        n = FitChunk(s, std::min(s.chunk_limit(), budget), free_blocks);
       }
       if (n == 0) {
         // Not even one token fits with everyone else gone: give up the slot.
@@ -153,14 +154,14 @@ std::vector<PlannedChunk> Scheduler::Schedule() {
     // Idle session caches are reclaimed first.
     auto fits = [&] {
       return (alone || ProjectedPromptBlocks(s.pending()) <= free_blocks - watermark) &&
-             FitChunk(s, std::min(s.pending(), budget), free_blocks - keep_free) > 0;
+             FitChunk(s, std::min(s.chunk_limit(), budget), free_blocks - keep_free) > 0;
     };
     while (!fits() && reclaim_ && reclaim_()) free_blocks = backend_->PoolStats().blocks_free;
     if (!alone && ProjectedPromptBlocks(s.pending()) > free_blocks - watermark) {
       // Wait for blocks; a session cache it holds stays with it.
       break;
     }
-    const int n = FitChunk(s, std::min(s.pending(), budget), free_blocks - keep_free);
+    const int n = FitChunk(s, std::min(s.chunk_limit(), budget), free_blocks - keep_free);
     if (n == 0) {
       backend_->ReleaseSequence(s.kv);
       s.kv = -1;

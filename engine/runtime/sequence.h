@@ -28,6 +28,10 @@ struct Sequence {
   int num_generated = 0;
   int num_reused = 0;           // prompt tokens taken from a session cache
   int preemptions = 0;
+  // A training-free KV policy still to run: it runs when the cache holds
+  // exactly the prompt, so chunks stop at the prompt's end until then (also
+  // when a preempted sequence is recomputed).
+  bool kv_policy_pending = false;
 
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<TextOutput> text;  // null when not detokenizing
@@ -36,6 +40,10 @@ struct Sequence {
   bool scheduled_once = false;
 
   int pending() const { return static_cast<int>(tokens.size()) - num_cached; }
+  // Most tokens the next chunk may take.
+  int chunk_limit() const {
+    return kv_policy_pending && num_cached < num_prompt ? num_prompt - num_cached : pending();
+  }
   bool decoding() const { return num_generated > 0 && pending() == 1; }
 };
 

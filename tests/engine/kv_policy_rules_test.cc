@@ -12,6 +12,7 @@
 #include "engine/policies/kv_policy.h"
 #include "engine/runtime/chat_protect.h"
 #include "engine/runtime/kv_policy_runner.h"
+#include "engine/runtime/scheduler.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "tests/test_util.h"
 
@@ -198,6 +199,40 @@ TEST(KvPolicyRules, BackendRefusals) {
             "KV policy: the sequence holds 20 tokens, the policy was planned for 21");
   ASSERT_TRUE(ApplyKvPolicy(*plain, seq, Spec(KvPolicyKind::kKnorm, 0.5, 20, 20)).ok());
   EXPECT_EQ(plain->SequenceStats(seq).retained[1][1], 10);
+}
+
+// A sequence whose policy is still to run gets chunks that stop at its
+// prompt's end, also when it is recomputed with generated tokens after a
+// preemption; the engine then prunes before anything else is appended.
+TEST(KvPolicyRules, SchedulerCutsChunksAtThePromptWhileAPolicyIsPending) {
+  auto backend = MakeBackend("qwen3-plain", false);
+  SchedulerOptions opts;
+  opts.max_batch_tokens = 2048;
+  Scheduler sched(backend.get(), opts);
+  auto seq = std::make_unique<Sequence>();
+  seq->request.kv_policy = KvPolicyKind::kKnorm;
+  seq->tokens.resize(23);
+  std::iota(seq->tokens.begin(), seq->tokens.end(), 1);
+  seq->num_prompt = 20;
+  seq->num_generated = 3;  // a recompute: prompt + 3 generated tokens
+  seq->kv_policy_pending = true;
+  Sequence* s = seq.get();
+  sched.Add(std::move(seq));
+  std::vector<PlannedChunk> plan = sched.Schedule();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].num_tokens, 20);
+  EXPECT_FALSE(plan[0].wants_logits);
+  s->num_cached = 20;
+  s->kv_policy_pending = false;  // the engine ran the policy
+  plan = sched.Schedule();
+  ASSERT_EQ(plan.size(), 1u);
+  EXPECT_EQ(plan[0].num_tokens, 3);
+  EXPECT_TRUE(plan[0].wants_logits);
+  // Without a pending policy nothing is cut.
+  s->num_cached = 0;
+  plan = sched.Schedule();
+  EXPECT_EQ(plan[0].num_tokens, 23);
+  sched.Remove(s);
 }
 
 // A backend that implements none of the KV-policy methods (as CUDA, for now).

@@ -50,6 +50,24 @@ size_t SessionIdBytes(const google::protobuf::Message& req) {
   return f == nullptr ? 0 : req.GetReflection()->GetString(req, f).size();
 }
 
+// kv_policy / compression_ratio (fields 12-13 of newer protos), by reflection
+// too: whether the contract accepts them (the presets default to "auto").
+bool KvPolicyAcceptable(const google::protobuf::Message& req) {
+  const auto* d = req.GetDescriptor();
+  const auto* r = req.GetReflection();
+  const google::protobuf::FieldDescriptor* policy = d->FindFieldByName("kv_policy");
+  const google::protobuf::FieldDescriptor* ratio = d->FindFieldByName("compression_ratio");
+  if (policy == nullptr || ratio == nullptr) return true;
+  const std::string name = r->GetString(req, policy);
+  const bool known = name.empty() || name == "auto" || name == "dense" || name == "knorm" || name == "snapkv" ||
+                     name == "streaming" || name == "expected-attention";
+  if (!known) return false;
+  if (!r->HasField(req, ratio)) return true;
+  const double v = r->GetDouble(req, ratio);
+  const bool prunes = name == "knorm" || name == "snapkv" || name == "streaming" || name == "expected-attention";
+  return v >= 0.0 && v < 1.0 && prunes;
+}
+
 // The prompt ids the request stands for, or why it has none.
 struct Prompt {
   std::vector<int32_t> ids;
@@ -92,6 +110,7 @@ bool ExpectAccept(const Proto& req, const Prompt& prompt, const Tokenizer* tok, 
   }
   if (SessionIdBytes(req) > 256) return false;
   if (req.stop_size() > 0 && tok == nullptr) return false;
+  if (!KvPolicyAcceptable(req)) return false;
   return true;
 }
 
@@ -130,7 +149,8 @@ void CheckRefused(const Status& st, const Tokenizer* tok) {
   FUZZ_CHECK(st.code() == StatusCode::kInvalidArgument ||
                  (st.code() == StatusCode::kFailedPrecondition && tok == nullptr),
              std::string(StatusCodeName(st.code())) + ": " + Printable(st.message()));
-  CheckErrorAnyPrefix(st, {"prompt", "messages", "max_tokens ", "stop", "sampling.", "logprobs ", "session_id "});
+  CheckErrorAnyPrefix(st, {"prompt", "messages", "max_tokens ", "stop", "sampling.", "logprobs ", "session_id ",
+                           "kv_policy: ", "compression_ratio "});
 }
 
 template <typename Proto>

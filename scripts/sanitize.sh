@@ -16,8 +16,10 @@ case "$kind" in
 esac
 build="$root/build-$kind"
 jobs="${JOBS:-$(nproc)}"
-cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDMS_CUDA=OFF \
-  -DDMS_SANITIZE="$flags" >/dev/null
+# -O1 without debug info: sanitizer builds compile ~2x faster than -O3 and
+# still run the suite quickly (symbolized stacks come from -fno-omit-frame-pointer).
+cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O1" \
+  -DCMAKE_C_FLAGS_SANITIZE="-O1" -DDMS_CUDA=OFF -DDMS_SANITIZE="$flags" >/dev/null
 cmake --build "$build" -j "$jobs"
 supp="$root/tests/sanitizers"
 export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=1"

@@ -46,7 +46,25 @@ struct AttentionParams {
   // SIMT kernel with num_splits > 1: the merge also writes out as GEMM
   // input (saves a conversion pass in decode). Null hi: not written.
   GemmInput out_gin;
+  // Tensor-core kernel, optional (both or neither; ignored for a dense
+  // window): the chunk's unmarked keys from LaunchDmsKeptKeys. A tile then
+  // reads the chunk keys older than all its queries' windows from this list
+  // instead of walking them all (the marked ones are invisible to it).
+  const int32_t* kept_index = nullptr;  // [N, Hkv]
+  const int32_t* kept_count = nullptr;  // [N, Hkv]
 };
+
+// The unmarked keys of each chunk per KV head, for the sparse walk of the
+// tensor-core kernel. Chunk key jj (row r = row_base + jj) is marked iff
+// jj + 1 < n and decisions[r + 1][h] != 0 (the mark comes from the next
+// token; the last key of a chunk counts as unmarked). Writes
+//   kept_count[r][h] = unmarked keys among chunk keys [0, jj]   (inclusive)
+//   kept_index[row_base + k][h] = jj of the k-th unmarked key (k < count)
+// Rows past a chunk's count in kept_index are left as they are.
+// grid: (num_chunks, Hkv). An index computation: bit-exact by construction.
+cudaError_t LaunchDmsKeptKeys(const StepChunk* chunks, int num_chunks, int num_kv_heads,
+                              const uint8_t* decisions,  // [N, Hkv]
+                              int32_t* kept_index, int32_t* kept_count, cudaStream_t stream);
 
 // SIMT fp32 kernel (attention.cu): any cache dtype, split-K for decode.
 // head_dim in {16, 32, 64, 128}; Hq / Hkv at most kAttnMaxRows.
@@ -56,7 +74,9 @@ cudaError_t LaunchDmsAttention(const AttentionParams& p, cudaStream_t stream);
 // mma.sync m16n8k16 bf16 with fp32 accumulation and online softmax; a block
 // takes kAttnMmaRows query rows (kAttnMmaRows / g tokens x the g heads of a
 // KV group) and walks the keys in tiles of 64, skipping tiles that no query
-// of the block can see. q is rounded to bf16, and so are the softmax weights
+// of the block can see; with kept_index/kept_count set, the chunk keys older
+// than every query's window are read from the list of unmarked keys (the
+// others are invisible: sparse, and still exact). q is rounded to bf16, and so are the softmax weights
 // before P.V. bf16 cache only; head_dim 64 or 128; num_splits must be 1;
 // tiles hold at most kAttnMmaRows / g tokens.
 bool DmsAttentionMmaSupported(KvDType dtype, int head_dim, int group);

@@ -1,5 +1,7 @@
 // DMS prefill attention on tensor cores (attention.h): FlashAttention-2
-// style, with the DMS visibility rule applied per (query, key) element.
+// style, with the DMS visibility rule applied per (query, key) element, and
+// sparse: chunk keys older than every query's window are read from the list
+// of unmarked keys (LaunchDmsKeptKeys), so marked ones cost nothing.
 //
 // Block: 4 warps, kAttnMmaRows = 64 query rows = tq tokens x g heads of one
 // KV group (row r: head r / tq, token r % tq), so one pass over K/V serves
@@ -7,7 +9,8 @@
 // registers. Keys are walked in tiles of kBN = 64: the head's cached slots
 // [0, len) through the page table, then the chunk's own keys. Per tile:
 //   meta  threads 0..63 each resolve one key (position, DMS mark, source
-//         rows); block votes say whether any query of the block sees a key
+//         rows; key kk: cached slot kk < len, then the gathered unmarked
+//         old chunk keys, then the chunk keys from the window's start on); block votes say whether any query of the block sees a key
 //         of the tile (else the tile is skipped: exact, it would add
 //         exp(-inf) = 0), whether each key is seen by all queries or by none
 //         (then the mask is a per-key bias: the common case of old keys,
@@ -111,7 +114,19 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DmsAttentionMmaKernel(At
   const int window = kv.window, ring = window + 1;
   const int t0 = c.start_pos;
   const int qa = t0 + tile.q_begin, qb = qa + tile.q_count - 1;  // the tile's first/last position
-  const int num_keys = len + tile.q_begin + tile.q_count;
+  // Chunk keys: with the kept list, those older than every query's window
+  // (jj < cut) come from it (only unmarked ones; the marked ones no query of
+  // the tile sees), then [dense_begin, q_end) are walked one by one.
+  const int q_end = tile.q_begin + tile.q_count;
+  int gathered = 0, dense_begin = 0;
+  if (p.kept_index != nullptr && window >= 0) {
+    const int cut = tile.q_begin - window;
+    if (cut > 0) {
+      gathered = p.kept_count[(static_cast<int64_t>(c.row_base) + cut - 1) * hkv + h];
+      dense_begin = cut;
+    }
+  }
+  const int num_keys = len + gathered + (q_end - dense_begin);
   const int num_key_tiles = (num_keys + kBN - 1) / kBN;
   const int32_t* table = kv.page_table + head * kv.max_blocks_per_head;
   const bf16* pool = static_cast<const bf16*>(kv.pool);
@@ -173,7 +188,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DmsAttentionMmaKernel(At
                                : kv.ring_evict[head * ring + pos % ring];
         }
       } else if (kk < num_keys) {
-        const int jj = kk - len;
+        const int gk = kk - len;
+        const int jj = gk < gathered
+                           ? p.kept_index[(static_cast<int64_t>(c.row_base) + gk) * hkv + h]
+                           : dense_begin + (gk - gathered);
         pos = t0 + jj;
         const int64_t r = static_cast<int64_t>(c.row_base) + jj;
         kp = k_new + (r * hkv + h) * HD;

@@ -34,6 +34,7 @@ Status CudaBackend::Workspace::Allocate(const ModelConfig& cfg, int m, bool accu
   const size_t o_k = arena.Plan(M * hkv * hd * kvs), o_v = arena.Plan(M * hkv * hd * kvs);
   const size_t o_dec = arena.Plan(M * hkv), o_alpha = arena.Plan(M * hkv * 4);
   const size_t o_slot = arena.Plan(M * hkv * 4), o_write = arena.Plan(M * hkv * 4);
+  const size_t o_kidx = arena.Plan(M * hkv * 4), o_kcnt = arena.Plan(M * hkv * 4);
   const size_t o_po = arena.Plan(static_cast<size_t>(split_rows) * hq * hd * 4);
   const size_t o_pml = arena.Plan(static_cast<size_t>(split_rows) * hq * 2 * 4);
   const size_t o_logits = arena.Plan(static_cast<size_t>(logit_rows) * cfg.vocab_size * 4);
@@ -52,6 +53,8 @@ Status CudaBackend::Workspace::Allocate(const ModelConfig& cfg, int m, bool accu
   alpha = arena.At<float>(o_alpha);
   slot_scratch = arena.At<int32_t>(o_slot);
   write_slot = arena.At<int32_t>(o_write);
+  kept_index = arena.At<int32_t>(o_kidx);
+  kept_count = arena.At<int32_t>(o_kcnt);
   part_o = arena.At<float>(o_po);
   part_ml = arena.At<float>(o_pml);
   logits = arena.At<float>(o_logits);

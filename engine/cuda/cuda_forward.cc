@@ -119,6 +119,16 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
       a.tiles = meta_.d_tiles() + simt_tiles;
       a.num_tiles = mma_tiles;
       a.num_splits = 1;
+      if (window_ != kDenseWindow) {
+        // Sparse walk: each chunk's unmarked keys, so tiles skip the marked
+        // keys older than their window without reading them.
+        DMS_CUDA_RETURN_IF_ERROR(
+            cuda::LaunchDmsKeptKeys(meta_.d_chunks(), num_chunks, hkv, w.decisions, w.kept_index,
+                                    w.kept_count, stream_),
+            "DMS kept keys");
+        a.kept_index = w.kept_index;
+        a.kept_count = w.kept_count;
+      }
       DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchDmsAttentionMma(a, stream_), "DMS attention (MMA)");
     }
 

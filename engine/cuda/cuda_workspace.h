@@ -30,6 +30,8 @@ struct CudaBackend::Workspace {
   float* alpha = nullptr;         // [M, Hkv] projection-variant logits
   int32_t* slot_scratch = nullptr;  // [M, Hkv]
   int32_t* write_slot = nullptr;    // [M, Hkv]
+  int32_t* kept_index = nullptr;    // [M, Hkv] unmarked chunk keys (sparse prefill attention)
+  int32_t* kept_count = nullptr;    // [M, Hkv]
   float* part_o = nullptr;        // [split_rows, Hq, hd]
   float* part_ml = nullptr;       // [split_rows, Hq, 2]
   int split_rows = 0;             // token rows x splits the partial buffers hold

@@ -117,23 +117,37 @@ void BenchPrefillAttention(const std::vector<int>& lengths) {
     p.kv.max_blocks_per_head = 1;
     p.kv.dtype = cuda::KvDType::kBF16;
     p.out = d_out;
-    for (int blocks : {2, 3}) {
-      cuda::SetDmsAttentionMmaMinBlocks(blocks);
-      for (int window : {kWindow, -1}) {
-        p.kv.window = window;
-        cudaError_t err = cudaSuccess;
-        const double ms = MedianMs(7, [&] { err = cuda::LaunchDmsAttentionMma(p, nullptr); });
-        const cudaError_t sync = cudaDeviceSynchronize();
-        const double pairs = window < 0 ? dense : visible;
-        const double flop = pairs * kG * 4.0 * kHd;
-        std::printf("{\"kind\":\"attn\",\"tokens\":%d,\"mode\":\"%s\",\"min_blocks\":%d,\"ms\":%.3f,"
-                    "\"visible_share\":%.3f,\"tflops\":%.1f,\"error\":\"%s\"}\n",
-                    n, window < 0 ? "dense" : "dms", blocks, ms, pairs / dense, flop / (ms * 1e9),
-                    cudaGetErrorString(err != cudaSuccess ? err : sync));
-        std::fflush(stdout);
-      }
+    int32_t* d_kept_index = nullptr;
+    int32_t* d_kept_count = nullptr;
+    cudaMalloc(&d_kept_index, dec.size() * sizeof(int32_t));
+    cudaMalloc(&d_kept_count, dec.size() * sizeof(int32_t));
+    // Modes: "dms" is what the backend runs (kept list built, then the sparse
+    // walk; both timed), "dms_walk_all" the same kernel walking every chunk
+    // key (marked old keys masked, not skipped), "dense" the causal kernel.
+    struct Mode { const char* name; int window; bool sparse; };
+    for (const Mode mode : {Mode{"dms", kWindow, true}, Mode{"dms_walk_all", kWindow, false},
+                            Mode{"dense", -1, false}}) {
+      p.kv.window = mode.window;
+      p.kept_index = mode.sparse ? d_kept_index : nullptr;
+      p.kept_count = mode.sparse ? d_kept_count : nullptr;
+      cudaError_t err = cudaSuccess;
+      const double ms = MedianMs(7, [&] {
+        if (mode.sparse) {
+          err = cuda::LaunchDmsKeptKeys(d_chunk, 1, kHkv, d_dec, d_kept_index, d_kept_count, nullptr);
+        }
+        if (err == cudaSuccess) err = cuda::LaunchDmsAttentionMma(p, nullptr);
+      });
+      const cudaError_t sync = cudaDeviceSynchronize();
+      const double pairs = mode.window < 0 ? dense : visible;
+      const double flop = pairs * kG * 4.0 * kHd;
+      std::printf("{\"kind\":\"attn\",\"tokens\":%d,\"mode\":\"%s\",\"ms\":%.3f,"
+                  "\"visible_share\":%.3f,\"tflops\":%.1f,\"error\":\"%s\"}\n",
+                  n, mode.name, ms, pairs / dense, flop / (ms * 1e9),
+                  cudaGetErrorString(err != cudaSuccess ? err : sync));
+      std::fflush(stdout);
     }
-    cuda::SetDmsAttentionMmaMinBlocks(2);
+    cudaFree(d_kept_index);
+    cudaFree(d_kept_count);
     for (void* ptr : {static_cast<void*>(d_q), static_cast<void*>(d_k), static_cast<void*>(d_v),
                       static_cast<void*>(d_dec), static_cast<void*>(d_out), static_cast<void*>(d_zero),
                       static_cast<void*>(d_zero8), static_cast<void*>(d_chunk),
@@ -179,6 +193,44 @@ void BenchGemv(double copy_bytes_per_s) {
   }
   cudaFree(pool);
   cudaFree(d_x);
+  cudaFree(d_y);
+}
+
+// Prefill GEMMs as the backend runs them (CublasLinear: bf16 in, fp32 out,
+// fp32 accumulate) at m rows, against the measured GEMM ceiling.
+void BenchPrefillGemm(int m, double gemm_flop_per_s) {
+  struct Shape { const char* name; int k, n; };
+  const Shape shapes[] = {{"qkv", 4096, 6144}, {"o", 4096, 4096}, {"gate_up", 4096, 24576},
+                          {"down", 12288, 4096}};
+  CublasLinear linear;
+  if (!linear.Init(nullptr).ok()) return;
+  __nv_bfloat16 *d_x = nullptr, *d_w = nullptr;
+  float* d_y = nullptr;
+  if (cudaMalloc(&d_x, static_cast<size_t>(m) * 12288 * 2) != cudaSuccess ||
+      cudaMalloc(&d_w, size_t{12288} * 24576 * 2) != cudaSuccess ||
+      cudaMalloc(&d_y, static_cast<size_t>(m) * 24576 * 4) != cudaSuccess) {
+    return;
+  }
+  cudaMemset(d_x, 0x3c, static_cast<size_t>(m) * 12288 * 2);
+  cudaMemset(d_w, 0x3c, size_t{12288} * 24576 * 2);
+  double total_flop = 0, total_ms = 0;
+  for (const Shape& s : shapes) {
+    bool ok = true;
+    const double ms = MedianMs(11, [&] { ok &= linear.Run({d_x, nullptr}, m, s.k, d_w, s.n, d_y).ok(); });
+    const double flop = 2.0 * m * s.k * s.n;
+    total_flop += flop;
+    total_ms += ms;
+    std::printf("{\"kind\":\"prefill_gemm\",\"shape\":\"%s\",\"m\":%d,\"k\":%d,\"n\":%d,\"ms\":%.3f,"
+                "\"tflops\":%.1f,\"ceiling_fraction\":%.3f,\"ok\":%s}\n",
+                s.name, m, s.k, s.n, ms, flop / (ms * 1e9), flop / (ms * 1e-3) / gemm_flop_per_s,
+                ok ? "true" : "false");
+  }
+  std::printf("{\"kind\":\"prefill_gemm\",\"shape\":\"layer\",\"m\":%d,\"k\":0,\"n\":0,\"ms\":%.3f,"
+              "\"tflops\":%.1f,\"ceiling_fraction\":%.3f,\"ok\":true}\n",
+              m, total_ms, total_flop / (total_ms * 1e9), total_flop / (total_ms * 1e-3) / gemm_flop_per_s);
+  std::fflush(stdout);
+  cudaFree(d_x);
+  cudaFree(d_w);
   cudaFree(d_y);
 }
 

@@ -14,4 +14,8 @@ void BenchPrefillAttention(const std::vector<int>& lengths);
 // Qwen3-8B decode shapes (k x n of q;k;v, o, gate;up, down, LM head) at m = 1.
 void BenchGemv(double copy_bytes_per_s);
 
+// Qwen3-8B prefill GEMM shapes at m rows through the backend's linear layer,
+// with their fraction of the measured bf16 GEMM rate.
+void BenchPrefillGemm(int m, double gemm_flop_per_s);
+
 }  // namespace dms::bench

@@ -294,6 +294,7 @@ int Run(int argc, char** argv) {
   std::fflush(stdout);
   if (micro) {
     bench::BenchGemv(bw);
+    bench::BenchPrefillGemm(max_step, gemm);
     bench::BenchPrefillAttention(attn_lengths);
   }
   return 0;

@@ -28,7 +28,46 @@ constexpr double kMaxAbs = 5e-5;
 constexpr double kMmaMaxNmse = 5e-5;
 constexpr double kMmaMaxAbs = 2e-2;
 
-enum class Kernel { kSimt, kMma };
+// kMmaSparse: the tensor-core kernel walking the chunk's old keys through
+// the kept list (LaunchDmsKeptKeys, checked bit for bit here first), as the
+// backend runs it; kMma: the same kernel walking every chunk key.
+enum class Kernel { kSimt, kMma, kMmaSparse };
+
+const char* KernelName(Kernel k) {
+  return k == Kernel::kSimt ? "dms_attention" : k == Kernel::kMma ? "dms_attention_mma"
+                                                                  : "dms_attention_mma_sparse";
+}
+
+// LaunchDmsKeptKeys against the CPU: every kept_count row and the first
+// kept_count[last] rows of kept_index of each (chunk, head), bit for bit;
+// outputs poisoned before.
+void RunKeptKeys(const KvStep& s, int hkv, const cuda::StepChunk* d_chunks, const uint8_t* d_dec,
+                 DevArray<int32_t>& d_index, DevArray<int32_t>& d_count) {
+  d_index.Resize(static_cast<size_t>(s.num_tokens) * hkv);
+  d_count.Resize(static_cast<size_t>(s.num_tokens) * hkv);
+  const cudaError_t err =
+      cuda::LaunchDmsKeptKeys(d_chunks, static_cast<int>(s.chunks.size()), hkv, d_dec,
+                              d_index.get(), d_count.get(), nullptr);
+  ASSERT_EQ(err, cudaSuccess) << cudaGetErrorString(err);
+  const std::vector<int32_t> index = d_index.Download(), count = d_count.Download();
+  int64_t mismatches = 0, kept_total = 0;
+  for (const cuda::StepChunk& c : s.chunks) {
+    for (int h = 0; h < hkv; ++h) {
+      int kept = 0;
+      for (int jj = 0; jj < c.n; ++jj) {
+        const int64_t r = c.row_base + jj;
+        if (jj + 1 >= c.n || s.dec[(r + 1) * hkv + h] == 0) {
+          mismatches += index[(c.row_base + kept) * hkv + h] != jj;
+          ++kept;
+        }
+        mismatches += count[r * hkv + h] != kept;
+      }
+      kept_total += kept;
+    }
+  }
+  EXPECT_EQ(mismatches, 0) << "kept keys: " << mismatches << " wrong entries (" << kept_total
+                           << " kept keys over " << s.chunks.size() << " chunks)";
+}
 
 ThreadPool& Pool() {
   static ThreadPool pool(0);
@@ -60,7 +99,7 @@ ErrorStats RunAttention(KvHarness& hx, const KvStep& s, int group, int splits,
   DmsAttention(Pool(), AttentionDims{hq, hkv, hd, c.window}, chunks);
 
   std::vector<cuda::AttnTile> tiles;
-  const bool mma = kernel == Kernel::kMma;
+  const bool mma = kernel != Kernel::kSimt;
   const int per_tile = std::max(1, (mma ? cuda::kAttnMmaRows : cuda::kAttnMaxRows) / group);
   for (size_t i = 0; i < s.chunks.size(); ++i) {
     for (int b = 0; b < s.chunks[i].n; b += per_tile) {
@@ -89,6 +128,12 @@ ErrorStats RunAttention(KvHarness& hx, const KvStep& s, int group, int splits,
   p.out = d_out.get();
   p.part_o = d_po.get();
   p.part_ml = d_pml.get();
+  DevArray<int32_t> d_kept_index, d_kept_count;
+  if (kernel == Kernel::kMmaSparse) {
+    RunKeptKeys(s, hkv, hx.d_chunks(), hx.d_dec(), d_kept_index, d_kept_count);
+    p.kept_index = d_kept_index.get();
+    p.kept_count = d_kept_count.get();
+  }
   d_out.Poison();
   const cudaError_t err = mma ? cuda::LaunchDmsAttentionMma(p, nullptr)
                               : cuda::LaunchDmsAttention(p, nullptr);
@@ -142,9 +187,11 @@ void RunMixedBatchCase(const Case& c, std::mt19937_64& rng) {
   EXPECT_TRUE(CheckClose("dms_attention", Shape(c, "mixed L=703/37/0 n=1/45/70"), e, kMaxNmse,
                          kMaxAbs));
   if (MmaCase(c)) {
-    e = RunAttention(hx, s, c.group, 1, rng, Kernel::kMma);
-    EXPECT_TRUE(CheckClose("dms_attention_mma", Shape(c, "mixed L=703/37/0 n=1/45/70"), e,
-                           kMmaMaxNmse, kMmaMaxAbs));
+    for (Kernel k : {Kernel::kMma, Kernel::kMmaSparse}) {
+      e = RunAttention(hx, s, c.group, 1, rng, k);
+      EXPECT_TRUE(CheckClose(KernelName(k), Shape(c, "mixed L=703/37/0 n=1/45/70"), e,
+                             kMmaMaxNmse, kMmaMaxAbs));
+    }
   }
   ASSERT_TRUE(hx.Append(s));
   EXPECT_TRUE(hx.CompareState(a) && hx.CompareState(b) && hx.CompareState(d));
@@ -211,10 +258,12 @@ TEST(AttentionOp, LongContextsAndSplitK) {
     EXPECT_TRUE(CheckClose("dms_attention",
                            Shape(c, "L=20000 (kept " + std::to_string(retained) + ") n=300"), e,
                            kMaxNmse, kMaxAbs));
-    e = RunAttention(hx, pre, c.group, 1, rng, Kernel::kMma);
-    EXPECT_TRUE(CheckClose("dms_attention_mma",
-                           Shape(c, "L=20000 (kept " + std::to_string(retained) + ") n=300"), e,
-                           kMmaMaxNmse, kMmaMaxAbs));
+    for (Kernel k : {Kernel::kMma, Kernel::kMmaSparse}) {
+      e = RunAttention(hx, pre, c.group, 1, rng, k);
+      EXPECT_TRUE(CheckClose(KernelName(k),
+                             Shape(c, "L=20000 (kept " + std::to_string(retained) + ") n=300"), e,
+                             kMmaMaxNmse, kMmaMaxAbs));
+    }
     ASSERT_TRUE(hx.Append(pre));
     KvStep dec = hx.MakeStep({{a, 1}}, c.evict_rate, rng);
     hx.Upload(dec);
@@ -252,8 +301,11 @@ TEST(AttentionOp, TensorCoreLongPrefills) {
       KvStep s = hx.MakeStep({{a, n}}, c.evict_rate, rng);
       hx.Upload(s);
       const std::string what = "L=" + std::to_string(hx.Tokens(a)) + " n=" + std::to_string(n);
-      ErrorStats e = RunAttention(hx, s, c.group, 1, rng, Kernel::kMma);
-      EXPECT_TRUE(CheckClose("dms_attention_mma", Shape(c, what), e, kMmaMaxNmse, kMmaMaxAbs));
+      ErrorStats e;
+      for (Kernel k : {Kernel::kMma, Kernel::kMmaSparse}) {
+        e = RunAttention(hx, s, c.group, 1, rng, k);
+        EXPECT_TRUE(CheckClose(KernelName(k), Shape(c, what), e, kMmaMaxNmse, kMmaMaxAbs));
+      }
       e = RunAttention(hx, s, c.group, 1, rng);
       EXPECT_TRUE(CheckClose("dms_attention", Shape(c, what), e, kMaxNmse, kMaxAbs));
       ASSERT_TRUE(hx.Append(s));

@@ -78,6 +78,30 @@ with torch.inference_mode():
 print(json.dumps({"kind": "memory", "peak_used_GB": torch.cuda.max_memory_allocated() / 1e9}), flush=True)
 PY
 
+# Issue 7: batched decode at 8K context, DMS against the same checkpoint
+# with a dense cache (force_dense), same KV pool bytes; the 32K streams that
+# fit in each.
+timeout 300 "$bundle/bin/dms-cuda-bench" --model "$model" --batch-streams "${BATCH_STREAMS:-1,8,32,64}" \
+  --batch-context "${BATCH_CONTEXT:-8192}" --capacity-context 32768 | tee "$out/bench-batch.jsonl" || true
+# The same 32 streams through dms-server and the dms load tester (decode
+# rate seen by the clients, to compare with the engine's figure above).
+if [ "${SERVER_BENCH:-1}" = 1 ]; then
+  port=50151
+  "$bundle/bin/dms-server" --backend cuda --model "$model" --listen "127.0.0.1:$port" --metrics-listen off \
+    --kv-memory 0.9 --max-running 64 > "$out/server.log" 2>&1 &
+  spid=$!
+  for _ in $(seq 1 120); do
+    "$bundle/bin/dms" health --target "127.0.0.1:$port" >/dev/null 2>&1 && break
+    sleep 1
+  done
+  timeout 240 "$bundle/bin/dms" bench --target "127.0.0.1:$port" --concurrency 32 --num-requests 32 \
+    --input-len "${BATCH_CONTEXT:-8192}" --output-len "${SERVER_OUTPUT_LEN:-1024}" --dataset random \
+    --json "$out/bench-server.json" --no-progress > "$out/bench-server.txt" 2>&1 || true
+  tail -30 "$out/bench-server.txt"
+  kill "$spid" 2>/dev/null || true
+  wait "$spid" 2>/dev/null || true
+fi
+
 # Attention peers (issue 6): one layer of Qwen3-8B heads (32 query, 8 KV,
 # head_dim 128), bf16, one fresh chunk: PyTorch SDPA dense causal, and
 # FlexAttention with the DMS mask (window 512, each key marked with
@@ -124,14 +148,18 @@ for n in map(int, sys.argv[1].split(",")):
     torch.cuda.empty_cache()
 PY
 
-python3 - "$out/bench-dms.jsonl" "$out/bench-hf.jsonl" "$out/bench-attn-peer.jsonl" <<'PY' | tee "$out/bench-table.txt"
+python3 - "$out/bench-dms.jsonl" "$out/bench-hf.jsonl" "$out/bench-attn-peer.jsonl" "$out/bench-batch.jsonl" "$out/bench-server.json" <<'PY' | tee "$out/bench-table.txt"
 import json, sys
 def load(p):
     try:
         return [json.loads(l) for l in open(p) if l.startswith("{")]
     except OSError:
         return []
-ours, peer, apeer = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3])
+ours, peer, apeer, batch = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3]), load(sys.argv[4])
+try:
+    server = json.load(open(sys.argv[5]))
+except (OSError, ValueError):
+    server = None
 def pick(rows, kind, key=None, val=None):
     return next((r for r in rows if r["kind"] == kind and (key is None or r.get(key) == val)), None)
 c = pick(ours, "ceilings")
@@ -180,4 +208,30 @@ if pg:
     print("prefill GEMMs through the backend's linear layer (fraction of the measured bf16 GEMM rate):")
     for r in pg:
         print(f"  {r['shape']:<8} m={r['m']} {r['ms']:>8.3f} ms {r['tflops']:>6.0f} TFLOP/s {100 * r['ceiling_fraction']:>4.0f}%")
+bd = [x for x in batch if x["kind"] == "batch_decode"]
+if bd:
+    print("batched decode, 8K context per stream (aggregate tokens/s; DMS vs the same model with a dense cache):")
+    for S in sorted({x["streams"] for x in bd}):
+        d = next((x for x in bd if x["streams"] == S and x["config"] == "dms"), {})
+        e = next((x for x in bd if x["streams"] == S and x["config"] == "dense"), {})
+        fmt = lambda r: (f"{r['tokens_per_s']:>8.0f} tok/s {r['ms_per_step']:>7.2f} ms KV {r['kv_read_GB_per_step']:>6.2f} GB"
+                         if r.get("fits") else "  does not fit" + " " * 22)
+        ratio = d["tokens_per_s"] / e["tokens_per_s"] if d.get("fits") and e.get("fits") else float("nan")
+        print(f"  {S:>3} streams  dms {fmt(d)}   dense {fmt(e)}   {ratio:.2f}x")
+cap = [x for x in batch if x["kind"] == "capacity"]
+if cap:
+    c = {x["config"]: x for x in cap}
+    line = "  ".join(f"{k}: {v.get('streams_fit', 0)} streams ({v.get('blocks_per_stream', 0)} blocks each of {v.get('pool_blocks', 0)})"
+                     for k, v in c.items())
+    r = (c["dms"]["streams_fit"] / c["dense"]["streams_fit"]) if "dms" in c and "dense" in c and c["dense"].get("streams_fit") else float("nan")
+    print(f"32K-context streams that fit (same KV pool bytes): {line}  -> {r:.1f}x")
+if server:
+    run = server["runs"][0] if server.get("runs") else server
+    tp = (run.get("tpot") or {}).get("p50")
+    dms32 = next((x for x in bd if x["streams"] == 32 and x["config"] == "dms" and x.get("fits")), None)
+    if tp:
+        agg = 32 / tp
+        eng = dms32["tokens_per_s"] if dms32 else float("nan")
+        print(f"through dms-server, 32 streams: client TPOT p50 {tp * 1e3:.2f} ms -> {agg:.0f} tok/s aggregate; "
+              f"engine alone {eng:.0f} tok/s: {agg / eng:.2f}x; completed {run.get('completed')}/{run.get('launched')}")
 PY

@@ -22,12 +22,12 @@ build_here() {
   cmake -S "$root" -B "$build" -G Ninja -DDMS_CUDA=ON -DDMS_BUILD_SERVER=ON \
     -DCMAKE_CUDA_ARCHITECTURES="$archs" >/dev/null
   cmake --build "$build" -j "$(nproc)" --target dms_cuda dms-engine cuda_kernel_ops_test cuda_golden_test dms-cuda-bench \
-    dms-server server_cuda_test soak_test
+    dms-server server_cuda_test soak_test dms
   rm -rf "$bundle"
   mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/fixtures"
   cp "$build/bin/dms-engine" "$build/bin/cuda_kernel_ops_test" "$build/bin/cuda_golden_test" \
      "$build/bin/dms-cuda-bench" "$build/bin/dms-server" "$build/bin/server_cuda_test" \
-     "$build/bin/soak_test" "$bundle/bin/"
+     "$build/bin/soak_test" "$build/bin/dms" "$bundle/bin/"
   cp "$build/lib/libdms_cuda.so" "$bundle/lib/"
   # Non-system libraries: everything ldd resolves outside glibc/libstdc++
   # and outside the CUDA toolkit (the GPU machine has its own).

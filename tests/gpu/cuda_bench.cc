@@ -8,6 +8,9 @@
 //   dms-cuda-bench --model DIR [--prompts 4096,8192] [--decode-contexts 4096]
 //                  [--decode-steps 64] [--max-batch-tokens 8192] [--kv-gb 12]
 //                  [--attn-lengths 4096,16384] [--micro 0|1]
+//   dms-cuda-bench --model DIR --batch-streams 1,8,32,64 [--batch-context 8192]
+//                  [--capacity-context 32768]   batched decode, DMS vs dense
+//                                                (bench_batch_decode.h), only
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -22,6 +25,7 @@
 
 #include "engine/cuda/cuda_backend.h"
 #include "engine/model/checkpoint.h"
+#include "tests/gpu/bench_batch_decode.h"
 #include "tests/gpu/bench_kernels.h"
 
 namespace dms {
@@ -141,6 +145,8 @@ int Run(int argc, char** argv) {
   std::vector<int> attn_lengths = {4096, 8192, 16384, 32768};
   int steps = 64, max_step = 8192, micro = 1;
   double kv_gb = 12;
+  bench::BatchDecodeArgs batch;
+  batch.streams.clear();
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     if (k == "--model") model = argv[i + 1];
@@ -151,6 +157,9 @@ int Run(int argc, char** argv) {
     else if (k == "--kv-gb") kv_gb = std::atof(argv[i + 1]);
     else if (k == "--attn-lengths") attn_lengths = ParseList(argv[i + 1]);
     else if (k == "--micro") micro = std::atoi(argv[i + 1]);
+    else if (k == "--batch-streams") batch.streams = ParseList(argv[i + 1]);
+    else if (k == "--batch-context") batch.context = std::atoi(argv[i + 1]);
+    else if (k == "--capacity-context") batch.capacity_context = std::atoi(argv[i + 1]);
   }
   if (model.empty()) {
     std::fprintf(stderr, "usage: dms-cuda-bench --model DIR [--prompts a,b] ...\n");
@@ -162,6 +171,11 @@ int Run(int argc, char** argv) {
   std::printf("{\"kind\":\"ceilings\",\"device\":\"%s\",\"copy_GBps\":%.1f,\"bf16_gemm_TFLOPs\":%.1f}\n",
               prop.name, bw / 1e9, gemm / 1e12);
   std::fflush(stdout);
+  if (!batch.streams.empty()) {
+    batch.model = model;
+    batch.copy_bytes_per_s = bw;
+    return bench::RunBatchDecode(batch);
+  }
 
   const auto t_load = Clock::now();
   auto ckpt = Checkpoint::Load(model);

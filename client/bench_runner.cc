@@ -29,12 +29,14 @@ class BenchStream : public grpc::ClientReadReactor<dms::v1::GenerateResponse> {
       chat_.set_request_id(request_id);
       *chat_.mutable_sampling() = t.sampling;
       chat_.set_ignore_eos(t.ignore_eos);
+      ApplyKvPolicy(t.kv, &chat_);
       connection.stub()->async()->Chat(&context_, &chat_, this);
     } else {
       ToGenerateRequest(prompt, &generate_);
       generate_.set_request_id(request_id);
       *generate_.mutable_sampling() = t.sampling;
       generate_.set_ignore_eos(t.ignore_eos);
+      ApplyKvPolicy(t.kv, &generate_);
       connection.stub()->async()->Generate(&context_, &generate_, this);
     }
     StartRead(&message_);

@@ -13,6 +13,7 @@
 
 #include "client/connection.h"
 #include "client/dataset.h"
+#include "client/kv_policy_flags.h"
 #include "client/request_record.h"
 
 namespace dms::client {
@@ -40,6 +41,7 @@ struct RequestTemplate {
   bool ignore_eos = false;
   double timeout_s = 0;        // per-request deadline (0 = none)
   std::string id_prefix = "bench";
+  KvPolicyFlags kv;            // --kv-policy, --compression-ratio, --protect-tokens
 };
 
 struct RunProgress {

@@ -25,6 +25,7 @@ namespace {
 
 struct BenchArgs {
   ConnectionOptions connection;
+  KvPolicyFlags kv;
   std::string concurrency, request_rate;
   double burstiness = 1;
   int max_concurrency = 0;
@@ -129,6 +130,7 @@ int RunBench(const BenchArgs& a) {
   d.input_len = *in_range;
   d.output_len = *out_range;
   if (Status st = ValidateDatasetOptions(d); !st.ok()) return Fail(st.message());
+  if (Status st = ValidateKvPolicyFlags(a.kv); !st.ok()) return Fail(st.message());
 
   auto connection = Connection::Open(a.connection);
   if (!connection.ok()) return Fail(connection.status().message());
@@ -145,6 +147,7 @@ int RunBench(const BenchArgs& a) {
   // would vary with the weights rather than with --output-len.
   request.ignore_eos = a.ignore_eos == "true" || (a.ignore_eos == "auto" && a.dataset == "random");
   request.timeout_s = a.timeout_s;
+  request.kv = a.kv;
   BenchRunner runner(**connection, *prompts, request);
   InterruptScope interrupt([&runner] { runner.Stop(); });
   const bool show = a.no_progress ? false : (a.progress || ::isatty(STDERR_FILENO));
@@ -247,6 +250,7 @@ void RegisterBenchCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--progress", a->progress, "Draw the progress bar even when stderr is not a terminal");
   cmd->add_flag("--no-progress", a->no_progress, "Never draw the progress bar");
   cmd->add_flag("-q,--quiet", a->quiet, "No tables (files only)");
+  AddKvPolicyFlags(cmd, &a->kv, /*with_protect=*/true);
   AddConnectionFlags(cmd, &a->connection);
   cmd->callback([a, exit_code] { *exit_code = RunBench(*a); });
 }

@@ -92,6 +92,7 @@ void RegisterEvalCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--timeout", a->options.timeout_s, "Per-request deadline in seconds (0 = none)");
   cmd->add_option("--json", a->json_path, "Write every case and the summary as JSON");
   cmd->add_flag("-q,--quiet", a->quiet, "No per-case progress lines");
+  AddKvPolicyFlags(cmd, &a->options.kv, /*with_protect=*/false);
   AddConnectionFlags(cmd, &a->connection);
   cmd->callback([a, exit_code] { *exit_code = RunNeedle(*a); });
 }

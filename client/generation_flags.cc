@@ -31,6 +31,8 @@ Status FillCommon(const GenerationFlags& f, Request* r) {
   r->set_logprobs(f.logprobs);
   r->set_priority(f.priority);
   r->set_ignore_eos(f.ignore_eos);
+  DMS_RETURN_IF_ERROR(ValidateKvPolicyFlags(f.kv));
+  ApplyKvPolicy(f.kv, r);
   if (f.timeout_s < 0) return InvalidArgumentError("--timeout: expected seconds >= 0");
   return OkStatus();
 }
@@ -53,6 +55,7 @@ void AddGenerationFlags(CLI::App* cmd, GenerationFlags* f) {
   cmd->add_option("--priority", f->priority, "Lower runs first (default 0)");
   cmd->add_flag("--ignore-eos", f->ignore_eos, "Keep generating past the end-of-sequence token");
   cmd->add_option("--timeout", f->timeout_s, "Request deadline in seconds (0 = none)");
+  AddKvPolicyFlags(cmd, &f->kv, /*with_protect=*/true);
 }
 
 Status FillGenerateRequest(const GenerationFlags& flags, dms::v1::GenerateRequest* request) {

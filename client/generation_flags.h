@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "client/kv_policy_flags.h"
 #include "dms/v1/inference.pb.h"
 #include "engine/util/status.h"
 
@@ -23,6 +24,7 @@ struct GenerationFlags {
   int32_t priority = 0;
   bool ignore_eos = false;
   double timeout_s = 0;  // per-request deadline; 0 = none
+  KvPolicyFlags kv;
 
   // Set by AddGenerationFlags: which optional fields the user gave.
   CLI::Option* temperature_opt = nullptr;

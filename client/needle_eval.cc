@@ -39,6 +39,7 @@ void RunCase(const Connection& connection, const NeedleEvalOptions& o, const std
   request.set_max_tokens(think ? o.max_tokens_think : o.max_tokens_no_think);
   request.mutable_sampling()->set_temperature(static_cast<float>(o.temperature));
   request.mutable_sampling()->set_seed(o.seed);
+  ApplyKvPolicy(o.kv, &request);
   const StreamOutcome out = RunChatStream(connection, request, o.timeout_s, nullptr);
   if (out.interrupted) *interrupted = true;
   const RequestRecord& r = out.record;
@@ -77,6 +78,7 @@ Status ValidateNeedleOptions(const NeedleEvalOptions& o) {
     }
   }
   if (!(o.temperature >= 0)) return InvalidArgumentError("--temperature: expected >= 0");
+  DMS_RETURN_IF_ERROR(ValidateKvPolicyFlags(o.kv));
   if (o.max_tokens_think == 0 || o.max_tokens_no_think == 0) {
     return InvalidArgumentError("--max-tokens-think/--max-tokens-no-think: expected >= 1");
   }
@@ -208,7 +210,10 @@ nlohmann::json NeedleJson(const NeedleEvalOptions& o, const std::vector<NeedleCa
                  {"temperature", o.temperature},
                  {"max_tokens_no_think", o.max_tokens_no_think},
                  {"max_tokens_think", o.max_tokens_think},
-                 {"seed", o.seed}};
+                 {"seed", o.seed},
+                 {"kv_policy", o.kv.policy.empty() ? "server default" : o.kv.policy},
+                 {"compression_ratio", o.kv.compression_ratio ? nlohmann::json(*o.kv.compression_ratio)
+                                                              : nlohmann::json(nullptr)}};
   nlohmann::json all = nlohmann::json::array();
   for (const NeedleCase& c : cases) {
     nlohmann::json x = {{"length", c.length},

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "client/connection.h"
+#include "client/kv_policy_flags.h"
 
 namespace dms::client {
 
@@ -22,6 +23,7 @@ struct NeedleEvalOptions {
   uint64_t seed = 0;
   double timeout_s = 0;
   bool progress = true;  // one stderr line per case
+  KvPolicyFlags kv;      // the KV policy each request asks for
 };
 
 struct NeedleCase {

@@ -35,6 +35,8 @@ TEST(CliErrorsTest, BadFlags) {
   ExpectOneLine(Dms("bench --dataset jsonl"), 1, "dms: --dataset jsonl: give the file with --dataset-path");
   ExpectOneLine(Dms("bench --ignore-eos maybe"), 1, "dms: --ignore-eos: expected auto, true or false, found 'maybe'");
   ExpectOneLine(Dms("eval needle --depths 150"), 1, "dms: --depths: 150% is outside 0..100");
+  ExpectOneLine(Dms("eval needle --compression-ratio 1.5"), 1, "dms: --compression-ratio: 1.5 is outside [0, 1)");
+  ExpectOneLine(Dms("bench --compression-ratio -0.1"), 1, "dms: --compression-ratio: -0.1 is outside [0, 1)");
   ExpectOneLine(Dms("eval needle --modes fast"), 1, "dms: --modes: expected no-think or think, found 'fast'");
   ExpectOneLine(Dms("eval needle --lengths 4M"), 1, "dms: --lengths: '4M' is not a positive token count (e.g. 512 or 4K)");
   ExpectOneLine(Dms("generate"), 1, "dms: generate: give exactly one of PROMPT, --prompt-file or --prompt-token-ids");

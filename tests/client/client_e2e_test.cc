@@ -307,6 +307,36 @@ TEST(ClientSecurityTest, TokenAndTlsAgainstTheRealServer) {
   }
 }
 
+// --kv-policy / --compression-ratio reach the server from bench and generate:
+// on a plain checkpoint, knorm at ratio 0.5 halves each head's unprotected
+// prompt entries, which the per-request compression ratio shows; without a
+// policy the cache stays dense (ratio 1).
+TEST(ClientKvPolicyTest, PolicyFlagsReachTheServer) {
+  TempDir dir;
+  ServerProcess server({"--model", TestDataDir() + "/models/qwen3-plain"});
+  const std::string t = " --target " + server.target();
+  const std::string common = "bench --dataset random --input-len 200 --output-len 4 --num-requests 3 --warmup 0 -q";
+  CommandResult r = Dms(common + " --kv-policy knorm --compression-ratio 0.5 --protect-tokens 8 --json " +
+                        dir.File("knorm.json") + t);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto j = nlohmann::json::parse(ReadFile(dir.File("knorm.json")));
+  ASSERT_EQ(j["completed"], 3) << j.dump();
+  for (const auto& req : j["per_request"]) {
+    // 200 prompt tokens + 4 generated: ~96 + 8 + 4 kept of 204 -> ~1.9x.
+    EXPECT_GT(req["compression_ratio"].get<double>(), 1.7) << req.dump();
+    EXPECT_LT(req["compression_ratio"].get<double>(), 2.1) << req.dump();
+  }
+  r = Dms(common + " --json " + dir.File("dense.json") + t);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  j = nlohmann::json::parse(ReadFile(dir.File("dense.json")));
+  for (const auto& req : j["per_request"]) EXPECT_DOUBLE_EQ(req["compression_ratio"].get<double>(), 1.0);
+  // A policy the server does not know is its one-line refusal.
+  r = Dms("generate --prompt-token-ids 1,2,3 --max-tokens 2 --kv-policy h2o" + t);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("h2o"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
 TEST(ClientHealthTest, NotServingAfterTheServerStops) {
   ServerProcess server({"--model", TestDataDir() + "/models/dms-neuron-w0-gqa1"});
   const std::string target = " --target " + server.target();

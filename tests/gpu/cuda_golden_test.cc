@@ -23,6 +23,7 @@
 #include "engine/cuda/cuda_backend.h"
 #include "engine/model/checkpoint.h"
 #include "tests/gpu/gpu_test_util.h"
+#include "tests/golden_models.h"
 #include "tests/test_util.h"
 
 namespace dms {
@@ -32,72 +33,10 @@ namespace fs = std::filesystem;
 constexpr float kF32Tolerance = 2e-3f;    // as the CPU acceptance
 constexpr double kBf16RelTolerance = 0.08;  // x rms(golden logits)
 
-struct Golden {
-  std::string dir, name;
-  std::vector<int32_t> tokens;
-  int prompt_len = 0;
-  std::vector<float> logits;
-  std::vector<std::vector<int>> retained;
-  double rms = 0;
-};
-
-Golden LoadGolden(const std::string& dir) {
-  Golden g;
-  g.dir = dir;
-  g.name = fs::path(dir).filename().string();
-  auto j = nlohmann::json::parse(testing::ReadFile(dir + "/golden.json"));
-  g.tokens = j["tokens"].get<std::vector<int32_t>>();
-  g.prompt_len = j.value("prompt_len", static_cast<int>(g.tokens.size()));
-  g.retained = j["retained_per_layer_head"].get<std::vector<std::vector<int>>>();
-  std::string bytes = testing::ReadFile(dir + "/" + j["logits_file"].get<std::string>());
-  g.logits.resize(bytes.size() / sizeof(float));
-  std::memcpy(g.logits.data(), bytes.data(), g.logits.size() * sizeof(float));
-  double ss = 0;
-  for (float x : g.logits) ss += static_cast<double>(x) * x;
-  g.rms = std::sqrt(ss / std::max<size_t>(1, g.logits.size()));
-  return g;
-}
-
-std::vector<std::string> ModelDirs() {
-  std::vector<std::string> dirs;
-  const std::string shared = testing::SharedFixturesDir();
-  for (const std::string& root :
-       {testing::TestDataDir() + "/models", shared.empty() ? std::string() : shared + "/models"}) {
-    if (root.empty() || !fs::is_directory(root)) continue;
-    for (const auto& e : fs::directory_iterator(root)) {
-      if (fs::exists(e.path() / "golden.json")) dirs.push_back(e.path().string());
-    }
-  }
-  std::sort(dirs.begin(), dirs.end());
-  return dirs;
-}
-
-// The chunkings of the CPU acceptance test.
-std::vector<std::pair<std::string, std::vector<int>>> Chunkings(const Golden& g) {
-  const int t = static_cast<int>(g.tokens.size());
-  std::vector<std::pair<std::string, std::vector<int>>> out;
-  out.push_back({"one prefill", {t}});
-  std::vector<int> decode = {g.prompt_len};
-  while (std::accumulate(decode.begin(), decode.end(), 0) < t) decode.push_back(1);
-  out.push_back({"prompt + single decodes", decode});
-  const int pattern[] = {7, 50, 1, 1, 62, 1, 1, 1, 13, 1, 30, 2};
-  std::vector<int> mixed;
-  for (int i = 0, left = t; left > 0; ++i) {
-    int n = std::min(left, pattern[i % 12]);
-    mixed.push_back(n);
-    left -= n;
-  }
-  out.push_back({"mixed", mixed});
-  std::mt19937 rng(t);
-  std::vector<int> random;
-  for (int left = t; left > 0;) {
-    int n = std::min(left, std::uniform_int_distribution<int>(1, 40)(rng));
-    random.push_back(n);
-    left -= n;
-  }
-  out.push_back({"random", random});
-  return out;
-}
+using Golden = testing::GoldenModel;
+using testing::GoldenChunkings;
+using testing::GoldenModelDirs;
+using testing::LoadGoldenModel;
 
 struct ScoreResult {
   std::vector<float> logits;           // [T, vocab]
@@ -164,17 +103,17 @@ std::unique_ptr<CudaBackend> MakeBackend(const std::string& dir, const std::stri
 
 TEST(CudaGolden, F32PrecisionMatchesEveryModelEveryChunking) {
   DMS_SKIP_WITHOUT_GPU();
-  const auto dirs = ModelDirs();
+  const auto dirs = GoldenModelDirs();
   ASSERT_GE(dirs.size(), 1u);
   for (const std::string& dir : dirs) {
     SCOPED_TRACE(dir);
-    const Golden g = LoadGolden(dir);
+    const Golden g = LoadGoldenModel(dir);
     auto b = MakeBackend(dir, "f32");
     ASSERT_TRUE(b);
     const int vocab = b->config().vocab_size;
     ASSERT_EQ(g.logits.size(), g.tokens.size() * vocab);
     std::vector<uint8_t> first_decisions;
-    for (const auto& [name, chunks] : Chunkings(g)) {
+    for (const auto& [name, chunks] : GoldenChunkings(g)) {
       SCOPED_TRACE(name);
       const ScoreResult r = Score(*b, g.tokens, chunks);
       size_t at = 0;
@@ -197,9 +136,9 @@ TEST(CudaGolden, F32PrecisionMatchesEveryModelEveryChunking) {
 TEST(CudaGolden, Bf16PrecisionWithinBf16ToleranceWhereDecisionsAgree) {
   DMS_SKIP_WITHOUT_GPU();
   int64_t agree_all = 0, total_all = 0;
-  for (const std::string& dir : ModelDirs()) {
+  for (const std::string& dir : GoldenModelDirs()) {
     SCOPED_TRACE(dir);
-    const Golden g = LoadGolden(dir);
+    const Golden g = LoadGoldenModel(dir);
     auto ref = MakeBackend(dir, "f32");
     auto b = MakeBackend(dir, "bf16");
     ASSERT_TRUE(ref && b);
@@ -207,7 +146,7 @@ TEST(CudaGolden, Bf16PrecisionWithinBf16ToleranceWhereDecisionsAgree) {
     const int T = static_cast<int>(g.tokens.size()), H = cfg.num_kv_heads, V = cfg.vocab_size;
     const int window = cfg.dms.enabled ? cfg.dms.window_size : 0;
     const ScoreResult want = Score(*ref, g.tokens, {T});
-    for (const auto& [name, chunks] : Chunkings(g)) {
+    for (const auto& [name, chunks] : GoldenChunkings(g)) {
       SCOPED_TRACE(name);
       const ScoreResult r = Score(*b, g.tokens, chunks);
       // The first token whose decision differs from the f32 run: a flip of
@@ -252,7 +191,7 @@ TEST(CudaGolden, DecodeGraphsMatchEagerSteps) {
   DMS_SKIP_WITHOUT_GPU();
   for (const char* model : {"dms-neuron-bias-hd64", "dms-neuron-w16-long", "dms-proj-w16-gqa4"}) {
     const std::string dir = testing::TestDataDir() + "/models/" + model;
-    const Golden g = LoadGolden(dir);
+    const Golden g = LoadGoldenModel(dir);
     for (const std::string precision : {"f32", "bf16"}) {
       SCOPED_TRACE(std::string(model) + " " + precision);
       std::vector<float> runs[2];
@@ -306,7 +245,7 @@ TEST(CudaGolden, DecodeGraphsMatchEagerSteps) {
 TEST(CudaGolden, BatchedSequencesMatchSeparateRuns) {
   DMS_SKIP_WITHOUT_GPU();
   const std::string dir = testing::TestDataDir() + "/models/dms-neuron-w16-long";
-  const Golden g = LoadGolden(dir);
+  const Golden g = LoadGoldenModel(dir);
   auto b = MakeBackend(dir, "f32");
   ASSERT_TRUE(b);
   const int V = b->config().vocab_size;
@@ -393,7 +332,7 @@ TEST(CudaGolden, ErrorsAreTheCpuBackendsAndLeaveNoTrace) {
 TEST(CudaModule, DlopenPathMatchesTheDirectBackend) {
   DMS_SKIP_WITHOUT_GPU();
   const std::string dir = testing::TestDataDir() + "/models/dms-proj-w16-gqa4";
-  const Golden g = LoadGolden(dir);
+  const Golden g = LoadGoldenModel(dir);
   for (const std::string kind : {"cuda", "auto"}) {
     auto ckpt = Checkpoint::Load(dir);
     ASSERT_TRUE(ckpt.ok());
@@ -420,7 +359,7 @@ TEST(CudaModule, ScoreCliWithBackendCuda) {
   // qwen3-plain has no DMS decisions, so bf16 (the CLI's default precision)
   // must match at every position.
   const std::string dir = testing::TestDataDir() + "/models/qwen3-plain";
-  const Golden g = LoadGolden(dir);
+  const Golden g = LoadGoldenModel(dir);
   testing::TempDir tmp;
   std::string tokens;
   for (size_t i = 0; i < g.tokens.size(); ++i) {

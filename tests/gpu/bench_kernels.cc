@@ -31,31 +31,18 @@ T* DeviceCopy(const std::vector<T>& v) {
   return d;
 }
 
-// Median of `reps` timed runs of fn (after two warm-ups), in ms.
-template <typename Fn>
-double MedianMs(int reps, Fn fn) {
-  fn();
-  fn();
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  std::vector<float> ms;
-  for (int i = 0; i < reps; ++i) {
-    cudaEventRecord(e0);
-    fn();
-    cudaEventRecord(e1);
-    cudaEventSynchronize(e1);
-    float t = 0;
-    cudaEventElapsedTime(&t, e0, e1);
-    ms.push_back(t);
-  }
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
 
 }  // namespace
+
+void FillRandomBf16(void* dst, size_t elems) {
+  std::vector<uint16_t> host(elems);
+  uint64_t x = 88172645463325252ull;  // xorshift64
+  for (uint16_t& h : host) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    h = static_cast<uint16_t>(0x3c00 | (x & 0x7f) | ((x >> 8) & 1) << 15);  // +-[1, 2)
+  }
+  cudaMemcpy(dst, host.data(), elems * 2, cudaMemcpyHostToDevice);
+}
 
 void BenchPrefillAttention(const std::vector<int>& lengths) {
   constexpr int kHq = 32, kHkv = 8, kHd = 128, kG = kHq / kHkv, kWindow = 512;
@@ -211,19 +198,10 @@ void BenchPrefillGemm(int m, double gemm_flop_per_s) {
       cudaMalloc(&d_y, static_cast<size_t>(m) * 24576 * 4) != cudaSuccess) {
     return;
   }
-  // Random bf16 in about [-2, 2] (as the ceiling's GEMM): constant inputs
-  // draw less power and run faster than real data.
-  auto fill_random = [](__nv_bfloat16* dst, size_t elems) {
-    std::vector<uint16_t> host(elems);
-    uint64_t x = 88172645463325252ull;
-    for (uint16_t& h : host) {
-      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-      h = static_cast<uint16_t>(0x3c00 | (x & 0x7f) | ((x >> 8) & 1) << 15);
-    }
-    cudaMemcpy(dst, host.data(), elems * 2, cudaMemcpyHostToDevice);
-  };
-  fill_random(d_x, static_cast<size_t>(m) * 12288);
-  fill_random(d_w, size_t{12288} * 24576);
+  // Random inputs, as the ceiling's GEMM: constant bytes draw less power
+  // and run faster than real data.
+  FillRandomBf16(d_x, static_cast<size_t>(m) * 12288);
+  FillRandomBf16(d_w, size_t{12288} * 24576);
   double total_flop = 0, total_ms = 0;
   for (const Shape& s : shapes) {
     bool ok = true;

@@ -3,9 +3,41 @@
 // decode GEMV against cuBLAS at m = 1 against the copy bandwidth.
 #pragma once
 
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstddef>
 #include <vector>
 
 namespace dms::bench {
+
+// Median of `reps` timed runs of fn (after two warm-ups), in ms.
+template <typename Fn>
+double MedianMs(int reps, Fn fn) {
+  fn();
+  fn();
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<float> ms;
+  for (int i = 0; i < reps; ++i) {
+    cudaEventRecord(e0);
+    fn();
+    cudaEventRecord(e1);
+    cudaEventSynchronize(e1);
+    float t = 0;
+    cudaEventElapsedTime(&t, e0, e1);
+    ms.push_back(t);
+  }
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// Random bf16 values of magnitude in [1, 2) with random signs, host-made
+// (seeded, the same every run), copied to dst.
+void FillRandomBf16(void* dst, size_t elems);
 
 // Qwen3-8B attention heads (32 query, 8 KV, head_dim 128), one fresh chunk
 // of each length: DMS (window 512, eviction rate 0.875) and dense causal.

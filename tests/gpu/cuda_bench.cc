@@ -62,42 +62,26 @@ double CopyBandwidth() {
   void *a = nullptr, *b = nullptr;
   if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) return 0;
   cudaMemset(a, 1, bytes);
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
-  std::vector<float> ms;
-  for (int i = 0; i < 10; ++i) {
-    cudaEventRecord(e0);
+  int i = 0;
+  const double ms = bench::MedianMs(10, [&] {
     cudaMemcpy(i % 2 ? a : b, i % 2 ? b : a, bytes, cudaMemcpyDeviceToDevice);
-    cudaEventRecord(e1);
-    cudaEventSynchronize(e1);
-    float t = 0;
-    cudaEventElapsedTime(&t, e0, e1);
-    ms.push_back(t);
-  }
-  std::sort(ms.begin(), ms.end());
+    ++i;
+  });
   cudaFree(a);
   cudaFree(b);
-  return 2.0 * bytes / (ms[ms.size() / 2] * 1e-3);
+  return 2.0 * bytes / (ms * 1e-3);
 }
 
 // 8192^3 bf16 GEMM with fp32 accumulation on random data, FLOP/s.
 double GemmRate() {
   const int n = 8192;
   const size_t elems = static_cast<size_t>(n) * n;
-  std::vector<uint16_t> host(elems);
-  uint64_t x = 88172645463325252ull;
-  for (uint16_t& h : host) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    h = static_cast<uint16_t>(0x3c00 | (x & 0x7f) | ((x >> 8) & 1) << 15);  // ~[-2, 2]
-  }
   void *a = nullptr, *b = nullptr, *c = nullptr;
   cudaMalloc(&a, elems * 2);
   cudaMalloc(&b, elems * 2);
   cudaMalloc(&c, elems * 4);
-  cudaMemcpy(a, host.data(), elems * 2, cudaMemcpyHostToDevice);
-  cudaMemcpy(b, host.data(), elems * 2, cudaMemcpyHostToDevice);
+  bench::FillRandomBf16(a, elems);
+  bench::FillRandomBf16(b, elems);
   cublasHandle_t h;
   cublasCreate(&h);
   const float one = 1, zero = 0;
@@ -105,26 +89,13 @@ double GemmRate() {
     cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, n, n, n, &one, a, CUDA_R_16BF, n, b, CUDA_R_16BF, n,
                  &zero, c, CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
   };
-  for (int i = 0; i < 3; ++i) run();
-  cudaEvent_t e0, e1;
-  cudaEventCreate(&e0);
-  cudaEventCreate(&e1);
-  std::vector<float> ms;
-  for (int i = 0; i < 10; ++i) {
-    cudaEventRecord(e0);
-    run();
-    cudaEventRecord(e1);
-    cudaEventSynchronize(e1);
-    float t = 0;
-    cudaEventElapsedTime(&t, e0, e1);
-    ms.push_back(t);
-  }
-  std::sort(ms.begin(), ms.end());
+  run();  // cuBLAS heuristics and workspace before the timed runs
+  const double ms = bench::MedianMs(10, run);
   cublasDestroy(h);
   cudaFree(a);
   cudaFree(b);
   cudaFree(c);
-  return 2.0 * n * n * static_cast<double>(n) / (ms[ms.size() / 2] * 1e-3);
+  return 2.0 * n * n * static_cast<double>(n) / (ms * 1e-3);
 }
 
 // Feeds `tokens` in steps of at most `max_step`; logits for the last only.

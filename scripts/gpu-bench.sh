@@ -78,6 +78,12 @@ with torch.inference_mode():
 print(json.dumps({"kind": "memory", "peak_used_GB": torch.cuda.max_memory_allocated() / 1e9}), flush=True)
 PY
 
+# Issue 6: the same prompts in one step (workspace for 32K rows) against the
+# chunks of 8192 above: chunked prefill should lose at most 10%.
+if [ "${ONESHOT:-1}" = 1 ]; then
+  timeout 200 "$bundle/bin/dms-cuda-bench" --model "$model" --prompts 16384,32768 --decode-contexts "" \
+    --max-batch-tokens 32768 --micro 0 | sed 's/"kind":"ttft"/"kind":"ttft_oneshot"/' | tee "$out/bench-oneshot.jsonl" || true
+fi
 # Issue 7: batched decode at 8K context, DMS against the same checkpoint
 # with a dense cache (force_dense), same KV pool bytes; the 32K streams that
 # fit in each.
@@ -148,7 +154,7 @@ for n in map(int, sys.argv[1].split(",")):
     torch.cuda.empty_cache()
 PY
 
-python3 - "$out/bench-dms.jsonl" "$out/bench-hf.jsonl" "$out/bench-attn-peer.jsonl" "$out/bench-batch.jsonl" "$out/bench-server.json" <<'PY' | tee "$out/bench-table.txt"
+python3 - "$out/bench-dms.jsonl" "$out/bench-hf.jsonl" "$out/bench-attn-peer.jsonl" "$out/bench-batch.jsonl" "$out/bench-server.json" "$out/bench-oneshot.jsonl" <<'PY' | tee "$out/bench-table.txt"
 import json, sys
 def load(p):
     try:
@@ -160,6 +166,7 @@ try:
     server = json.load(open(sys.argv[5]))
 except (OSError, ValueError):
     server = None
+oneshot = load(sys.argv[6])
 def pick(rows, kind, key=None, val=None):
     return next((r for r in rows if r["kind"] == kind and (key is None or r.get(key) == val)), None)
 c = pick(ours, "ceilings")
@@ -234,4 +241,12 @@ if server:
         eng = dms32["tokens_per_s"] if dms32 else float("nan")
         print(f"through dms-server, 32 streams: client TPOT p50 {tp * 1e3:.2f} ms -> {agg:.0f} tok/s aggregate; "
               f"engine alone {eng:.0f} tok/s: {agg / eng:.2f}x; completed {run.get('completed')}/{run.get('launched')}")
+for r in (x for x in oneshot if x["kind"] == "ttft_oneshot"):
+    c = pick(ours, "ttft", "tokens", r["tokens"])
+    if c:
+        print(f"prefill {r['tokens']} tokens in one step {r['ms']:.1f} ms, in chunks of 8192 {c['ms']:.1f} ms: "
+              f"chunked/one-shot {c['ms'] / r['ms']:.2f}x")
+m1 = pick(oneshot, "memory")
+if m1:
+    print(f"one-shot run peak device memory {m1['peak_used_GB']:.2f} GB")
 PY

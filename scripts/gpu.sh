@@ -22,12 +22,12 @@ build_here() {
   cmake -S "$root" -B "$build" -G Ninja -DDMS_CUDA=ON -DDMS_BUILD_SERVER=ON \
     -DCMAKE_CUDA_ARCHITECTURES="$archs" >/dev/null
   cmake --build "$build" -j "$(nproc)" --target dms_cuda dms-engine cuda_kernel_ops_test cuda_golden_test dms-cuda-bench \
-    dms-server server_cuda_test soak_test dms
+    dms-server server_cuda_test soak_test dms cuda_kv_policy_test
   rm -rf "$bundle"
   mkdir -p "$bundle/bin" "$bundle/lib" "$bundle/fixtures"
   cp "$build/bin/dms-engine" "$build/bin/cuda_kernel_ops_test" "$build/bin/cuda_golden_test" \
      "$build/bin/dms-cuda-bench" "$build/bin/dms-server" "$build/bin/server_cuda_test" \
-     "$build/bin/soak_test" "$build/bin/dms" "$bundle/bin/"
+     "$build/bin/soak_test" "$build/bin/dms" "$build/bin/cuda_kv_policy_test" "$bundle/bin/"
   cp "$build/lib/libdms_cuda.so" "$bundle/lib/"
   # Non-system libraries: everything ldd resolves outside glibc/libstdc++
   # and outside the CUDA toolkit (the GPU machine has its own).
@@ -59,7 +59,7 @@ run_there() {
   : > "$summary"
   # Each test in its own process (as ctest does): a broken CUDA context
   # cannot take the later tests down with it.
-  for bin in cuda_kernel_ops_test cuda_golden_test server_cuda_test; do
+  for bin in cuda_kernel_ops_test cuda_golden_test cuda_kv_policy_test server_cuda_test; do
     local log="$out/$bin.log"
     : > "$log"
     for t in $("$bundle/bin/$bin" --gtest_list_tests | awk '/^[^ ]/{s=$1} /^  /{print s $1}'); do
@@ -108,7 +108,7 @@ run_there() {
   grep -h -E 'Failure|FAIL$|error:' "$out"/cuda_*.log | head -60 || true
   echo "=== summary (rc=$rc)"
   cat "$summary"
-  grep -h -E 'decision agreement|memory plan' "$out"/cuda_*.log || true
+  grep -h -E 'decision agreement|memory plan|KV policy agreement' "$out"/cuda_*.log || true
   return $rc
 }
 

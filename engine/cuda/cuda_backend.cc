@@ -173,7 +173,8 @@ BackendInfo CudaBackend::info() const {
   i.weights_bytes = static_cast<int64_t>(plan_.weights);
   i.kv_pool_bytes = static_cast<int64_t>(plan_.kv_cache);
   i.workspace_bytes = static_cast<int64_t>(plan_.workspace + plan_.cublas);
-  i.dms_eviction = window_ != kDenseWindow;  // training-free KV policies: not yet (kv_policies false)
+  i.dms_eviction = window_ != kDenseWindow;
+  i.kv_policies = true;  // cuda_kv_policy.cc (refused on an evicting cache)
   return i;
 }
 
@@ -193,7 +194,10 @@ DeviceMemoryInfo CudaBackend::DeviceMemory() const {
 
 StatusOr<SeqId> CudaBackend::CreateSequence() { return cache_->AddSequence(stream_); }
 
-void CudaBackend::ReleaseSequence(SeqId seq) { cache_->FreeSequence(seq); }
+void CudaBackend::ReleaseSequence(SeqId seq) {
+  captures_.erase(seq);
+  cache_->FreeSequence(seq);
+}
 
 int CudaBackend::KvBlocksNeeded(SeqId seq, int num_new_tokens) const {
   return cache_->BlocksNeeded(seq, num_new_tokens);
@@ -320,7 +324,7 @@ Status CudaBackend::Forward(std::span<const ForwardChunk> batch, std::vector<flo
     DMS_RETURN_IF_ERROR(RunLayers(rows, num_chunks, simt_tiles, mma_tiles, splits));
     return EnqueueLogits(0, first_pass);
   };
-  if (use_graphs_ && decode_only && !trace_sink_) {
+  if (use_graphs_ && decode_only && !trace_sink_ && !CapturesAny(batch)) {
     const StepGraphs::Key key{rows, num_chunks, simt_tiles, mma_tiles, splits, first_pass};
     DMS_RETURN_IF_ERROR(graphs_.Launch(key, stream_, enqueue));
   } else {

@@ -15,6 +15,7 @@
 #include <cuda_runtime.h>
 
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "engine/core/backend.h"
@@ -28,6 +29,9 @@
 #include "engine/model/checkpoint.h"
 
 namespace dms {
+namespace cuda {
+struct QkvEpilogueParams;  // kernels/qkv_epilogue.h
+}  // namespace cuda
 
 struct CudaMemoryPlan {
   size_t weights = 0;
@@ -55,6 +59,15 @@ class CudaBackend : public Backend {
   Status Forward(std::span<const ForwardChunk> batch, std::vector<float>* logits) override;
   SequenceKvStats SequenceStats(SeqId seq) const override;
   KvPoolStats PoolStats() const override;
+
+  // Training-free KV policies (cuda_kv_policy.cc, docs/kv-policies.md): the
+  // queries are recorded on the device during prefill, a layer's entries are
+  // copied to the host and scored there by engine/policies/kv_scores.h (the
+  // CPU backend's functions), compaction runs on the device.
+  Status SetKvCapture(SeqId seq, const KvCaptureSpec& spec) override;
+  Status ScoreKvLayer(SeqId seq, int layer, const KvPolicySpec& spec,
+                      std::vector<KvHeadScores>* out) override;
+  Status CompactKv(SeqId seq, int layer, std::span<const std::vector<int32_t>> kept_slots) override;
 
   const CudaMemoryPlan& memory_plan() const { return plan_; }
   bool accurate() const { return accurate_; }
@@ -90,6 +103,29 @@ class CudaBackend : public Backend {
   // back for the host mirror).
   Status ComputeLogits(int rows, std::vector<float>* logits);
 
+  // What SetKvCapture records for one sequence, in device memory allocated
+  // when the capture starts and freed when it stops (once per request).
+  struct KvCapture {
+    KvCaptureSpec spec;
+    // snapkv: the last spec.last_queries queries after RoPE (as attention
+    // uses them), position p in slot p % last_queries of every layer.
+    DeviceBuffer ring;               // [layers, last_queries, Hq, hd] f32
+    std::vector<int32_t> ring_pos;   // [last_queries] -1 = empty (all layers alike)
+    // expected-attention: sums over the pre-RoPE queries of positions >=
+    // spec.stats_from, in double.
+    DeviceBuffer stats;              // [layers] x (sum [Hq, hd], outer [Hq, hd, hd]) f64
+    int64_t count = 0;
+  };
+  // True when a chunk of `batch` belongs to a sequence being captured (its
+  // step then runs eagerly: a decode graph must not bake in the copies).
+  bool CapturesAny(std::span<const ForwardChunk> batch) const;
+  // The capture hook of RunLayers, right after layer `layer`'s QKV epilogue
+  // `e` (w.q holds q with RoPE, w.big the raw QKV): records the queries of
+  // the step's captured chunks. Enqueues device work only.
+  Status CaptureQueries(int layer, const cuda::QkvEpilogueParams& e, int num_chunks);
+  // Grow-only scratch for scoring and compaction (device and pinned host).
+  Status EnsurePolicyScratch(size_t device_bytes, size_t host_bytes);
+
   std::shared_ptr<const Checkpoint> checkpoint_;
   CudaBackendOptions options_;
   CudaStream stream_owner_;     // first: destroyed after everything using it
@@ -113,6 +149,13 @@ class CudaBackend : public Backend {
   bool use_graphs_ = true;
   bool mma_attention_ = false;  // bf16 cache, head_dim 64/128: prefill on tensor cores
   CudaMemoryPlan plan_;
+  // KV policies: the captures, the epilogue replay's scratch (pre-RoPE
+  // queries of kCaptureRows rows, an identity RoPE table), scoring and
+  // compaction scratch. Allocated on first use, not in the memory plan.
+  std::unordered_map<SeqId, KvCapture> captures_;
+  DeviceBuffer capture_scratch_;
+  DeviceBuffer policy_scratch_;
+  PinnedBuffer policy_host_;
 };
 
 }  // namespace dms

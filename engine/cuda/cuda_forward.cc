@@ -89,6 +89,8 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
                           bytes, cudaMemcpyDeviceToHost, stream_),
           "decision trace");
     }
+    // Training-free KV policies: the captured sequences' queries (cuda_kv_policy.cc).
+    if (!captures_.empty()) DMS_RETURN_IF_ERROR(CaptureQueries(l, e, num_chunks));
 
     cuda::AttentionParams a;
     a.q = w.q;

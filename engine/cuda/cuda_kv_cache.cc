@@ -210,4 +210,46 @@ KvPoolStats CudaKvCache::PoolStats() const {
   return stats;
 }
 
+int CudaKvCache::HeadLength(SeqId seq, int layer, int head) const {
+  if (!HasSequence(seq) || layer < 0 || layer >= config_.num_layers || head < 0 ||
+      head >= config_.num_kv_heads) {
+    return 0;
+  }
+  return seqs_[seq].heads[static_cast<size_t>(layer) * config_.num_kv_heads + head].length;
+}
+
+Status CudaKvCache::CheckCompaction(SeqId seq, int layer, int head,
+                                    std::span<const int32_t> kept) const {
+  if (!HasSequence(seq)) return InvalidArgumentError("unknown sequence id " + std::to_string(seq));
+  if (layer < 0 || layer >= config_.num_layers || head < 0 || head >= config_.num_kv_heads) {
+    return InvalidArgumentError("KV compaction: no layer " + std::to_string(layer) + " head " +
+                                std::to_string(head));
+  }
+  if (config_.window != kDenseWindow) {
+    return FailedPreconditionError("KV compaction needs a dense cache; this one evicts by DMS decisions");
+  }
+  const int length = HeadLength(seq, layer, head);
+  for (size_t i = 0; i < kept.size(); ++i) {
+    const int32_t s = kept[i];
+    if (s < 0 || s >= length || (i > 0 && s <= kept[i - 1])) {
+      return InvalidArgumentError("KV compaction of layer " + std::to_string(layer) + " head " +
+                                  std::to_string(head) + ": kept slots must ascend within [0, " +
+                                  std::to_string(length) + "), got " + std::to_string(s) +
+                                  " at index " + std::to_string(i));
+    }
+  }
+  return OkStatus();
+}
+
+void CudaKvCache::CommitCompaction(SeqId seq, int layer, int head, int kept) {
+  if (!HasSequence(seq)) return;
+  HeadState& h = seqs_[seq].heads[static_cast<size_t>(layer) * config_.num_kv_heads + head];
+  h.length = kept;
+  const size_t keep_blocks = (kept + config_.block_size - 1) / config_.block_size;
+  while (h.blocks.size() > keep_blocks) {
+    free_.push_back(h.blocks.back());
+    h.blocks.pop_back();
+  }
+}
+
 }  // namespace dms

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "engine/cuda/device_memory.h"
@@ -71,6 +72,21 @@ class CudaKvCache {
 
   SequenceKvStats SequenceStats(SeqId seq) const;
   KvPoolStats PoolStats() const;
+
+  // Training-free KV policies (cuda_kv_policy.cc). The host side of
+  // DmsKvCache::Compact for one head; the device side is
+  // cuda::LaunchKvCompactLayer.
+  // Retained slots of one head (0 for an unknown sequence or head).
+  int HeadLength(SeqId seq, int layer, int head) const;
+  // DmsKvCache::Compact's refusals, in its order: INVALID_ARGUMENT for an
+  // unknown sequence, layer or head; FAILED_PRECONDITION on an evicting (DMS)
+  // cache; INVALID_ARGUMENT unless `kept` ascends strictly within [0, len).
+  Status CheckCompaction(SeqId seq, int layer, int head, std::span<const int32_t> kept) const;
+  // After the device kept `kept` slots of the head: its new length, and the
+  // blocks past ceil(kept / block_size) back to the free list (last first,
+  // as DmsKvCache::Compact). Their page-table entries on the device go stale;
+  // Reserve writes new ones before any step reads past the length.
+  void CommitCompaction(SeqId seq, int layer, int head, int kept);
 
  private:
   struct HeadState {

@@ -30,7 +30,7 @@ fi
 timeout 300 "$bundle/bin/dms-cuda-bench" --model "$model" --prompts "$prompts" \
   --decode-contexts "$contexts" --decode-steps "$steps" | tee "$out/bench-dms.jsonl" || true
 
-PYTHONUNBUFFERED=1 timeout 180 python3 - "$model" "$prompts" "$contexts" "$steps" <<'PY' | tee "$out/bench-hf.jsonl" || true
+[ "${PEERS:-1}" = 1 ] && PYTHONUNBUFFERED=1 timeout 180 python3 - "$model" "$prompts" "$contexts" "$steps" <<'PY' | tee "$out/bench-hf.jsonl" || true
 # The peer: transformers Qwen3ForCausalLM, sdpa attention, bf16, random
 # weights, dense KV cache (transformers has no DMS eviction).
 import json, statistics, sys, time
@@ -108,13 +108,69 @@ if [ "${SERVER_BENCH:-1}" = 1 ]; then
   wait "$spid" 2>/dev/null || true
 fi
 
+# Issue 11: every KV policy on the same checkpoint through dms-server --backend
+# cuda: the DMS row (--kv-policy auto), then a dense-cache server running the
+# dense row and the training-free policies at compression ratio 0.5, one
+# request per (policy, prompt length), 64 new tokens. snapkv and
+# expected-attention score on the host (docs/kv-policies.md), so they run at
+# the shorter lengths only. Random weights: the needle cannot be found, so the
+# table has no correctness column here (dms eval needle --kv-policy gives it
+# on a real checkpoint).
+if [ "${POLICIES:-1}" = 1 ]; then
+  : > "$out/bench-policies.jsonl"
+  policy_server() {  # $1: the server's --kv-policy; then the request policies
+    local spol=$1 port=50152 mport=9152
+    shift
+    "$bundle/bin/dms-server" --backend cuda --model "$model" --listen "127.0.0.1:$port" \
+      --metrics-listen "127.0.0.1:$mport" --kv-memory 0.9 --kv-policy "$spol" > "$out/server-$spol.log" 2>&1 &
+    local spid=$!
+    for _ in $(seq 1 120); do
+      "$bundle/bin/dms" health --target "127.0.0.1:$port" >/dev/null 2>&1 && break
+      sleep 1
+    done
+    for pol in "$@"; do
+      local lengths="${POLICY_LENGTHS:-4096,8192,16384,32768}" flags=""
+      case "$pol" in
+        snapkv|expected-attention) lengths="${POLICY_SLOW_LENGTHS:-4096,8192}" ;;
+      esac
+      case "$pol" in auto|dense) ;; *) flags="--kv-policy $pol --compression-ratio 0.5" ;; esac
+      for len in ${lengths//,/ }; do
+        timeout 150 "$bundle/bin/dms" bench --target "127.0.0.1:$port" --dataset random --input-len "$len" \
+          --output-len 64 --num-requests 1 --warmup 0 --no-progress -q $flags --json "$out/pol.json" \
+          > /dev/null 2>> "$out/policies.err" || { echo "{\"policy\":\"$pol\",\"tokens\":$len,\"error\":true}" >> "$out/bench-policies.jsonl"; continue; }
+        python3 - "$out/pol.json" "$pol" "$len" >> "$out/bench-policies.jsonl" <<'PY2' || true
+import json, sys
+j = json.load(open(sys.argv[1])); r = j["runs"][0] if j.get("runs") else j
+req = r["per_request"][0] if r.get("per_request") else {}
+tpot = (r.get("tpot") or {}).get("p50")
+print(json.dumps({"policy": sys.argv[2], "tokens": int(sys.argv[3]), "ttft_ms": 1e3 * r["ttft"]["p50"],
+                  "tokens_per_s": r["throughput"]["output_tokens_per_s"],
+                  "decode_tokens_per_s": 1 / tpot if tpot else None,
+                  "compression": req.get("compression_ratio"), "completed": r.get("completed")}))
+PY2
+      done
+    done
+    python3 - "$mport" "$spol" >> "$out/bench-policies.jsonl" <<'PY2' || true
+import json, re, sys, urllib.request
+text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
+peak = [float(m.group(1)) for m in re.finditer(r'^dms_device_memory_bytes\{[^}]*kind="peak"[^}]*\} (\S+)', text, re.M)]
+print(json.dumps({"server_policy": sys.argv[2], "peak_device_GB": max(peak) / 1e9 if peak else None}))
+PY2
+    kill "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+  }
+  policy_server auto auto
+  policy_server dense dense knorm streaming snapkv expected-attention
+  cat "$out/bench-policies.jsonl"
+fi
+
 # Attention peers (issue 6): one layer of Qwen3-8B heads (32 query, 8 KV,
 # head_dim 128), bf16, one fresh chunk: PyTorch SDPA dense causal, and
 # FlexAttention with the DMS mask (window 512, each key marked with
 # probability 0.875: visible iff causal and (within the window or unmarked)),
 # the approach of NVIDIA Model-Optimizer. Only the attention call is timed
 # (the block mask is built once per length, outside the timing).
-PYTHONUNBUFFERED=1 timeout 240 python3 - "$prompts" <<'PY' | tee "$out/bench-attn-peer.jsonl" || true
+[ "${PEERS:-1}" = 1 ] && PYTHONUNBUFFERED=1 timeout 240 python3 - "$prompts" <<'PY' | tee "$out/bench-attn-peer.jsonl" || true
 import json, statistics, sys
 import torch
 import torch.nn.functional as F
@@ -154,7 +210,7 @@ for n in map(int, sys.argv[1].split(",")):
     torch.cuda.empty_cache()
 PY
 
-python3 - "$out/bench-dms.jsonl" "$out/bench-hf.jsonl" "$out/bench-attn-peer.jsonl" "$out/bench-batch.jsonl" "$out/bench-server.json" "$out/bench-oneshot.jsonl" <<'PY' | tee "$out/bench-table.txt"
+python3 - "$out/bench-dms.jsonl" "$out/bench-hf.jsonl" "$out/bench-attn-peer.jsonl" "$out/bench-batch.jsonl" "$out/bench-server.json" "$out/bench-oneshot.jsonl" "$out/bench-policies.jsonl" <<'PY' | tee "$out/bench-table.txt"
 import json, sys
 def load(p):
     try:
@@ -167,6 +223,12 @@ try:
 except (OSError, ValueError):
     server = None
 oneshot = load(sys.argv[6])
+def load_any(p):
+    try:
+        return [json.loads(l) for l in open(p) if l.startswith("{")]
+    except OSError:
+        return []
+policies = load_any(sys.argv[7])
 def pick(rows, kind, key=None, val=None):
     return next((r for r in rows if r["kind"] == kind and (key is None or r.get(key) == val)), None)
 c = pick(ours, "ceilings")
@@ -249,4 +311,18 @@ for r in (x for x in oneshot if x["kind"] == "ttft_oneshot"):
 m1 = pick(oneshot, "memory")
 if m1:
     print(f"one-shot run peak device memory {m1['peak_used_GB']:.2f} GB")
+prow = [x for x in policies if "policy" in x]
+if prow:
+    print("KV policies through dms-server --backend cuda (ratio 0.5 for the training-free ones; 64 new tokens):")
+    print(f"  {'policy':<20}{'tokens':>7}{'TTFT ms':>10}{'tok/s':>8}{'decode tok/s':>14}{'KV compression':>16}")
+    for r in prow:
+        if r.get("error"):
+            print(f"  {r['policy']:<20}{r['tokens']:>7}  failed (policies.err)")
+            continue
+        dec = r.get("decode_tokens_per_s") or float("nan")
+        comp = r.get("compression") or float("nan")
+        print(f"  {r['policy']:<20}{r['tokens']:>7}{r['ttft_ms']:>10.1f}{r['tokens_per_s']:>8.1f}{dec:>14.1f}{comp:>15.2f}x")
+    for x in policies:
+        if "server_policy" in x and x.get("peak_device_GB"):
+            print(f"  server --kv-policy {x['server_policy']}: peak device memory {x['peak_device_GB']:.2f} GB")
 PY

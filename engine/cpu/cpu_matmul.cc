@@ -6,6 +6,20 @@
 
 #include "engine/util/half.h"
 
+// AVX2/FMA and baseline versions chosen at load time (an ifunc). Not under
+// ThreadSanitizer: the ifunc resolver runs before the TSan runtime is up and
+// crashes the process at load; the baseline version alone is then built.
+#if defined(__SANITIZE_THREAD__)
+#define DMS_CPU_CLONES
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define DMS_CPU_CLONES
+#endif
+#endif
+#ifndef DMS_CPU_CLONES
+#define DMS_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#endif
+
 namespace dms {
 namespace {
 
@@ -51,7 +65,7 @@ inline __attribute__((always_inline)) void MicroKernel(const float* x, int64_t l
   }
 }
 
-__attribute__((target_clones("arch=x86-64-v3", "default")))
+DMS_CPU_CLONES
 void PanelTimesX(const float* x, int64_t m, int64_t k, const float* panel, int64_t nn,
                  const float* bias, float* y, int64_t ldy) {
   float tile[kMr * kNr];
@@ -80,7 +94,7 @@ void PanelTimesX(const float* x, int64_t m, int64_t k, const float* panel, int64
 // Decode-sized products (m <= 4): stream each weight row once, converting
 // 8 bf16 values at a time in registers, no panel packing (which would write
 // as many bytes as it reads). y[r, j] for rows j in [j0, j1).
-__attribute__((target_clones("arch=x86-64-v3", "default")))
+DMS_CPU_CLONES
 void GemvBf16(const float* x, int64_t m, int64_t k, const uint16_t* w, int64_t j0, int64_t j1,
               const float* bias, float* y, int64_t ldy) {
   for (int64_t j = j0; j < j1; ++j) {

@@ -5,7 +5,7 @@
 
 #include "engine/cpu/cpu_backend.h"
 #include "engine/cpu/query_capture.h"
-#include "engine/policies/kv_scores.h"
+#include "engine/policies/kv_head_scoring.h"
 
 namespace dms {
 
@@ -112,16 +112,8 @@ Status CpuBackend::ScoreKvLayer(SeqId seq, int layer, const KvPolicySpec& spec,
   std::vector<int32_t> window_pos;
   if (spec.kind == KvPolicyKind::kSnapKv) {
     const CpuQueryCapture::Layer& l = capture->layers[layer];
-    std::vector<int> order;
-    for (int i = 0; i < static_cast<int>(l.ring_pos.size()); ++i) {
-      if (l.ring_pos[i] >= 0 && l.ring_pos[i] >= spec.num_tokens - spec.params.window) order.push_back(i);
-    }
-    std::sort(order.begin(), order.end(), [&](int a, int b) { return l.ring_pos[a] < l.ring_pos[b]; });
-    const size_t qdim = static_cast<size_t>(hq) * hd;
-    for (int i : order) {
-      window_pos.push_back(l.ring_pos[i]);
-      window_q.insert(window_q.end(), &l.ring[i * qdim], &l.ring[i * qdim] + qdim);
-    }
+    SnapKvWindowFromRing(l.ring, l.ring_pos, static_cast<size_t>(hq) * hd, spec.num_tokens, spec.params.window,
+                         &window_q, &window_pos);
   }
 
   out->assign(hkv, KvHeadScores());
@@ -136,57 +128,29 @@ Status CpuBackend::ScoreKvLayer(SeqId seq, int layer, const KvPolicySpec& spec,
         head.positions[s] = view.pos(s);
         std::copy_n(view.k(s), hd, &keys[static_cast<size_t>(s) * hd]);
       }
-      switch (spec.kind) {
-        case KvPolicyKind::kKnorm:
-          head.scores = KnormScores(keys, hd);
-          break;
-        case KvPolicyKind::kStreaming:
-          head.scores = StreamingScores(head.positions);
-          break;
-        case KvPolicyKind::kSnapKv: {
-          // This group's g query heads of every window query: [m, g, hd].
-          const size_t m = window_pos.size();
-          std::vector<float> q(m * g * hd);
-          for (size_t i = 0; i < m; ++i) {
-            std::copy_n(&window_q[(i * hq + h * g) * hd], static_cast<size_t>(g) * hd, &q[i * g * hd]);
-          }
-          SnapKvInputs in;
-          in.head_dim = hd;
-          in.group = g;
-          in.num_tokens = spec.num_tokens;
-          in.window = spec.params.window;
-          in.pool_kernel = spec.params.pool_kernel;
-          in.keys = keys;
-          in.positions = head.positions;
-          in.queries = q;
-          in.query_positions = window_pos;
-          head.scores = SnapKvScores(in);
-          break;
-        }
-        case KvPolicyKind::kExpectedAttention: {
-          values.resize(keys.size());
-          for (int s = 0; s < n; ++s) std::copy_n(view.v(s), hd, &values[static_cast<size_t>(s) * hd]);
-          const CpuQueryCapture::Layer& l = capture->layers[layer];
-          ExpectedAttentionInputs in;
-          in.head_dim = hd;
-          in.group = g;
-          in.num_tokens = spec.num_tokens;
-          in.sinks = spec.params.sinks;
-          in.future_positions = spec.params.future_positions;
-          in.keys = keys;
-          in.positions = head.positions;
-          in.values = values;
-          in.query_count = l.count;
-          in.query_sum = std::span<const double>(l.sum).subspan(h * g * hd, static_cast<size_t>(g) * hd);
-          in.query_outer =
-              std::span<const double>(l.outer).subspan(h * g * hd * hd, static_cast<size_t>(g) * hd * hd);
-          in.inv_freq = inv_freq_;
-          head.scores = ExpectedAttentionScores(in);
-          break;
-        }
-        default:
-          break;
+      if (spec.kind == KvPolicyKind::kExpectedAttention) {
+        values.resize(keys.size());
+        for (int s = 0; s < n; ++s) std::copy_n(view.v(s), hd, &values[static_cast<size_t>(s) * hd]);
       }
+      KvHeadScoreInputs in;
+      in.head = static_cast<int>(h);
+      in.head_dim = hd;
+      in.group = g;
+      in.num_q_heads = hq;
+      in.keys = keys;
+      in.values = values;
+      in.positions = head.positions;
+      in.window_queries = window_q;
+      in.window_positions = window_pos;
+      if (spec.kind == KvPolicyKind::kExpectedAttention) {
+        const CpuQueryCapture::Layer& l = capture->layers[layer];
+        in.query_count = l.count;
+        in.query_sum = std::span<const double>(l.sum).subspan(h * g * hd, static_cast<size_t>(g) * hd);
+        in.query_outer =
+            std::span<const double>(l.outer).subspan(h * g * hd * hd, static_cast<size_t>(g) * hd * hd);
+        in.inv_freq = inv_freq_;
+      }
+      head.scores = ScoreKvHead(spec, in);
     }
   });
   return OkStatus();

@@ -27,7 +27,7 @@
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/cuda_status.h"
 #include "engine/cuda/cuda_workspace.h"
-#include "engine/policies/kv_scores.h"
+#include "engine/policies/kv_head_scoring.h"
 #include "kernels/kv_compact.h"
 #include "kernels/qkv_epilogue.h"
 
@@ -280,15 +280,8 @@ Status CudaBackend::ScoreKvLayer(SeqId seq, int layer, const KvPolicySpec& spec,
   if (snapkv) {
     const std::vector<int32_t>& ring_pos = capture->ring_pos;
     const float* ring = reinterpret_cast<const float*>(host + o_ring);
-    std::vector<int> order;
-    for (int i = 0; i < static_cast<int>(ring_pos.size()); ++i) {
-      if (ring_pos[i] >= 0 && ring_pos[i] >= spec.num_tokens - spec.params.window) order.push_back(i);
-    }
-    std::sort(order.begin(), order.end(), [&](int a, int b) { return ring_pos[a] < ring_pos[b]; });
-    for (int i : order) {
-      window_pos.push_back(ring_pos[i]);
-      window_q.insert(window_q.end(), ring + i * qdim, ring + (i + 1) * qdim);
-    }
+    SnapKvWindowFromRing(std::span<const float>(ring, ring_pos.size() * qdim), ring_pos, qdim, spec.num_tokens,
+                         spec.params.window, &window_q, &window_pos);
   }
   std::vector<double> inv_freq(hd / 2);
   for (int i = 0; i < hd / 2; ++i) inv_freq[i] = 1.0 / std::pow(cfg.rope_theta, (2.0 * i) / hd);
@@ -301,54 +294,24 @@ Status CudaBackend::ScoreKvLayer(SeqId seq, int layer, const KvPolicySpec& spec,
     KvHeadScores& head = (*out)[h];
     head.positions.assign(h_pos + row0, h_pos + row0 + n);
     const std::span<const float> keys(h_k + row0 * hd, need_k ? static_cast<size_t>(n) * hd : 0);
-    switch (spec.kind) {
-      case KvPolicyKind::kKnorm:
-        head.scores = KnormScores(keys, hd);
-        break;
-      case KvPolicyKind::kStreaming:
-        head.scores = StreamingScores(head.positions);
-        break;
-      case KvPolicyKind::kSnapKv: {
-        // This group's g query heads of every window query: [m, g, hd].
-        const size_t m = window_pos.size();
-        std::vector<float> q(m * g * hd);
-        for (size_t i = 0; i < m; ++i) {
-          std::copy_n(&window_q[(i * hq + h * g) * hd], static_cast<size_t>(g) * hd, &q[i * g * hd]);
-        }
-        SnapKvInputs in;
-        in.head_dim = hd;
-        in.group = g;
-        in.num_tokens = spec.num_tokens;
-        in.window = spec.params.window;
-        in.pool_kernel = spec.params.pool_kernel;
-        in.keys = keys;
-        in.positions = head.positions;
-        in.queries = q;
-        in.query_positions = window_pos;
-        head.scores = SnapKvScores(in);
-        break;
-      }
-      case KvPolicyKind::kExpectedAttention: {
-        ExpectedAttentionInputs in;
-        in.head_dim = hd;
-        in.group = g;
-        in.num_tokens = spec.num_tokens;
-        in.sinks = spec.params.sinks;
-        in.future_positions = spec.params.future_positions;
-        in.keys = keys;
-        in.positions = head.positions;
-        in.values = std::span<const float>(h_v + row0 * hd, static_cast<size_t>(n) * hd);
-        in.query_count = capture->count;
-        const size_t gd = static_cast<size_t>(g) * hd;
-        in.query_sum = std::span<const double>(stats + h * gd, gd);
-        in.query_outer = std::span<const double>(stats + qdim + h * gd * hd, gd * hd);
-        in.inv_freq = inv_freq;
-        head.scores = ExpectedAttentionScores(in);
-        break;
-      }
-      default:
-        break;
+    KvHeadScoreInputs in;
+    in.head = h;
+    in.head_dim = hd;
+    in.group = g;
+    in.num_q_heads = hq;
+    in.keys = keys;
+    in.positions = head.positions;
+    in.window_queries = window_q;
+    in.window_positions = window_pos;
+    if (expected) {
+      const size_t gd = static_cast<size_t>(g) * hd;
+      in.values = std::span<const float>(h_v + row0 * hd, static_cast<size_t>(n) * hd);
+      in.query_count = capture->count;
+      in.query_sum = std::span<const double>(stats + h * gd, gd);
+      in.query_outer = std::span<const double>(stats + qdim + h * gd * hd, gd * hd);
+      in.inv_freq = inv_freq;
     }
+    head.scores = ScoreKvHead(spec, in);
   });
   return OkStatus();
 }

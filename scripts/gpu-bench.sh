@@ -108,60 +108,9 @@ if [ "${SERVER_BENCH:-1}" = 1 ]; then
   wait "$spid" 2>/dev/null || true
 fi
 
-# Issue 11: every KV policy on the same checkpoint through dms-server --backend
-# cuda: the DMS row (--kv-policy auto), then a dense-cache server running the
-# dense row and the training-free policies at compression ratio 0.5, one
-# request per (policy, prompt length), 64 new tokens. snapkv and
-# expected-attention score on the host (docs/kv-policies.md), so they run at
-# the shorter lengths only. Random weights: the needle cannot be found, so the
-# table has no correctness column here (dms eval needle --kv-policy gives it
-# on a real checkpoint).
+# Issue 11: every KV policy through dms-server on CUDA (scripts/gpu-policies.sh).
 if [ "${POLICIES:-1}" = 1 ]; then
-  : > "$out/bench-policies.jsonl"
-  policy_server() {  # $1: the server's --kv-policy; then the request policies
-    local spol=$1 port=50152 mport=9152
-    shift
-    "$bundle/bin/dms-server" --backend cuda --model "$model" --listen "127.0.0.1:$port" \
-      --metrics-listen "127.0.0.1:$mport" --kv-memory 0.9 --kv-policy "$spol" > "$out/server-$spol.log" 2>&1 &
-    local spid=$!
-    for _ in $(seq 1 120); do
-      "$bundle/bin/dms" health --target "127.0.0.1:$port" >/dev/null 2>&1 && break
-      sleep 1
-    done
-    for pol in "$@"; do
-      local lengths="${POLICY_LENGTHS:-4096,8192,16384,32768}" flags=""
-      case "$pol" in
-        snapkv|expected-attention) lengths="${POLICY_SLOW_LENGTHS:-4096,8192}" ;;
-      esac
-      case "$pol" in auto|dense) ;; *) flags="--kv-policy $pol --compression-ratio 0.5" ;; esac
-      for len in ${lengths//,/ }; do
-        timeout 150 "$bundle/bin/dms" bench --target "127.0.0.1:$port" --dataset random --input-len "$len" \
-          --output-len 64 --num-requests 1 --warmup 0 --no-progress -q $flags --json "$out/pol.json" \
-          > /dev/null 2>> "$out/policies.err" || { echo "{\"policy\":\"$pol\",\"tokens\":$len,\"error\":true}" >> "$out/bench-policies.jsonl"; continue; }
-        python3 - "$out/pol.json" "$pol" "$len" >> "$out/bench-policies.jsonl" <<'PY2' || true
-import json, sys
-j = json.load(open(sys.argv[1])); r = j["runs"][0] if j.get("runs") else j
-req = r["per_request"][0] if r.get("per_request") else {}
-tpot = (r.get("tpot") or {}).get("p50")
-print(json.dumps({"policy": sys.argv[2], "tokens": int(sys.argv[3]), "ttft_ms": 1e3 * r["ttft"]["p50"],
-                  "tokens_per_s": r["throughput"]["output_tokens_per_s"],
-                  "decode_tokens_per_s": 1 / tpot if tpot else None,
-                  "compression": req.get("compression_ratio"), "completed": r.get("completed")}))
-PY2
-      done
-    done
-    python3 - "$mport" "$spol" >> "$out/bench-policies.jsonl" <<'PY2' || true
-import json, re, sys, urllib.request
-text = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/metrics", timeout=5).read().decode()
-peak = [float(m.group(1)) for m in re.finditer(r'^dms_device_memory_bytes\{[^}]*kind="peak"[^}]*\} (\S+)', text, re.M)]
-print(json.dumps({"server_policy": sys.argv[2], "peak_device_GB": max(peak) / 1e9 if peak else None}))
-PY2
-    kill "$spid" 2>/dev/null || true
-    wait "$spid" 2>/dev/null || true
-  }
-  policy_server auto auto
-  policy_server dense dense knorm streaming snapkv expected-attention
-  cat "$out/bench-policies.jsonl"
+  OUT="$out" MODEL_DIR="$model" bash "$root/scripts/gpu-policies.sh" run || true
 fi
 
 # Attention peers (issue 6): one layer of Qwen3-8B heads (32 query, 8 KV,

@@ -18,7 +18,10 @@
 namespace dms {
 namespace {
 
+using testing::FeedChunks;
+using testing::HeldPositions;
 using testing::KvPolicyDataDir;
+using testing::PolicyChunkings;
 
 constexpr float kLogitTolerance = 2e-3f;       // as the golden-logit tests (fp32 vs float64)
 constexpr double kScoreTolerance = 2e-6;       // relative; the reference's boundary margins are >= 2e-5
@@ -35,51 +38,6 @@ std::unique_ptr<Backend> MakeBackend(const std::string& name, bool force_dense, 
   auto b = CreateBackend(std::shared_ptr<const Checkpoint>(std::move(*ckpt)), bo);
   EXPECT_TRUE(b.ok()) << b.status().ToString();
   return std::move(*b);
-}
-
-std::vector<std::pair<std::string, std::vector<int>>> Chunkings(int n) {
-  std::vector<std::pair<std::string, std::vector<int>>> out;
-  out.push_back({"one prefill", {n}});
-  const int pattern[] = {7, 50, 1, 1, 62, 1, 13, 30, 2};
-  std::vector<int> mixed;
-  for (int i = 0, left = n; left > 0; ++i) {
-    mixed.push_back(std::min(left, pattern[i % 9]));
-    left -= mixed.back();
-  }
-  out.push_back({"mixed", mixed});
-  std::mt19937 rng(n);
-  std::vector<int> random;
-  for (int left = n; left > 0;) {
-    random.push_back(std::min(left, std::uniform_int_distribution<int>(1, 40)(rng)));
-    left -= random.back();
-  }
-  out.push_back({"random", random});
-  return out;
-}
-
-Status Feed(Backend& b, SeqId seq, std::span<const int32_t> tokens, const std::vector<int>& chunks,
-            std::vector<float>* logits) {
-  size_t at = 0;
-  std::vector<float> step;
-  for (int n : chunks) {
-    ForwardChunk c{seq, tokens.subspan(at, n), logits ? n : 0};
-    DMS_RETURN_IF_ERROR(b.Forward(std::span<const ForwardChunk>(&c, 1), &step));
-    if (logits) logits->insert(logits->end(), step.begin(), step.end());
-    at += n;
-  }
-  return OkStatus();
-}
-
-// Positions each KV head of `layer` holds, in slot order.
-std::vector<std::vector<int32_t>> HeldPositions(Backend& b, SeqId seq, int layer) {
-  KvPolicySpec probe;
-  probe.kind = KvPolicyKind::kKnorm;  // needs no capture; reports every slot's position
-  std::vector<KvHeadScores> heads;
-  Status st = b.ScoreKvLayer(seq, layer, probe, &heads);
-  EXPECT_TRUE(st.ok()) << st.ToString();
-  std::vector<std::vector<int32_t>> out;
-  for (const KvHeadScores& h : heads) out.push_back(h.positions);
-  return out;
 }
 
 float MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
@@ -112,7 +70,7 @@ TEST(KvPolicyCheckpoint, PrunedCachesMatchTheReferenceForEveryChunking) {
     const KvPolicyParams params = testing::ParamsFrom(m["params"]);
     double worst_score = 0;
     float worst_logit = 0;
-    for (const auto& [chunking, chunks] : Chunkings(P)) {
+    for (const auto& [chunking, chunks] : PolicyChunkings(P)) {
       SCOPED_TRACE(chunking);
       for (const auto& s : m["settings"]) {
         const std::string policy = s["policy"];
@@ -128,7 +86,7 @@ TEST(KvPolicyCheckpoint, PrunedCachesMatchTheReferenceForEveryChunking) {
         SeqId seq = *backend->CreateSequence();
         ASSERT_TRUE(backend->SetKvCapture(seq, KvCaptureFor(spec.kind, spec.params)).ok());
         std::vector<float> prefill_logits;
-        ASSERT_TRUE(Feed(*backend, seq, prompt, chunks, &prefill_logits).ok());
+        ASSERT_TRUE(FeedChunks(*backend, seq, prompt, chunks, &prefill_logits).ok());
         // The first token comes from the dense prefill.
         const float* last = &prefill_logits[static_cast<size_t>(P - 1) * V];
         EXPECT_EQ(std::max_element(last, last + V) - last, m["dense_first_token"].get<int>());
@@ -171,7 +129,7 @@ TEST(KvPolicyCheckpoint, PrunedCachesMatchTheReferenceForEveryChunking) {
         std::vector<int> decode_chunks(steps, 1);
         if (chunking != "one prefill") decode_chunks = {steps};
         std::vector<float> got;
-        ASSERT_TRUE(Feed(*backend, seq, std::span<const int32_t>(greedy).first(steps), decode_chunks, &got).ok());
+        ASSERT_TRUE(FeedChunks(*backend, seq, std::span<const int32_t>(greedy).first(steps), decode_chunks, &got).ok());
         const float d = MaxAbsDiff(got, testing::Slice(blob, s["decode_logits"]));
         EXPECT_LE(d, kLogitTolerance);
         worst_logit = std::max(worst_logit, d);
@@ -200,11 +158,11 @@ TEST(KvPolicyCheckpoint, DenseOnADmsCheckpointEqualsTheDenseReference) {
     const std::vector<int32_t> tokens = golden["tokens"].get<std::vector<int32_t>>();
     const int T = static_cast<int>(tokens.size());
     auto dense = MakeBackend(name, /*force_dense=*/true);
-    for (const auto& [chunking, chunks] : Chunkings(T)) {
+    for (const auto& [chunking, chunks] : PolicyChunkings(T)) {
       SCOPED_TRACE(chunking);
       SeqId seq = *dense->CreateSequence();
       std::vector<float> got;
-      ASSERT_TRUE(Feed(*dense, seq, tokens, chunks, &got).ok());
+      ASSERT_TRUE(FeedChunks(*dense, seq, tokens, chunks, &got).ok());
       EXPECT_LE(MaxAbsDiff(got, want), kLogitTolerance);
       for (const auto& layer : dense->SequenceStats(seq).retained)
         for (int r : layer) EXPECT_EQ(r, T) << "a dense cache keeps every token";
@@ -213,7 +171,7 @@ TEST(KvPolicyCheckpoint, DenseOnADmsCheckpointEqualsTheDenseReference) {
     auto dms = MakeBackend(name, /*force_dense=*/false);
     SeqId seq = *dms->CreateSequence();
     std::vector<float> got;
-    ASSERT_TRUE(Feed(*dms, seq, tokens, {T}, &got).ok());
+    ASSERT_TRUE(FeedChunks(*dms, seq, tokens, {T}, &got).ok());
     EXPECT_GT(MaxAbsDiff(got, want), 1.0f) << "DMS eviction changes these logits";
   }
 }

@@ -7,9 +7,12 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <random>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "engine/core/backend.h"
 #include "engine/policies/kv_policy.h"
 #include "tests/test_util.h"
 
@@ -68,6 +71,54 @@ inline double MaxRelScoreDiff(const std::vector<double>& got, const std::vector<
     if (want[i]) worst = std::max(worst, std::abs(got[i] - *want[i]) / scale);
   }
   return worst;
+}
+
+// The chunkings of a prompt of n tokens the policy tests run: one prefill; a
+// mixed pattern with single-token chunks; random splits (seeded by n).
+inline std::vector<std::pair<std::string, std::vector<int>>> PolicyChunkings(int n) {
+  std::vector<std::pair<std::string, std::vector<int>>> out;
+  out.push_back({"one prefill", {n}});
+  const int pattern[] = {7, 50, 1, 1, 62, 1, 13, 30, 2};
+  std::vector<int> mixed;
+  for (int i = 0, left = n; left > 0; ++i) {
+    mixed.push_back(std::min(left, pattern[i % 9]));
+    left -= mixed.back();
+  }
+  out.push_back({"mixed", mixed});
+  std::mt19937 rng(n);
+  std::vector<int> random;
+  for (int left = n; left > 0;) {
+    random.push_back(std::min(left, std::uniform_int_distribution<int>(1, 40)(rng)));
+    left -= random.back();
+  }
+  out.push_back({"random", random});
+  return out;
+}
+
+inline Status FeedChunks(Backend& b, SeqId seq, std::span<const int32_t> tokens, const std::vector<int>& chunks,
+            std::vector<float>* logits) {
+  size_t at = 0;
+  std::vector<float> step;
+  for (int n : chunks) {
+    ForwardChunk c{seq, tokens.subspan(at, n), logits ? n : 0};
+    DMS_RETURN_IF_ERROR(b.Forward(std::span<const ForwardChunk>(&c, 1), &step));
+    if (logits) logits->insert(logits->end(), step.begin(), step.end());
+    at += n;
+  }
+  return OkStatus();
+}
+
+// Positions each KV head of `layer` holds, in slot order (knorm scoring
+// needs no capture and reports every slot's position).
+inline std::vector<std::vector<int32_t>> HeldPositions(Backend& b, SeqId seq, int layer) {
+  KvPolicySpec probe;
+  probe.kind = KvPolicyKind::kKnorm;  // needs no capture; reports every slot's position
+  std::vector<KvHeadScores> heads;
+  Status st = b.ScoreKvLayer(seq, layer, probe, &heads);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  std::vector<std::vector<int32_t>> out;
+  for (const KvHeadScores& h : heads) out.push_back(h.positions);
+  return out;
 }
 
 }  // namespace dms::testing

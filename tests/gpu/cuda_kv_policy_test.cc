@@ -40,7 +40,10 @@
 namespace dms {
 namespace {
 
+using testing::FeedChunks;
+using testing::HeldPositions;
 using testing::KvPolicyDataDir;
+using testing::PolicyChunkings;
 
 constexpr float kLogitTolerance = 2e-3f;  // as the CPU test (fp32 vs float64)
 // Relative to the largest reference score: a sanity bound, looser than the
@@ -85,52 +88,6 @@ std::unique_ptr<Backend> MakeCpu(const std::string& name, bool force_dense) {
   auto b = CreateBackend(ckpt, o);
   EXPECT_TRUE(b.ok()) << b.status().ToString();
   return b.ok() ? std::move(*b) : nullptr;
-}
-
-// The chunkings of the CPU test.
-std::vector<std::pair<std::string, std::vector<int>>> Chunkings(int n) {
-  std::vector<std::pair<std::string, std::vector<int>>> out;
-  out.push_back({"one prefill", {n}});
-  const int pattern[] = {7, 50, 1, 1, 62, 1, 13, 30, 2};
-  std::vector<int> mixed;
-  for (int i = 0, left = n; left > 0; ++i) {
-    mixed.push_back(std::min(left, pattern[i % 9]));
-    left -= mixed.back();
-  }
-  out.push_back({"mixed", mixed});  // single-token chunks: captured steps skip the decode graphs
-  std::mt19937 rng(n);
-  std::vector<int> random;
-  for (int left = n; left > 0;) {
-    random.push_back(std::min(left, std::uniform_int_distribution<int>(1, 40)(rng)));
-    left -= random.back();
-  }
-  out.push_back({"random", random});
-  return out;
-}
-
-Status Feed(Backend& b, SeqId seq, std::span<const int32_t> tokens, const std::vector<int>& chunks,
-            std::vector<float>* logits) {
-  size_t at = 0;
-  std::vector<float> step;
-  for (int n : chunks) {
-    ForwardChunk c{seq, tokens.subspan(at, n), logits ? n : 0};
-    DMS_RETURN_IF_ERROR(b.Forward(std::span<const ForwardChunk>(&c, 1), &step));
-    if (logits) logits->insert(logits->end(), step.begin(), step.end());
-    at += n;
-  }
-  return OkStatus();
-}
-
-// Positions each KV head of `layer` holds, in slot order.
-std::vector<std::vector<int32_t>> HeldPositions(Backend& b, SeqId seq, int layer) {
-  KvPolicySpec probe;
-  probe.kind = KvPolicyKind::kKnorm;  // needs no capture; reports every slot's position
-  std::vector<KvHeadScores> heads;
-  Status st = b.ScoreKvLayer(seq, layer, probe, &heads);
-  EXPECT_TRUE(st.ok()) << st.ToString();
-  std::vector<std::vector<int32_t>> out;
-  for (const KvHeadScores& h : heads) out.push_back(h.positions);
-  return out;
 }
 
 int Argmax(const float* row, int n) { return static_cast<int>(std::max_element(row, row + n) - row); }
@@ -178,7 +135,7 @@ Agreement RunGoldenCases(const std::string& precision, int num_chunkings, bool s
     const int P = static_cast<int>(prompt.size()), L = cfg->num_layers, V = cfg->vocab_size;
     const KvPolicyParams params = testing::ParamsFrom(m["params"]);
     Agreement model;
-    auto chunkings = Chunkings(P);
+    auto chunkings = PolicyChunkings(P);
     chunkings.resize(num_chunkings);
     for (const auto& [chunking, chunks] : chunkings) {
       SCOPED_TRACE(chunking);
@@ -197,7 +154,7 @@ Agreement RunGoldenCases(const std::string& precision, int num_chunkings, bool s
         Status st = backend->SetKvCapture(seq, KvCaptureFor(spec.kind, spec.params));
         EXPECT_TRUE(st.ok()) << st.ToString();
         std::vector<float> prefill;
-        st = Feed(*backend, seq, prompt, chunks, &prefill);
+        st = FeedChunks(*backend, seq, prompt, chunks, &prefill);
         EXPECT_TRUE(st.ok()) << st.ToString();
         if (!st.ok()) return a;
         const int first = Argmax(&prefill[static_cast<size_t>(P - 1) * V], V);
@@ -263,7 +220,7 @@ Agreement RunGoldenCases(const std::string& precision, int num_chunkings, bool s
         std::vector<int> decode_chunks(G, 1);
         if (chunking != "one prefill") decode_chunks = {G};
         std::vector<float> got;
-        st = Feed(*backend, seq, greedy, decode_chunks, &got);
+        st = FeedChunks(*backend, seq, greedy, decode_chunks, &got);
         EXPECT_TRUE(st.ok()) << st.ToString();
         if (!st.ok()) return a;
         const std::vector<float> want = testing::Slice(blob, s["decode_logits"]);
@@ -355,8 +312,8 @@ TEST(CudaKvPolicy, CompactionEqualsTheCpuBackend) {
     for (int i = 0; i < 2; ++i) {
       a[i] = *both[i]->CreateSequence();
       b[i] = *both[i]->CreateSequence();
-      ASSERT_TRUE(Feed(*both[i], a[i], prompt, {100}, nullptr).ok());
-      ASSERT_TRUE(Feed(*both[i], b[i], prompt, {60, 40}, nullptr).ok());
+      ASSERT_TRUE(FeedChunks(*both[i], a[i], prompt, {100}, nullptr).ok());
+      ASSERT_TRUE(FeedChunks(*both[i], b[i], prompt, {60, 40}, nullptr).ok());
     }
     // Kept lists for (layer, head), cycling through the patterns.
     auto lists = [&](int layer, const std::vector<int>& lengths, int round) {
@@ -421,7 +378,7 @@ TEST(CudaKvPolicy, CompactionEqualsTheCpuBackend) {
     };
     compact(0);
     std::vector<float> got[2];
-    for (int i = 0; i < 2; ++i) ASSERT_TRUE(Feed(*both[i], a[i], more, {21}, &got[i]).ok());
+    for (int i = 0; i < 2; ++i) ASSERT_TRUE(FeedChunks(*both[i], a[i], more, {21}, &got[i]).ok());
     const float prefill = MaxAbsDiff(got[0].data(), got[1].data(), got[0].size());
     EXPECT_LE(prefill, kLogitTolerance) << "prefill on the compacted cache";
     const float d1 = decode_both(std::span<const int32_t>(decode).first(3));

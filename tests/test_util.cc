@@ -3,11 +3,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace dms::testing {
 namespace fs = std::filesystem;
@@ -64,6 +66,19 @@ CommandResult RunCommand(const std::string& command, const std::string& stdin_te
   result.out = ReadFile(out);
   result.err = ReadFile(err);
   return result;
+}
+
+int WaitForChild(pid_t* pid, double timeout_s) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (*pid > 0 && std::chrono::steady_clock::now() < until) {
+    int status = 0;
+    if (waitpid(*pid, &status, WNOHANG) == *pid) {
+      *pid = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return -1000;
 }
 
 void WriteFile(const std::string& path, const std::string& contents) {

@@ -2,6 +2,8 @@
 // and running the project's binaries as a user would.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 
 namespace dms::testing {
@@ -37,6 +39,11 @@ struct CommandResult {
 };
 // Runs `command` through /bin/sh with optional stdin text.
 CommandResult RunCommand(const std::string& command, const std::string& stdin_text = "");
+
+// Waits for child process *pid to exit (polling, up to timeout_s): its exit
+// code, or -signal if a signal ended it (*pid becomes -1 either way); -1000
+// if it is still running at the deadline.
+int WaitForChild(pid_t* pid, double timeout_s);
 
 void WriteFile(const std::string& path, const std::string& contents);
 std::string ReadFile(const std::string& path);

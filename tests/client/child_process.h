@@ -41,18 +41,7 @@ class ChildProcess {
     if (pid_ > 0) kill(pid_, sig);
   }
   // The exit code, -signal if killed, -1000 if still running after timeout.
-  int Wait(double timeout_s = 60) {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-    while (pid_ > 0 && std::chrono::steady_clock::now() < until) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return -1000;
-  }
+  int Wait(double timeout_s = 60) { return WaitForChild(&pid_, timeout_s); }
   std::string out() const { return ReadFile(dir_.File("stdout")); }
   std::string err() const { return ReadFile(dir_.File("stderr")); }
 

@@ -105,18 +105,7 @@ void ServerProcess::Signal(int sig) {
   if (pid_ > 0) kill(pid_, sig);
 }
 
-int ServerProcess::Wait(double timeout_s) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-  while (pid_ > 0 && std::chrono::steady_clock::now() < until) {
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return -1000;  // still running
-}
+int ServerProcess::Wait(double timeout_s) { return WaitForChild(&pid_, timeout_s); }
 
 std::string HttpGet(int port, const std::string& path) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);

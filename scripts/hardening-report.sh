@@ -5,6 +5,7 @@
 #   scripts/hardening-report.sh              soak 60 s (CPU) + fuzz 60 s per target
 #   SOAK_SECONDS=600 FUZZ_SECONDS=600 ...    longer
 #   GPU_SOAK_JSON=path                       add the GPU soak (scripts/gpu.sh writes soak-cuda.json)
+#   GPU_SOAK_CARD="NVIDIA H200, 2026-11-26"   named under the table
 #   SKIP_FUZZ=1                              reuse build-fuzz/fuzz-report.tsv
 #
 # Sanitizer rows come from the last `make test-sanitizers` (build-asan, build-tsan).
@@ -68,6 +69,10 @@ for r in rows:
         cells.append(f'{v:.1f}' if isinstance(v, float) else str(v))
     L.append('| ' + ' | '.join(cells) + ' |')
 L.append('')
+if len(rows) > 1:
+    L.append(f'The cuda row is the GPU soak of `scripts/gpu.sh run` (`{os.path.basename(gpu_json)}`, '
+             f'{os.environ.get("GPU_SOAK_CARD", "card as in docs/cuda.md")}).')
+    L.append('')
 L.append('Outcome: no crash; every completed request equal to its solo run (column "differed" must be 0); '
          'after the load the server reports 0 KV blocks used and 0 running or waiting requests; '
          'resident memory growth bounded (asserted < 512 MiB).')

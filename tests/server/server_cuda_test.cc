@@ -88,27 +88,5 @@ TEST(ServerCuda, AllocationFailureAtStartIsOneClearLineAndExitNonZero) {
   std::printf("allocation failure: %s\n", errors[0].c_str());
 }
 
-// --kv-memory as a fraction is a share of the GPU's memory left after the
-// weights and workspace (it was once taken of host memory: larger than the
-// GPU, out of memory at start).
-TEST(ServerCuda, KvMemoryFractionIsAShareOfTheFreeGpuMemory) {
-  ServerProcess probe({"--model", testing::TestDataDir() + "/models/qwen3-plain", "--backend", "cuda",
-                       "--kv-memory", "0.5"},
-                      /*wait_ready=*/false);
-  if (!probe.WaitReady(120)) {
-    if (probe.Log().find("backend 'cuda': ") != std::string::npos) GTEST_SKIP() << "no CUDA GPU: " << probe.Log();
-    FAIL() << "dms-server --kv-memory 0.5 did not start: " << probe.Log();
-  }
-  auto stub = probe.Stub();
-  grpc::ClientContext ctx;
-  v1::ModelInfo info;
-  ASSERT_TRUE(stub->GetModelInfo(&ctx, {}, &info).ok());
-  const double total = static_cast<double>(info.device_memory_total_bytes());
-  ASSERT_GT(total, 0);
-  EXPECT_LE(info.kv_pool_bytes(), 0.5 * total);
-  EXPECT_GE(info.kv_pool_bytes(), 0.3 * total) << "the pool should take about half the free memory";
-  std::printf("--kv-memory 0.5: pool %.2f GB of %.2f GB\n", info.kv_pool_bytes() / 1e9, total / 1e9);
-}
-
 }  // namespace
 }  // namespace dms

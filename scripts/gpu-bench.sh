@@ -94,7 +94,7 @@ timeout 300 "$bundle/bin/dms-cuda-bench" --model "$model" --batch-streams "${BAT
 if [ "${SERVER_BENCH:-1}" = 1 ]; then
   port=50151
   "$bundle/bin/dms-server" --backend cuda --model "$model" --listen "127.0.0.1:$port" --metrics-listen off \
-    --kv-memory 0.9 --max-running 64 > "$out/server.log" 2>&1 &
+    --kv-memory "${SERVER_KV_MEMORY:-40GiB}" --max-running 64 > "$out/server.log" 2>&1 &
   spid=$!
   for _ in $(seq 1 120); do
     "$bundle/bin/dms" health --target "127.0.0.1:$port" >/dev/null 2>&1 && break
@@ -159,7 +159,7 @@ for n in map(int, sys.argv[1].split(",")):
     torch.cuda.empty_cache()
 PY
 
-python3 - "$out/bench-dms.jsonl" "$out/bench-hf.jsonl" "$out/bench-attn-peer.jsonl" "$out/bench-batch.jsonl" "$out/bench-server.json" "$out/bench-oneshot.jsonl" "$out/bench-policies.jsonl" <<'PY' | tee "$out/bench-table.txt"
+python3 - "$out/bench-dms.jsonl" "$out/bench-hf.jsonl" "$out/bench-attn-peer.jsonl" "$out/bench-batch.jsonl" "$out/bench-server.json" "$out/bench-oneshot.jsonl" <<'PY' | tee "$out/bench-table.txt"
 import json, sys
 def load(p):
     try:
@@ -172,12 +172,7 @@ try:
 except (OSError, ValueError):
     server = None
 oneshot = load(sys.argv[6])
-def load_any(p):
-    try:
-        return [json.loads(l) for l in open(p) if l.startswith("{")]
-    except OSError:
-        return []
-policies = load_any(sys.argv[7])
+# (The KV-policy table is printed by scripts/gpu-policies.sh.)
 def pick(rows, kind, key=None, val=None):
     return next((r for r in rows if r["kind"] == kind and (key is None or r.get(key) == val)), None)
 c = pick(ours, "ceilings")
@@ -260,18 +255,4 @@ for r in (x for x in oneshot if x["kind"] == "ttft_oneshot"):
 m1 = pick(oneshot, "memory")
 if m1:
     print(f"one-shot run peak device memory {m1['peak_used_GB']:.2f} GB")
-prow = [x for x in policies if "policy" in x]
-if prow:
-    print("KV policies through dms-server --backend cuda (ratio 0.5 for the training-free ones; 64 new tokens):")
-    print(f"  {'policy':<20}{'tokens':>7}{'TTFT ms':>10}{'tok/s':>8}{'decode tok/s':>14}{'KV compression':>16}")
-    for r in prow:
-        if r.get("error"):
-            print(f"  {r['policy']:<20}{r['tokens']:>7}  failed (policies.err)")
-            continue
-        dec = r.get("decode_tokens_per_s") or float("nan")
-        comp = r.get("compression") or float("nan")
-        print(f"  {r['policy']:<20}{r['tokens']:>7}{r['ttft_ms']:>10.1f}{r['tokens_per_s']:>8.1f}{dec:>14.1f}{comp:>15.2f}x")
-    for x in policies:
-        if "server_policy" in x and x.get("peak_device_GB"):
-            print(f"  server --kv-policy {x['server_policy']}: peak device memory {x['peak_device_GB']:.2f} GB")
 PY

@@ -31,7 +31,7 @@ policy_server() {  # $1: the server's --kv-policy; then the request policies
   local spol=$1 port=50152 mport=9152
   shift
   "$bundle/bin/dms-server" --backend "${BACKEND:-cuda}" --model "$model" --listen "127.0.0.1:$port" \
-    --metrics-listen "127.0.0.1:$mport" --kv-memory 0.9 --kv-policy "$spol" > "$out/server-$spol.log" 2>&1 &
+    --metrics-listen "127.0.0.1:$mport" --kv-memory "${SERVER_KV_MEMORY:-40GiB}" --kv-policy "$spol" > "$out/server-$spol.log" 2>&1 &
   local spid=$!
   for _ in $(seq 1 120); do
     "$bundle/bin/dms" health --target "127.0.0.1:$port" >/dev/null 2>&1 && break

@@ -20,7 +20,10 @@ jobs="${JOBS:-$(nproc)}"
 # still run the suite quickly (symbolized stacks come from -fno-omit-frame-pointer).
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O1" \
   -DCMAKE_C_FLAGS_SANITIZE="-O1" -DDMS_CUDA=OFF -DDMS_SANITIZE="$flags" >/dev/null
+t0=$SECONDS
 cmake --build "$build" -j "$jobs"
+echo "sanitize($kind): build done in $((SECONDS - t0)) s"
+t0=$SECONDS
 supp="$root/tests/sanitizers"
 export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=1"
 export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
@@ -29,3 +32,4 @@ export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$supp/
 # Sanitized code is slower: a shorter soak keeps CI inside its budget.
 export DMS_SOAK_SECONDS="${DMS_SOAK_SECONDS:-10}"
 ctest --test-dir "$build" --output-on-failure -j "$jobs" -LE gpu
+echo "sanitize($kind): tests done in $((SECONDS - t0)) s"

@@ -78,7 +78,7 @@ StatusOr<std::vector<BenchPrompt>> BuildBenchPrompts(const BenchDatasetOptions& 
       DMS_ASSIGN_OR_RETURN(NeedlePrompt np, BuildNeedlePrompt(spec, counters));
       BenchPrompt p;
       p.kind = BenchPrompt::Kind::kChat;
-      p.chat.emplace_back("user", np.user_message);
+      for (const std::string& m : np.user_messages) p.chat.emplace_back("user", m);
       p.enable_thinking = false;
       p.input_tokens = np.prompt_tokens;
       p.max_tokens = static_cast<uint32_t>(o.output_len.lo == o.output_len.hi

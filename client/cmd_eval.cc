@@ -14,7 +14,7 @@ namespace {
 struct EvalArgs {
   ConnectionOptions connection;
   NeedleEvalOptions options;
-  std::string lengths = "4K,8K,16K,32K", depths = "5,50,95", modes = "no-think,think", json_path;
+  std::string lengths = "4K,8K,16K,32K", depths = "5,50,95", modes = "no-think,think", layout = "split", json_path;
   bool quiet = false;
 };
 
@@ -45,6 +45,9 @@ int RunNeedle(EvalArgs a) {
   o.depths.clear();
   for (double d : *depths) o.depths.push_back(d / 100);
   o.modes = *ParseModes(a.modes);
+  auto layout = ParseNeedleLayout(a.layout);
+  if (!layout.ok()) return Fail(layout.status().message());
+  o.layout = *layout;
   o.progress = !a.quiet;
   if (Status st = ValidateNeedleOptions(o); !st.ok()) return Fail(st.message());
   auto connection = Connection::Open(a.connection);
@@ -54,8 +57,8 @@ int RunNeedle(EvalArgs a) {
   auto cases = RunNeedleEval(**connection, o, &interrupted);
   if (!cases.ok()) return Fail(cases.status().message());
   const std::vector<NeedleRow> rows = SummarizeNeedle(*cases);
-  std::printf("Needle in a haystack: \"%s\" (temperature %g)\n%s", kNeedleFact, o.temperature,
-              NeedleTable(rows).c_str());
+  std::printf("Needle in a haystack: \"%s\" (temperature %g, %s layout)\n%s", kNeedleFact, o.temperature,
+              NeedleLayoutName(o.layout), NeedleTable(rows).c_str());
   if (!a.json_path.empty()) {
     const std::string text = NeedleJson(o, *cases, rows).dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
     if (Status st = WriteTextFile(a.json_path, text + "\n"); !st.ok()) return Fail("--json: " + st.message());
@@ -83,6 +86,10 @@ void RegisterEvalCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--lengths", a->lengths, "Prompt lengths in tokens (K = 1024)")->capture_default_str();
   cmd->add_option("--depths", a->depths, "Depths of the fact, percent of the filler")->capture_default_str();
   cmd->add_option("--modes", a->modes, "no-think, think or both")->capture_default_str();
+  cmd->add_option("--layout", a->layout,
+                  "split: document and question as two user messages (the question is the protected tail, "
+                  "a training-free KV policy may prune the document); single: one user message (all protected)")
+      ->capture_default_str();
   cmd->add_option("--temperature", a->options.temperature, "Sampling temperature")->capture_default_str();
   cmd->add_option("--max-tokens-no-think", a->options.max_tokens_no_think, "Reply limit without thinking")
       ->capture_default_str();

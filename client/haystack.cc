@@ -64,20 +64,32 @@ std::vector<std::string> FillerSentences(uint64_t seed, size_t count) {
   return out;
 }
 
-std::string AssembleNeedleMessage(const std::vector<std::string>& sentences, size_t needle_after) {
+StatusOr<NeedleLayout> ParseNeedleLayout(const std::string& name) {
+  if (name == "split") return NeedleLayout::kSplit;
+  if (name == "single") return NeedleLayout::kSingle;
+  return InvalidArgumentError("--layout: expected split or single, found '" + name + "'");
+}
+
+const char* NeedleLayoutName(NeedleLayout layout) {
+  return layout == NeedleLayout::kSplit ? "split" : "single";
+}
+
+std::vector<std::string> AssembleNeedleMessages(const std::vector<std::string>& sentences, size_t needle_after,
+                                                NeedleLayout layout) {
   std::string text;
   for (size_t i = 0; i <= sentences.size(); ++i) {
     if (i == needle_after) text += (text.empty() ? "" : " ") + std::string(kNeedleFact);
     if (i < sentences.size()) text += (text.empty() ? "" : " ") + sentences[i];
   }
-  return text + "\n\n" + kNeedleQuestion;
+  if (layout == NeedleLayout::kSplit) return {text, kNeedleQuestion};
+  return {text + "\n\n" + kNeedleQuestion};
 }
 
 StatusOr<NeedlePrompt> BuildNeedlePrompt(const NeedleSpec& spec, const TokenCounters& counters) {
   if (!(spec.depth >= 0 && spec.depth <= 1)) {
     return InvalidArgumentError(Format("needle depth: expected a fraction in [0, 1], found %g", spec.depth));
   }
-  DMS_ASSIGN_OR_RETURN(const int64_t bare, counters.prompt(AssembleNeedleMessage({}, 0)));
+  DMS_ASSIGN_OR_RETURN(const int64_t bare, counters.prompt(AssembleNeedleMessages({}, 0, spec.layout)));
   if (bare > spec.target_tokens) {
     return FailedPreconditionError(Format("needle prompt: the fact and question alone take %lld tokens, more than the %lld asked",
                                           static_cast<long long>(bare), static_cast<long long>(spec.target_tokens)));
@@ -112,8 +124,8 @@ StatusOr<NeedlePrompt> BuildNeedlePrompt(const NeedleSpec& spec, const TokenCoun
   size_t at = 0;
   while (true) {
     at = needle_index();
-    p.user_message = AssembleNeedleMessage(sentences, at);
-    DMS_ASSIGN_OR_RETURN(p.prompt_tokens, counters.prompt(p.user_message));
+    p.user_messages = AssembleNeedleMessages(sentences, at, spec.layout);
+    DMS_ASSIGN_OR_RETURN(p.prompt_tokens, counters.prompt(p.user_messages));
     if (p.prompt_tokens <= spec.target_tokens) break;
     if (sentences.empty()) {
       return FailedPreconditionError(Format("needle prompt: cannot fit %lld tokens", static_cast<long long>(spec.target_tokens)));
@@ -146,8 +158,8 @@ StatusOr<NeedlePrompt> BuildNeedlePrompt(const NeedleSpec& spec, const TokenCoun
       std::vector<std::string> padded = sentences;
       padded.push_back(partial);
       NeedlePrompt q = p;
-      q.user_message = AssembleNeedleMessage(padded, at);
-      DMS_ASSIGN_OR_RETURN(q.prompt_tokens, counters.prompt(q.user_message));
+      q.user_messages = AssembleNeedleMessages(padded, at, spec.layout);
+      DMS_ASSIGN_OR_RETURN(q.prompt_tokens, counters.prompt(q.user_messages));
       if (q.prompt_tokens <= spec.target_tokens) {
         lo = mid;
         best = q;

@@ -28,13 +28,15 @@ double Mean(const std::vector<double>& v) {
 std::string Percent(double fraction) { return Format("%g%%", fraction * 100); }
 
 // Runs one prepared case (prompt built) and fills in its outcome.
-void RunCase(const Connection& connection, const NeedleEvalOptions& o, const std::string& user_message,
+void RunCase(const Connection& connection, const NeedleEvalOptions& o, const std::vector<std::string>& user_messages,
              NeedleCase* c, bool* interrupted) {
   const bool think = c->mode == "think";
   dms::v1::ChatRequest request;
-  auto* m = request.add_messages();
-  m->set_role("user");
-  m->set_content(user_message);
+  for (const std::string& content : user_messages) {
+    auto* m = request.add_messages();
+    m->set_role("user");
+    m->set_content(content);
+  }
   request.set_enable_thinking(think);
   request.set_max_tokens(think ? o.max_tokens_think : o.max_tokens_no_think);
   request.mutable_sampling()->set_temperature(static_cast<float>(o.temperature));
@@ -109,7 +111,7 @@ StatusOr<std::vector<NeedleCase>> RunNeedleEval(const Connection& connection, co
       NeedleCase base;
       base.length = length;
       base.depth = depth;
-      std::string message;
+      std::vector<std::string> messages;
       if (model.max_model_len() > 0 && length + longest_reply > model.max_model_len()) {
         base.skipped = Format("%lld prompt + %u reply tokens exceed the context of %d",
                               static_cast<long long>(length), longest_reply, model.max_model_len());
@@ -118,8 +120,9 @@ StatusOr<std::vector<NeedleCase>> RunNeedleEval(const Connection& connection, co
         spec.target_tokens = length;
         spec.depth = depth;
         spec.seed = o.seed;
+        spec.layout = o.layout;
         DMS_ASSIGN_OR_RETURN(NeedlePrompt p, BuildNeedlePrompt(spec, counters));
-        message = p.user_message;
+        messages = std::move(p.user_messages);
         base.prompt_tokens = p.prompt_tokens;
         base.depth_actual = p.depth;
       }
@@ -127,7 +130,7 @@ StatusOr<std::vector<NeedleCase>> RunNeedleEval(const Connection& connection, co
         NeedleCase c = base;
         c.mode = mode;
         if (*interrupted && c.skipped.empty()) c.skipped = "interrupted";
-        if (c.skipped.empty()) RunCase(connection, o, message, &c, interrupted);
+        if (c.skipped.empty()) RunCase(connection, o, messages, &c, interrupted);
         if (o.progress) {
           std::fprintf(stderr, "needle %6lld tokens, depth %4s, %-8s: %s\n", static_cast<long long>(length),
                        Percent(depth).c_str(), mode.c_str(),
@@ -211,6 +214,7 @@ nlohmann::json NeedleJson(const NeedleEvalOptions& o, const std::vector<NeedleCa
                  {"max_tokens_no_think", o.max_tokens_no_think},
                  {"max_tokens_think", o.max_tokens_think},
                  {"seed", o.seed},
+                 {"layout", NeedleLayoutName(o.layout)},
                  {"kv_policy", o.kv.policy.empty() ? "server default" : o.kv.policy},
                  {"compression_ratio", o.kv.compression_ratio ? nlohmann::json(*o.kv.compression_ratio)
                                                               : nlohmann::json(nullptr)}};

@@ -2,6 +2,8 @@
 // benchmarks. A fact sits at chosen depths of filler padded to target
 // lengths; the model is asked about it through the chat template with
 // thinking off and on, and scored by whether its answer names "Silverton".
+// By default the document and the question are two user messages, so that a
+// training-free KV policy may prune the document (see NeedleLayout).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "client/connection.h"
+#include "client/haystack.h"
 #include "client/kv_policy_flags.h"
 
 namespace dms::client {
@@ -24,6 +27,7 @@ struct NeedleEvalOptions {
   double timeout_s = 0;
   bool progress = true;  // one stderr line per case
   KvPolicyFlags kv;      // the KV policy each request asks for
+  NeedleLayout layout = NeedleLayout::kSplit;
 };
 
 struct NeedleCase {

@@ -20,11 +20,13 @@ StatusOr<int64_t> CountTokens(const Connection& connection, const dms::v1::Token
 
 TokenCounters ServerTokenCounters(const Connection& connection, bool enable_thinking) {
   TokenCounters c;
-  c.prompt = [&connection, enable_thinking](const std::string& user_message) {
+  c.prompt = [&connection, enable_thinking](const std::vector<std::string>& user_messages) {
     dms::v1::TokenizeRequest request;
-    auto* m = request.mutable_chat()->add_messages();
-    m->set_role("user");
-    m->set_content(user_message);
+    for (const std::string& content : user_messages) {
+      auto* m = request.mutable_chat()->add_messages();
+      m->set_role("user");
+      m->set_content(content);
+    }
     request.mutable_chat()->set_enable_thinking(enable_thinking);
     return CountTokens(connection, request);
   };

@@ -7,7 +7,7 @@
 
 namespace dms::client {
 
-// prompt(): a single user message rendered with the chat template
+// prompt(): user messages rendered with the chat template
 // (enable_thinking as given); text(): plain text.
 TokenCounters ServerTokenCounters(const Connection& connection, bool enable_thinking);
 

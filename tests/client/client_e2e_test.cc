@@ -337,6 +337,40 @@ TEST(ClientKvPolicyTest, PolicyFlagsReachTheServer) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
+// The needle eval's split layout puts the question in its own, last user
+// message: the server protects only it and the generation prompt, so a
+// training-free policy prunes the document. In the single layout the whole
+// prompt is the last user message and nothing is pruned (the comparison
+// table would then show every policy at 1.0x).
+TEST(NeedlePolicyTest, SplitLayoutLetsATrainingFreePolicyPruneTheDocument) {
+  TempDir dir;
+  const CommandResult made = RunCommand(BinDir() + "/dms-engine make-model --preset tiny --variant none --out " +
+                                        dir.File("plain") + " --tokenizer " + TokenizerDir());
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  ServerProcess server({"--model", dir.File("plain")});
+  const std::string common = "eval needle --lengths 256 --depths 50 --modes no-think --max-tokens-no-think 2 -q "
+                             "--kv-policy knorm --compression-ratio 0.5 --target " + server.target();
+  CommandResult r = Dms(common + " --json " + dir.File("split.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("split layout"), std::string::npos) << r.out;
+  auto j = nlohmann::json::parse(ReadFile(dir.File("split.json")));
+  EXPECT_EQ(j["config"]["layout"], "split");
+  ASSERT_EQ(j["cases"].size(), 1u);
+  // Ratio 0.5 keeps floor(256 / 2) = 128 entries, the ~35 protected among
+  // them, and the reply adds its tokens: (256 + 2) / (128 + 2) ~ 1.98x.
+  const double split_ratio = j["cases"][0]["compression_ratio"].get<double>();
+  EXPECT_GT(split_ratio, 1.9) << j.dump();
+  EXPECT_LT(split_ratio, 2.0) << j.dump();
+  r = Dms(common + " --layout single --json " + dir.File("single.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  j = nlohmann::json::parse(ReadFile(dir.File("single.json")));
+  EXPECT_EQ(j["config"]["layout"], "single");
+  EXPECT_DOUBLE_EQ(j["cases"][0]["compression_ratio"].get<double>(), 1.0) << j.dump();
+  r = Dms(common + " --layout both");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err, "dms: --layout: expected split or single, found 'both'\n");
+}
+
 TEST(ClientHealthTest, NotServingAfterTheServerStops) {
   ServerProcess server({"--model", TestDataDir() + "/models/dms-neuron-w0-gqa1"});
   const std::string target = " --target " + server.target();

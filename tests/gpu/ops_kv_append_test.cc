@@ -100,6 +100,18 @@ TEST(KvAppendOp, LongSequenceMatches) {
          "lengths, positions, K/V bits, marks", r);
 }
 
+CudaKvConfig SizingConfig(int layers, int kv_heads, int window, int sequences, int blocks_per_head) {
+  CudaKvConfig c;
+  c.num_layers = layers;
+  c.num_kv_heads = kv_heads;
+  c.head_dim = 64;
+  c.window = window;
+  c.block_size = 16;
+  c.max_sequences = sequences;
+  c.max_blocks_per_head = blocks_per_head;
+  return c;
+}
+
 // Sizing the pool by a byte budget (--kv-memory as a share of free GPU
 // memory) counts the whole cache: the blocks chosen fit the budget and two
 // more do not. The arithmetic needs no GPU; where one exists, the cache
@@ -109,14 +121,7 @@ TEST(KvCacheSizing, BlocksWithinABudgetFitAndTwoMoreDoNot) {
   for (cuda::KvDType dtype : {cuda::KvDType::kBF16, cuda::KvDType::kF32}) {
     for (int window : {16, kDenseWindow}) {
       for (int64_t budget : {int64_t{1} << 20, int64_t{7000013}, int64_t{1} << 30}) {
-        CudaKvConfig c;
-        c.num_layers = 3;
-        c.num_kv_heads = 2;
-        c.head_dim = 64;
-        c.window = window;
-        c.block_size = 16;
-        c.max_sequences = 5;
-        c.max_blocks_per_head = 100;
+        CudaKvConfig c = SizingConfig(/*layers=*/3, /*kv_heads=*/2, window, /*sequences=*/5, /*blocks_per_head=*/100);
         c.dtype = dtype;
         const int n = CudaKvCache::BlocksWithin(c, budget);
         SCOPED_TRACE(::testing::Message() << "budget " << budget << " window " << window << " blocks " << n);
@@ -133,13 +138,7 @@ TEST(KvCacheSizing, BlocksWithinABudgetFitAndTwoMoreDoNot) {
       }
     }
   }
-  CudaKvConfig c;
-  c.num_layers = 1;
-  c.num_kv_heads = 1;
-  c.head_dim = 64;
-  c.window = kDenseWindow;
-  c.max_sequences = 1;
-  c.max_blocks_per_head = 1;
+  const CudaKvConfig c = SizingConfig(1, 1, kDenseWindow, 1, 1);
   EXPECT_EQ(CudaKvCache::BlocksWithin(c, 0), 1) << "at least one block, whatever the budget";
 }
 

@@ -163,12 +163,7 @@ TEST(ServerCuda, SessionContinuationPrefillsOnlyTheNewTurn) {
     const std::vector<int32_t> turn2 = generate(*stub, greedy(prompt2, 16, "gpu-chat"), &last2);
     EXPECT_EQ(last2.usage().cached_prompt_tokens(), prompt.size() + turn1.size() - 1);
     EXPECT_EQ(last2.usage().prompt_tokens(), prompt2.size());
-    std::string scrape;
-    for (int i = 0; i < 200; ++i) {  // metrics follow the engine step
-      scrape = testing::HttpGet(server.metrics_port(), "/metrics");
-      if (testing::MetricValue(scrape, "dms_session_hits_total") == 1) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    const std::string scrape = testing::ScrapeUntil(server.metrics_port(), "dms_session_hits_total", 1);
     EXPECT_EQ(testing::MetricValue(scrape, "dms_session_hits_total"), 1);
     EXPECT_EQ(testing::MetricValue(scrape, "dms_prompt_tokens_total") - before, 10)
         << "the second turn prefills its 9 new tokens and the last reply token only";

@@ -399,12 +399,7 @@ TEST(ServerE2E, SessionContinuationPrefillsOnlyTheNewTurn) {
   ASSERT_TRUE(r2.status.ok());
   EXPECT_EQ(r2.last.usage().cached_prompt_tokens(), g.prompt.size() + r1.ids.size() - 1);
   EXPECT_EQ(r2.last.usage().prompt_tokens(), prompt2.size());
-  std::string scrape;
-  for (int i = 0; i < 200; ++i) {  // metrics follow the engine step
-    scrape = testing::HttpGet(server.metrics_port(), "/metrics");
-    if (testing::MetricValue(scrape, "dms_session_hits_total") == 1) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  const std::string scrape = testing::ScrapeUntil(server.metrics_port(), "dms_session_hits_total", 1);
   EXPECT_EQ(testing::MetricValue(scrape, "dms_session_hits_total"), 1);
   EXPECT_EQ(testing::MetricValue(scrape, "dms_sessions"), 1);
   EXPECT_EQ(testing::MetricValue(scrape, "dms_prompt_tokens_total") - prefilled_before, 10);

@@ -139,6 +139,16 @@ double MetricValue(const std::string& scrape, const std::string& name_and_labels
   return -1;
 }
 
+std::string ScrapeUntil(int metrics_port, const std::string& name_and_labels, double value) {
+  std::string scrape;
+  for (int i = 0; i < 200; ++i) {
+    scrape = HttpGet(metrics_port, "/metrics");
+    if (MetricValue(scrape, name_and_labels) == value) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return scrape;
+}
+
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};

@@ -49,6 +49,9 @@ class ServerProcess {
 std::string HttpGet(int port, const std::string& path);
 // The value of a Prometheus sample line "name{labels} value" in a scrape.
 double MetricValue(const std::string& scrape, const std::string& name_and_labels);
+// Scrapes /metrics until `name_and_labels` equals `value` (metrics follow
+// the engine step; about 2 s at most) and returns the last scrape.
+std::string ScrapeUntil(int metrics_port, const std::string& name_and_labels, double value);
 // A free TCP port on loopback (bound then released).
 int FreePort();
 

@@ -32,11 +32,7 @@ void RunCase(const Connection& connection, const NeedleEvalOptions& o, const std
              NeedleCase* c, bool* interrupted) {
   const bool think = c->mode == "think";
   dms::v1::ChatRequest request;
-  for (const std::string& content : user_messages) {
-    auto* m = request.add_messages();
-    m->set_role("user");
-    m->set_content(content);
-  }
+  AddUserMessages(user_messages, &request);
   request.set_enable_thinking(think);
   request.set_max_tokens(think ? o.max_tokens_think : o.max_tokens_no_think);
   request.mutable_sampling()->set_temperature(static_cast<float>(o.temperature));

@@ -22,11 +22,7 @@ TokenCounters ServerTokenCounters(const Connection& connection, bool enable_thin
   TokenCounters c;
   c.prompt = [&connection, enable_thinking](const std::vector<std::string>& user_messages) {
     dms::v1::TokenizeRequest request;
-    for (const std::string& content : user_messages) {
-      auto* m = request.mutable_chat()->add_messages();
-      m->set_role("user");
-      m->set_content(content);
-    }
+    AddUserMessages(user_messages, request.mutable_chat());
     request.mutable_chat()->set_enable_thinking(enable_thinking);
     return CountTokens(connection, request);
   };
@@ -36,6 +32,14 @@ TokenCounters ServerTokenCounters(const Connection& connection, bool enable_thin
     return CountTokens(connection, request);
   };
   return c;
+}
+
+void AddUserMessages(const std::vector<std::string>& contents, dms::v1::ChatRequest* request) {
+  for (const std::string& content : contents) {
+    auto* m = request->add_messages();
+    m->set_role("user");
+    m->set_content(content);
+  }
 }
 
 StatusOr<dms::v1::ModelInfo> FetchModelInfo(const Connection& connection) {

@@ -179,7 +179,8 @@ int RunServer(const ServerOptions& o) {
   bo.kind = o.backend;
   bo.num_threads = o.threads;
   bo.kv_block_size = o.kv_block_size;
-  bo.kv_cache_bytes = *kv_bytes;
+  bo.kv_cache_bytes = *kv_bytes;  // a fraction: of available host memory (CPU backend)
+  bo.kv_memory_fraction = MemoryFraction(o.kv_memory);  // ... of free device memory (CUDA)
   // Any policy but auto serves a dense cache (a DMS checkpoint's decisions ignored).
   bo.force_dense = *kv_policy != KvPolicyKind::kAuto;
   bo.precision = o.precision;

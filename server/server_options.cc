@@ -23,7 +23,7 @@ void AddServerFlags(CLI::App& app, ServerOptions* o) {
       ->capture_default_str();
   app.add_option("--default-max-tokens", o->default_max_tokens, "max_tokens when a request leaves it unset")
       ->capture_default_str();
-  app.add_option("--kv-memory", o->kv_memory, "KV pool: bytes (2GiB, 512MiB) or a fraction of free memory (0.9)")
+  app.add_option("--kv-memory", o->kv_memory, "KV pool: bytes (2GiB, 512MiB) or a fraction of free memory (0.9: of the GPU's after weights, or of the host's)")
       ->capture_default_str();
   app.add_option("--kv-block-size", o->kv_block_size, "Token slots per KV block")->capture_default_str();
   app.add_option("--kv-policy", o->kv_policy,
@@ -67,6 +67,13 @@ void AddServerFlags(CLI::App& app, ServerOptions* o) {
   app.add_option("--warmup-tokens", o->warmup_tokens, "Tokens run through the model before serving")
       ->capture_default_str();
   app.add_option("--ready-file", o->ready_file, "Write {grpc_port, metrics_port} JSON here once serving");
+}
+
+double MemoryFraction(const std::string& text) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || end == text.c_str() || *end != '\0' || !std::isfinite(v) || v <= 0 || v > 1) return 0;
+  return v;
 }
 
 StatusOr<int64_t> ParseMemory(const std::string& text, int64_t available_bytes) {

@@ -55,5 +55,8 @@ void AddServerFlags(CLI::App& app, ServerOptions* options);
 
 // "2GiB" -> bytes; "0.5" -> 0.5 * available_bytes. INVALID_ARGUMENT naming --kv-memory.
 StatusOr<int64_t> ParseMemory(const std::string& text, int64_t available_bytes);
+// The share when --kv-memory is a fraction ("0.9"); 0 for a size. The CUDA
+// backend applies it to the device memory free after weights and workspace.
+double MemoryFraction(const std::string& text);
 
 }  // namespace dms::server

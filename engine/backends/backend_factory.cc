@@ -68,6 +68,7 @@ StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(std::shared_ptr<const Check
   args.checkpoint = std::move(checkpoint);
   args.options.kv_block_size = options.kv_block_size;
   args.options.kv_cache_bytes = options.kv_cache_bytes;
+  args.options.kv_memory_fraction = options.kv_memory_fraction;
   args.options.kv_num_blocks = options.kv_num_blocks;
   args.options.force_dense = options.force_dense;
   args.options.precision = options.precision;

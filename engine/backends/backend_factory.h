@@ -15,6 +15,10 @@ struct BackendOptions {
   int num_threads = 0;             // CPU worker threads (0: all)
   int kv_block_size = 16;          // token slots per KV block
   int64_t kv_cache_bytes = 1LL << 30;  // KV pool budget
+  // > 0: the CUDA backend sizes its pool as this share of the device memory
+  // left after weights and workspace (kv_cache_bytes is then ignored there;
+  // the CPU backend still takes kv_cache_bytes, a share of host memory).
+  double kv_memory_fraction = 0;
   int kv_num_blocks = 0;           // explicit pool size (overrides the budget)
   bool force_dense = false;        // --kv-policy dense: no DMS eviction
   // CUDA only (engine/cuda/cuda_module_api.h): "bf16" or "f32" KV/activations,

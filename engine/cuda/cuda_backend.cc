@@ -134,18 +134,32 @@ Status CudaBackend::Init() {
   kv.window = window_;
   kv.block_size = o.kv_block_size;
   kv.dtype = accurate_ ? cuda::KvDType::kF32 : cuda::KvDType::kBF16;
-  const int64_t block_bytes = 2LL * o.kv_block_size * hd * cuda::KvDTypeSize(kv.dtype);
-  kv.num_blocks = o.kv_num_blocks > 0
-                      ? o.kv_num_blocks
-                      : static_cast<int>(std::max<int64_t>(1, o.kv_cache_bytes / block_bytes));
+  // The step workspace before the pool, so that a pool sized as a share of
+  // free memory sees what is really left.
+  ws_ = std::make_unique<Workspace>();
+  DMS_RETURN_IF_ERROR(ws_->Allocate(cfg, o.max_batch_tokens, accurate_, kv.dtype));
   kv.max_sequences = o.max_sequences;
-  kv.max_blocks_per_head =
-      std::min((max_positions_ + o.kv_block_size - 1) / o.kv_block_size, kv.num_blocks);
+  const int blocks_per_context = (max_positions_ + o.kv_block_size - 1) / o.kv_block_size;
+  kv.max_blocks_per_head = blocks_per_context;
+  if (o.kv_num_blocks > 0) {
+    kv.num_blocks = o.kv_num_blocks;
+  } else if (o.kv_memory_fraction > 0) {
+    // A share of what is free now (weights and workspace are in place), the
+    // whole cache counted (tables and positions too); cuBLAS's workspace and
+    // the step metadata come later.
+    size_t free_bytes = 0, total_bytes = 0;
+    DMS_CUDA_RETURN_IF_ERROR(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+    const int64_t later = int64_t{64} << 20;
+    const double usable = static_cast<double>(std::max<int64_t>(0, static_cast<int64_t>(free_bytes) - later));
+    kv.num_blocks = CudaKvCache::BlocksWithin(kv, static_cast<int64_t>(o.kv_memory_fraction * usable));
+  } else {
+    const int64_t block_bytes = 2LL * o.kv_block_size * hd * cuda::KvDTypeSize(kv.dtype);
+    kv.num_blocks = static_cast<int>(std::clamp<int64_t>(o.kv_cache_bytes / block_bytes, 1, INT32_MAX));
+  }
+  kv.max_blocks_per_head = std::min(blocks_per_context, kv.num_blocks);
   DMS_ASSIGN_OR_RETURN(cache_, CudaKvCache::Create(kv));
   plan_.kv_cache = cache_->device_bytes();
 
-  ws_ = std::make_unique<Workspace>();
-  DMS_RETURN_IF_ERROR(ws_->Allocate(cfg, o.max_batch_tokens, accurate_, kv.dtype));
   const int bs = o.kv_block_size;
   const int max_chunks = std::min(o.max_sequences, o.max_batch_tokens);
   const int64_t max_pairs = static_cast<int64_t>(cache_->heads_per_sequence()) *

@@ -7,6 +7,49 @@
 
 namespace dms {
 
+namespace {
+
+int64_t KvBlockBytes(const CudaKvConfig& c) {
+  return 2LL * c.block_size * c.head_dim * cuda::KvDTypeSize(c.dtype);
+}
+
+struct KvLayout {  // arena offsets
+  size_t pool, pos, len, table, ring_slot, ring_evict;
+};
+
+// The one place the cache's device layout is planned (Create and
+// DeviceBytesFor both use it, so a budget computes exactly what is allocated).
+KvLayout PlanKvLayout(const CudaKvConfig& c, Arena* a) {
+  const size_t heads = static_cast<size_t>(c.max_sequences) * c.num_layers * c.num_kv_heads;
+  const size_t ring = c.window == kDenseWindow ? 0 : c.window + 1;
+  KvLayout l;
+  l.pool = a->Plan(static_cast<size_t>(c.num_blocks) * KvBlockBytes(c));
+  l.pos = a->Plan(static_cast<size_t>(c.num_blocks) * c.block_size * 4);
+  l.len = a->Plan(heads * 4);
+  l.table = a->Plan(heads * c.max_blocks_per_head * 4);
+  l.ring_slot = a->Plan(heads * ring * 4);
+  l.ring_evict = a->Plan(heads * ring);
+  return l;
+}
+
+}  // namespace
+
+int64_t CudaKvCache::DeviceBytesFor(const CudaKvConfig& config) {
+  Arena a;
+  PlanKvLayout(config, &a);
+  return static_cast<int64_t>(a.planned());
+}
+
+int CudaKvCache::BlocksWithin(const CudaKvConfig& config, int64_t budget) {
+  CudaKvConfig c = config;
+  c.num_blocks = 0;
+  // Each of the two per-block allocations rounds up by at most one alignment unit.
+  const int64_t fixed = DeviceBytesFor(c) + 2 * static_cast<int64_t>(Arena::kAlign);
+  const int64_t per_block = KvBlockBytes(c) + 4LL * c.block_size;
+  const int64_t n = (budget - fixed) / per_block;
+  return static_cast<int>(std::clamp<int64_t>(n, 1, INT32_MAX));
+}
+
 StatusOr<std::unique_ptr<CudaKvCache>> CudaKvCache::Create(const CudaKvConfig& config) {
   if (config.block_size <= 0 || config.num_blocks <= 0 || config.max_sequences <= 0 ||
       config.max_blocks_per_head <= 0) {
@@ -24,23 +67,18 @@ StatusOr<std::unique_ptr<CudaKvCache>> CudaKvCache::Create(const CudaKvConfig& c
                         config.num_kv_heads;
   const int ring = config.window == kDenseWindow ? 0 : config.window + 1;
   Arena& a = c->arena_;
-  const size_t pool = a.Plan(static_cast<size_t>(config.num_blocks) * c->block_bytes());
-  const size_t pos = a.Plan(static_cast<size_t>(config.num_blocks) * config.block_size * 4);
-  const size_t len = a.Plan(heads * 4);
-  const size_t table = a.Plan(heads * config.max_blocks_per_head * 4);
-  const size_t ring_slot = a.Plan(heads * ring * 4);
-  const size_t ring_evict = a.Plan(heads * ring);
+  const KvLayout l = PlanKvLayout(config, &a);
   DMS_RETURN_IF_ERROR(a.Allocate("KV cache"));
-  DMS_CUDA_RETURN_IF_ERROR(cudaMemset(a.At<char>(len), 0, heads * 4), "KV cache init");
-  DMS_CUDA_RETURN_IF_ERROR(cudaMemset(a.At<char>(ring_evict), 0, heads * ring), "KV cache init");
+  DMS_CUDA_RETURN_IF_ERROR(cudaMemset(a.At<char>(l.len), 0, heads * 4), "KV cache init");
+  DMS_CUDA_RETURN_IF_ERROR(cudaMemset(a.At<char>(l.ring_evict), 0, heads * ring), "KV cache init");
 
   cuda::KvDeviceView& v = c->view_;
-  v.pool = a.At<void>(pool);
-  v.pool_pos = a.At<int32_t>(pos);
-  v.head_len = a.At<int32_t>(len);
-  v.page_table = a.At<int32_t>(table);
-  v.ring_slot = a.At<int32_t>(ring_slot);
-  v.ring_evict = a.At<uint8_t>(ring_evict);
+  v.pool = a.At<void>(l.pool);
+  v.pool_pos = a.At<int32_t>(l.pos);
+  v.head_len = a.At<int32_t>(l.len);
+  v.page_table = a.At<int32_t>(l.table);
+  v.ring_slot = a.At<int32_t>(l.ring_slot);
+  v.ring_evict = a.At<uint8_t>(l.ring_evict);
   v.num_layers = config.num_layers;
   v.num_kv_heads = config.num_kv_heads;
   v.head_dim = config.head_dim;
@@ -55,9 +93,7 @@ StatusOr<std::unique_ptr<CudaKvCache>> CudaKvCache::Create(const CudaKvConfig& c
   return c;
 }
 
-int64_t CudaKvCache::block_bytes() const {
-  return 2LL * config_.block_size * config_.head_dim * cuda::KvDTypeSize(config_.dtype);
-}
+int64_t CudaKvCache::block_bytes() const { return KvBlockBytes(config_); }
 
 StatusOr<SeqId> CudaKvCache::AddSequence(cudaStream_t stream) {
   if (free_slots_.empty()) {

@@ -42,6 +42,13 @@ struct CudaKvConfig {
 class CudaKvCache {
  public:
   static StatusOr<std::unique_ptr<CudaKvCache>> Create(const CudaKvConfig& config);
+  // Device bytes Create(config) allocates: per block K, V and positions; per
+  // sequence slot page tables, lengths and the eviction ring.
+  static int64_t DeviceBytesFor(const CudaKvConfig& config);
+  // The most blocks (at least 1, at most INT32_MAX) whose cache fits `budget`
+  // device bytes with config's tables (max_blocks_per_head as given: lowering
+  // it afterwards to min(it, blocks) only shrinks the cache).
+  static int BlocksWithin(const CudaKvConfig& config, int64_t budget);
 
   const CudaKvConfig& config() const { return config_; }
   cuda::KvDeviceView view() const { return view_; }

@@ -18,6 +18,8 @@ struct CudaBackendOptions {
   int device = 0;                      // CUDA device ordinal
   int kv_block_size = 16;              // token slots per KV block
   int64_t kv_cache_bytes = 1LL << 30;  // KV pool budget when kv_num_blocks is 0
+  double kv_memory_fraction = 0;       // > 0: pool = this share of the device memory
+                                       // free after weights and workspace
   int kv_num_blocks = 0;               // explicit pool size in blocks
   bool force_dense = false;            // --kv-policy dense: no DMS eviction
   // "bf16": bf16 KV cache and bf16 GEMM inputs (serving default).
@@ -36,7 +38,7 @@ struct CudaModuleArgs {
   CudaBackendOptions options;
 };
 
-inline constexpr int kCudaModuleAbiVersion = 1;
+inline constexpr int kCudaModuleAbiVersion = 2;
 inline constexpr const char* kCudaModuleFile = "libdms_cuda.so";
 inline constexpr const char* kCudaModuleSymbol = "DmsCreateCudaBackend";
 

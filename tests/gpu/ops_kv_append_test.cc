@@ -100,5 +100,47 @@ TEST(KvAppendOp, LongSequenceMatches) {
          "lengths, positions, K/V bits, marks", r);
 }
 
+CudaKvConfig SizingConfig(int layers, int kv_heads, int window, int sequences, int blocks_per_head) {
+  CudaKvConfig c;
+  c.num_layers = layers;
+  c.num_kv_heads = kv_heads;
+  c.head_dim = 64;
+  c.window = window;
+  c.block_size = 16;
+  c.max_sequences = sequences;
+  c.max_blocks_per_head = blocks_per_head;
+  return c;
+}
+
+// Sizing the pool by a byte budget (--kv-memory as a share of free GPU
+// memory) counts the whole cache: the blocks chosen fit the budget and two
+// more do not. The arithmetic needs no GPU; where one exists, the cache
+// Create allocates is exactly DeviceBytesFor.
+TEST(KvCacheSizing, BlocksWithinABudgetFitAndTwoMoreDoNot) {
+  const bool gpu = NoGpuReason().empty();
+  for (cuda::KvDType dtype : {cuda::KvDType::kBF16, cuda::KvDType::kF32}) {
+    for (int window : {16, kDenseWindow}) {
+      for (int64_t budget : {int64_t{1} << 20, int64_t{7000013}, int64_t{1} << 30}) {
+        CudaKvConfig c = SizingConfig(/*layers=*/3, /*kv_heads=*/2, window, /*sequences=*/5, /*blocks_per_head=*/100);
+        c.dtype = dtype;
+        const int n = CudaKvCache::BlocksWithin(c, budget);
+        SCOPED_TRACE(::testing::Message() << "budget " << budget << " window " << window << " blocks " << n);
+        ASSERT_GT(n, 1);
+        c.num_blocks = n;
+        EXPECT_LE(CudaKvCache::DeviceBytesFor(c), budget);
+        if (gpu) {
+          auto cache = CudaKvCache::Create(c);
+          ASSERT_TRUE(cache.ok()) << cache.status().ToString();
+          EXPECT_EQ(static_cast<int64_t>((*cache)->device_bytes()), CudaKvCache::DeviceBytesFor(c));
+        }
+        c.num_blocks = n + 2;
+        EXPECT_GT(CudaKvCache::DeviceBytesFor(c), budget);
+      }
+    }
+  }
+  const CudaKvConfig c = SizingConfig(1, 1, kDenseWindow, 1, 1);
+  EXPECT_EQ(CudaKvCache::BlocksWithin(c, 0), 1) << "at least one block, whatever the budget";
+}
+
 }  // namespace
 }  // namespace dms::gpu_testing

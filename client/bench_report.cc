@@ -79,7 +79,9 @@ nlohmann::json RunJson(const RunReport& run, const BenchConfig& config) {
   j["throughput"] = {{"requests_per_s", s.request_throughput},
                      {"input_tokens_per_s", s.input_throughput},
                      {"output_tokens_per_s", s.output_throughput},
-                     {"total_tokens_per_s", s.total_throughput}};
+                     {"total_tokens_per_s", s.total_throughput},
+                     {"steady_decode_tokens_per_s", NumberOrNull(s.steady_decode_throughput)},
+                     {"steady_window_s", s.steady_window_s}};
   if (s.slo.any()) {
     nlohmann::json slo = nlohmann::json::object();
     if (!std::isnan(s.slo.ttft_s)) slo["ttft"] = s.slo.ttft_s;
@@ -156,6 +158,10 @@ std::string RunTable(const RunSummary& s) {
                 static_cast<long long>(s.output_tokens));
   out += Format("Throughput         %.2f req/s, %.1f output tok/s, %.1f total tok/s\n", s.request_throughput,
                 s.output_throughput, s.total_throughput);
+  if (!std::isnan(s.steady_decode_throughput)) {
+    out += Format("Steady decode      %.1f tok/s (all streams decoding, %.2f s window)\n",
+                  s.steady_decode_throughput, s.steady_window_s);
+  }
   if (s.slo.any()) {
     out += Format("Goodput            %s req/s (%s%% of requests meet %s)\n", Num(s.goodput).c_str(),
                   Num(s.goodput_fraction * 100, "%.1f").c_str(), s.slo.Describe().c_str());

@@ -1,5 +1,9 @@
 #include "client/bench_summary.h"
 
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+
 #include "client/client_util.h"
 
 namespace dms::client {
@@ -55,6 +59,28 @@ StatusOr<GoodputSlo> ParseGoodput(const std::string& text) {
   return slo;
 }
 
+std::pair<double, double> SteadyDecode(const std::vector<RequestRecord>& records) {
+  double start = -INFINITY, end = INFINITY;
+  int streams = 0;
+  for (const RequestRecord& r : records) {
+    if (!r.ok || r.output_tokens < 2) continue;
+    ++streams;
+    start = std::max(start, r.send_s + r.ttft_s);
+    end = std::min(end, r.send_s + r.e2e_s);
+  }
+  if (streams == 0 || !(end > start)) return {NAN, 0};
+  int64_t tokens = 0;
+  for (const RequestRecord& r : records) {
+    if (!r.ok || r.output_tokens < 2) continue;
+    double t = r.send_s + r.ttft_s;
+    for (double gap : r.itl_s) {
+      t += gap;
+      if (t > start && t <= end) ++tokens;
+    }
+  }
+  return {tokens / (end - start), end - start};
+}
+
 RunSummary SummarizeRun(const LoadSpec& spec, const RunResult& result, const GoodputSlo& slo) {
   RunSummary s;
   s.spec = spec;
@@ -94,6 +120,7 @@ RunSummary SummarizeRun(const LoadSpec& spec, const RunResult& result, const Goo
   s.server_e2e = Summarize(se2e);
   s.server_decode_tokens_per_s = Summarize(sdecode);
   s.compression_ratio = Summarize(ratio);
+  std::tie(s.steady_decode_throughput, s.steady_window_s) = SteadyDecode(result.records);
   if (s.duration_s > 0) {
     s.request_throughput = s.completed / s.duration_s;
     s.input_throughput = s.input_tokens / s.duration_s;

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "client/bench_runner.h"
@@ -36,12 +37,24 @@ struct RunSummary {
   int64_t preemptions = 0;
   // Per second of the run.
   double request_throughput = 0, input_throughput = 0, output_throughput = 0, total_throughput = 0;
+  // Decode throughput while every completed stream decodes at once (see
+  // SteadyDecode); NaN when the streams never all overlap.
+  double steady_decode_throughput = NAN;
+  double steady_window_s = 0;
   GoodputSlo slo;
   double goodput = NAN;           // requests/s meeting the SLO
   double goodput_fraction = NAN;  // of launched requests (failures count against it)
   std::map<std::string, int64_t> errors;  // message -> count
   bool interrupted = false;
 };
+
+// The client-observed decode rate of streams that run together: token
+// arrivals (send + ttft + the running sum of itl) in the window after the
+// last stream's first token and up to the first stream's last token, over
+// the window's length. No prefill (TTFT) and no ramp-down is in the figure,
+// so it compares with an engine-only decode benchmark at the same batch.
+// Returns {tokens per s, window s}; {NaN, 0} without such a window.
+std::pair<double, double> SteadyDecode(const std::vector<RequestRecord>& records);
 
 RunSummary SummarizeRun(const LoadSpec& spec, const RunResult& result, const GoodputSlo& slo);
 

@@ -1,7 +1,8 @@
-// Sampling on the device. Greedy for now: the index of the largest logit per
-// row, the lowest index on ties, NaN never chosen (as std::max_element over
-// the row, for rows without NaN). Temperature, top-k/p, min-p and penalties
-// follow in the issues that move sampling onto the GPU.
+// Sampling on the device. Greedy: the index of the largest logit per row, the
+// lowest index on ties, NaN never chosen (as std::max_element over the row,
+// for rows without NaN). The row summary gives the host sampler what greedy
+// decoding needs (engine/core/sampler.h SummarizeLogits is the reference),
+// so a step copies 16 bytes per greedy row to the host instead of the row.
 #pragma once
 
 #include <cstdint>
@@ -12,6 +13,17 @@ namespace dms::cuda {
 
 // out[r] = argmax(logits[r, :vocab]);  logits: [rows, vocab] f32.
 cudaError_t LaunchGreedyArgmax(const float* logits, int rows, int vocab, int32_t* out,
+                               cudaStream_t stream);
+
+// Field for field the host's dms::LogitSummary (engine/core/backend.h).
+struct LogitRowSummary {
+  int32_t argmax;
+  float max_logit;
+  double log_sum_exp;  // log(sum(exp(row - max_logit))) + max_logit
+};
+
+// out[r] = summary of logits[r, :vocab];  logits: [rows, vocab] f32.
+cudaError_t LaunchLogitSummary(const float* logits, int rows, int vocab, LogitRowSummary* out,
                                cudaStream_t stream);
 
 }  // namespace dms::cuda

@@ -94,7 +94,7 @@ timeout 300 "$bundle/bin/dms-cuda-bench" --model "$model" --batch-streams "${BAT
 if [ "${SERVER_BENCH:-1}" = 1 ]; then
   port=50151
   "$bundle/bin/dms-server" --backend cuda --model "$model" --listen "127.0.0.1:$port" --metrics-listen off \
-    --kv-memory "${SERVER_KV_MEMORY:-40GiB}" --max-running 64 > "$out/server.log" 2>&1 &
+    --kv-memory "${SERVER_KV_MEMORY:-0.9}" --max-running 64 > "$out/server.log" 2>&1 &
   spid=$!
   for _ in $(seq 1 120); do
     "$bundle/bin/dms" health --target "127.0.0.1:$port" >/dev/null 2>&1 && break

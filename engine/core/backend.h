@@ -31,6 +31,27 @@ struct ForwardChunk {
   SeqId seq = -1;
   std::span<const int32_t> tokens;  // [n] new token ids, n >= 1
   int num_logits = 1;               // logits for the last num_logits positions (0..n)
+  // false: the step returns only the LogitSummary of this chunk's rows, not
+  // the rows themselves (a greedy request needs no more; a decode step then
+  // copies a few bytes per sequence to the host instead of a vocabulary row).
+  bool full_logits = true;
+};
+
+// What greedy sampling and its reported logprob need of a logit row: the
+// first index of the largest logit and log(sum(exp(row))), computed as
+// SummarizeLogits (engine/core/sampler.h) does.
+struct LogitSummary {
+  int32_t argmax = -1;
+  float max_logit = 0;
+  double log_sum_exp = 0;
+};
+
+// One step's logits. `summaries` has one entry per logit row of the batch
+// (rows in batch order, within a chunk in position order); `logits` holds
+// [rows of the chunks with full_logits, vocab] float32, in the same order.
+struct ForwardResult {
+  std::vector<float> logits;
+  std::vector<LogitSummary> summaries;
 };
 
 struct BackendInfo {
@@ -75,13 +96,17 @@ class Backend {
   // (worst case, nothing evicted), for admission control.
   virtual int KvBlocksNeeded(SeqId seq, int num_new_tokens) const = 0;
 
-  // Runs one step over `batch` (distinct sequences). On success `logits`
-  // holds [sum of num_logits, vocab] float32, row-major, rows in batch order
-  // and, within a chunk, in position order.
+  // Runs one step over `batch` (distinct sequences) and fills *out (see
+  // ForwardResult; its vectors' capacity is reused).
   // Errors: INVALID_ARGUMENT (bad token id, unknown sequence, empty chunk,
   // position past max_position_embeddings), RESOURCE_EXHAUSTED (KV pool full;
   // nothing of the step is applied).
-  virtual Status Forward(std::span<const ForwardChunk> batch, std::vector<float>* logits) = 0;
+  virtual Status Forward(std::span<const ForwardChunk> batch, ForwardResult* out) = 0;
+  // The same step returning every logit row in full, for tools and tests:
+  // `logits` holds [sum of num_logits, vocab] float32, row-major, rows in
+  // batch order and, within a chunk, in position order. Every chunk must
+  // have full_logits.
+  Status Forward(std::span<const ForwardChunk> batch, std::vector<float>* logits);
 
   virtual SequenceKvStats SequenceStats(SeqId seq) const = 0;
   virtual KvPoolStats PoolStats() const = 0;

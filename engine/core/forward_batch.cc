@@ -1,7 +1,11 @@
 #include "engine/core/forward_batch.h"
 
+#include <cstring>
+
 #include <string>
 #include <unordered_set>
+
+#include "engine/core/sampler.h"
 
 namespace dms {
 
@@ -35,6 +39,36 @@ Status ValidateForwardBatch(const ModelConfig& cfg, std::span<const ForwardChunk
   }
   if (total_tokens) *total_tokens = total;
   return OkStatus();
+}
+
+Status Backend::Forward(std::span<const ForwardChunk> batch, std::vector<float>* logits) {
+  for (const ForwardChunk& c : batch) {
+    if (!c.full_logits) {
+      return InvalidArgumentError("Forward into a logits vector needs full_logits on every chunk");
+    }
+  }
+  ForwardResult result;
+  result.logits.swap(*logits);  // reuse the caller's buffer
+  Status st = Forward(batch, &result);
+  logits->swap(result.logits);
+  return st;
+}
+
+void FinishForwardResult(std::span<const ForwardChunk> batch, int vocab, std::vector<float>* all_rows,
+                         ForwardResult* out) {
+  out->summaries.clear();
+  size_t rows = 0, kept = 0;
+  for (const ForwardChunk& c : batch) {
+    for (int i = 0; i < c.num_logits; ++i, ++rows) {
+      const float* row = all_rows->data() + rows * vocab;
+      out->summaries.push_back(SummarizeLogits(std::span<const float>(row, vocab)));
+      if (!c.full_logits) continue;
+      if (kept != rows) std::memmove(all_rows->data() + kept * vocab, row, sizeof(float) * vocab);
+      ++kept;
+    }
+  }
+  all_rows->resize(kept * vocab);
+  out->logits.swap(*all_rows);
 }
 
 }  // namespace dms

@@ -18,4 +18,10 @@ namespace dms {
 Status ValidateForwardBatch(const ModelConfig& config, std::span<const ForwardChunk> batch,
                             const std::function<int64_t(SeqId)>& logical_tokens, int64_t* total_tokens);
 
+// For backends that compute every logit row in full (CPU): moves `all_rows`
+// ([sum of num_logits, vocab]) into out->logits keeping only the rows of
+// chunks with full_logits, and summarises every row (SummarizeLogits).
+void FinishForwardResult(std::span<const ForwardChunk> batch, int vocab, std::vector<float>* all_rows,
+                         ForwardResult* out);
+
 }  // namespace dms

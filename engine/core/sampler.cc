@@ -39,16 +39,42 @@ void Sampler::ApplyPenalties(std::vector<float>& logits) const {
   }
 }
 
+LogitSummary SummarizeLogits(std::span<const float> logits) {
+  LogitSummary s;
+  if (logits.empty()) return s;
+  s.argmax = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  s.max_logit = logits[s.argmax];
+  double sum = 0;
+  for (float x : logits) sum += std::exp(static_cast<double>(x) - s.max_logit);
+  s.log_sum_exp = std::log(sum) + s.max_logit;
+  return s;
+}
+
+bool Sampler::NeedsFullLogits() const {
+  return !params_.greedy() || params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
+         params_.frequency_penalty != 0.0f || params_.logprobs > 0;
+}
+
+SampledToken Sampler::SampleFromSummary(const LogitSummary& summary) {
+  SampledToken out;
+  out.id = summary.argmax;
+  out.logprob = static_cast<float>(summary.max_logit - summary.log_sum_exp);
+  Record(out.id);
+  return out;
+}
+
+void Sampler::Record(int32_t id) {
+  seen_[id] = 1;
+  ++out_count_[id];
+  ++num_generated_;
+}
+
 SampledToken Sampler::Sample(std::span<const float> logits) {
   SampledToken out;
   const int v = vocab_size_;
 
   // The model's own log-softmax, for reported logprobs.
-  double lse = 0;
-  float mx = -std::numeric_limits<float>::infinity();
-  for (int i = 0; i < v; ++i) mx = std::max(mx, logits[i]);
-  for (int i = 0; i < v; ++i) lse += std::exp(static_cast<double>(logits[i]) - mx);
-  lse = std::log(lse) + mx;
+  const double lse = SummarizeLogits(logits.first(v)).log_sum_exp;
 
   work_.assign(logits.begin(), logits.begin() + v);
   ApplyPenalties(work_);
@@ -122,9 +148,7 @@ SampledToken Sampler::Sample(std::span<const float> logits) {
       out.top.emplace_back(order_[i], static_cast<float>(logits[order_[i]] - lse));
     }
   }
-  seen_[out.id] = 1;
-  ++out_count_[out.id];
-  ++num_generated_;
+  Record(out.id);
   return out;
 }
 

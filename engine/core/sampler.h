@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "engine/core/backend.h"
 #include "engine/core/sampling_params.h"
 
 namespace dms {
@@ -33,6 +34,11 @@ struct SampledToken {
 // Uniform double in [0, 1) for draw `counter` of stream `seed` (SplitMix64).
 double CounterUniform(uint64_t seed, uint64_t counter);
 
+// argmax: the first index of the largest logit (std::max_element);
+// log_sum_exp = log(sum(exp(row - max))) + max, summed in double in index
+// order. The CUDA summary kernel (kernels/sampling.h) is checked against it.
+LogitSummary SummarizeLogits(std::span<const float> logits);
+
 class Sampler {
  public:
   // params must be valid (ValidateSamplingParams). seed: the resolved seed.
@@ -44,10 +50,18 @@ class Sampler {
   // Samples the next token from logits [vocab] and records it as output.
   SampledToken Sample(std::span<const float> logits);
 
+  // Whether Sample needs the whole row: false for greedy decoding without
+  // penalties or top logprobs, where SampleFromSummary gives the same token.
+  bool NeedsFullLogits() const;
+  // The token Sample would pick, from the row's summary alone; only when
+  // !NeedsFullLogits().
+  SampledToken SampleFromSummary(const LogitSummary& summary);
+
   int num_generated() const { return num_generated_; }
 
  private:
   void ApplyPenalties(std::vector<float>& logits) const;
+  void Record(int32_t id);
 
   SamplingParams params_;
   uint64_t seed_;

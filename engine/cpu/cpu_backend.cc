@@ -108,7 +108,7 @@ Status CpuBackend::Validate(std::span<const ForwardChunk> batch) const {
       nullptr);
 }
 
-Status CpuBackend::Forward(std::span<const ForwardChunk> batch, std::vector<float>* logits) {
+Status CpuBackend::Forward(std::span<const ForwardChunk> batch, ForwardResult* out) {
   DMS_RETURN_IF_ERROR(Validate(batch));
   // Reserve every chunk's worst case first, so a full pool fails the step
   // before anything is applied.
@@ -156,10 +156,11 @@ Status CpuBackend::Forward(std::span<const ForwardChunk> batch, std::vector<floa
     }
   }
   RmsNormRows(pool_, s_.h.data(), rows, D, final_norm_.data(), cfg.rms_norm_eps, s_.h.data());
-  logits->resize(rows * cfg.vocab_size);
+  s_.logits.resize(rows * cfg.vocab_size);
   if (rows > 0) {
-    MatMul(pool_, s_.h.data(), rows, D, *checkpoint_->weights().lm_head, nullptr, logits->data());
+    MatMul(pool_, s_.h.data(), rows, D, *checkpoint_->weights().lm_head, nullptr, s_.logits.data());
   }
+  FinishForwardResult(batch, cfg.vocab_size, &s_.logits, out);
   return OkStatus();
 }
 

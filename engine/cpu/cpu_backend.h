@@ -37,7 +37,8 @@ class CpuBackend : public Backend {
   StatusOr<SeqId> CreateSequence() override;
   void ReleaseSequence(SeqId seq) override;
   int KvBlocksNeeded(SeqId seq, int num_new_tokens) const override;
-  Status Forward(std::span<const ForwardChunk> batch, std::vector<float>* logits) override;
+  using Backend::Forward;
+  Status Forward(std::span<const ForwardChunk> batch, ForwardResult* out) override;
   SequenceKvStats SequenceStats(SeqId seq) const override;
   KvPoolStats PoolStats() const override;
   // Training-free KV policies (cpu_kv_policy.cc).
@@ -70,6 +71,7 @@ class CpuBackend : public Backend {
   // Step scratch, sized to the largest step seen (grows, never shrinks).
   struct Scratch {
     std::vector<float> x, h, q, k, v, attn, tmp, gate, up, alpha;
+    std::vector<float> logits;  // [logit rows, vocab], all rows (FinishForwardResult)
     std::vector<uint8_t> decisions;
     std::vector<int32_t> positions;
   } s_;

@@ -38,6 +38,7 @@ Status CudaBackend::Workspace::Allocate(const ModelConfig& cfg, int m, bool accu
   const size_t o_po = arena.Plan(static_cast<size_t>(split_rows) * hq * hd * 4);
   const size_t o_pml = arena.Plan(static_cast<size_t>(split_rows) * hq * 2 * 4);
   const size_t o_logits = arena.Plan(static_cast<size_t>(logit_rows) * cfg.vocab_size * 4);
+  const size_t o_sum = arena.Plan(static_cast<size_t>(logit_rows) * sizeof(cuda::LogitRowSummary));
   DMS_RETURN_IF_ERROR(arena.Allocate("step workspace"));
   x = arena.At<float>(o_x);
   delta = arena.At<float>(o_delta);
@@ -58,6 +59,7 @@ Status CudaBackend::Workspace::Allocate(const ModelConfig& cfg, int m, bool accu
   part_o = arena.At<float>(o_po);
   part_ml = arena.At<float>(o_pml);
   logits = arena.At<float>(o_logits);
+  summaries = arena.At<cuda::LogitRowSummary>(o_sum);
   return OkStatus();
 }
 
@@ -168,6 +170,8 @@ Status CudaBackend::Init() {
   plan_.workspace = ws_->arena.planned();
   DMS_RETURN_IF_ERROR(host_logits_.Allocate(
       static_cast<size_t>(ws_->logit_rows) * cfg.vocab_size * 4, "logits (host)"));
+  DMS_RETURN_IF_ERROR(host_summaries_.Allocate(
+      static_cast<size_t>(ws_->logit_rows) * sizeof(cuda::LogitRowSummary), "logit summaries (host)"));
   DMS_RETURN_IF_ERROR(host_lengths_.Allocate(
       static_cast<size_t>(o.max_sequences) * cache_->heads_per_sequence() * 4, "KV lengths (host)"));
   DMS_RETURN_IF_ERROR(gemm_.Init(stream_));
@@ -253,7 +257,7 @@ Status CudaBackend::Validate(std::span<const ForwardChunk> batch, int64_t* total
   return OkStatus();
 }
 
-Status CudaBackend::Forward(std::span<const ForwardChunk> batch, std::vector<float>* logits) {
+Status CudaBackend::Forward(std::span<const ForwardChunk> batch, ForwardResult* out) {
   int64_t total = 0;
   DMS_RETURN_IF_ERROR(Validate(batch, &total));
   // Reserve every chunk's worst case first, so a full pool fails the step
@@ -344,7 +348,7 @@ Status CudaBackend::Forward(std::span<const ForwardChunk> batch, std::vector<flo
   } else {
     DMS_RETURN_IF_ERROR(enqueue());
   }
-  DMS_RETURN_IF_ERROR(ComputeLogits(num_logit_rows, logits));
+  DMS_RETURN_IF_ERROR(ComputeLogits(batch, num_logit_rows, out));
 
   // The stream is idle now (ComputeLogits synchronised): commit the lengths.
   const int32_t* lengths = static_cast<const int32_t*>(host_lengths_.get());

@@ -56,7 +56,8 @@ class CudaBackend : public Backend {
   StatusOr<SeqId> CreateSequence() override;
   void ReleaseSequence(SeqId seq) override;
   int KvBlocksNeeded(SeqId seq, int num_new_tokens) const override;
-  Status Forward(std::span<const ForwardChunk> batch, std::vector<float>* logits) override;
+  using Backend::Forward;
+  Status Forward(std::span<const ForwardChunk> batch, ForwardResult* out) override;
   SequenceKvStats SequenceStats(SeqId seq) const override;
   KvPoolStats PoolStats() const override;
 
@@ -98,10 +99,11 @@ class CudaBackend : public Backend {
   Status RunLayers(int num_tokens, int num_chunks, int simt_tiles, int mma_tiles, int num_splits);
   // Final norm + LM head for logit rows [r0, r0 + rows) into the workspace.
   Status EnqueueLogits(int r0, int rows);
-  // Copies the logits out, the first LM-head pass already enqueued, and
-  // runs the others; synchronises the stream (and copies the heads' lengths
-  // back for the host mirror).
-  Status ComputeLogits(int rows, std::vector<float>* logits);
+  // Summarises every logit row on the device and copies the summaries and
+  // the rows of full_logits chunks out, the first LM-head pass already
+  // enqueued, and runs the others; synchronises the stream (and copies the
+  // heads' lengths back for the host mirror).
+  Status ComputeLogits(std::span<const ForwardChunk> batch, int rows, ForwardResult* out);
 
   // What SetKvCapture records for one sequence, in device memory allocated
   // when the capture starts and freed when it stops (once per request).
@@ -142,6 +144,8 @@ class CudaBackend : public Backend {
   std::unique_ptr<Workspace> ws_;
   StepMetadata meta_;
   PinnedBuffer host_logits_;    // [logit_chunk_rows, vocab]
+  PinnedBuffer host_summaries_; // [logit_chunk_rows] cuda::LogitRowSummary
+  std::vector<bool> full_rows_; // [step logit rows] ComputeLogits scratch
   PinnedBuffer host_lengths_;   // [max_sequences * layers * kv_heads]
   PinnedBuffer host_trace_;     // [layers, max_batch_tokens, Hkv] when tracing
   std::vector<uint8_t>* trace_sink_ = nullptr;

@@ -1,5 +1,6 @@
 // CudaBackend's step: the layer loop and the LM head (cuda_backend.h).
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 #include "engine/cuda/cuda_backend.h"
@@ -191,22 +192,51 @@ Status CudaBackend::EnqueueLogits(int r0, int rows) {
   return gemm_.Run(w.gin(), rows, cfg.hidden_size, weights_.lm_head(), cfg.vocab_size, w.logits);
 }
 
-Status CudaBackend::ComputeLogits(int rows, std::vector<float>* logits) {
+Status CudaBackend::ComputeLogits(std::span<const ForwardChunk> batch, int rows, ForwardResult* out) {
+  static_assert(sizeof(cuda::LogitRowSummary) == sizeof(LogitSummary) &&
+                offsetof(cuda::LogitRowSummary, max_logit) == offsetof(LogitSummary, max_logit) &&
+                offsetof(cuda::LogitRowSummary, log_sum_exp) == offsetof(LogitSummary, log_sum_exp));
   const int V = config().vocab_size;
   Workspace& w = *ws_;
   const size_t length_bytes = static_cast<size_t>(options_.max_sequences) *
                               cache_->heads_per_sequence() * sizeof(int32_t);
-  logits->resize(static_cast<size_t>(rows) * V);
+  // full[r]: logit row r goes to the host in full.
+  full_rows_.clear();
+  for (const ForwardChunk& c : batch) full_rows_.insert(full_rows_.end(), c.num_logits, c.full_logits);
+  out->summaries.resize(rows);
+  out->logits.resize(static_cast<size_t>(std::count(full_rows_.begin(), full_rows_.end(), true)) * V);
+  float* host_logits = static_cast<float*>(host_logits_.get());
   // w.logit_rows rows per LM-head pass; the first pass is already enqueued.
   int r0 = 0;
+  size_t full_out = 0;  // rows already in out->logits
   do {
     const int rc = std::min(w.logit_rows, rows - r0);
     if (r0 > 0) DMS_RETURN_IF_ERROR(EnqueueLogits(r0, rc));
+    int full_here = 0;
     if (rc > 0) {
-      DMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host_logits_.get(), w.logits,
-                                               static_cast<size_t>(rc) * V * sizeof(float),
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchLogitSummary(w.logits, rc, V, w.summaries, stream_),
+                               "logit summaries");
+      DMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host_summaries_.get(), w.summaries,
+                                               static_cast<size_t>(rc) * sizeof(LogitSummary),
                                                cudaMemcpyDeviceToHost, stream_),
-                               "logits copy");
+                               "logit summaries copy");
+      // Runs of full rows, one copy each (a decode step's rows are all full
+      // or all summarised, so usually one copy or none).
+      for (int r = 0; r < rc;) {
+        if (!full_rows_[r0 + r]) {
+          ++r;
+          continue;
+        }
+        int e = r;
+        while (e < rc && full_rows_[r0 + e]) ++e;
+        DMS_CUDA_RETURN_IF_ERROR(
+            cudaMemcpyAsync(host_logits + static_cast<size_t>(full_here) * V,
+                            w.logits + static_cast<size_t>(r) * V,
+                            static_cast<size_t>(e - r) * V * sizeof(float), cudaMemcpyDeviceToHost, stream_),
+            "logits copy");
+        full_here += e - r;
+        r = e;
+      }
     }
     const bool last = r0 + rc >= rows;
     if (last) {
@@ -216,8 +246,11 @@ Status CudaBackend::ComputeLogits(int rows, std::vector<float>* logits) {
     }
     DMS_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_), "step");
     if (rc > 0) {
-      std::memcpy(logits->data() + static_cast<size_t>(r0) * V, host_logits_.get(),
-                  static_cast<size_t>(rc) * V * sizeof(float));
+      std::memcpy(out->summaries.data() + r0, host_summaries_.get(),
+                  static_cast<size_t>(rc) * sizeof(LogitSummary));
+      std::memcpy(out->logits.data() + full_out * V, host_logits,
+                  static_cast<size_t>(full_here) * V * sizeof(float));
+      full_out += full_here;
     }
     r0 += rc;
     if (last) break;

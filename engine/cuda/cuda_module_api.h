@@ -38,7 +38,7 @@ struct CudaModuleArgs {
   CudaBackendOptions options;
 };
 
-inline constexpr int kCudaModuleAbiVersion = 2;
+inline constexpr int kCudaModuleAbiVersion = 3;
 inline constexpr const char* kCudaModuleFile = "libdms_cuda.so";
 inline constexpr const char* kCudaModuleSymbol = "DmsCreateCudaBackend";
 

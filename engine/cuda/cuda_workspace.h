@@ -11,6 +11,7 @@
 #include "engine/model/model_config.h"
 #include "engine/util/status.h"
 #include "kernels/kernel_types.h"
+#include "kernels/sampling.h"
 
 namespace dms {
 
@@ -37,6 +38,7 @@ struct CudaBackend::Workspace {
   int split_rows = 0;             // token rows x splits the partial buffers hold
   float* logits = nullptr;        // [logit_rows, vocab]
   int logit_rows = 0;             // logits computed per LM-head pass
+  cuda::LogitRowSummary* summaries = nullptr;  // [logit_rows]
   Arena arena;
 
   cuda::GemmInput gin() const { return {gin_hi, gin_lo}; }

@@ -250,11 +250,13 @@ void Engine::Step() {
       s->scheduled_once = true;
       s->scheduled_at = start;
     }
+    // Greedy requests take the step's per-row summary, so a decode step
+    // does not bring a vocabulary row per sequence to the host.
     chunks_.push_back({s->kv, std::span<const int32_t>(s->tokens.data() + s->num_cached, p.num_tokens),
-                       p.wants_logits ? 1 : 0});
+                       p.wants_logits ? 1 : 0, s->sampler->NeedsFullLogits()});
     step_tokens += p.num_tokens;
   }
-  Status st = backend_->Forward(chunks_, &logits_);
+  Status st = backend_->Forward(chunks_, &step_out_);
   if (!st.ok()) {
     for (const PlannedChunk& p : plan) Finish(p.seq, FinishReason::kError, st);
     PublishStats(0, 0, 0);
@@ -273,25 +275,26 @@ void Engine::Step() {
     }
   }
   ++steps_;
-  ProcessLogits(plan, logits_, skip);
+  ProcessLogits(plan, step_out_, skip);
   for (auto& [seq, error] : failed) Finish(seq, FinishReason::kError, error);
   PublishStats(Ms(start, Clock::now()), step_tokens, static_cast<int>(plan.size()));
 }
 
-void Engine::ProcessLogits(const std::vector<PlannedChunk>& plan, const std::vector<float>& logits,
+void Engine::ProcessLogits(const std::vector<PlannedChunk>& plan, const ForwardResult& step,
                            const std::unordered_set<const Sequence*>& skip) {
   const int vocab = backend_->config().vocab_size;
-  int row = 0;
-  for (const PlannedChunk& p : plan) {
+  size_t row = 0, full_row = 0;  // into step.summaries, step.logits
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const PlannedChunk& p = plan[i];
     if (!p.wants_logits) continue;
     Sequence* s = p.seq;
-    if (skip.count(s)) {
-      ++row;
-      continue;
-    }
+    const size_t r = row++;
+    const bool full = chunks_[i].full_logits;
+    const float* full_logits = full ? step.logits.data() + full_row++ * vocab : nullptr;
+    if (skip.count(s)) continue;
     const GenerationRequest& req = s->request;
-    SampledToken tok = s->sampler->Sample(
-        std::span<const float>(logits.data() + static_cast<size_t>(row++) * vocab, vocab));
+    SampledToken tok = full ? s->sampler->Sample(std::span<const float>(full_logits, vocab))
+                            : s->sampler->SampleFromSummary(step.summaries[r]);
     const Clock::time_point now = Clock::now();
     if (s->num_generated == 0) s->first_token_at = now;
     s->last_token_at = now;

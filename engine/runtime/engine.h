@@ -113,7 +113,7 @@ class Engine {
   void HandleCancelsAndDeadlines(const std::vector<std::string>& cancelled);
   // Samples for the planned chunks that asked for logits, except `skip`
   // (failed this step; their rows are passed over).
-  void ProcessLogits(const std::vector<PlannedChunk>& plan, const std::vector<float>& logits,
+  void ProcessLogits(const std::vector<PlannedChunk>& plan, const ForwardResult& step,
                      const std::unordered_set<const Sequence*>& skip);
   // Training-free KV policies: the capture before a sequence's first chunk,
   // the pruning once its prompt is in the cache. Errors fail that request.
@@ -146,7 +146,7 @@ class Engine {
   EngineStats stats_;                               // guarded by mu_
 
   // Engine-thread state.
-  std::vector<float> logits_;
+  ForwardResult step_out_;  // reused: no allocation per step
   std::vector<ForwardChunk> chunks_;
   int64_t steps_ = 0, tokens_generated_ = 0, prompt_tokens_ = 0;
   DeviceMemoryInfo last_device_memory_;

@@ -70,6 +70,26 @@ TEST(RunSummaryTest, CountsThroughputAndGoodput) {
   EXPECT_EQ(s.errors.at("stream: RESOURCE_EXHAUSTED: queue full"), 1);
 }
 
+TEST(RunSummaryTest, SteadyDecodeCountsOnlyTokensWhileEveryStreamDecodes) {
+  // Stream A: first token at 1.0, then one every 0.25 s up to 4.0 (13 tokens).
+  // Stream B: sent at 0.5, first token at 2.0, one every 0.5 s up to 5.0.
+  // Both decode in (2.0, 4.0]: A brings 8 tokens, B 4: 12 over 2 s.
+  RequestRecord a = Record(0.0, 1.0, 4.0, 13, 10);
+  RequestRecord b = Record(0.5, 1.5, 4.5, 7, 10);
+  auto [rate, window] = SteadyDecode({a, b});
+  EXPECT_DOUBLE_EQ(window, 2.0);
+  EXPECT_DOUBLE_EQ(rate, 6.0);
+  // A failed stream does not count; streams that never overlap give NaN.
+  RequestRecord failed;
+  failed.error = "x";
+  EXPECT_DOUBLE_EQ(SteadyDecode({a, b, failed}).first, 6.0);
+  RequestRecord late = Record(4.0, 0.5, 1.5, 3, 10);
+  EXPECT_TRUE(std::isnan(SteadyDecode({a, late}).first));
+  EXPECT_EQ(SteadyDecode({a, late}).second, 0);
+  EXPECT_DOUBLE_EQ(MakeRun(4).summary.steady_decode_throughput,
+                   SteadyDecode(MakeRun(4).result.records).first);
+}
+
 TEST(RunReportTest, JsonKeysNameTheFigures) {
   const nlohmann::json j = BenchJson({MakeRun(4)}, BenchConfig{"127.0.0.1:1", "random", 2, 0});
   for (const char* m : {"ttft", "tpot", "itl", "e2e"}) {
@@ -79,6 +99,7 @@ TEST(RunReportTest, JsonKeysNameTheFigures) {
   EXPECT_NEAR(j["ttft"]["p90"].get<double>(), 0.37, 1e-12);
   EXPECT_DOUBLE_EQ(j["throughput"]["requests_per_s"].get<double>(), 2.0);
   EXPECT_DOUBLE_EQ(j["throughput"]["output_tokens_per_s"].get<double>(), 22.0);
+  EXPECT_TRUE(j["throughput"].contains("steady_decode_tokens_per_s"));
   EXPECT_EQ(j["completed"], 4);
   EXPECT_EQ(j["failed"], 1);
   EXPECT_EQ(j["label"], "concurrency=4");

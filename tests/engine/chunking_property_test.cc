@@ -13,6 +13,7 @@
 
 #include "engine/backends/backend_factory.h"
 #include "engine/core/dms_rules.h"
+#include "engine/core/sampler.h"
 #include "tests/test_util.h"
 
 namespace dms {
@@ -190,6 +191,57 @@ TEST(ForwardErrors, BadBatchesAreRefusedWithoutSideEffects) {
   EXPECT_EQ(b->SequenceStats(s).logical_tokens, 0);
   EXPECT_TRUE(run({{s, ok, 1}}).ok());
   EXPECT_EQ(b->SequenceStats(s).logical_tokens, 3);
+}
+
+TEST(ForwardResult, SummarisedChunksReturnTheirSummariesAndNoRows) {
+  auto full = Make(ModelDir("dms-neuron-w0-gqa1"));
+  auto mixed = Make(ModelDir("dms-neuron-w0-gqa1"));
+  const int vocab = full->config().vocab_size;
+  std::mt19937 rng(11);
+  std::vector<std::vector<int32_t>> prompts = {RandomTokens(rng, 9, vocab), RandomTokens(rng, 4, vocab),
+                                               RandomTokens(rng, 13, vocab)};
+  const int num_logits[] = {2, 1, 3};
+  const bool keep_rows[] = {true, false, true};
+  std::vector<SeqId> a, b;
+  for (int i = 0; i < 3; ++i) {
+    a.push_back(*full->CreateSequence());
+    b.push_back(*mixed->CreateSequence());
+  }
+  for (int step = 0; step < 2; ++step) {  // a prefill step, then a decode step
+    std::vector<ForwardChunk> ca, cb;
+    for (int i = 0; i < 3; ++i) {
+      std::span<const int32_t> t = step == 0 ? std::span<const int32_t>(prompts[i])
+                                             : std::span<const int32_t>(prompts[i]).first(1);
+      const int nl = step == 0 ? num_logits[i] : 1;
+      ca.push_back({a[i], t, nl});
+      cb.push_back({b[i], t, nl, keep_rows[i]});
+    }
+    ForwardResult ra, rb;
+    ASSERT_TRUE(full->Forward(ca, &ra).ok());
+    ASSERT_TRUE(mixed->Forward(cb, &rb).ok());
+    ASSERT_EQ(ra.summaries.size(), ra.logits.size() / vocab);
+    ASSERT_EQ(rb.summaries.size(), ra.summaries.size());
+    std::vector<float> want_rows;
+    size_t row = 0;
+    for (int i = 0; i < 3; ++i) {
+      for (int k = 0; k < cb[i].num_logits; ++k, ++row) {
+        std::span<const float> r(ra.logits.data() + row * vocab, vocab);
+        const LogitSummary want = SummarizeLogits(r);
+        EXPECT_EQ(rb.summaries[row].argmax, want.argmax) << "row " << row;
+        EXPECT_EQ(rb.summaries[row].max_logit, want.max_logit);
+        EXPECT_EQ(rb.summaries[row].log_sum_exp, want.log_sum_exp);
+        EXPECT_EQ(ra.summaries[row].log_sum_exp, want.log_sum_exp);
+        if (keep_rows[i]) want_rows.insert(want_rows.end(), r.begin(), r.end());
+      }
+    }
+    EXPECT_EQ(rb.logits, want_rows) << "step " << step;
+  }
+  // The all-rows form refuses a batch that asks for summaries only.
+  std::vector<float> logits;
+  std::vector<int32_t> one = {1};
+  ForwardChunk summary_only{b[0], one, 1, false};
+  EXPECT_EQ(mixed->Forward({&summary_only, 1}, &logits).ToString(),
+            "INVALID_ARGUMENT: Forward into a logits vector needs full_logits on every chunk");
 }
 
 }  // namespace

@@ -235,7 +235,7 @@ TEST(KvPolicyRules, SchedulerCutsChunksAtThePromptWhileAPolicyIsPending) {
   sched.Remove(s);
 }
 
-// A backend that implements none of the KV-policy methods (as CUDA, for now).
+// A backend that implements none of the KV-policy methods.
 class MinimalBackend : public Backend {
  public:
   const ModelConfig& config() const override { return config_; }
@@ -243,7 +243,7 @@ class MinimalBackend : public Backend {
   StatusOr<SeqId> CreateSequence() override { return 0; }
   void ReleaseSequence(SeqId) override {}
   int KvBlocksNeeded(SeqId, int) const override { return 0; }
-  Status Forward(std::span<const ForwardChunk>, std::vector<float>*) override { return OkStatus(); }
+  Status Forward(std::span<const ForwardChunk>, ForwardResult*) override { return OkStatus(); }
   SequenceKvStats SequenceStats(SeqId) const override { return {}; }
   KvPoolStats PoolStats() const override { return {}; }
 

@@ -132,5 +132,51 @@ TEST(Sampler, LogprobsAreTheModelsLogSoftmax) {
   EXPECT_NEAR(t.top[1].second, std::log(0.3), 1e-6);
 }
 
+TEST(Sampler, SummaryGivesTheRowsGreedyTokenAndLogprob) {
+  std::vector<float> logits(1000);
+  for (int i = 0; i < 1000; ++i) logits[i] = 8 * std::sin(i * 1.3f);
+  logits[700] = logits[333] = 9.5f;  // a tie: the lower id wins on both paths
+  const LogitSummary sum = SummarizeLogits(logits);
+  EXPECT_EQ(sum.argmax, 333);
+  EXPECT_EQ(sum.max_logit, 9.5f);
+  double want = 0;
+  for (float x : logits) want += std::exp(static_cast<double>(x) - 9.5);
+  EXPECT_DOUBLE_EQ(sum.log_sum_exp, std::log(want) + 9.5);
+  SamplingParams p;
+  p.temperature = 0;
+  Sampler by_row(p, 1, 1000), by_summary(p, 1, 1000);
+  ASSERT_FALSE(by_summary.NeedsFullLogits());
+  const SampledToken a = by_row.Sample(logits), b = by_summary.SampleFromSummary(sum);
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.logprob, b.logprob);  // bit for bit: the same arithmetic
+  EXPECT_EQ(by_summary.num_generated(), 1);
+}
+
+TEST(Sampler, OnlyPlainGreedyDecodingSkipsTheRow) {
+  auto needs = [](SamplingParams p) { return Sampler(p, 1, 10).NeedsFullLogits(); };
+  SamplingParams p;
+  p.temperature = 0;
+  EXPECT_FALSE(needs(p));
+  p.top_k = 1;
+  p.temperature = 0.8f;
+  EXPECT_FALSE(needs(p));  // top-k 1 is greedy
+  p = {};
+  p.temperature = 0.8f;
+  EXPECT_TRUE(needs(p));
+  p = {};
+  p.temperature = 0;
+  p.repetition_penalty = 1.2f;
+  EXPECT_TRUE(needs(p));
+  p.repetition_penalty = 1;
+  p.presence_penalty = 0.5f;
+  EXPECT_TRUE(needs(p));
+  p.presence_penalty = 0;
+  p.frequency_penalty = 0.5f;
+  EXPECT_TRUE(needs(p));
+  p.frequency_penalty = 0;
+  p.logprobs = 2;
+  EXPECT_TRUE(needs(p));
+}
+
 }  // namespace
 }  // namespace dms

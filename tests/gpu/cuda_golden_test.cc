@@ -20,6 +20,7 @@
 #include <random>
 
 #include "engine/backends/backend_factory.h"
+#include "engine/core/sampler.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/model/checkpoint.h"
 #include "tests/gpu/gpu_test_util.h"
@@ -283,6 +284,64 @@ TEST(CudaGolden, BatchedSequencesMatchSeparateRuns) {
     b->ReleaseSequence(seqs[i]);
   }
   EXPECT_EQ(b->PoolStats().blocks_used, 0);
+}
+
+// Greedy rows come back as summaries only (full_logits = false): the same
+// argmax and maximum as the full rows of an identical backend, the
+// log-sum-exp of SummarizeLogits, and the full rows of the other chunks
+// unchanged, through prefill steps and graph-replayed decode steps.
+TEST(CudaGolden, SummarisedRowsMatchTheFullRows) {
+  DMS_SKIP_WITHOUT_GPU();
+  const std::string dir = testing::TestDataDir() + "/models/dms-neuron-w16-long";
+  const Golden g = LoadGoldenModel(dir);
+  auto full = MakeBackend(dir, "bf16");
+  auto mixed = MakeBackend(dir, "bf16");
+  ASSERT_TRUE(full && mixed);
+  const int V = full->config().vocab_size;
+  std::vector<SeqId> a, b;
+  for (int i = 0; i < 3; ++i) {
+    a.push_back(*full->CreateSequence());
+    b.push_back(*mixed->CreateSequence());
+  }
+  const int lens[3] = {120, 40, 77}, num_logits[3] = {3, 1, 2};
+  const bool keep_rows[3] = {false, true, false};
+  std::vector<std::vector<int32_t>> next(3);
+  bool ok = true;
+  for (int step = 0; step < 6; ++step) {  // one prefill step, then decode steps
+    std::vector<ForwardChunk> ca, cb;
+    for (int i = 0; i < 3; ++i) {
+      std::span<const int32_t> t = step == 0 ? std::span<const int32_t>(g.tokens.data() + 7 * i, lens[i])
+                                             : std::span<const int32_t>(next[i]);
+      const int nl = step == 0 ? num_logits[i] : 1;
+      ca.push_back({a[i], t, nl});
+      cb.push_back({b[i], t, nl, keep_rows[i]});
+    }
+    ForwardResult ra, rb;
+    ASSERT_TRUE(full->Forward(ca, &ra).ok());
+    ASSERT_TRUE(mixed->Forward(cb, &rb).ok());
+    ASSERT_EQ(rb.summaries.size(), ra.summaries.size());
+    std::vector<float> want_rows;
+    size_t row = 0;
+    for (int i = 0; i < 3; ++i) {
+      for (int k = 0; k < cb[i].num_logits; ++k, ++row) {
+        std::span<const float> r(ra.logits.data() + row * V, V);
+        const LogitSummary want = SummarizeLogits(r);
+        const double rel = std::abs(rb.summaries[row].log_sum_exp - want.log_sum_exp) /
+                           std::max(1.0, std::abs(want.log_sum_exp));
+        ok &= rb.summaries[row].argmax == want.argmax && rb.summaries[row].max_logit == want.max_logit &&
+              rel < 1e-12;
+        EXPECT_EQ(rb.summaries[row].argmax, want.argmax) << "step " << step << " row " << row;
+        EXPECT_EQ(rb.summaries[row].max_logit, want.max_logit) << "step " << step << " row " << row;
+        EXPECT_LT(rel, 1e-12) << "step " << step << " row " << row;
+        if (keep_rows[i]) want_rows.insert(want_rows.end(), r.begin(), r.end());
+        if (k + 1 == cb[i].num_logits) next[i] = {want.argmax};
+      }
+    }
+    EXPECT_EQ(rb.logits, want_rows) << "step " << step;
+    ok &= rb.logits == want_rows;
+  }
+  gpu_testing::Report("summaries", "3 sequences, prefill + 5 decode steps", "argmax/max exact, lse 1e-12",
+                      ok);
 }
 
 TEST(CudaGolden, ErrorsAreTheCpuBackendsAndLeaveNoTrace) {

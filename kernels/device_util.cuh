@@ -30,26 +30,6 @@ __device__ __forceinline__ void StoreGemmInput(const GemmInput& out, int64_t i, 
   if (out.lo) out.lo[i] = __float2bfloat16_rn(v - __bfloat162float(hi));
 }
 
-// Programmatic dependent launch (sm_90). A kernel launched with the
-// programmatic-serialization attribute may start while the kernel before it
-// still runs: it must call WaitForPriorGrid() before it reads anything an
-// earlier kernel writes or writes anything an earlier kernel reads (the wait
-// returns once the previous grid has finished and its writes are visible).
-// AllowDependentLaunch() lets such a next kernel start once every block of
-// this one has called it. Both are no-ops for kernels launched without the
-// attribute and below sm_90.
-__device__ __forceinline__ void WaitForPriorGrid() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.wait;\n" ::: "memory");
-#endif
-}
-
-__device__ __forceinline__ void AllowDependentLaunch() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;\n" :::);
-#endif
-}
-
 __device__ __forceinline__ float WarpSum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -19,7 +19,6 @@ __global__ void EmbeddingGatherKernel(const int32_t* tokens, const __nv_bfloat16
 __global__ void RmsNormKernel(const float* x, const float* delta, const float* bias, float* x_out,
                               const int32_t* row_map, int dim, const float* weight, float eps,
                               GemmInput out) {
-  AllowDependentLaunch();  // the GEMV after it may prefetch its weights
   __shared__ float scratch[32];
   const int64_t r = blockIdx.x;
   const int64_t s = row_map ? row_map[r] : r;

@@ -82,27 +82,15 @@ __global__ void __launch_bounds__(kThreads) GemvKernel(const __nv_bfloat16* __re
     }
   };
 
-  AllowDependentLaunch();
-  // The first round of weight loads goes out before waiting for the kernel
-  // that writes x (weights are constant): under programmatic launch it
-  // overlaps that kernel's tail.
   int i = tid;
-  uint4 wv[kUnroll][R];
-  auto load_round = [&](int at) {
+  for (; i + kThreads * (kUnroll - 1) < kv; i += kThreads * kUnroll) {
+    uint4 wv[kUnroll][R];
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
 #pragma unroll
-      for (int r = 0; r < R; ++r) wv[u][r] = LoadStream(wr[r] + at + kThreads * u);
-  };
-  bool round = i + kThreads * (kUnroll - 1) < kv;
-  if (round) load_round(i);
-  WaitForPriorGrid();
-  while (round) {
+      for (int r = 0; r < R; ++r) wv[u][r] = LoadStream(wr[r] + i + kThreads * u);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) step(wv[u], i + kThreads * u);
-    i += kThreads * kUnroll;
-    round = i + kThreads * (kUnroll - 1) < kv;
-    if (round) load_round(i);
   }
   for (; i < kv; i += kThreads) {
     uint4 wv[R];
@@ -140,30 +128,25 @@ __global__ void __launch_bounds__(kThreads) GemvKernel(const __nv_bfloat16* __re
 
 template <int M, bool kSwiGlu>
 cudaError_t LaunchM(const GemmInput& x, int k, const __nv_bfloat16* w, int n_out, float* y,
-                    GemmInput act, const GemvLaunch& launch) {
+                    GemmInput act, cudaStream_t stream) {
   constexpr int kOut = kSwiGlu ? kWeightRows / 2 : kWeightRows;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(static_cast<unsigned>((n_out + kOut - 1) / kOut));
-  cfg.blockDim = dim3(kThreads);
-  cfg.stream = launch.stream;
-  cudaLaunchAttribute attr[1] = {};
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = launch.programmatic ? 1 : 0;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  const __nv_bfloat16* no_lo = nullptr;
-  return x.lo ? cudaLaunchKernelEx(&cfg, GemvKernel<M, true, kSwiGlu>, x.hi, x.lo, k, w, n_out, y, act)
-              : cudaLaunchKernelEx(&cfg, GemvKernel<M, false, kSwiGlu>, x.hi, no_lo, k, w, n_out, y, act);
+  const unsigned grid = static_cast<unsigned>((n_out + kOut - 1) / kOut);
+  if (x.lo) {
+    GemvKernel<M, true, kSwiGlu><<<grid, kThreads, 0, stream>>>(x.hi, x.lo, k, w, n_out, y, act);
+  } else {
+    GemvKernel<M, false, kSwiGlu><<<grid, kThreads, 0, stream>>>(x.hi, nullptr, k, w, n_out, y, act);
+  }
+  return cudaGetLastError();
 }
 
 template <bool kSwiGlu>
 cudaError_t Dispatch(const GemmInput& x, int m, int k, const __nv_bfloat16* w, int n_out, float* y,
-                     GemmInput act, const GemvLaunch& launch) {
+                     GemmInput act, cudaStream_t stream) {
   switch (m) {
-    case 1: return LaunchM<1, kSwiGlu>(x, k, w, n_out, y, act, launch);
-    case 2: return LaunchM<2, kSwiGlu>(x, k, w, n_out, y, act, launch);
-    case 3: return LaunchM<3, kSwiGlu>(x, k, w, n_out, y, act, launch);
-    default: return LaunchM<4, kSwiGlu>(x, k, w, n_out, y, act, launch);
+    case 1: return LaunchM<1, kSwiGlu>(x, k, w, n_out, y, act, stream);
+    case 2: return LaunchM<2, kSwiGlu>(x, k, w, n_out, y, act, stream);
+    case 3: return LaunchM<3, kSwiGlu>(x, k, w, n_out, y, act, stream);
+    default: return LaunchM<4, kSwiGlu>(x, k, w, n_out, y, act, stream);
   }
 }
 
@@ -177,17 +160,17 @@ bool GemvSupported(const GemmInput& x, int m, int k, const __nv_bfloat16* w) {
 }
 
 cudaError_t LaunchGemv(const GemmInput& x, int m, int k, const __nv_bfloat16* w, int n, float* y,
-                       const GemvLaunch& launch) {
+                       cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (!GemvSupported(x, m, k, w)) return cudaErrorInvalidValue;
-  return Dispatch<false>(x, m, k, w, n, y, GemmInput{}, launch);
+  return Dispatch<false>(x, m, k, w, n, y, GemmInput{}, stream);
 }
 
 cudaError_t LaunchGemvSwiGlu(const GemmInput& x, int m, int k, const __nv_bfloat16* w, int inter,
-                             GemmInput out, const GemvLaunch& launch) {
+                             GemmInput out, cudaStream_t stream) {
   if (inter <= 0) return cudaSuccess;
   if (!GemvSupported(x, m, k, w) || !out.hi) return cudaErrorInvalidValue;
-  return Dispatch<true>(x, m, k, w, inter, nullptr, out, launch);
+  return Dispatch<true>(x, m, k, w, inter, nullptr, out, stream);
 }
 
 }  // namespace dms::cuda

@@ -14,26 +14,18 @@ namespace dms::cuda {
 
 inline constexpr int kGemvMaxRows = 4;
 
-// Where and how a GEMV launches. programmatic: with programmatic dependent
-// launch (kernels/device_util.cuh), so that its first weight loads overlap
-// the tail of the kernel before it (which should AllowDependentLaunch()).
-struct GemvLaunch {
-  cudaStream_t stream = nullptr;
-  bool programmatic = false;
-};
-
 // Whether the GEMV kernels take this shape: 1 <= m <= kGemvMaxRows, k a
 // multiple of 8 and w, x.hi, x.lo 16-byte aligned.
 bool GemvSupported(const GemmInput& x, int m, int k, const __nv_bfloat16* w);
 
 cudaError_t LaunchGemv(const GemmInput& x, int m, int k, const __nv_bfloat16* w, int n, float* y,
-                       const GemvLaunch& launch);
+                       cudaStream_t stream);
 
 // The MLP's gate;up product fused with SwiGLU:
 //   out[r, i] = silu(g) * u,  g = x[r] · w[i],  u = x[r] · w[inter + i]
 // w: [2 inter, k] (gate_proj; up_proj), out: [m, inter] as GEMM input. The
 // same arithmetic as LaunchGemv then LaunchSwiGlu. out must not overlap x.
 cudaError_t LaunchGemvSwiGlu(const GemmInput& x, int m, int k, const __nv_bfloat16* w, int inter,
-                             GemmInput out, const GemvLaunch& launch);
+                             GemmInput out, cudaStream_t stream);
 
 }  // namespace dms::cuda

@@ -126,7 +126,6 @@ __global__ void __launch_bounds__(kPlanThreads) KvAppendPlanKernel(KvAppendParam
 // was a chain of dependent loads per head).
 template <typename T>
 __global__ void KvStoreKernel(KvAppendParams p) {
-  AllowDependentLaunch();  // decode: the o_proj GEMV after it may prefetch its weights
   const int64_t r = blockIdx.x;
   const KvDeviceView& kv = p.kv;
   const int hkv = kv.num_kv_heads, hd = kv.head_dim, bs = kv.block_size;

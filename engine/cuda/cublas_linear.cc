@@ -28,7 +28,7 @@ Status CublasLinear::Run(const cuda::GemmInput& x, int m, int k, const __nv_bflo
                          float* y) {
   if (m <= 0) return OkStatus();
   if (use_gemv_ && cuda::GemvSupported(x, m, k, w)) {
-    const cudaError_t err = cuda::LaunchGemv(x, m, k, w, n, y, {stream_, use_pdl_});
+    const cudaError_t err = cuda::LaunchGemv(x, m, k, w, n, y, stream_);
     if (err == cudaSuccess) return OkStatus();
     return CudaStatus(err, "GEMV (" + std::to_string(m) + "x" + std::to_string(k) + " by " +
                                std::to_string(n) + ")");
@@ -55,7 +55,7 @@ Status CublasLinear::RunSwiGlu(const cuda::GemmInput& x, int m, int k, const __n
                                int inter, float* scratch, const cuda::GemmInput& out) {
   if (m <= 0) return OkStatus();
   if (use_gemv_ && cuda::GemvSupported(x, m, k, w)) {
-    const cudaError_t err = cuda::LaunchGemvSwiGlu(x, m, k, w, inter, out, {stream_, use_pdl_});
+    const cudaError_t err = cuda::LaunchGemvSwiGlu(x, m, k, w, inter, out, stream_);
     if (err == cudaSuccess) return OkStatus();
     return CudaStatus(err, "GEMV + SwiGLU (" + std::to_string(m) + "x" + std::to_string(k) +
                                " by " + std::to_string(2 * inter) + ")");

@@ -39,15 +39,11 @@ class CublasLinear {
   // Tests and benchmarks: false sends every shape to cuBLAS.
   void set_use_gemv(bool on) { use_gemv_ = on; }
   bool use_gemv() const { return use_gemv_; }
-  // Tests and benchmarks: false launches the GEMVs without programmatic
-  // dependent launch (default on).
-  void set_use_pdl(bool on) { use_pdl_ = on; }
 
  private:
   cublasHandle_t handle_ = nullptr;
   cudaStream_t stream_ = nullptr;
   bool use_gemv_ = true;
-  bool use_pdl_ = true;
   DeviceBuffer workspace_;
 };
 

@@ -79,16 +79,11 @@ class CudaBackend : public Backend {
 
   // Tests and benchmarks: decode steps (every chunk one token) replay a
   // captured CUDA graph per step shape (default on; off while a decision
-  // trace is set); decode-sized GEMMs use the GEMV kernel (default on),
-  // launched with programmatic dependent launch (default on).
+  // trace is set); decode-sized GEMMs use the GEMV kernel (default on).
   void set_use_graphs(bool on) { use_graphs_ = on; }
   void set_use_gemv(bool on) {
     gemm_.set_use_gemv(on);
     graphs_.Clear();  // captured with the other choice
-  }
-  void set_use_pdl(bool on) {
-    gemm_.set_use_pdl(on);
-    graphs_.Clear();
   }
   size_t num_step_graphs() const { return graphs_.size(); }
 

@@ -257,12 +257,11 @@ int Run(int argc, char** argv) {
   }
   // The same decode with the new parts switched off, to attribute the gain.
   if (!contexts.empty()) {
-    struct Variant { const char* name; bool graphs, gemv, pdl; };
-    for (const Variant& v : {Variant{"no_pdl", true, true, false}, Variant{"no_graphs", false, true, true},
-                             Variant{"cublas_gemv", true, false, true}, Variant{"neither", false, false, true}}) {
+    struct Variant { const char* name; bool graphs, gemv; };
+    for (const Variant& v : {Variant{"no_graphs", false, true}, Variant{"cublas_gemv", true, false},
+                             Variant{"neither", false, false}}) {
       b.set_use_graphs(v.graphs);
       b.set_use_gemv(v.gemv);
-      b.set_use_pdl(v.pdl);
       double med = 0;
       int64_t kept = 0;
       if (decode(contexts[0], std::min(steps, 32), &med, &kept).ok()) {
@@ -274,7 +273,6 @@ int Run(int argc, char** argv) {
     }
     b.set_use_graphs(true);
     b.set_use_gemv(true);
-    b.set_use_pdl(true);
   }
   std::printf("{\"kind\":\"memory\",\"peak_used_GB\":%.3f,\"total_GB\":%.3f}\n",
               (g_total - g_min_free) / 1e9, g_total / 1e9);

@@ -27,7 +27,8 @@ export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 if [ ! -f "$model/config.json" ]; then
   timeout 150 "$bundle/bin/dms-engine" make-model --out "$model" --preset qwen3-8b --evict-rate 0.875
 fi
-timeout 300 "$bundle/bin/dms-cuda-bench" --model "$model" --prompts "$prompts" \
+# SINGLE=0 skips this part (TTFT, batch-1 decode, kernel microbenchmarks).
+[ "${SINGLE:-1}" = 1 ] && timeout 300 "$bundle/bin/dms-cuda-bench" --model "$model" --prompts "$prompts" \
   --decode-contexts "$contexts" --decode-steps "$steps" | tee "$out/bench-dms.jsonl" || true
 
 [ "${PEERS:-1}" = 1 ] && PYTHONUNBUFFERED=1 timeout 180 python3 - "$model" "$prompts" "$contexts" "$steps" <<'PY' | tee "$out/bench-hf.jsonl" || true
@@ -247,6 +248,10 @@ if server:
         eng = dms32["tokens_per_s"] if dms32 else float("nan")
         print(f"through dms-server, 32 streams: client TPOT p50 {tp * 1e3:.2f} ms -> {agg:.0f} tok/s aggregate; "
               f"engine alone {eng:.0f} tok/s: {agg / eng:.2f}x; completed {run.get('completed')}/{run.get('launched')}")
+        steady = (run.get("throughput") or {}).get("steady_decode_tokens_per_s")
+        if steady:
+            print(f"through dms-server, 32 streams, while all decode: {steady:.0f} tok/s seen by the clients "
+                  f"({run['throughput']['steady_window_s']:.1f} s window); engine alone {eng:.0f} tok/s: {steady / eng:.2f}x")
 for r in (x for x in oneshot if x["kind"] == "ttft_oneshot"):
     c = pick(ours, "ttft", "tokens", r["tokens"])
     if c:

@@ -101,16 +101,16 @@ int RunConfig(const BatchDecodeArgs& a, std::shared_ptr<const Checkpoint> ckpt, 
     std::vector<double> ms;
     int64_t retained = 0;
     Status st = OkStatus();
+    // Greedy streams as the engine runs them: each row comes back as its
+    // summary (argmax, log-sum-exp), not as a vocabulary row.
+    ForwardResult out;
     for (int step = 0; step < a.steps + 2 && st.ok(); ++step) {
       std::vector<ForwardChunk> batch;
-      for (int i = 0; i < S; ++i) batch.push_back({seqs[i], std::span<const int32_t>(&next[i], 1), 1});
+      for (int i = 0; i < S; ++i) batch.push_back({seqs[i], std::span<const int32_t>(&next[i], 1), 1, false});
       const auto t0 = Clock::now();
-      st = b.Forward(batch, &logits);
+      st = b.Forward(batch, &out);
       if (step >= 2) ms.push_back(Ms(t0, Clock::now()));  // two warm-up steps (graph capture)
-      for (int i = 0; i < S && st.ok(); ++i) {
-        const float* row = logits.data() + static_cast<size_t>(i) * cfg.vocab_size;
-        next[i] = static_cast<int32_t>(std::max_element(row, row + cfg.vocab_size) - row);
-      }
+      for (int i = 0; i < S && st.ok(); ++i) next[i] = out.summaries[i].argmax;
     }
     if (!st.ok()) {
       std::fprintf(stderr, "batch decode (%s, %d streams): %s\n", name, S, st.ToString().c_str());

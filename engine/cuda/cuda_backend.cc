@@ -13,7 +13,7 @@
 namespace dms {
 namespace {
 constexpr int kDefaultMaxPositions = 32768;  // when config.json names none
-constexpr size_t kLogitsBudget = 256u << 20; // device bytes for one LM-head pass
+constexpr size_t kLogitsBudget = 64u << 20;  // device bytes for one LM-head pass (110 rows of 152K)
 // Chunks with at least this many query rows (tokens x group) go to the
 // tensor-core attention (a tile of kAttnMmaRows rows at least half used).
 constexpr int kMmaMinRows = cuda::kAttnMmaRows / 2;
@@ -27,9 +27,14 @@ Status CudaBackend::Workspace::Allocate(const ModelConfig& cfg, int m, bool accu
   const size_t kvs = cuda::KvDTypeSize(kv_dtype);
   split_rows = std::max(m, 1024);
   logit_rows = static_cast<int>(std::clamp<size_t>(kLogitsBudget / (4 * cfg.vocab_size), 1, M));
+  // big holds the QKV output [M, qkv]; the gate;up product of a long step
+  // runs in slices of gate_up_rows rows into the same buffer (2 I is 4x qkv
+  // for Qwen3-8B: 805 MB at 8K rows instead of 201 MB).
+  const size_t qkv = (hq + 2 * hkv) * hd;
+  gate_up_rows = static_cast<int>(std::clamp<size_t>(M * qkv / (2 * I), 1, M));
   const size_t o_x = arena.Plan(M * D * 4), o_delta = arena.Plan(M * D * 4);
   const size_t o_hi = arena.Plan(M * w * 2), o_lo = accurate ? arena.Plan(M * w * 2) : 0;
-  const size_t o_big = arena.Plan(M * std::max((hq + 2 * hkv) * hd, 2 * I) * 4);
+  const size_t o_big = arena.Plan(std::max(M * qkv, static_cast<size_t>(gate_up_rows) * 2 * I) * 4);
   const size_t o_q = arena.Plan(M * hq * hd * 4), o_attn = arena.Plan(M * hq * hd * 4);
   const size_t o_k = arena.Plan(M * hkv * hd * kvs), o_v = arena.Plan(M * hkv * hd * kvs);
   const size_t o_dec = arena.Plan(M * hkv), o_alpha = arena.Plan(M * hkv * 4);

@@ -162,16 +162,31 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
                              "post-attention RMSNorm");
     // gate;up and SwiGLU. Its output goes after its input in the GEMM-input
     // buffer when there is room (a fused GEMV pass must not overwrite the
-    // rows it still reads), else over it (GEMM, then the SwiGLU kernel).
+    // rows it still reads) and the step fits one slice, else over it: GEMM
+    // slices of w.gate_up_rows rows into w.big, each then the SwiGLU kernel.
+    // Output row r fills [r I, (r + 1) I) and input row r [r D, (r + 1) D):
+    // with I >= D a slice's output covers only input rows of its own slice
+    // or later ones, so the slices run last first; with I < D only rows of
+    // its own slice or earlier ones, so first first.
     const size_t x_elems = static_cast<size_t>(n) * D;
-    const bool apart = x_elems + static_cast<size_t>(n) * I <= w.gin_elems;
+    const bool apart = n <= w.gate_up_rows && x_elems + static_cast<size_t>(n) * I <= w.gin_elems;
     const cuda::GemmInput act =
         apart ? cuda::GemmInput{gin.hi + x_elems, gin.lo ? gin.lo + x_elems : nullptr} : gin;
     if (apart) {
       DMS_RETURN_IF_ERROR(gemm_.RunSwiGlu(gin, n, D, lw.gate_up, I, w.big, act));
     } else {
-      DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, D, lw.gate_up, 2 * I, w.big));
-      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchSwiGlu(w.big, n, I, act, stream_), "SwiGLU");
+      auto row = [](const cuda::GemmInput& g, int r, int width) {
+        const size_t off = static_cast<size_t>(r) * width;
+        return cuda::GemmInput{g.hi + off, g.lo ? g.lo + off : nullptr};
+      };
+      const int slice = w.gate_up_rows, num_slices = (n + slice - 1) / slice;
+      for (int i = 0; i < num_slices; ++i) {
+        const int r0 = (I >= D ? num_slices - 1 - i : i) * slice;
+        const int rows = std::min(slice, n - r0);
+        DMS_RETURN_IF_ERROR(gemm_.Run(row(gin, r0, D), rows, D, lw.gate_up, 2 * I, w.big));
+        DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchSwiGlu(w.big, rows, I, row(act, r0, I), stream_),
+                                 "SwiGLU");
+      }
     }
     DMS_RETURN_IF_ERROR(gemm_.Run(act, n, I, lw.down, D, w.delta));
   }

@@ -22,7 +22,8 @@ struct CudaBackend::Workspace {
   __nv_bfloat16* gin_hi = nullptr;  // [M, W] GEMM input
   __nv_bfloat16* gin_lo = nullptr;  // [M, W] accuracy mode only
   size_t gin_elems = 0;             // M * W
-  float* big = nullptr;           // [M, max((Hq + 2 Hkv) hd, 2 I)] QKV or gate/up output
+  float* big = nullptr;           // [M, (Hq + 2 Hkv) hd] QKV or [gate_up_rows, 2 I] gate;up output
+  int gate_up_rows = 0;           // rows of one gate;up GEMM slice (at least 1, at most M)
   float* q = nullptr;             // [M, Hq, hd]
   float* attn = nullptr;          // [M, Hq, hd]
   void* k_new = nullptr;          // [M, Hkv, hd] kv dtype

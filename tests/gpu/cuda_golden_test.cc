@@ -87,14 +87,15 @@ float MaxDiff(const std::vector<float>& got, const std::vector<float>& want, siz
   return worst;
 }
 
-std::unique_ptr<CudaBackend> MakeBackend(const std::string& dir, const std::string& precision) {
+std::unique_ptr<CudaBackend> MakeBackend(const std::string& dir, const std::string& precision,
+                                         int max_batch_tokens = 1024) {
   auto ckpt = Checkpoint::Load(dir);
   EXPECT_TRUE(ckpt.ok()) << ckpt.status().ToString();
   if (!ckpt.ok()) return nullptr;
   CudaBackendOptions o;
   o.precision = precision;
   o.kv_block_size = 16;
-  o.max_batch_tokens = 1024;
+  o.max_batch_tokens = max_batch_tokens;
   o.max_sequences = 8;
   o.kv_cache_bytes = 64 << 20;
   auto b = CudaBackend::Create(std::shared_ptr<const Checkpoint>(std::move(*ckpt)), o);
@@ -132,6 +133,35 @@ TEST(CudaGolden, F32PrecisionMatchesEveryModelEveryChunking) {
     }
     EXPECT_EQ(b->PoolStats().blocks_used, 0);
   }
+}
+
+// A step as long as the workspace runs its gate;up GEMM in row slices (the
+// workspace holds [M, qkv] floats, not [M, 2 I]) whose SwiGLU outputs land
+// over the GEMM input: one prefill of the whole golden sequence with
+// max_batch_tokens = its length, on the models where 2 I > qkv width.
+TEST(CudaGolden, GateUpRowSlicesMatchTheGoldens) {
+  DMS_SKIP_WITHOUT_GPU();
+  int sliced = 0;
+  for (const std::string& dir : GoldenModelDirs()) {
+    const Golden g = LoadGoldenModel(dir);
+    const int T = static_cast<int>(g.tokens.size());
+    auto b = MakeBackend(dir, "f32", T);
+    ASSERT_TRUE(b);
+    const ModelConfig& c = b->config();
+    const int64_t qkv = static_cast<int64_t>(c.num_q_heads + 2 * c.num_kv_heads) * c.head_dim;
+    const int64_t slice = static_cast<int64_t>(T) * qkv / (2 * c.intermediate_size);
+    if (slice >= T) continue;  // one slice: the path of the other tests
+    ++sliced;
+    SCOPED_TRACE(g.name + ": slices of " + std::to_string(slice) + " rows");
+    const ScoreResult r = Score(*b, g.tokens, {T});
+    size_t at = 0;
+    const float worst = MaxDiff(r.logits, g.logits, 0, g.logits.size(), &at);
+    EXPECT_LE(worst, kF32Tolerance) << "worst at position " << at / c.vocab_size;
+    EXPECT_EQ(r.stats.retained, g.retained);
+    gpu_testing::Report("gate_up_slices", g.name + " T=" + std::to_string(T) + " slice " + std::to_string(slice),
+                        "max|diff| vs golden " + std::to_string(worst), worst <= kF32Tolerance);
+  }
+  EXPECT_GE(sliced, 3) << "too few models take the sliced path";
 }
 
 TEST(CudaGolden, Bf16PrecisionWithinBf16ToleranceWhereDecisionsAgree) {

@@ -83,22 +83,44 @@ bool KvForced(const KvPolicySpec& spec, int32_t position) {
 std::vector<int32_t> SelectKeptSlots(const KvHeadScores& head, const KvPolicySpec& spec) {
   const int64_t n = static_cast<int64_t>(head.positions.size());
   const int64_t budget = KvKeepCount(n, spec.compression_ratio);
-  std::vector<int32_t> kept, rest;
-  for (int32_t s = 0; s < n; ++s) (KvForced(spec, head.positions[s]) ? kept : rest).push_back(s);
-  const int64_t room = std::max<int64_t>(0, budget - static_cast<int64_t>(kept.size()));
-  if (room > 0) {
-    // Highest score first; ties go to the lower position.
-    // A NaN score (broken weights) ranks lowest instead of breaking the order.
-    auto score = [&](int32_t s) { return std::isnan(head.scores[s]) ? -INFINITY : head.scores[s]; };
-    auto better = [&](int32_t a, int32_t b) {
-      if (score(a) != score(b)) return score(a) > score(b);
-      return head.positions[a] < head.positions[b];
-    };
-    const int64_t take = std::min<int64_t>(room, rest.size());
-    std::partial_sort(rest.begin(), rest.begin() + take, rest.end(), better);
-    kept.insert(kept.end(), rest.begin(), rest.begin() + take);
+  std::vector<uint8_t> keep(n, 0);
+  // The candidates with their sort keys: a NaN score (broken weights) ranks
+  // lowest instead of breaking the order.
+  struct Candidate {
+    double score;
+    int32_t position, slot;
+  };
+  std::vector<Candidate> rest;
+  int64_t forced = 0;
+  for (int32_t s = 0; s < n; ++s) {
+    if (KvForced(spec, head.positions[s])) {
+      keep[s] = 1;
+      ++forced;
+    } else {
+      rest.push_back({std::isnan(head.scores[s]) ? -INFINITY : head.scores[s], head.positions[s], s});
+    }
   }
-  std::sort(kept.begin(), kept.end());
+  const int64_t take = std::min<int64_t>(std::max<int64_t>(0, budget - forced), rest.size());
+  if (take > 0) {
+    // The `take` best of the rest: highest score first, ties to the lower
+    // position (a total order, so the set is unique). Only the set matters
+    // (kept comes out in slot order), so a linear-time selection instead of
+    // a sort: a 32K-entry head took 6.5 ms with partial_sort, times layers x
+    // KV heads per prompt.
+    auto better = [](const Candidate& a, const Candidate& b) {
+      if (a.score != b.score) return a.score > b.score;
+      return a.position < b.position;
+    };
+    if (take < static_cast<int64_t>(rest.size())) {
+      std::nth_element(rest.begin(), rest.begin() + take, rest.end(), better);
+    }
+    for (int64_t i = 0; i < take; ++i) keep[rest[i].slot] = 1;
+  }
+  std::vector<int32_t> kept;
+  kept.reserve(forced + take);
+  for (int32_t s = 0; s < n; ++s) {
+    if (keep[s]) kept.push_back(s);
+  }
   return kept;
 }
 

@@ -4,8 +4,10 @@
 // the protected tail of a chat prompt with the real Qwen3 tokenizer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <random>
 
 #include "engine/backends/backend_factory.h"
 #include "engine/kv/dms_kv_cache.h"
@@ -74,6 +76,34 @@ TEST(KvPolicyRules, ForcedEntriesAndTiesByPosition) {
   // Streaming: sinks and the most recent entries (scores are the positions).
   EXPECT_EQ(Kept(Spec(KvPolicyKind::kStreaming, 0.5, 10, 10, p), {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}),
             (std::vector<int32_t>{0, 1, 7, 8, 9}));
+}
+
+// The linear-time selection against the definition: sort every unforced
+// entry by (score desc, position asc), take what the budget leaves, add the
+// forced ones. Random heads with many ties, NaNs, shuffled positions (a
+// compacted head's slots are not in position order) and random tails.
+TEST(KvPolicyRules, SelectionEqualsAFullSortOnRandomHeads) {
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 300; ++trial) {
+    const int n = 1 + static_cast<int>(rng() % (trial < 200 ? 60 : 5000));
+    KvHeadScores h;
+    h.positions.resize(n);
+    std::iota(h.positions.begin(), h.positions.end(), 0);
+    std::shuffle(h.positions.begin(), h.positions.end(), rng);
+    for (int i = 0; i < n; ++i) h.scores.push_back(rng() % 23 == 0 ? NAN : static_cast<double>(rng() % 7));
+    const double ratio = static_cast<double>(rng() % 100) / 100.0;
+    const KvPolicySpec spec = Spec(KvPolicyKind::kKnorm, ratio, n, static_cast<int>(rng() % (n + 1)));
+    std::vector<int32_t> want, rest;
+    for (int32_t s = 0; s < n; ++s) (KvForced(spec, h.positions[s]) ? want : rest).push_back(s);
+    auto key = [&](int32_t s) { return std::isnan(h.scores[s]) ? -INFINITY : h.scores[s]; };
+    std::sort(rest.begin(), rest.end(), [&](int32_t a, int32_t b) {
+      return key(a) != key(b) ? key(a) > key(b) : h.positions[a] < h.positions[b];
+    });
+    const int64_t room = std::max<int64_t>(0, KvKeepCount(n, ratio) - static_cast<int64_t>(want.size()));
+    want.insert(want.end(), rest.begin(), rest.begin() + std::min<int64_t>(room, rest.size()));
+    std::sort(want.begin(), want.end());
+    ASSERT_EQ(SelectKeptSlots(h, spec), want) << "trial " << trial << " n " << n << " ratio " << ratio;
+  }
 }
 
 TEST(KvPolicyRules, NamesAndRatios) {

@@ -206,19 +206,37 @@ __global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p
 }
 
 // One block per (token, query head): combines the splits' partial softmaxes.
+// The splits' (max, sum) pairs and weights are staged in shared memory by
+// all threads at once, so each thread's loop over the splits has only
+// independent loads of part_o left (it was a chain of dependent global loads
+// per split: 18 us a layer at 33 splits). Same arithmetic, same order.
 __global__ void MergeSplitsKernel(const float* part_o, const float* part_ml, int splits,
                                   int64_t rows, int hd, float* out, GemmInput gin) {
+  extern __shared__ float merge_shared[];
+  float* sm = merge_shared;           // [splits] max
+  float* sl = sm + splits;            // [splits] sum
+  float* sw = sl + splits;            // [splits] exp(max - row max), 0 for an empty split
   const int64_t r = blockIdx.x;
+  for (int s = threadIdx.x; s < splits; s += blockDim.x) {
+    sm[s] = part_ml[(s * rows + r) * 2];
+    sl[s] = part_ml[(s * rows + r) * 2 + 1];
+  }
+  __syncthreads();
   float mx = -INFINITY;
-  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, part_ml[(s * rows + r) * 2]);
+  for (int s = 0; s < splits; ++s) mx = fmaxf(mx, sm[s]);
+  for (int s = threadIdx.x; s < splits; s += blockDim.x) {
+    sw[s] = sm[s] == -INFINITY ? 0.0f : expf(sm[s] - mx);
+  }
+  __syncthreads();
+  float den = 0.0f;
+  for (int s = 0; s < splits; ++s) {
+    if (sm[s] != -INFINITY) den += sl[s] * sw[s];  // this split saw no visible key
+  }
   for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-    float num = 0.0f, den = 0.0f;
+    float num = 0.0f;
+#pragma unroll 8
     for (int s = 0; s < splits; ++s) {
-      const float ms = part_ml[(s * rows + r) * 2];
-      if (ms == -INFINITY) continue;  // this split saw no visible key
-      const float w = expf(ms - mx);
-      den += part_ml[(s * rows + r) * 2 + 1] * w;
-      num += part_o[(s * rows + r) * hd + d] * w;
+      if (sm[s] != -INFINITY) num += part_o[(s * rows + r) * hd + d] * sw[s];
     }
     out[r * hd + d] = num / den;
     if (gin.hi) StoreGemmInput(gin, r * hd + d, num / den);
@@ -256,7 +274,8 @@ cudaError_t LaunchDmsAttention(const AttentionParams& p, cudaStream_t stream) {
                                                        : LaunchForType<float>(p, stream);
   if (err != cudaSuccess || p.num_splits == 1) return err;
   const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;
-  MergeSplitsKernel<<<static_cast<unsigned>(rows), 128, 0, stream>>>(
+  const size_t shared = static_cast<size_t>(3) * p.num_splits * sizeof(float);
+  MergeSplitsKernel<<<static_cast<unsigned>(rows), 128, shared, stream>>>(
       p.part_o, p.part_ml, p.num_splits, rows, p.kv.head_dim, p.out, p.out_gin);
   return cudaGetLastError();
 }

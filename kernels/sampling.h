@@ -22,8 +22,12 @@ struct LogitRowSummary {
   double log_sum_exp;  // log(sum(exp(row - max_logit))) + max_logit
 };
 
+// Device scratch LaunchLogitSummary needs for `rows` rows of `vocab` logits.
+size_t LogitSummaryScratchBytes(int rows, int vocab);
+
 // out[r] = summary of logits[r, :vocab];  logits: [rows, vocab] f32.
-cudaError_t LaunchLogitSummary(const float* logits, int rows, int vocab, LogitRowSummary* out,
-                               cudaStream_t stream);
+// scratch: LogitSummaryScratchBytes(rows, vocab) bytes of device memory.
+cudaError_t LaunchLogitSummary(const float* logits, int rows, int vocab, void* scratch,
+                               LogitRowSummary* out, cudaStream_t stream);
 
 }  // namespace dms::cuda

@@ -44,6 +44,7 @@ Status CudaBackend::Workspace::Allocate(const ModelConfig& cfg, int m, bool accu
   const size_t o_pml = arena.Plan(static_cast<size_t>(split_rows) * hq * 2 * 4);
   const size_t o_logits = arena.Plan(static_cast<size_t>(logit_rows) * cfg.vocab_size * 4);
   const size_t o_sum = arena.Plan(static_cast<size_t>(logit_rows) * sizeof(cuda::LogitRowSummary));
+  const size_t o_sum_scratch = arena.Plan(cuda::LogitSummaryScratchBytes(logit_rows, cfg.vocab_size));
   DMS_RETURN_IF_ERROR(arena.Allocate("step workspace"));
   x = arena.At<float>(o_x);
   delta = arena.At<float>(o_delta);
@@ -65,6 +66,7 @@ Status CudaBackend::Workspace::Allocate(const ModelConfig& cfg, int m, bool accu
   part_ml = arena.At<float>(o_pml);
   logits = arena.At<float>(o_logits);
   summaries = arena.At<cuda::LogitRowSummary>(o_sum);
+  summary_scratch = arena.At<void>(o_sum_scratch);
   return OkStatus();
 }
 

@@ -229,7 +229,7 @@ Status CudaBackend::ComputeLogits(std::span<const ForwardChunk> batch, int rows,
     if (r0 > 0) DMS_RETURN_IF_ERROR(EnqueueLogits(r0, rc));
     int full_here = 0;
     if (rc > 0) {
-      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchLogitSummary(w.logits, rc, V, w.summaries, stream_),
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchLogitSummary(w.logits, rc, V, w.summary_scratch, w.summaries, stream_),
                                "logit summaries");
       DMS_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host_summaries_.get(), w.summaries,
                                                static_cast<size_t>(rc) * sizeof(LogitSummary),

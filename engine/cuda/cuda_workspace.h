@@ -40,6 +40,7 @@ struct CudaBackend::Workspace {
   float* logits = nullptr;        // [logit_rows, vocab]
   int logit_rows = 0;             // logits computed per LM-head pass
   cuda::LogitRowSummary* summaries = nullptr;  // [logit_rows]
+  void* summary_scratch = nullptr;               // cuda::LogitSummaryScratchBytes(logit_rows, vocab)
   Arena arena;
 
   cuda::GemmInput gin() const { return {gin_hi, gin_lo}; }

@@ -1,6 +1,8 @@
 // Greedy sampling on the device against std::max_element (first maximum),
 // with ties and NaNs, bit-exact; the logit-row summary against the host's
-// SummarizeLogits (index and maximum bit-exact, log-sum-exp to 1e-12).
+// SummarizeLogits (index and maximum bit-exact, log-sum-exp to 1e-12),
+// over vocabularies that fill one, part of one and many slices of its first
+// pass, with ties inside a slice and across slices.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -51,18 +53,25 @@ TEST(SamplingOp, GreedyArgmaxMatchesTheHost) {
 TEST(SamplingOp, LogitSummaryMatchesTheHost) {
   DMS_SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(8);
-  for (int vocab : {1, 31, 256, 1000, 151936}) {
+  for (int vocab : {1, 31, 256, 1000, 2048, 2049, 6000, 151936}) {
     for (int rows : {1, 7, 33}) {
       std::vector<float> logits = RandomUniform(static_cast<size_t>(rows) * vocab, rng, -30, 30);
       if (vocab > 3 && rows > 1) {  // a tie between two maxima: the lower index wins
         logits[1 * vocab + vocab - 1] = 60.0f;
         logits[1 * vocab + vocab / 2] = 60.0f;
       }
+      if (vocab > 5000 && rows > 2) {  // a tie inside one slice and across slices of the pass
+        logits[2 * vocab + 4097] = 70.0f;
+        logits[2 * vocab + 4095] = 70.0f;
+        logits[2 * vocab + vocab - 2] = 70.0f;
+      }
       DevArray<float> d_logits;
       d_logits.Upload(logits);
       DevArray<cuda::LogitRowSummary> d_out(rows);
       d_out.Poison();
-      DMS_CUDA_CHECK(cuda::LaunchLogitSummary(d_logits.get(), rows, vocab, d_out.get(), nullptr));
+      DevArray<uint8_t> scratch(cuda::LogitSummaryScratchBytes(rows, vocab));
+      scratch.Poison();
+      DMS_CUDA_CHECK(cuda::LaunchLogitSummary(d_logits.get(), rows, vocab, scratch.get(), d_out.get(), nullptr));
       const std::vector<cuda::LogitRowSummary> got = d_out.Download();
       bool ok = true;
       double worst = 0;

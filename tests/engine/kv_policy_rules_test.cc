@@ -269,7 +269,11 @@ TEST(KvPolicyRules, SchedulerCutsChunksAtThePromptWhileAPolicyIsPending) {
 class MinimalBackend : public Backend {
  public:
   const ModelConfig& config() const override { return config_; }
-  BackendInfo info() const override { return BackendInfo{"minimal"}; }
+  BackendInfo info() const override {
+    BackendInfo i;
+    i.name = "minimal";
+    return i;
+  }
   StatusOr<SeqId> CreateSequence() override { return 0; }
   void ReleaseSequence(SeqId) override {}
   int KvBlocksNeeded(SeqId, int) const override { return 0; }

@@ -8,122 +8,107 @@ namespace dms::cuda {
 namespace {
 
 constexpr int kThreads = 256;
+constexpr int kWarps = kThreads / 32;
 
-// (value, index) order: larger value first, then lower index; NaN loses.
-__device__ __forceinline__ bool Better(float v, int i, float bv, int bi) {
+// The best (value, index) seen: larger value first, then lower index; NaN
+// loses. `i == none` means nothing (or only NaN) was seen.
+struct Best {
+  float v;
+  int i;
+};
+
+__device__ __forceinline__ bool Better(float v, int i, const Best& b) {
   if (isnan(v)) return false;
-  if (isnan(bv)) return true;
-  return v > bv || (v == bv && i < bi);
+  if (isnan(b.v)) return true;
+  return v > b.v || (v == b.v && i < b.i);
+}
+
+__device__ __forceinline__ void Offer(Best& b, float v, int i) {
+  if (Better(v, i, b)) b = Best{v, i};
+}
+
+// Over row[begin, end), this thread's share (stride blockDim.x).
+__device__ __forceinline__ Best ThreadBest(const float* row, int begin, int end, int none) {
+  Best b{NAN, none};
+  for (int i = begin + threadIdx.x; i < end; i += blockDim.x) Offer(b, row[i], i);
+  return b;
+}
+
+__device__ __forceinline__ Best WarpBest(Best b) {
+  for (int o = 16; o > 0; o >>= 1) {
+    Offer(b, __shfl_xor_sync(0xffffffffu, b.v, o), __shfl_xor_sync(0xffffffffu, b.i, o));
+  }
+  return b;
+}
+
+// The block's best, in every thread (blockDim.x == kThreads).
+__device__ __forceinline__ Best BlockBest(Best b) {
+  __shared__ Best warp_best[kWarps];
+  __shared__ Best block_best;
+  b = WarpBest(b);
+  if ((threadIdx.x & 31) == 0) warp_best[threadIdx.x >> 5] = b;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    for (int w = 1; w < kWarps; ++w) Offer(b, warp_best[w].v, warp_best[w].i);
+    block_best = b;
+  }
+  __syncthreads();
+  return block_best;
+}
+
+__device__ __forceinline__ double WarpSumDouble(double v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// The block's sum in thread 0, warps added in order (blockDim.x == kThreads).
+__device__ __forceinline__ double BlockSumDouble(double v) {
+  __shared__ double warp_sum[kWarps];
+  v = WarpSumDouble(v);
+  if ((threadIdx.x & 31) == 0) warp_sum[threadIdx.x >> 5] = v;
+  __syncthreads();
+  double total = 0;
+  if (threadIdx.x == 0) {
+    for (int w = 0; w < kWarps; ++w) total += warp_sum[w];
+  }
+  return total;
 }
 
 __global__ void GreedyArgmaxKernel(const float* logits, int vocab, int32_t* out) {
-  __shared__ float sv[kThreads / 32];
-  __shared__ int si[kThreads / 32];
   const float* row = logits + static_cast<int64_t>(blockIdx.x) * vocab;
-  float bv = NAN;
-  int bi = vocab;
-  for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-    const float v = row[i];
-    if (Better(v, i, bv, bi)) {
-      bv = v;
-      bi = i;
-    }
-  }
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-    if (Better(ov, oi, bv, bi)) {
-      bv = ov;
-      bi = oi;
-    }
-  }
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (lane == 0) {
-    sv[warp] = bv;
-    si[warp] = bi;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < kThreads / 32; ++w) {
-      if (Better(sv[w], si[w], bv, bi)) {
-        bv = sv[w];
-        bi = si[w];
-      }
-    }
-    out[blockIdx.x] = bi < vocab ? bi : 0;  // an all-NaN row gives 0
-  }
+  const Best b = BlockBest(ThreadBest(row, 0, vocab, vocab));
+  if (threadIdx.x == 0) out[blockIdx.x] = b.i < vocab ? b.i : 0;  // an all-NaN row gives 0
 }
 
 // The summary in two passes, so that a row is read by many blocks (one
-// block per row took 0.4 ms for a 152K vocabulary: a third of a 16-layer
-// decode step's small kernels). Pass 1, block (p, r): over its slice of the
-// row, the first largest entry and sum(exp(x - slice max)) in double.
-// Pass 2, one warp per row: the first largest entry over the slices (they
-// are in index order, Better breaks ties by index) and
-// sum_p sum_p * exp(max_p - max), whose rounding differs from the host's
-// one sum by about 1e-16 relative.
+// block per row took 0.4 ms a step for a 152K vocabulary, as long as the
+// LM head's GEMV). Pass 1, block (p, r): over its slice of the row, the
+// first largest entry and sum(exp(x - slice max)) in double. Pass 2, one
+// warp per row: the first largest entry over the slices (Better breaks ties
+// by index) and sum_p sum_p * exp(max_p - max), whose rounding differs from
+// the host's one sum by about 1e-16 relative.
 constexpr int kSummarySlice = 2048;  // logits per block of pass 1
 
 int SummarySlices(int vocab) { return (vocab + kSummarySlice - 1) / kSummarySlice; }
 
 struct SlicePartial {
   float max_logit;
-  int32_t argmax;
+  int32_t argmax;  // vocab when the slice held only NaN
   double sum;
 };
 
 __global__ void LogitSummarySliceKernel(const float* logits, int vocab, SlicePartial* partials) {
-  __shared__ float sv[kThreads / 32];
-  __shared__ int si[kThreads / 32];
-  __shared__ double ss[kThreads / 32];
-  __shared__ float slice_max;
-  const int p = blockIdx.x, slices = gridDim.x;
   const float* row = logits + static_cast<int64_t>(blockIdx.y) * vocab;
-  const int begin = p * kSummarySlice, end = min(vocab, begin + kSummarySlice);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  float bv = NAN;
-  int bi = vocab;
-  for (int i = begin + threadIdx.x; i < end; i += blockDim.x) {
-    const float v = row[i];
-    if (Better(v, i, bv, bi)) {
-      bv = v;
-      bi = i;
-    }
-  }
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-    if (Better(ov, oi, bv, bi)) {
-      bv = ov;
-      bi = oi;
-    }
-  }
-  if (lane == 0) {
-    sv[warp] = bv;
-    si[warp] = bi;
-  }
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    for (int w = 1; w < kThreads / 32; ++w) {
-      if (Better(sv[w], si[w], bv, bi)) {
-        bv = sv[w];
-        bi = si[w];
-      }
-    }
-    si[0] = bi;
-    slice_max = bv;
-  }
-  __syncthreads();
-  const double mx = slice_max;
+  const int begin = blockIdx.x * kSummarySlice, end = min(vocab, begin + kSummarySlice);
+  const Best b = BlockBest(ThreadBest(row, begin, end, vocab));
   double sum = 0;
-  for (int i = begin + threadIdx.x; i < end; i += blockDim.x) sum += exp(static_cast<double>(row[i]) - mx);
-  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  if (lane == 0) ss[warp] = sum;
-  __syncthreads();
+  for (int i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    sum += exp(static_cast<double>(row[i]) - static_cast<double>(b.v));
+  }
+  sum = BlockSumDouble(sum);
   if (threadIdx.x == 0) {
-    double total = 0;
-    for (int w = 0; w < kThreads / 32; ++w) total += ss[w];
-    partials[static_cast<int64_t>(blockIdx.y) * slices + p] = SlicePartial{slice_max, si[0], total};
+    const int64_t at = static_cast<int64_t>(blockIdx.y) * gridDim.x + blockIdx.x;
+    partials[at] = SlicePartial{b.v, b.i, sum};
   }
 }
 
@@ -131,31 +116,19 @@ __global__ void LogitSummarySliceKernel(const float* logits, int vocab, SlicePar
 __global__ void LogitSummaryMergeKernel(const SlicePartial* partials, int slices, int vocab,
                                         LogitRowSummary* out) {
   const SlicePartial* part = partials + static_cast<int64_t>(blockIdx.x) * slices;
-  const int lane = threadIdx.x;
-  float bv = NAN;
-  int bi = vocab;
-  for (int p = lane; p < slices; p += 32) {
-    if (part[p].argmax < vocab && Better(part[p].max_logit, part[p].argmax, bv, bi)) {
-      bv = part[p].max_logit;
-      bi = part[p].argmax;
-    }
+  Best b{NAN, vocab};
+  for (int p = threadIdx.x; p < slices; p += 32) {
+    if (part[p].argmax < vocab) Offer(b, part[p].max_logit, part[p].argmax);
   }
-  for (int o = 16; o > 0; o >>= 1) {
-    const float ov = __shfl_xor_sync(0xffffffffu, bv, o);
-    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
-    if (Better(ov, oi, bv, bi)) {
-      bv = ov;
-      bi = oi;
-    }
-  }
-  const double mx = bi < vocab ? bv : NAN;  // an all-NaN row: index 0, NaN sums
+  b = WarpBest(b);
+  const double mx = b.i < vocab ? b.v : NAN;  // an all-NaN row: index 0, NaN sums
   double sum = 0;
-  for (int p = lane; p < slices; p += 32) {
+  for (int p = threadIdx.x; p < slices; p += 32) {
     sum += part[p].sum * exp(static_cast<double>(part[p].max_logit) - mx);
   }
-  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  if (lane == 0) {
-    out[blockIdx.x] = LogitRowSummary{bi < vocab ? bi : 0, static_cast<float>(mx), log(sum) + mx};
+  sum = WarpSumDouble(sum);
+  if (threadIdx.x == 0) {
+    out[blockIdx.x] = LogitRowSummary{b.i < vocab ? b.i : 0, static_cast<float>(mx), log(sum) + mx};
   }
 }
 

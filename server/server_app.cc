@@ -124,8 +124,8 @@ int RunServer(const ServerOptions& o) {
   if (Status st = ValidateCompressionRatio(o.compression_ratio, "--compression-ratio"); !st.ok()) {
     return StartupError(st);
   }
-  StatusOr<int64_t> kv_bytes = ParseMemory(o.kv_memory, AvailableHostMemory());
-  if (!kv_bytes.ok()) return StartupError(kv_bytes.status());
+  StatusOr<KvMemorySpec> kv_memory = ParseKvMemory(o.kv_memory);
+  if (!kv_memory.ok()) return StartupError(kv_memory.status());
   std::vector<double> buckets;
   if (!o.latency_buckets.empty()) {
     StatusOr<std::vector<double>> b = ParseBuckets(o.latency_buckets);
@@ -179,8 +179,8 @@ int RunServer(const ServerOptions& o) {
   bo.kind = o.backend;
   bo.num_threads = o.threads;
   bo.kv_block_size = o.kv_block_size;
-  bo.kv_cache_bytes = *kv_bytes;  // a fraction: of available host memory (CPU backend)
-  bo.kv_memory_fraction = MemoryFraction(o.kv_memory);  // ... of free device memory (CUDA)
+  bo.kv_cache_bytes = kv_memory->BytesOf(AvailableHostMemory());  // CPU: a share of host memory
+  bo.kv_memory_fraction = kv_memory->fraction;                    // CUDA: of free device memory
   // Any policy but auto serves a dense cache (a DMS checkpoint's decisions ignored).
   bo.force_dense = *kv_policy != KvPolicyKind::kAuto;
   bo.precision = o.precision;

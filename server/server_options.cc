@@ -69,14 +69,7 @@ void AddServerFlags(CLI::App& app, ServerOptions* o) {
   app.add_option("--ready-file", o->ready_file, "Write {grpc_port, metrics_port} JSON here once serving");
 }
 
-double MemoryFraction(const std::string& text) {
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || end == text.c_str() || *end != '\0' || !std::isfinite(v) || v <= 0 || v > 1) return 0;
-  return v;
-}
-
-StatusOr<int64_t> ParseMemory(const std::string& text, int64_t available_bytes) {
+StatusOr<KvMemorySpec> ParseKvMemory(const std::string& text) {
   const auto bad = [&] {
     return InvalidArgumentError("--kv-memory: '" + text +
                                 "' is neither a size (e.g. 2GiB, 512MiB, 1000000) nor a fraction in (0, 1]");
@@ -87,7 +80,7 @@ StatusOr<int64_t> ParseMemory(const std::string& text, int64_t available_bytes) 
   if (end == text.c_str() || !std::isfinite(v) || v <= 0) return bad();
   std::string suffix(end);
   for (char& c : suffix) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (suffix.empty() && v <= 1.0) return static_cast<int64_t>(v * available_bytes);
+  if (suffix.empty() && v <= 1.0) return KvMemorySpec{0, v};
   double mult = 1;
   if (suffix.empty() || suffix == "b") mult = 1;
   else if (suffix == "k" || suffix == "kib") mult = 1024.0;
@@ -97,7 +90,7 @@ StatusOr<int64_t> ParseMemory(const std::string& text, int64_t available_bytes) 
   else if (suffix == "mb") mult = 1e6;
   else if (suffix == "gb") mult = 1e9;
   else return bad();
-  return static_cast<int64_t>(v * mult);
+  return KvMemorySpec{static_cast<int64_t>(v * mult), 0};
 }
 
 }  // namespace dms::server

@@ -53,10 +53,18 @@ struct ServerOptions {
 
 void AddServerFlags(CLI::App& app, ServerOptions* options);
 
-// "2GiB" -> bytes; "0.5" -> 0.5 * available_bytes. INVALID_ARGUMENT naming --kv-memory.
-StatusOr<int64_t> ParseMemory(const std::string& text, int64_t available_bytes);
-// The share when --kv-memory is a fraction ("0.9"); 0 for a size. The CUDA
-// backend applies it to the device memory free after weights and workspace.
-double MemoryFraction(const std::string& text);
+// --kv-memory: a size ("2GiB" -> bytes) or a share of free memory ("0.9").
+// The CPU backend takes the share of available host memory (BytesOf); the
+// CUDA backend applies `fraction` to the device memory free after weights
+// and workspace.
+struct KvMemorySpec {
+  int64_t bytes = 0;
+  double fraction = 0;  // > 0: a share, bytes unused
+  int64_t BytesOf(int64_t available_bytes) const {
+    return fraction > 0 ? static_cast<int64_t>(fraction * available_bytes) : bytes;
+  }
+};
+// INVALID_ARGUMENT naming --kv-memory.
+StatusOr<KvMemorySpec> ParseKvMemory(const std::string& text);
 
 }  // namespace dms::server

@@ -1,7 +1,6 @@
 #include "engine/core/forward_batch.h"
 
 #include <cstring>
-
 #include <string>
 #include <unordered_set>
 

@@ -70,11 +70,14 @@ void Sampler::Record(int32_t id) {
 }
 
 SampledToken Sampler::Sample(std::span<const float> logits) {
+  return Sample(logits, SummarizeLogits(logits.first(vocab_size_)));
+}
+
+SampledToken Sampler::Sample(std::span<const float> logits, const LogitSummary& summary) {
   SampledToken out;
   const int v = vocab_size_;
-
   // The model's own log-softmax, for reported logprobs.
-  const double lse = SummarizeLogits(logits.first(v)).log_sum_exp;
+  const double lse = summary.log_sum_exp;
 
   work_.assign(logits.begin(), logits.begin() + v);
   ApplyPenalties(work_);

@@ -49,6 +49,9 @@ class Sampler {
 
   // Samples the next token from logits [vocab] and records it as output.
   SampledToken Sample(std::span<const float> logits);
+  // The same, given the row's summary (SummarizeLogits) that the backend
+  // already computed: its log-sum-exp is the reported logprobs' normaliser.
+  SampledToken Sample(std::span<const float> logits, const LogitSummary& summary);
 
   // Whether Sample needs the whole row: false for greedy decoding without
   // penalties or top logprobs, where SampleFromSummary gives the same token.

@@ -293,8 +293,9 @@ void Engine::ProcessLogits(const std::vector<PlannedChunk>& plan, const ForwardR
     const float* full_logits = full ? step.logits.data() + full_row++ * vocab : nullptr;
     if (skip.count(s)) continue;
     const GenerationRequest& req = s->request;
-    SampledToken tok = full ? s->sampler->Sample(std::span<const float>(full_logits, vocab))
-                            : s->sampler->SampleFromSummary(step.summaries[r]);
+    const LogitSummary& summary = step.summaries[r];
+    SampledToken tok = full ? s->sampler->Sample(std::span<const float>(full_logits, vocab), summary)
+                            : s->sampler->SampleFromSummary(summary);
     const Clock::time_point now = Clock::now();
     if (s->num_generated == 0) s->first_token_at = now;
     s->last_token_at = now;

@@ -163,19 +163,16 @@ TEST(Sampler, OnlyPlainGreedyDecodingSkipsTheRow) {
   p = {};
   p.temperature = 0.8f;
   EXPECT_TRUE(needs(p));
-  p = {};
-  p.temperature = 0;
-  p.repetition_penalty = 1.2f;
-  EXPECT_TRUE(needs(p));
-  p.repetition_penalty = 1;
-  p.presence_penalty = 0.5f;
-  EXPECT_TRUE(needs(p));
-  p.presence_penalty = 0;
-  p.frequency_penalty = 0.5f;
-  EXPECT_TRUE(needs(p));
-  p.frequency_penalty = 0;
-  p.logprobs = 2;
-  EXPECT_TRUE(needs(p));
+  // Greedy, but each of these reads the whole row.
+  for (auto change : {+[](SamplingParams& q) { q.repetition_penalty = 1.2f; },
+                      +[](SamplingParams& q) { q.presence_penalty = 0.5f; },
+                      +[](SamplingParams& q) { q.frequency_penalty = 0.5f; },
+                      +[](SamplingParams& q) { q.logprobs = 2; }}) {
+    p = {};
+    p.temperature = 0;
+    change(p);
+    EXPECT_TRUE(needs(p));
+  }
 }
 
 }  // namespace

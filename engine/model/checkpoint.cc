@@ -83,8 +83,9 @@ Status IndexShards(const std::string& dir, std::vector<std::unique_ptr<Safetenso
     for (const std::string& name : names) {
       const TensorView* view = file->Find(name);
       if (view == nullptr) {
-        return DataLossError(path + ": missing tensor " + name + " (listed in " + kIndexFile +
-                             ")");
+        // The name comes from the index file: escaped, so the error stays one line.
+        return DataLossError(path + ": missing tensor " + EscapeText(name) + " (listed in " +
+                             kIndexFile + ")");
       }
       index->by_name[name] = view;
     }

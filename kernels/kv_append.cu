@@ -151,6 +151,61 @@ __global__ void KvStoreKernel(KvAppendParams p) {
   }
 }
 
+// Decode steps (every chunk is one token): a head's plan is one slot, so one
+// kernel plans and stores. v1 ran the scan-based plan kernel above (a block
+// per chunk and head) and then KvStoreKernel: two launches per layer, the
+// plan's ~5 us mostly latency. The plan below is KvAppendPlanKernel's steps
+// 1-4 for n = 1, in the same order on one thread per head.
+// grid: chunks, block: 128, shared: hkv ints.
+template <typename T>
+__global__ void KvAppendDecodeKernel(KvAppendParams p) {
+  extern __shared__ int32_t slot_s[];  // [hkv]
+  const StepChunk c = p.chunks[blockIdx.x];
+  const KvDeviceView& kv = p.kv;
+  const int hkv = kv.num_kv_heads, hd = kv.head_dim, bs = kv.block_size;
+  const int64_t r = c.row_base;
+  const int t0 = c.start_pos;
+  for (int h = threadIdx.x; h < hkv; h += blockDim.x) {
+    const int64_t head = (static_cast<int64_t>(c.seq) * kv.num_layers + p.layer) * hkv + h;
+    const int len0 = kv.head_len[head];
+    int s = len0;
+    bool reuse = false;
+    if (kv.window >= 0) {
+      const int ring = kv.window + 1;
+      const HeadPlan plan{p.decisions + r * hkv + h, kv.ring_evict + head * ring, hkv, t0, ring};
+      int32_t* ring_slot = kv.ring_slot + head * ring;
+      uint8_t* ring_evict = kv.ring_evict + head * ring;
+      reuse = plan.Reuse(0);
+      if (reuse) s = ring_slot[t0 % ring];  // the slot of position t0 - ring
+      ring_slot[t0 % ring] = s;
+      ring_evict[t0 % ring] = 0;
+      if (t0 > 0 && ring > 1) ring_evict[(t0 - 1) % ring] = plan.dec[0];
+    }
+    kv.head_len[head] = len0 + (reuse ? 0 : 1);
+    p.slot_scratch[r * hkv + h] = s;
+    p.write_slot[r * hkv + h] = s;
+    slot_s[h] = s;
+  }
+  __syncthreads();
+  constexpr int kVec = 16 / sizeof(T);
+  const int pieces = hd / kVec;
+  const uint4* k_new = static_cast<const uint4*>(p.k_new);
+  const uint4* v_new = static_cast<const uint4*>(p.v_new);
+  uint4* pool = static_cast<uint4*>(kv.pool);
+  for (int i = threadIdx.x; i < hkv * pieces; i += blockDim.x) {
+    const int h = i / pieces, d = i % pieces;
+    const int s = slot_s[h];
+    const int64_t head = (static_cast<int64_t>(c.seq) * kv.num_layers + p.layer) * hkv + h;
+    const int64_t block = kv.page_table[head * kv.max_blocks_per_head + s / bs];
+    const int off = s % bs;
+    uint4* kd = pool + (block * 2 * bs + off) * pieces;
+    uint4* vd = kd + static_cast<int64_t>(bs) * pieces;
+    kd[d] = k_new[(r * hkv + h) * pieces + d];
+    vd[d] = v_new[(r * hkv + h) * pieces + d];
+    if (d == 0) kv.pool_pos[block * bs + off] = t0;
+  }
+}
+
 }  // namespace
 
 cudaError_t LaunchPageTableScatter(int32_t* page_table, const int32_t* updates, int count,
@@ -163,6 +218,15 @@ cudaError_t LaunchPageTableScatter(int32_t* page_table, const int32_t* updates, 
 cudaError_t LaunchKvAppend(const KvAppendParams& p, cudaStream_t stream) {
   if (p.num_chunks <= 0 || p.num_tokens <= 0) return cudaSuccess;
   if (p.kv.head_dim * KvDTypeSize(p.kv.dtype) % 16 != 0) return cudaErrorInvalidValue;
+  if (p.num_tokens == p.num_chunks) {  // chunks are never empty: each is one token
+    const size_t shared = sizeof(int32_t) * p.kv.num_kv_heads;
+    if (p.kv.dtype == KvDType::kBF16) {
+      KvAppendDecodeKernel<__nv_bfloat16><<<p.num_chunks, 128, shared, stream>>>(p);
+    } else {
+      KvAppendDecodeKernel<float><<<p.num_chunks, 128, shared, stream>>>(p);
+    }
+    return cudaGetLastError();
+  }
   const dim3 grid(p.num_chunks, p.kv.num_kv_heads);
   KvAppendPlanKernel<<<grid, kPlanThreads, 0, stream>>>(p);
   cudaError_t err = cudaGetLastError();

@@ -8,6 +8,7 @@
 // slots, and a reused slot is found by walking back W+1 positions at a time.
 // Tokens whose slot a later token of the same chunk reuses are not written,
 // so every slot is written at most once per step (no ordering between writers).
+// A decode step (every chunk one token) plans and stores in one kernel.
 //
 // Must run AFTER the chunk's attention: the reused slots still hold keys that
 // the chunk's earlier queries see inside the window.

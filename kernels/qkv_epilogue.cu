@@ -12,7 +12,12 @@ constexpr int kWarps = 16;
 constexpr int kMaxHeadDim = 256;
 constexpr int kMaxKvHeads = 64;
 
-// One block per token; warps loop over the token's q, k and v heads.
+// grid: (tokens, head groups). Block y of a token takes the heads whose
+// index / kWarps is y modulo gridDim.y, a warp each. Decode steps split the
+// token over several blocks (v1: one block, 3 heads a warp, ~8.4 us a layer
+// for a Qwen3-8B token); the block that owns a decision's source head writes
+// it (kNeuron: q head h * g, or 0 per layer; otherwise the prologue's value,
+// written by block 0).
 template <typename T>
 __global__ void QkvEpilogueKernel(QkvEpilogueParams p) {
   __shared__ float buf[kWarps][kMaxHeadDim];
@@ -37,7 +42,8 @@ __global__ void QkvEpilogueKernel(QkvEpilogueParams p) {
   }
   __syncthreads();
 
-  for (int head = warp; head < hq + 2 * hkv; head += kWarps) {
+  const int heads = hq + 2 * hkv;
+  for (int head = blockIdx.y * kWarps + warp; head < heads; head += kWarps * gridDim.y) {
     const bool is_q = head < hq, is_k = !is_q && head < hq + hkv;
     const float* src = row + static_cast<int64_t>(head) * hd;
     const float* bias = is_q ? p.q_bias : is_k ? p.k_bias : p.v_bias;
@@ -109,6 +115,8 @@ __global__ void QkvEpilogueKernel(QkvEpilogueParams p) {
   __syncthreads();
   if (threadIdx.x < hkv) {
     const int src = p.per_layer ? 0 : threadIdx.x;
+    const int owner = p.mode == DecisionMode::kNeuron ? (src * g / kWarps) % gridDim.y : 0;
+    if (owner != static_cast<int>(blockIdx.y)) return;
     const bool on = p.mode != DecisionMode::kNone && !p.decisions_off;
     p.decisions[r * hkv + threadIdx.x] = on ? dec[src] : 0;
     if (p.decision_logits) p.decision_logits[r * hkv + threadIdx.x] = dec_logit[src];
@@ -143,10 +151,14 @@ cudaError_t LaunchQkvEpilogue(const QkvEpilogueParams& p, cudaStream_t stream) {
       p.num_kv_heads <= 0 || p.num_q_heads % p.num_kv_heads != 0) {
     return cudaErrorInvalidValue;
   }
+  // Few tokens: a warp per head over several blocks; many: a block a token.
+  const int heads = p.num_q_heads + 2 * p.num_kv_heads;
+  const int splits = p.num_tokens <= 16 ? (heads + kWarps - 1) / kWarps : 1;
+  const dim3 grid(p.num_tokens, splits);
   if (p.kv_dtype == KvDType::kBF16) {
-    QkvEpilogueKernel<__nv_bfloat16><<<p.num_tokens, kWarps * 32, 0, stream>>>(p);
+    QkvEpilogueKernel<__nv_bfloat16><<<grid, kWarps * 32, 0, stream>>>(p);
   } else {
-    QkvEpilogueKernel<float><<<p.num_tokens, kWarps * 32, 0, stream>>>(p);
+    QkvEpilogueKernel<float><<<grid, kWarps * 32, 0, stream>>>(p);
   }
   return cudaGetLastError();
 }

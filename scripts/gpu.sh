@@ -59,7 +59,10 @@ run_there() {
   : > "$summary"
   # Each test in its own process (as ctest does): a broken CUDA context
   # cannot take the later tests down with it.
-  for bin in cuda_kernel_ops_test cuda_golden_test cuda_kv_policy_test server_cuda_test; do
+  # SUITE=0 skips the tests (e.g. a sanitizer-only rerun of the same build).
+  local suites="cuda_kernel_ops_test cuda_golden_test cuda_kv_policy_test server_cuda_test"
+  [ "${SUITE:-1}" = 1 ] || suites=""
+  for bin in $suites; do
     local log="$out/$bin.log"
     : > "$log"
     for t in $("$bundle/bin/$bin" --gtest_list_tests | awk '/^[^ ]/{s=$1} /^  /{print s $1}'); do
@@ -82,10 +85,12 @@ run_there() {
   if [ -n "$sanitizer" ] && [ "${SANITIZE:-1}" = 1 ]; then
     # (EvictionRatesAndSmallHeadDims runs the tensor-core attention on its
     # bf16 head_dim-128 cases; GemmOp the GEMV kernels; racecheck looks for
-    # shared-memory races in the attention kernels' pipelines.)
+    # shared-memory races in the attention kernels' pipelines and the
+    # kernels that stage through shared memory: append, epilogue, RMSNorm.)
     for spec in "memcheck:cuda_kernel_ops_test:KvAppendOp.MatchesTheCpuCacheBitForBit:AttentionOp.EvictionRatesAndSmallHeadDims:QkvEpilogueOp.*:ElementwiseOp.*:SamplingOp.*:GemmOp.*" \
                 "memcheck:cuda_golden_test:CudaGolden.BatchedSequencesMatchSeparateRuns:CudaGolden.ErrorsAreTheCpuBackendsAndLeaveNoTrace" \
-                "racecheck:cuda_kernel_ops_test:AttentionOp.EvictionRatesAndSmallHeadDims"; do
+                "racecheck:cuda_kernel_ops_test:AttentionOp.EvictionRatesAndSmallHeadDims" \
+                "racecheck:cuda_kernel_ops_test:KvAppendOp.MatchesTheCpuCacheBitForBit:QkvEpilogueOp.SweepMatchesTheCpuReference:ElementwiseOp.RmsNormWithResidualMatches"; do
       local tool="${spec%%:*}" rest="${spec#*:}"
       local bin="${rest%%:*}" filter="${rest#*:}"
       echo "##### $tool $bin $filter" >> "$out/sanitizer.log"

@@ -207,6 +207,14 @@ TEST(QkvEpilogueOp, SweepMatchesTheCpuReference) {
   // Qwen3-8B geometry, both variants.
   RunCase({128, 32, 8, cuda::DecisionMode::kNeuron, false, false, false, cuda::KvDType::kBF16}, 257, rng, &agree, &total);
   RunCase({128, 32, 8, cuda::DecisionMode::kProjection, true, false, false, cuda::KvDType::kF32}, 64, rng, &agree, &total);
+  // Decode-sized steps (<= 16 tokens) split a token's heads over blocks; the
+  // decision sources then sit in different blocks.
+  RunCase({128, 32, 8, cuda::DecisionMode::kNeuron, false, false, false, cuda::KvDType::kBF16}, 1, rng, &agree, &total);
+  RunCase({128, 32, 8, cuda::DecisionMode::kNeuron, true, false, true, cuda::KvDType::kF32}, 3, rng, &agree, &total);
+  RunCase({128, 32, 8, cuda::DecisionMode::kProjection, false, false, true, cuda::KvDType::kBF16}, 1, rng, &agree, &total);
+  RunCase({64, 64, 8, cuda::DecisionMode::kNeuron, false, false, false, cuda::KvDType::kBF16}, 16, rng, &agree, &total);
+  RunCase({128, 32, 8, cuda::DecisionMode::kNone, false, false, false, cuda::KvDType::kBF16}, 2, rng, &agree, &total);
+  RunCase({128, 32, 8, cuda::DecisionMode::kNeuron, false, true, false, cuda::KvDType::kBF16}, 5, rng, &agree, &total);
   std::printf("  decision agreement: %lld / %lld (%.4f%%)\n", static_cast<long long>(agree),
               static_cast<long long>(total), 100.0 * agree / std::max<int64_t>(1, total));
 }

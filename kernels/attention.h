@@ -10,7 +10,8 @@
 // One kernel serves prefill and decode: a block takes a tile of queries of one
 // chunk with all g query heads of a KV group (one pass over K/V serves the
 // group), and a slice of the key range (split-K); with more than one split
-// the partial (max, sum, accumulator) triples are merged by a second kernel.
+// the partial (max, sum, accumulator) triples are merged by the last of a
+// (tile, head)'s split blocks to finish (a counter per tile and head).
 // Softmax in fp32 with the running max subtracted (online softmax).
 #pragma once
 
@@ -43,6 +44,9 @@ struct AttentionParams {
   float* out = nullptr;             // [N, Hq, hd] f32
   float* part_o = nullptr;          // [num_splits, N, Hq, hd]   (num_splits > 1)
   float* part_ml = nullptr;         // [num_splits, N, Hq, 2]    (num_splits > 1)
+  // [num_tiles, Hkv] (num_splits > 1): zero before the first launch; every
+  // launch leaves it zero again.
+  int32_t* split_count = nullptr;
   // SIMT kernel with num_splits > 1: the merge also writes out as GEMM
   // input (saves a conversion pass in decode). Null hi: not written.
   GemmInput out_gin;

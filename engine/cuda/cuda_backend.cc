@@ -42,6 +42,7 @@ Status CudaBackend::Workspace::Allocate(const ModelConfig& cfg, int m, bool accu
   const size_t o_kidx = arena.Plan(M * hkv * 4), o_kcnt = arena.Plan(M * hkv * 4);
   const size_t o_po = arena.Plan(static_cast<size_t>(split_rows) * hq * hd * 4);
   const size_t o_pml = arena.Plan(static_cast<size_t>(split_rows) * hq * 2 * 4);
+  const size_t o_count = arena.Plan(M * hkv * 4);
   const size_t o_logits = arena.Plan(static_cast<size_t>(logit_rows) * cfg.vocab_size * 4);
   const size_t o_sum = arena.Plan(static_cast<size_t>(logit_rows) * sizeof(cuda::LogitRowSummary));
   const size_t o_sum_scratch = arena.Plan(cuda::LogitSummaryScratchBytes(logit_rows, cfg.vocab_size));
@@ -64,6 +65,8 @@ Status CudaBackend::Workspace::Allocate(const ModelConfig& cfg, int m, bool accu
   kept_count = arena.At<int32_t>(o_kcnt);
   part_o = arena.At<float>(o_po);
   part_ml = arena.At<float>(o_pml);
+  split_count = arena.At<int32_t>(o_count);
+  DMS_CUDA_RETURN_IF_ERROR(cudaMemset(split_count, 0, M * hkv * 4), "split counters");
   logits = arena.At<float>(o_logits);
   summaries = arena.At<cuda::LogitRowSummary>(o_sum);
   summary_scratch = arena.At<void>(o_sum_scratch);

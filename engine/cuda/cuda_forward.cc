@@ -106,6 +106,7 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
     a.out = w.attn;
     a.part_o = w.part_o;
     a.part_ml = w.part_ml;
+    a.split_count = w.split_count;
     // Decode (split-K, no tensor-core tiles): the merge writes the o_proj
     // input too.
     const bool merge_to_gin = simt_tiles > 0 && num_splits > 1 && mma_tiles == 0;
@@ -116,8 +117,7 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
       if (merge_to_gin) a.out_gin = gin;
       DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchDmsAttention(a, stream_), "DMS attention");
     }
-    // After the SIMT kernel: its split merge writes every row of `out`,
-    // the tensor-core tiles' rows included.
+    // The tensor-core tiles write their own rows of `out`.
     if (mma_tiles > 0) {
       a.tiles = meta_.d_tiles() + simt_tiles;
       a.num_tiles = mma_tiles;

@@ -36,6 +36,7 @@ struct CudaBackend::Workspace {
   int32_t* kept_count = nullptr;    // [M, Hkv]
   float* part_o = nullptr;        // [split_rows, Hq, hd]
   float* part_ml = nullptr;       // [split_rows, Hq, 2]
+  int32_t* split_count = nullptr; // [M, Hkv] the attention's split merge counters, zeroed once
   int split_rows = 0;             // token rows x splits the partial buffers hold
   float* logits = nullptr;        // [logit_rows, vocab]
   int logit_rows = 0;             // logits computed per LM-head pass

@@ -128,6 +128,10 @@ ErrorStats RunAttention(KvHarness& hx, const KvStep& s, int group, int splits,
   p.out = d_out.get();
   p.part_o = d_po.get();
   p.part_ml = d_pml.get();
+  // The split merge's counters start at zero and must be left at zero.
+  DevArray<int32_t> d_count;
+  d_count.Upload(std::vector<int32_t>(tiles.size() * hkv, 0));
+  p.split_count = d_count.get();
   DevArray<int32_t> d_kept_index, d_kept_count;
   if (kernel == Kernel::kMmaSparse) {
     RunKeptKeys(s, hkv, hx.d_chunks(), hx.d_dec(), d_kept_index, d_kept_count);
@@ -140,6 +144,9 @@ ErrorStats RunAttention(KvHarness& hx, const KvStep& s, int group, int splits,
   EXPECT_EQ(err, cudaSuccess) << cudaGetErrorString(err);
   const cudaError_t sync = cudaDeviceSynchronize();
   EXPECT_EQ(sync, cudaSuccess) << cudaGetErrorString(sync);
+  const std::vector<int32_t> counts = d_count.Download();
+  EXPECT_EQ(std::count(counts.begin(), counts.end(), 0), static_cast<std::ptrdiff_t>(counts.size()))
+      << "split counters not reset";
   return Compare(d_out.Download(), ref);
 }
 
@@ -197,7 +204,9 @@ void RunMixedBatchCase(const Case& c, std::mt19937_64& rng) {
   EXPECT_TRUE(hx.CompareState(a) && hx.CompareState(b) && hx.CompareState(d));
   KvStep dec = hx.MakeStep({{a, 1}, {b, 1}, {d, 1}}, c.evict_rate, rng);
   hx.Upload(dec);
-  for (int splits : {1, 3}) {
+  // 100: more splits than b's and d's keys (empty splits) and over 32 (the
+  // merge takes the splits in rounds of 32).
+  for (int splits : {1, 3, 100}) {
     e = RunAttention(hx, dec, c.group, splits, rng);
     EXPECT_TRUE(CheckClose("dms_attention",
                            Shape(c, "decode x3 splits=" + std::to_string(splits)), e, kMaxNmse,

@@ -64,7 +64,9 @@ TEST(ElementwiseOp, EmbeddingGatherIsExact) {
 TEST(ElementwiseOp, RmsNormWithResidualMatches) {
   DMS_SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(2);
-  for (int dim : {64, 96, 4096}) {
+  // 70: not a multiple of 4 and 20480: wider than 4 x 1024 float4, both the
+  // v1 kernel; the others the register-resident v2.
+  for (int dim : {64, 70, 96, 4096, 5120, 20480}) {
     for (int rows : {1, 7, 300}) {
       for (bool accurate : {false, true}) {
         const size_t n = static_cast<size_t>(rows) * dim;

@@ -121,16 +121,15 @@ __global__ void __launch_bounds__(kPlanThreads) KvAppendPlanKernel(KvAppendParam
   }
 }
 
-// One block per row: copies K/V of every head into its planned slot, all
-// heads at once in 16-byte pieces (decode has one row: a head-by-head loop
-// was a chain of dependent loads per head).
-template <typename T>
-__global__ void KvStoreKernel(KvAppendParams p) {
-  const int64_t r = blockIdx.x;
+// Copies row r's K/V of every head into its slot (slot_of(h) < 0: not
+// written) and records the row's position: all heads at once in 16-byte
+// pieces (decode has one row: a head-by-head loop was a chain of dependent
+// loads per head).
+template <typename T, typename SlotOf>
+__device__ __forceinline__ void StoreRow(const KvAppendParams& p, int32_t seq, int64_t r, int pos,
+                                         SlotOf slot_of) {
   const KvDeviceView& kv = p.kv;
   const int hkv = kv.num_kv_heads, hd = kv.head_dim, bs = kv.block_size;
-  const StepChunk c = p.chunks[p.row_chunk[r]];
-  const int pos = c.start_pos + static_cast<int>(r - c.row_base);
   constexpr int kVec = 16 / sizeof(T);
   const int pieces = hd / kVec;  // head_dim * sizeof(T) is a multiple of 16
   const uint4* k_new = static_cast<const uint4*>(p.k_new);
@@ -138,9 +137,9 @@ __global__ void KvStoreKernel(KvAppendParams p) {
   uint4* pool = static_cast<uint4*>(kv.pool);
   for (int i = threadIdx.x; i < hkv * pieces; i += blockDim.x) {
     const int h = i / pieces, d = i % pieces;
-    const int s = p.write_slot[r * hkv + h];
+    const int s = slot_of(h);
     if (s < 0) continue;
-    const int64_t head = (static_cast<int64_t>(c.seq) * kv.num_layers + p.layer) * hkv + h;
+    const int64_t head = (static_cast<int64_t>(seq) * kv.num_layers + p.layer) * hkv + h;
     const int64_t block = kv.page_table[head * kv.max_blocks_per_head + s / bs];
     const int off = s % bs;
     uint4* kd = pool + (block * 2 * bs + off) * pieces;
@@ -149,6 +148,16 @@ __global__ void KvStoreKernel(KvAppendParams p) {
     vd[d] = v_new[(r * hkv + h) * pieces + d];
     if (d == 0) kv.pool_pos[block * bs + off] = pos;
   }
+}
+
+// One block per row: K/V into the slots the plan kernel chose.
+template <typename T>
+__global__ void KvStoreKernel(KvAppendParams p) {
+  const int64_t r = blockIdx.x;
+  const int hkv = p.kv.num_kv_heads;
+  const StepChunk c = p.chunks[p.row_chunk[r]];
+  const int pos = c.start_pos + static_cast<int>(r - c.row_base);
+  StoreRow<T>(p, c.seq, r, pos, [&](int h) { return p.write_slot[r * hkv + h]; });
 }
 
 // Decode steps (every chunk is one token): a head's plan is one slot, so one
@@ -162,7 +171,7 @@ __global__ void KvAppendDecodeKernel(KvAppendParams p) {
   extern __shared__ int32_t slot_s[];  // [hkv]
   const StepChunk c = p.chunks[blockIdx.x];
   const KvDeviceView& kv = p.kv;
-  const int hkv = kv.num_kv_heads, hd = kv.head_dim, bs = kv.block_size;
+  const int hkv = kv.num_kv_heads;
   const int64_t r = c.row_base;
   const int t0 = c.start_pos;
   for (int h = threadIdx.x; h < hkv; h += blockDim.x) {
@@ -187,23 +196,7 @@ __global__ void KvAppendDecodeKernel(KvAppendParams p) {
     slot_s[h] = s;
   }
   __syncthreads();
-  constexpr int kVec = 16 / sizeof(T);
-  const int pieces = hd / kVec;
-  const uint4* k_new = static_cast<const uint4*>(p.k_new);
-  const uint4* v_new = static_cast<const uint4*>(p.v_new);
-  uint4* pool = static_cast<uint4*>(kv.pool);
-  for (int i = threadIdx.x; i < hkv * pieces; i += blockDim.x) {
-    const int h = i / pieces, d = i % pieces;
-    const int s = slot_s[h];
-    const int64_t head = (static_cast<int64_t>(c.seq) * kv.num_layers + p.layer) * hkv + h;
-    const int64_t block = kv.page_table[head * kv.max_blocks_per_head + s / bs];
-    const int off = s % bs;
-    uint4* kd = pool + (block * 2 * bs + off) * pieces;
-    uint4* vd = kd + static_cast<int64_t>(bs) * pieces;
-    kd[d] = k_new[(r * hkv + h) * pieces + d];
-    vd[d] = v_new[(r * hkv + h) * pieces + d];
-    if (d == 0) kv.pool_pos[block * bs + off] = t0;
-  }
+  StoreRow<T>(p, c.seq, r, t0, [&](int h) { return slot_s[h]; });
 }
 
 }  // namespace

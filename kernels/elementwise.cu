@@ -99,8 +99,6 @@ __global__ void RmsNormRowKernel(const float4* x, const float4* delta, const flo
   }
 }
 
-bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
-
 __global__ void SwiGluKernel(const float* gate_up, int64_t rows, int inter, GemmInput out) {
   const int64_t n = rows * inter;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;

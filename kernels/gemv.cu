@@ -150,8 +150,6 @@ cudaError_t Dispatch(const GemmInput& x, int m, int k, const __nv_bfloat16* w, i
   }
 }
 
-bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
-
 }  // namespace
 
 bool GemvSupported(const GemmInput& x, int m, int k, const __nv_bfloat16* w) {

@@ -16,6 +16,9 @@ enum class KvDType : int { kBF16 = 0, kF32 = 1 };
 
 inline int KvDTypeSize(KvDType t) { return t == KvDType::kBF16 ? 2 : 4; }
 
+// Launchers' check for 16-byte vector access (null counts as aligned: absent).
+inline bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
 // Activations that feed a cuBLAS GEMM: bf16 `hi` [rows, k], and in the
 // accuracy mode also `lo` = bf16(x - hi), so hi + lo carries ~16 mantissa bits
 // and W·x = W·hi + W·lo is computed as two bf16 GEMMs with fp32 accumulation.

@@ -4,6 +4,7 @@
 #include <climits>
 
 #include "kernels/device_util.cuh"
+#include "kernels/launch.cuh"
 
 namespace dms::cuda {
 namespace {
@@ -50,6 +51,10 @@ __global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p
   __shared__ const T* kptr_s[kKeyTile];
   __shared__ const T* vptr_s[kKeyTile];
 
+  // No early PdlLaunchDependents: with it the o_proj GEMV streamed its first
+  // weights during the attention and decode got slower (docs/cuda.md); the
+  // append after it launches as these blocks exit.
+  PdlWait();
   const AttnTile tile = p.tiles[blockIdx.x];
   const int h = blockIdx.y, split = blockIdx.z;
   const StepChunk c = p.chunks[tile.chunk];
@@ -271,8 +276,7 @@ __global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p
 template <typename T, int HD>
 cudaError_t Launch(const AttentionParams& p, cudaStream_t stream) {
   const dim3 grid(p.num_tiles, p.kv.num_kv_heads, p.num_splits);
-  DmsAttentionKernel<T, HD><<<grid, kThreads, 0, stream>>>(p);
-  return cudaGetLastError();
+  return LaunchKernel("attention", DmsAttentionKernel<T, HD>, grid, kThreads, 0, stream, p);
 }
 
 template <typename T>

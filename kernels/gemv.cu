@@ -1,6 +1,7 @@
 #include "kernels/gemv.h"
 
 #include "kernels/device_util.cuh"
+#include "kernels/launch.cuh"
 
 namespace dms::cuda {
 namespace {
@@ -82,15 +83,30 @@ __global__ void __launch_bounds__(kThreads) GemvKernel(const __nv_bfloat16* __re
     }
   };
 
+  // The first round of weight loads goes out before PdlWait: the weights are
+  // no kernel's output, so they stream while the kernel before (a norm, a
+  // GEMV) still runs (kernels/launch.cuh). x is read only after it.
+  PdlLaunchDependents();
   int i = tid;
-  for (; i + kThreads * (kUnroll - 1) < kv; i += kThreads * kUnroll) {
+  if (i + kThreads * (kUnroll - 1) < kv) {
     uint4 wv[kUnroll][R];
+    auto load = [&](int at) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u)
+      for (int u = 0; u < kUnroll; ++u)
 #pragma unroll
-      for (int r = 0; r < R; ++r) wv[u][r] = LoadStream(wr[r] + i + kThreads * u);
+        for (int r = 0; r < R; ++r) wv[u][r] = LoadStream(wr[r] + at + kThreads * u);
+    };
+    load(i);
+    PdlWait();
+    while (true) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) step(wv[u], i + kThreads * u);
+      for (int u = 0; u < kUnroll; ++u) step(wv[u], i + kThreads * u);
+      i += kThreads * kUnroll;
+      if (i + kThreads * (kUnroll - 1) >= kv) break;
+      load(i);
+    }
+  } else {
+    PdlWait();
   }
   for (; i < kv; i += kThreads) {
     uint4 wv[R];
@@ -132,11 +148,11 @@ cudaError_t LaunchM(const GemmInput& x, int k, const __nv_bfloat16* w, int n_out
   constexpr int kOut = kSwiGlu ? kWeightRows / 2 : kWeightRows;
   const unsigned grid = static_cast<unsigned>((n_out + kOut - 1) / kOut);
   if (x.lo) {
-    GemvKernel<M, true, kSwiGlu><<<grid, kThreads, 0, stream>>>(x.hi, x.lo, k, w, n_out, y, act);
-  } else {
-    GemvKernel<M, false, kSwiGlu><<<grid, kThreads, 0, stream>>>(x.hi, nullptr, k, w, n_out, y, act);
+    return LaunchKernel("gemv", GemvKernel<M, true, kSwiGlu>, grid, kThreads, 0, stream, x.hi,
+                        x.lo, k, w, n_out, y, act);
   }
-  return cudaGetLastError();
+  return LaunchKernel("gemv", GemvKernel<M, false, kSwiGlu>, grid, kThreads, 0, stream, x.hi,
+                      nullptr, k, w, n_out, y, act);
 }
 
 template <bool kSwiGlu>

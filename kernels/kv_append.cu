@@ -3,6 +3,7 @@
 #include <cub/block/block_scan.cuh>
 
 #include "kernels/device_util.cuh"
+#include "kernels/launch.cuh"
 
 namespace dms::cuda {
 namespace {
@@ -37,6 +38,8 @@ __global__ void __launch_bounds__(kPlanThreads) KvAppendPlanKernel(KvAppendParam
   using Scan = cub::BlockScan<int, kPlanThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
   __shared__ int carry_s;
+  PdlLaunchDependents();
+  PdlWait();
   const StepChunk c = p.chunks[blockIdx.x];
   const int h = blockIdx.y;
   const KvDeviceView& kv = p.kv;
@@ -153,6 +156,8 @@ __device__ __forceinline__ void StoreRow(const KvAppendParams& p, int32_t seq, i
 // One block per row: K/V into the slots the plan kernel chose.
 template <typename T>
 __global__ void KvStoreKernel(KvAppendParams p) {
+  PdlLaunchDependents();
+  PdlWait();
   const int64_t r = blockIdx.x;
   const int hkv = p.kv.num_kv_heads;
   const StepChunk c = p.chunks[p.row_chunk[r]];
@@ -169,6 +174,8 @@ __global__ void KvStoreKernel(KvAppendParams p) {
 template <typename T>
 __global__ void KvAppendDecodeKernel(KvAppendParams p) {
   extern __shared__ int32_t slot_s[];  // [hkv]
+  PdlLaunchDependents();
+  PdlWait();
   const StepChunk c = p.chunks[blockIdx.x];
   const KvDeviceView& kv = p.kv;
   const int hkv = kv.num_kv_heads;
@@ -191,7 +198,6 @@ __global__ void KvAppendDecodeKernel(KvAppendParams p) {
       if (t0 > 0 && ring > 1) ring_evict[(t0 - 1) % ring] = plan.dec[0];
     }
     kv.head_len[head] = len0 + (reuse ? 0 : 1);
-    p.slot_scratch[r * hkv + h] = s;
     p.write_slot[r * hkv + h] = s;
     slot_s[h] = s;
   }
@@ -214,22 +220,20 @@ cudaError_t LaunchKvAppend(const KvAppendParams& p, cudaStream_t stream) {
   if (p.num_tokens == p.num_chunks) {  // chunks are never empty: each is one token
     const size_t shared = sizeof(int32_t) * p.kv.num_kv_heads;
     if (p.kv.dtype == KvDType::kBF16) {
-      KvAppendDecodeKernel<__nv_bfloat16><<<p.num_chunks, 128, shared, stream>>>(p);
-    } else {
-      KvAppendDecodeKernel<float><<<p.num_chunks, 128, shared, stream>>>(p);
+      return LaunchKernel("append", KvAppendDecodeKernel<__nv_bfloat16>, p.num_chunks, 128, shared,
+                          stream, p);
     }
-    return cudaGetLastError();
+    return LaunchKernel("append", KvAppendDecodeKernel<float>, p.num_chunks, 128, shared, stream,
+                        p);
   }
   const dim3 grid(p.num_chunks, p.kv.num_kv_heads);
-  KvAppendPlanKernel<<<grid, kPlanThreads, 0, stream>>>(p);
-  cudaError_t err = cudaGetLastError();
+  const cudaError_t err =
+      LaunchKernel("append", KvAppendPlanKernel, grid, kPlanThreads, 0, stream, p);
   if (err != cudaSuccess) return err;
   if (p.kv.dtype == KvDType::kBF16) {
-    KvStoreKernel<__nv_bfloat16><<<p.num_tokens, 128, 0, stream>>>(p);
-  } else {
-    KvStoreKernel<float><<<p.num_tokens, 128, 0, stream>>>(p);
+    return LaunchKernel("append", KvStoreKernel<__nv_bfloat16>, p.num_tokens, 128, 0, stream, p);
   }
-  return cudaGetLastError();
+  return LaunchKernel("append", KvStoreKernel<float>, p.num_tokens, 128, 0, stream, p);
 }
 
 }  // namespace dms::cuda

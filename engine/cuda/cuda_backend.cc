@@ -8,7 +8,9 @@
 #include "engine/cuda/cuda_status.h"
 #include "engine/cuda/cuda_workspace.h"
 #include "kernels/attention.h"
+#include "kernels/gemv.h"
 #include "kernels/kv_append.h"
+#include "kernels/launch.cuh"
 
 namespace dms {
 namespace {
@@ -349,6 +351,9 @@ Status CudaBackend::Forward(std::span<const ForwardChunk> batch, ForwardResult* 
   const int num_chunks = static_cast<int>(batch.size());
   const int first_pass = std::min(ws_->logit_rows, num_logit_rows);
   auto enqueue = [&]() -> Status {
+    // Few rows: the matmuls are GEMVs, launched to overlap the kernel before
+    // them (kernels/launch.cuh).
+    cuda::ProgrammaticLaunchScope pdl(rows <= cuda::kGemvMaxRows && gemm_.use_gemv());
     DMS_RETURN_IF_ERROR(RunLayers(rows, num_chunks, simt_tiles, mma_tiles, splits));
     return EnqueueLogits(0, first_pass);
   };

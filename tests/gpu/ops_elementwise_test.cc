@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -14,6 +15,7 @@
 #include "engine/model/safetensors.h"
 #include "kernels/elementwise.h"
 #include "kernels/gemv.h"
+#include "kernels/launch.cuh"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace dms::gpu_testing {
@@ -272,6 +274,72 @@ TEST(GemmOp, GemvSwiGluIsGemvThenSwiGlu) {
   DevArray<__nv_bfloat16> buf(64);
   EXPECT_EQ(cuda::LaunchGemvSwiGlu({buf.get(), nullptr}, 1, 8, buf.get(), 2, {}, nullptr),
             cudaErrorInvalidValue);  // no output
+}
+
+// The decode residual chain on one stream with no host wait in it: x +=
+// GEMV output, RMSNorm -> GEMV input, gate;up GEMV + SwiGLU, down GEMV. In a
+// ProgrammaticLaunchScope on sm_90 these launch with programmatic dependent
+// launch (kernels/launch.cuh): a GEMV starts streaming weights before the
+// kernel before it has finished and must still read that kernel's output.
+// Bit for bit the same chain with the stream synchronised after each launch.
+// Two norm widths: the model's (v2 kernel, a few us) and a wide odd one
+// (v1, a single block for ~100 us: a GEMV reading its input early would
+// read the previous step's).
+TEST(GemmOp, DecodeChainWithoutHostWaitsIsTheSynchronisedChain) {
+  DMS_SKIP_WITHOUT_GPU();
+  cuda::ProgrammaticLaunchScope pdl(true);
+  std::printf("programmatic dependent launch: gemv %s, norm %s\n",
+              cuda::ProgrammaticLaunchEnabled("gemv") ? "on" : "off",
+              cuda::ProgrammaticLaunchEnabled("norm") ? "on" : "off");
+  std::mt19937_64 rng(11);
+  const int D = 2048, I = 3072, kSteps = 24;
+  const std::vector<__nv_bfloat16> w_gu =
+      ToBf16(RandomUniform(static_cast<size_t>(2) * I * D, rng, -0.03f, 0.03f));
+  const std::vector<__nv_bfloat16> w_down =
+      ToBf16(RandomUniform(static_cast<size_t>(D) * I, rng, -0.03f, 0.03f));
+  DevArray<__nv_bfloat16> d_gu, d_down, act_hi(I);
+  d_gu.Upload(w_gu);
+  d_down.Upload(w_down);
+  cudaStream_t stream = nullptr;
+  DMS_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const cuda::GemmInput act{act_hi.get(), nullptr};
+  for (const int width : {D, 262146}) {
+    // The norm runs over `width`; the GEMVs read its first D outputs and
+    // write the first D entries of the residual's delta.
+    const std::vector<float> norm_w = RandomUniform(width, rng, 0.5f, 1.5f);
+    const std::vector<float> x0 = RandomUniform(width, rng);
+    DevArray<__nv_bfloat16> gin(width);
+    DevArray<float> d_norm, d_x, d_delta(width);
+    d_norm.Upload(norm_w);
+    const cuda::GemmInput in{gin.get(), nullptr};
+    // Writes the residual and the last GEMV output after kSteps steps.
+    auto run = [&](bool sync_each, std::vector<float>* x_out, std::vector<float>* y_out) {
+      d_x.Upload(x0);
+      DMS_CUDA_CHECK(cudaMemset(d_delta.get(), 0, width * sizeof(float)));
+      auto after = [&](cudaError_t e) {
+        DMS_CUDA_CHECK(e);
+        if (sync_each) DMS_CUDA_CHECK(cudaStreamSynchronize(stream));
+      };
+      for (int step = 0; step < kSteps; ++step) {
+        after(cuda::LaunchRmsNorm(d_x.get(), d_delta.get(), nullptr, d_x.get(), nullptr, 1, width,
+                                  d_norm.get(), 1e-6f, in, stream));
+        after(cuda::LaunchGemvSwiGlu(in, 1, D, d_gu.get(), I, act, stream));
+        after(cuda::LaunchGemv(act, 1, I, d_down.get(), D, d_delta.get(), stream));
+      }
+      DMS_CUDA_CHECK(cudaStreamSynchronize(stream));
+      *x_out = d_x.Download();
+      *y_out = d_delta.Download();
+    };
+    std::vector<float> x_sync, y_sync, x_chain, y_chain;
+    run(true, &x_sync, &y_sync);
+    for (float v : x_sync) ASSERT_TRUE(std::isfinite(v));
+    for (int round = 0; round < 3; ++round) {
+      run(false, &x_chain, &y_chain);
+      EXPECT_TRUE(x_chain == x_sync) << "width " << width << ": residual, round " << round;
+      EXPECT_TRUE(y_chain == y_sync) << "width " << width << ": GEMV output, round " << round;
+    }
+  }
+  cudaStreamDestroy(stream);
 }
 
 }  // namespace

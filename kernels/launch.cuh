@@ -1,0 +1,85 @@
+// Kernel launches with programmatic dependent launch (PDL, sm_90+).
+//
+// A decode step is ~250 kernels a token, and a third of them are small
+// latency-bound kernels (norms, the QKV epilogue, attention, the KV append)
+// during which the HBM idles. Launched through LaunchKernel, a kernel may
+// start while the kernel before it on the stream still runs (once every block
+// of that one has called PdlLaunchDependents or exited): a GEMV then streams
+// its first weights into registers while the norm or GEMV before it finishes,
+// instead of after.
+//
+// The contract, for every kernel launched through LaunchKernel: each block
+// calls PdlWait() before it reads anything an earlier kernel wrote or writes
+// anything an earlier kernel reads; only loads of data no kernel writes
+// (weights) may come before it. PdlWait returns once the previous kernel has
+// completed and its writes are visible (and that one waited for its own
+// predecessor, so the order is transitive). Kernels launched the plain way
+// never overlap their predecessor; PdlWait in them returns at once.
+//
+// DMS_PDL=0 in the environment launches everything the plain way (A/B runs);
+// cards before sm_90 always do (see ProgrammaticLaunchEnabled).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <utility>
+
+namespace dms::cuda {
+
+#ifdef __CUDACC__
+__device__ __forceinline__ void PdlWait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+// Lets the next PDL kernel on the stream launch; its blocks then take free
+// SM slots and wait in PdlWait until this kernel completes.
+__device__ __forceinline__ void PdlLaunchDependents() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+#endif  // __CUDACC__
+
+// Programmatic launch is asked for only on a thread inside a
+// ProgrammaticLaunchScope(true). The CUDA backend opens one around steps of at
+// most kGemvMaxRows tokens, whose matmuls are the GEMV kernels; batched steps
+// (cuBLAS GEMMs between these kernels) measured slower with it.
+class ProgrammaticLaunchScope {
+ public:
+  explicit ProgrammaticLaunchScope(bool on);
+  ~ProgrammaticLaunchScope();
+  ProgrammaticLaunchScope(const ProgrammaticLaunchScope&) = delete;
+  ProgrammaticLaunchScope& operator=(const ProgrammaticLaunchScope&) = delete;
+
+ private:
+  bool saved_;
+};
+
+// Whether LaunchKernel asks for programmatic serialization for a kernel of
+// `group` ("gemv", "norm", "epilogue", "attention", "append", "elementwise"):
+// only inside a ProgrammaticLaunchScope(true), on sm_90 or later, and then by
+// DMS_PDL (read once a process): unset or "1", every group but "attention";
+// "all"; "0", none; or a comma list of groups. The attention is left out by
+// default: launched early it made the 32K decode step slower, not faster
+// (docs/cuda.md, "Programmatic dependent launch").
+bool ProgrammaticLaunchEnabled(const char* group);
+
+template <typename... Params, typename... Args>
+cudaError_t LaunchKernel(const char* group, void (*kernel)(Params...), dim3 grid, dim3 block,
+                         size_t shared_bytes, cudaStream_t stream, Args&&... args) {
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared_bytes;
+  config.stream = stream;
+  config.attrs = attr;
+  config.numAttrs = ProgrammaticLaunchEnabled(group) ? 1 : 0;
+  return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+
+}  // namespace dms::cuda

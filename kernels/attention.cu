@@ -52,8 +52,9 @@ __global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p
   __shared__ const T* vptr_s[kKeyTile];
 
   // No early PdlLaunchDependents: with it the o_proj GEMV streamed its first
-  // weights during the attention and decode got slower (docs/cuda.md); the
-  // append after it launches as these blocks exit.
+  // weights during the attention and decode got slower (docs/cuda.md). The
+  // decode KV append relies on it too (kv_append.h): the kernel after this
+  // one starts only once these blocks have exited.
   PdlWait();
   const AttnTile tile = p.tiles[blockIdx.x];
   const int h = blockIdx.y, split = blockIdx.z;

@@ -174,8 +174,10 @@ __global__ void KvStoreKernel(KvAppendParams p) {
 template <typename T>
 __global__ void KvAppendDecodeKernel(KvAppendParams p) {
   extern __shared__ int32_t slot_s[];  // [hkv]
+  // Works before PdlWait, beside the kernel before it (kv_append.h says
+  // where it may be enqueued), and waits at the end, so that the kernels
+  // after it still see that one complete.
   PdlLaunchDependents();
-  PdlWait();
   const StepChunk c = p.chunks[blockIdx.x];
   const KvDeviceView& kv = p.kv;
   const int hkv = kv.num_kv_heads;
@@ -203,6 +205,7 @@ __global__ void KvAppendDecodeKernel(KvAppendParams p) {
   }
   __syncthreads();
   StoreRow<T>(p, c.seq, r, t0, [&](int h) { return slot_s[h]; });
+  PdlWait();
 }
 
 }  // namespace

@@ -12,6 +12,14 @@
 //
 // Must run AFTER the chunk's attention: the reused slots still hold keys that
 // the chunk's earlier queries see inside the window.
+//
+// With programmatic launch (kernels/launch.cuh) the decode kernel does its
+// work before its PdlWait, beside the kernel enqueued before it, and waits
+// only at its end. So in a programmatic launch scope it must be enqueued
+// right after a kernel that starts only once the attention's blocks have all
+// exited and that touches neither the cache nor the step's new K/V and
+// decisions: the CUDA backend enqueues it after the o_proj GEMV, which is
+// launched after the attention (which never triggers its dependents early).
 #pragma once
 
 #include <cstdint>

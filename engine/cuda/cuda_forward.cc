@@ -135,7 +135,16 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
       DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchDmsAttentionMma(a, stream_), "DMS attention (MMA)");
     }
 
+    if (!merge_to_gin) {
+      DMS_CUDA_RETURN_IF_ERROR(
+          cuda::LaunchToGemmInput(w.attn, static_cast<int64_t>(n) * hq * hd, gin, stream_),
+          "attention output");
+    }
+    DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, hq * hd, lw.o, D, w.delta));
     // The chunk's K/V join the cache only after its attention (slot reuse).
+    // Enqueued after o_proj, which does not need them: with programmatic
+    // launch a decode step's append runs beside the o_proj GEMV
+    // (kernels/kv_append.h).
     cuda::KvAppendParams ap;
     ap.kv = kv;
     ap.layer = l;
@@ -150,12 +159,6 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
     ap.write_slot = w.write_slot;
     DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchKvAppend(ap, stream_), "KV append");
 
-    if (!merge_to_gin) {
-      DMS_CUDA_RETURN_IF_ERROR(
-          cuda::LaunchToGemmInput(w.attn, static_cast<int64_t>(n) * hq * hd, gin, stream_),
-          "attention output");
-    }
-    DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, hq * hd, lw.o, D, w.delta));
     // x += o_proj(attn) (+ bias); h2 = RMSNorm(x) * post_attention_layernorm
     DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchRmsNorm(w.x, w.delta, lw.o_bias, w.x, nullptr, n, D,
                                                  lw.post_norm, eps, gin, stream_),

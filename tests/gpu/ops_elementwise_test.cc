@@ -292,7 +292,8 @@ TEST(GemmOp, DecodeChainWithoutHostWaitsIsTheSynchronisedChain) {
               cuda::ProgrammaticLaunchEnabled("gemv") ? "on" : "off",
               cuda::ProgrammaticLaunchEnabled("norm") ? "on" : "off");
   std::mt19937_64 rng(11);
-  const int D = 2048, I = 3072, kSteps = 24;
+  // k >= 4096: the GEMVs take their path that loads weights before PdlWait.
+  const int D = 4096, I = 4096, kSteps = 24;
   const std::vector<__nv_bfloat16> w_gu =
       ToBf16(RandomUniform(static_cast<size_t>(2) * I * D, rng, -0.03f, 0.03f));
   const std::vector<__nv_bfloat16> w_down =
@@ -309,13 +310,16 @@ TEST(GemmOp, DecodeChainWithoutHostWaitsIsTheSynchronisedChain) {
     const std::vector<float> norm_w = RandomUniform(width, rng, 0.5f, 1.5f);
     const std::vector<float> x0 = RandomUniform(width, rng);
     DevArray<__nv_bfloat16> gin(width);
-    DevArray<float> d_norm, d_x, d_delta(width);
+    DevArray<float> d_norm, d_x(width), d_delta(width);
     d_norm.Upload(norm_w);
     const cuda::GemmInput in{gin.get(), nullptr};
     // Writes the residual and the last GEMV output after kSteps steps.
     auto run = [&](bool sync_each, std::vector<float>* x_out, std::vector<float>* y_out) {
-      d_x.Upload(x0);
-      DMS_CUDA_CHECK(cudaMemset(d_delta.get(), 0, width * sizeof(float)));
+      // On the chain's own stream: a plain cudaMemcpy / cudaMemset goes to the
+      // legacy stream, which a non-blocking stream does not wait for.
+      DMS_CUDA_CHECK(cudaMemcpyAsync(d_x.get(), x0.data(), width * sizeof(float),
+                                     cudaMemcpyHostToDevice, stream));
+      DMS_CUDA_CHECK(cudaMemsetAsync(d_delta.get(), 0, width * sizeof(float), stream));
       auto after = [&](cudaError_t e) {
         DMS_CUDA_CHECK(e);
         if (sync_each) DMS_CUDA_CHECK(cudaStreamSynchronize(stream));

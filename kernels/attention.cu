@@ -277,7 +277,8 @@ __global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p
 template <typename T, int HD>
 cudaError_t Launch(const AttentionParams& p, cudaStream_t stream) {
   const dim3 grid(p.num_tiles, p.kv.num_kv_heads, p.num_splits);
-  return LaunchKernel("attention", DmsAttentionKernel<T, HD>, grid, kThreads, 0, stream, p);
+  return LaunchKernel(LaunchGroup::kAttention, DmsAttentionKernel<T, HD>, grid, kThreads, 0, stream,
+                      p);
 }
 
 template <typename T>

@@ -10,8 +10,7 @@ constexpr int kThreads = 256;
 
 __global__ void EmbeddingGatherKernel(const int32_t* tokens, const __nv_bfloat16* table, int dim,
                                       float* x) {
-  PdlLaunchDependents();
-  PdlWait();
+  PdlEnter();
   const int64_t r = blockIdx.x;
   const __nv_bfloat16* src = table + static_cast<int64_t>(tokens[r]) * dim;
   float* dst = x + r * dim;
@@ -23,8 +22,7 @@ __global__ void RmsNormKernel(const float* x, const float* delta, const float* b
                               const int32_t* row_map, int dim, const float* weight, float eps,
                               GemmInput out) {
   __shared__ float scratch[32];
-  PdlLaunchDependents();
-  PdlWait();
+  PdlEnter();
   const int64_t r = blockIdx.x;
   const int64_t s = row_map ? row_map[r] : r;
   const float* xs = x + s * dim;
@@ -73,8 +71,7 @@ __global__ void RmsNormRowKernel(const float4* x, const float4* delta, const flo
                                  float4* x_out, const int32_t* row_map, int dim4,
                                  const float4* weight, float eps, GemmInput out) {
   __shared__ float scratch[32];
-  PdlLaunchDependents();
-  PdlWait();
+  PdlEnter();
   const int64_t r = blockIdx.x;
   const int64_t s = row_map ? row_map[r] : r;
   float4 v[kNormVec], wv[kNormVec];
@@ -107,8 +104,7 @@ __global__ void RmsNormRowKernel(const float4* x, const float4* delta, const flo
 }
 
 __global__ void SwiGluKernel(const float* gate_up, int64_t rows, int inter, GemmInput out) {
-  PdlLaunchDependents();
-  PdlWait();
+  PdlEnter();
   const int64_t n = rows * inter;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -120,8 +116,7 @@ __global__ void SwiGluKernel(const float* gate_up, int64_t rows, int inter, Gemm
 }
 
 __global__ void ToGemmInputKernel(const float* x, int64_t n, GemmInput out) {
-  PdlLaunchDependents();
-  PdlWait();
+  PdlEnter();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     StoreGemmInput(out, i, x[i]);
@@ -138,8 +133,8 @@ int GridFor(int64_t n) {
 cudaError_t LaunchEmbeddingGather(const int32_t* tokens, int rows, const __nv_bfloat16* table,
                                   int dim, float* x, cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
-  return LaunchKernel("elementwise", EmbeddingGatherKernel, rows, kThreads, 0, stream, tokens,
-                      table, dim, x);
+  return LaunchKernel(LaunchGroup::kElementwise, EmbeddingGatherKernel, rows, kThreads, 0, stream,
+                      tokens, table, dim, x);
 }
 
 cudaError_t LaunchRmsNorm(const float* x, const float* delta, const float* bias, float* x_out,
@@ -151,29 +146,29 @@ cudaError_t LaunchRmsNorm(const float* x, const float* delta, const float* bias,
       Aligned16(bias) && Aligned16(x_out) && Aligned16(weight)) {
     // Threads from the width alone: every batch size reduces a row in the same order.
     const int threads = ((dim4 + kNormVec - 1) / kNormVec + 31) / 32 * 32;
-    return LaunchKernel("norm", RmsNormRowKernel, rows, threads, 0, stream,
+    return LaunchKernel(LaunchGroup::kNorm, RmsNormRowKernel, rows, threads, 0, stream,
                         reinterpret_cast<const float4*>(x), reinterpret_cast<const float4*>(delta),
                         reinterpret_cast<const float4*>(bias), reinterpret_cast<float4*>(x_out),
                         row_map, dim4, reinterpret_cast<const float4*>(weight), eps, out);
   }
   // Few rows (decode): one wide block per row, its two passes are latency.
   const int threads = rows <= 64 ? 1024 : kThreads;
-  return LaunchKernel("norm", RmsNormKernel, rows, threads, 0, stream, x, delta, bias, x_out,
-                      row_map, dim, weight, eps, out);
+  return LaunchKernel(LaunchGroup::kNorm, RmsNormKernel, rows, threads, 0, stream, x, delta, bias,
+                      x_out, row_map, dim, weight, eps, out);
 }
 
 cudaError_t LaunchSwiGlu(const float* gate_up, int rows, int inter, GemmInput out,
                          cudaStream_t stream) {
   const int64_t n = static_cast<int64_t>(rows) * inter;
   if (n <= 0) return cudaSuccess;
-  return LaunchKernel("elementwise", SwiGluKernel, GridFor(n), kThreads, 0, stream, gate_up,
-                      static_cast<int64_t>(rows), inter, out);
+  return LaunchKernel(LaunchGroup::kElementwise, SwiGluKernel, GridFor(n), kThreads, 0, stream,
+                      gate_up, static_cast<int64_t>(rows), inter, out);
 }
 
 cudaError_t LaunchToGemmInput(const float* x, int64_t n, GemmInput out, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
-  return LaunchKernel("elementwise", ToGemmInputKernel, GridFor(n), kThreads, 0, stream, x, n,
-                      out);
+  return LaunchKernel(LaunchGroup::kElementwise, ToGemmInputKernel, GridFor(n), kThreads, 0, stream,
+                      x, n, out);
 }
 
 }  // namespace dms::cuda

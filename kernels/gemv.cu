@@ -148,11 +148,11 @@ cudaError_t LaunchM(const GemmInput& x, int k, const __nv_bfloat16* w, int n_out
   constexpr int kOut = kSwiGlu ? kWeightRows / 2 : kWeightRows;
   const unsigned grid = static_cast<unsigned>((n_out + kOut - 1) / kOut);
   if (x.lo) {
-    return LaunchKernel("gemv", GemvKernel<M, true, kSwiGlu>, grid, kThreads, 0, stream, x.hi,
-                        x.lo, k, w, n_out, y, act);
+    return LaunchKernel(LaunchGroup::kGemv, GemvKernel<M, true, kSwiGlu>, grid, kThreads, 0, stream,
+                        x.hi, x.lo, k, w, n_out, y, act);
   }
-  return LaunchKernel("gemv", GemvKernel<M, false, kSwiGlu>, grid, kThreads, 0, stream, x.hi,
-                      nullptr, k, w, n_out, y, act);
+  return LaunchKernel(LaunchGroup::kGemv, GemvKernel<M, false, kSwiGlu>, grid, kThreads, 0, stream,
+                      x.hi, nullptr, k, w, n_out, y, act);
 }
 
 template <bool kSwiGlu>

@@ -38,8 +38,7 @@ __global__ void __launch_bounds__(kPlanThreads) KvAppendPlanKernel(KvAppendParam
   using Scan = cub::BlockScan<int, kPlanThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
   __shared__ int carry_s;
-  PdlLaunchDependents();
-  PdlWait();
+  PdlEnter();
   const StepChunk c = p.chunks[blockIdx.x];
   const int h = blockIdx.y;
   const KvDeviceView& kv = p.kv;
@@ -156,8 +155,7 @@ __device__ __forceinline__ void StoreRow(const KvAppendParams& p, int32_t seq, i
 // One block per row: K/V into the slots the plan kernel chose.
 template <typename T>
 __global__ void KvStoreKernel(KvAppendParams p) {
-  PdlLaunchDependents();
-  PdlWait();
+  PdlEnter();
   const int64_t r = blockIdx.x;
   const int hkv = p.kv.num_kv_heads;
   const StepChunk c = p.chunks[p.row_chunk[r]];
@@ -223,20 +221,21 @@ cudaError_t LaunchKvAppend(const KvAppendParams& p, cudaStream_t stream) {
   if (p.num_tokens == p.num_chunks) {  // chunks are never empty: each is one token
     const size_t shared = sizeof(int32_t) * p.kv.num_kv_heads;
     if (p.kv.dtype == KvDType::kBF16) {
-      return LaunchKernel("append", KvAppendDecodeKernel<__nv_bfloat16>, p.num_chunks, 128, shared,
-                          stream, p);
+      return LaunchKernel(LaunchGroup::kAppend, KvAppendDecodeKernel<__nv_bfloat16>, p.num_chunks,
+                          128, shared, stream, p);
     }
-    return LaunchKernel("append", KvAppendDecodeKernel<float>, p.num_chunks, 128, shared, stream,
-                        p);
+    return LaunchKernel(LaunchGroup::kAppend, KvAppendDecodeKernel<float>, p.num_chunks, 128,
+                        shared, stream, p);
   }
   const dim3 grid(p.num_chunks, p.kv.num_kv_heads);
   const cudaError_t err =
-      LaunchKernel("append", KvAppendPlanKernel, grid, kPlanThreads, 0, stream, p);
+      LaunchKernel(LaunchGroup::kAppend, KvAppendPlanKernel, grid, kPlanThreads, 0, stream, p);
   if (err != cudaSuccess) return err;
   if (p.kv.dtype == KvDType::kBF16) {
-    return LaunchKernel("append", KvStoreKernel<__nv_bfloat16>, p.num_tokens, 128, 0, stream, p);
+    return LaunchKernel(LaunchGroup::kAppend, KvStoreKernel<__nv_bfloat16>, p.num_tokens, 128, 0,
+                        stream, p);
   }
-  return LaunchKernel("append", KvStoreKernel<float>, p.num_tokens, 128, 0, stream, p);
+  return LaunchKernel(LaunchGroup::kAppend, KvStoreKernel<float>, p.num_tokens, 128, 0, stream, p);
 }
 
 }  // namespace dms::cuda

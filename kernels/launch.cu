@@ -1,12 +1,43 @@
 #include "kernels/launch.cuh"
 
 #include <cstdlib>
-#include <cstring>
+#include <iterator>
+#include <sstream>
 #include <string>
 
 namespace dms::cuda {
 namespace {
+
 thread_local bool t_in_scope = false;
+
+constexpr unsigned Bit(LaunchGroup g) { return 1u << static_cast<unsigned>(g); }
+
+// DMS_PDL as a mask of LaunchGroup bits (launch.cuh); 0 before sm_90.
+unsigned EnabledGroups() {
+  int device = 0, major = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  if (major < 9) return 0;
+  const char* env = std::getenv("DMS_PDL");
+  const std::string setting = env ? env : "1";
+  if (setting == "0") return 0;
+  if (setting == "all") return ~0u;
+  if (setting == "1") return ~Bit(LaunchGroup::kAttention);
+  static constexpr const char* kNames[] = {"gemv",      "norm",   "epilogue",
+                                           "attention", "append", "elementwise"};
+  unsigned mask = 0;
+  std::stringstream list(setting);
+  for (std::string name; std::getline(list, name, ',');) {
+    for (unsigned g = 0; g < std::size(kNames); ++g) {
+      if (name == kNames[g]) mask |= 1u << g;
+    }
+  }
+  return mask;
+}
+
 }  // namespace
 
 ProgrammaticLaunchScope::ProgrammaticLaunchScope(bool on) : saved_(t_in_scope) {
@@ -15,25 +46,10 @@ ProgrammaticLaunchScope::ProgrammaticLaunchScope(bool on) : saved_(t_in_scope) {
 
 ProgrammaticLaunchScope::~ProgrammaticLaunchScope() { t_in_scope = saved_; }
 
-bool ProgrammaticLaunchEnabled(const char* group) {
+bool ProgrammaticLaunchEnabled(LaunchGroup group) {
   if (!t_in_scope) return false;
-  static const bool sm90 = [] {
-    int device = 0, major = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) {
-      cudaGetLastError();
-      return false;
-    }
-    return major >= 9;
-  }();
-  static const std::string setting = [] {
-    const char* env = std::getenv("DMS_PDL");
-    return std::string(env ? env : "1");
-  }();
-  if (!sm90 || setting == "0") return false;
-  if (setting == "all") return true;
-  if (setting == "1") return std::strcmp(group, "attention") != 0;
-  return ("," + setting + ",").find("," + std::string(group) + ",") != std::string::npos;
+  static const unsigned enabled = EnabledGroups();
+  return (enabled & Bit(group)) != 0;
 }
 
 }  // namespace dms::cuda

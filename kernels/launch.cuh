@@ -40,7 +40,17 @@ __device__ __forceinline__ void PdlLaunchDependents() {
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
 }
+
+// The usual start of a kernel launched through LaunchKernel: let the next
+// kernel launch, then wait for the previous one.
+__device__ __forceinline__ void PdlEnter() {
+  PdlLaunchDependents();
+  PdlWait();
+}
 #endif  // __CUDACC__
+
+// Which kind of kernel a launch is, for DMS_PDL.
+enum class LaunchGroup : unsigned { kGemv, kNorm, kEpilogue, kAttention, kAppend, kElementwise };
 
 // Programmatic launch is asked for only on a thread inside a
 // ProgrammaticLaunchScope(true). The CUDA backend opens one around steps of at
@@ -58,16 +68,16 @@ class ProgrammaticLaunchScope {
 };
 
 // Whether LaunchKernel asks for programmatic serialization for a kernel of
-// `group` ("gemv", "norm", "epilogue", "attention", "append", "elementwise"):
-// only inside a ProgrammaticLaunchScope(true), on sm_90 or later, and then by
-// DMS_PDL (read once a process): unset or "1", every group but "attention";
-// "all"; "0", none; or a comma list of groups. The attention is left out by
-// default: launched early it made the 32K decode step slower, not faster
+// `group`: only inside a ProgrammaticLaunchScope(true), on sm_90 or later,
+// and then by DMS_PDL (read once a process): unset or "1", every group but
+// the attention; "all"; "0", none; or a comma list of gemv, norm, epilogue,
+// attention, append, elementwise. The attention is left out by default:
+// launched early it made the 32K decode step slower, not faster
 // (docs/cuda.md, "Programmatic dependent launch").
-bool ProgrammaticLaunchEnabled(const char* group);
+bool ProgrammaticLaunchEnabled(LaunchGroup group);
 
 template <typename... Params, typename... Args>
-cudaError_t LaunchKernel(const char* group, void (*kernel)(Params...), dim3 grid, dim3 block,
+cudaError_t LaunchKernel(LaunchGroup group, void (*kernel)(Params...), dim3 grid, dim3 block,
                          size_t shared_bytes, cudaStream_t stream, Args&&... args) {
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;

@@ -24,8 +24,7 @@ __global__ void QkvEpilogueKernel(QkvEpilogueParams p) {
   __shared__ float buf[kWarps][kMaxHeadDim];
   __shared__ uint8_t dec[kMaxKvHeads];
   __shared__ float dec_logit[kMaxKvHeads];
-  PdlLaunchDependents();
-  PdlWait();
+  PdlEnter();
   const int64_t r = blockIdx.x;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int hd = p.head_dim, half = hd / 2, hq = p.num_q_heads, hkv = p.num_kv_heads;
@@ -130,8 +129,7 @@ __global__ void QkvEpilogueKernel(QkvEpilogueParams p) {
 __global__ void DmsAlphaKernel(const float* x, int dim, const float* norm_w,
                                const __nv_bfloat16* w, int hkv, float eps, float* out) {
   __shared__ float scratch[32];
-  PdlLaunchDependents();
-  PdlWait();
+  PdlEnter();
   const int64_t r = blockIdx.x;
   const float* xr = x + r * dim;
   float ss = 0.0f;
@@ -161,18 +159,19 @@ cudaError_t LaunchQkvEpilogue(const QkvEpilogueParams& p, cudaStream_t stream) {
   const int splits = p.num_tokens <= 16 ? (heads + kWarps - 1) / kWarps : 1;
   const dim3 grid(p.num_tokens, splits);
   if (p.kv_dtype == KvDType::kBF16) {
-    return LaunchKernel("epilogue", QkvEpilogueKernel<__nv_bfloat16>, grid, kWarps * 32, 0, stream,
-                        p);
+    return LaunchKernel(LaunchGroup::kEpilogue, QkvEpilogueKernel<__nv_bfloat16>, grid, kWarps * 32,
+                        0, stream, p);
   }
-  return LaunchKernel("epilogue", QkvEpilogueKernel<float>, grid, kWarps * 32, 0, stream, p);
+  return LaunchKernel(LaunchGroup::kEpilogue, QkvEpilogueKernel<float>, grid, kWarps * 32, 0,
+                      stream, p);
 }
 
 cudaError_t LaunchDmsAlphaLogits(const float* x, int rows, int dim, const float* norm_w,
                                  const __nv_bfloat16* w, int num_kv_heads, float eps, float* out,
                                  cudaStream_t stream) {
   if (rows <= 0) return cudaSuccess;
-  return LaunchKernel("epilogue", DmsAlphaKernel, rows, 256, 0, stream, x, dim, norm_w, w,
-                      num_kv_heads, eps, out);
+  return LaunchKernel(LaunchGroup::kEpilogue, DmsAlphaKernel, rows, 256, 0, stream, x, dim, norm_w,
+                      w, num_kv_heads, eps, out);
 }
 
 }  // namespace dms::cuda

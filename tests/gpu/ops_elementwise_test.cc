@@ -289,8 +289,8 @@ TEST(GemmOp, DecodeChainWithoutHostWaitsIsTheSynchronisedChain) {
   DMS_SKIP_WITHOUT_GPU();
   cuda::ProgrammaticLaunchScope pdl(true);
   std::printf("programmatic dependent launch: gemv %s, norm %s\n",
-              cuda::ProgrammaticLaunchEnabled("gemv") ? "on" : "off",
-              cuda::ProgrammaticLaunchEnabled("norm") ? "on" : "off");
+              cuda::ProgrammaticLaunchEnabled(cuda::LaunchGroup::kGemv) ? "on" : "off",
+              cuda::ProgrammaticLaunchEnabled(cuda::LaunchGroup::kNorm) ? "on" : "off");
   std::mt19937_64 rng(11);
   // k >= 4096: the GEMVs take their path that loads weights before PdlWait.
   const int D = 4096, I = 4096, kSteps = 24;

@@ -24,9 +24,11 @@ namespace dms::cuda {
 // Query rows (tokens x group heads) per block of the SIMT kernel; its tiles
 // hold max(1, 16 / g) tokens.
 inline constexpr int kAttnMaxRows = 16;
-// Query rows per block of the tensor-core kernel; its tiles hold
-// kAttnMmaRows / g tokens.
+// Query rows per block of the tensor-core kernel on its mma.sync core; its
+// tiles hold kAttnMmaRows / g tokens. The wgmma core takes twice as many:
+// DmsAttentionMmaRows() says which applies to the next launch.
 inline constexpr int kAttnMmaRows = 64;
+inline constexpr int kAttnWgmmaRows = 128;
 
 struct AttentionParams {
   const float* q = nullptr;         // [N, Hq, hd] f32, RoPE applied
@@ -75,18 +77,32 @@ cudaError_t LaunchDmsKeptKeys(const StepChunk* chunks, int num_chunks, int num_k
 cudaError_t LaunchDmsAttention(const AttentionParams& p, cudaStream_t stream);
 
 // Tensor-core kernel for prefill (attention_mma.cu): FlashAttention-2 style,
-// mma.sync m16n8k16 bf16 with fp32 accumulation and online softmax; a block
+// wgmma (sm_90a) or mma.sync bf16 with fp32 accumulation and online softmax; a block
 // takes kAttnMmaRows query rows (kAttnMmaRows / g tokens x the g heads of a
 // KV group) and walks the keys in tiles of 64, skipping tiles that no query
 // of the block can see; with kept_index/kept_count set, the chunk keys older
 // than every query's window are read from the list of unmarked keys (the
 // others are invisible: sparse, and still exact). q is rounded to bf16, and so are the softmax weights
 // before P.V. bf16 cache only; head_dim 64 or 128; num_splits must be 1;
-// tiles hold at most kAttnMmaRows / g tokens.
+// tiles hold at most DmsAttentionMmaRows(head_dim) / g tokens.
 bool DmsAttentionMmaSupported(KvDType dtype, int head_dim, int group);
 cudaError_t LaunchDmsAttentionMma(const AttentionParams& p, cudaStream_t stream);
 // Benchmarks: the register budget variant of the tensor-core kernel, for 2
 // or 3 (default) resident blocks per multiprocessor. Not thread-safe.
 void SetDmsAttentionMmaMinBlocks(int blocks);
+
+// Which tensor-core instructions the kernel runs on: kAuto (the default)
+// takes wgmma where DmsAttentionWgmmaAvailable() and mma.sync elsewhere;
+// with kAuto, DMS_ATTN_CORE=mma_sync in the environment forces mma.sync (A/B
+// runs). Forcing kWgmma where it is not available makes the launch fail with
+// cudaErrorInvalidDeviceFunction. Tests and benchmarks; not thread-safe.
+enum class AttnMmaCore { kAuto, kMmaSync, kWgmma };
+void SetDmsAttentionMmaCore(AttnMmaCore core);
+// True on an sm_90 device when this binary carries sm_90a code.
+bool DmsAttentionWgmmaAvailable();
+// Query rows per block of the next LaunchDmsAttentionMma at this head_dim
+// (kAttnWgmmaRows when it will run wgmma, head_dim 128 only; else
+// kAttnMmaRows): tiles must hold at most that / g tokens.
+int DmsAttentionMmaRows(int head_dim);
 
 }  // namespace dms::cuda

@@ -3,10 +3,9 @@
 // sparse: chunk keys older than every query's window are read from the list
 // of unmarked keys (LaunchDmsKeptKeys), so marked ones cost nothing.
 //
-// Block: 4 warps, kAttnMmaRows = 64 query rows = tq tokens x g heads of one
-// KV group (row r: head r / tq, token r % tq), so one pass over K/V serves
-// the whole group. Warp w owns rows [16w, 16w + 16); its Q fragments stay in
-// registers. Keys are walked in tiles of kBN = 64: the head's cached slots
+// Block: Core::kRows query rows (64 on mma.sync, 128 on wgmma) = tq tokens
+// x g heads of one KV group (row r: head r / tq, token r % tq), so one pass
+// over K/V serves the whole group. Warp w owns rows [16w, 16w + 16). Keys are walked in tiles of kBN = 64: the head's cached slots
 // [0, len) through the page table, then the chunk's own keys. Per tile:
 //   meta  threads 0..63 each resolve one key (position, DMS mark, source
 //         rows; key kk: cached slot kk < len, then the gathered unmarked
@@ -18,41 +17,46 @@
 //         whether every query sees every key (no mask);
 //   load  K and V rows by cp.async into a double buffer (missing keys
 //         zero-filled), the next tile's copies in flight during this one's math;
-//   math  S = Q K^T (mma m16n8k16, bf16 in, fp32 accumulate), mask, online
-//         softmax in fp32 (base 2), P rounded to bf16, O += P V.
+//   math  S = Q K^T (bf16 in, fp32 accumulate), mask, online softmax in fp32
+//         (base 2), P rounded to bf16, O += P V.
+// The two products and the tile layout come from a core
+// (attention_mma_cores.cuh): wgmma on sm_90a, mma.sync elsewhere.
 #include <cfloat>
 #include <climits>
 
+#include <cstdlib>
+#include <cstring>
+
 #include "kernels/attention.h"
+#include "kernels/attention_mma_cores.cuh"
 #include "kernels/device_util.cuh"
 
 namespace dms::cuda {
 namespace {
 
-constexpr int kBM = kAttnMmaRows;
-constexpr int kBN = 64;
-constexpr int kThreads = 128;  // 4 warps x 16 rows
+using attn_mma::MmaSyncCore;
+using attn_mma::SmemAddr;
+using attn_mma::WgmmaCore;
+
+constexpr int kBN = attn_mma::kKeyTile;
 constexpr float kLog2e = 1.4426950408889634f;
 
 using bf16 = __nv_bfloat16;
 
-template <int HD>
+// Q, K and V tiles first: the wgmma core needs them on 1024-byte boundaries
+// (the kernel aligns the base; each of their sizes is a multiple of 1024
+// there).
+template <class Core>
 struct MmaSmem {
-  // +8 elements (16 bytes) per row: the 8 rows one ldmatrix reads start on
-  // different banks.
-  static constexpr int kStride = HD + 8;
-  bf16 k[2][kBN][kStride];
-  bf16 v[2][kBN][kStride];
+  unsigned char q[Core::kQBytes];
+  unsigned char k[2][Core::kTileBytes];
+  unsigned char v[2][Core::kTileBytes];
   const bf16* kptr[2][kBN];
   const bf16* vptr[2][kBN];
   int32_t pos[2][kBN];  // INT_MAX: no key
   uint8_t mark[2][kBN];
   float bias[2][kBN];   // 0 or -inf: the key's visibility when it is row-independent
 };
-
-__device__ __forceinline__ uint32_t SmemAddr(const void* p) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
-}
 
 // 16-byte global -> shared copy; zero-fill when !valid (src is then not read).
 __device__ __forceinline__ void CpAsync16(void* dst, const void* src, bool valid) {
@@ -65,41 +69,25 @@ __device__ __forceinline__ void CpAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
-__device__ __forceinline__ void Ldsm4(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-__device__ __forceinline__ void Ldsm4T(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
-// d[16x8] += a[16x16] * b[16x8]; bf16 inputs, fp32 accumulators.
-__device__ __forceinline__ void Mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
-                                    uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
-      "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
 // Two floats as bf16x2: `lo` in the low half (the lower column index).
 __device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-// grid: (tiles, Hkv), block: kThreads, dynamic shared memory: MmaSmem<HD>.
-// kMinBlocks: blocks per multiprocessor the register budget is cut for (2:
-// 207 registers at HD 128, no spills; 3: 168 registers, a few bytes of
-// spills, measured 10-25% faster on an H200: the default).
-template <int HD, int kMinBlocks>
-__global__ void __launch_bounds__(kThreads, kMinBlocks) DmsAttentionMmaKernel(AttentionParams p) {
+// grid: (tiles, Hkv), block: kThreads, dynamic shared memory:
+// SmemBytes<Core>(). kMinBlocks: blocks per multiprocessor the register
+// budget is cut for (mma.sync at HD 128 -- 2: 207 registers, no spills; 3:
+// 168 registers, a few bytes of spills, measured 10-25% faster on an H200:
+// the default).
+template <int HD, int kMinBlocks, class Core>
+__global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
+    DmsAttentionMmaKernel(AttentionParams p) {
+  constexpr int kBM = Core::kRows;
+  constexpr int kThreads = Core::kThreads;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  MmaSmem<HD>& sm = *reinterpret_cast<MmaSmem<HD>*>(smem_raw);
+  const uint32_t pad = (Core::kAlign - (SmemAddr(smem_raw) & (Core::kAlign - 1))) & (Core::kAlign - 1);
+  MmaSmem<Core>& sm = *reinterpret_cast<MmaSmem<Core>*>(smem_raw + pad);
 
   const AttnTile tile = p.tiles[blockIdx.x];
   const int h = blockIdx.y;
@@ -146,9 +134,10 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DmsAttentionMmaKernel(At
     qrow[hh] = (static_cast<int64_t>(c.row_base) + tile.q_begin + tok) * hq + h * g + hg;
   }
 
-  // Q fragments straight from the f32 q (once per block), rounded to bf16:
-  // a0 (row quad, k 2q..2q+1), a1 (row quad+8), a2/a3 the same at k + 8.
-  uint32_t qf[HD / 16][4];
+  // Q straight from the f32 q (once per block), rounded to bf16, as A
+  // fragments (a0 row quad, k 2q..2q+1; a1 row quad+8; a2/a3 the same at
+  // k + 8) in registers, or the same values into the core's Q tile.
+  uint32_t qf[Core::kQFrags][4];
 #pragma unroll
   for (int kc = 0; kc < HD / 16; ++kc) {
 #pragma unroll
@@ -159,7 +148,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DmsAttentionMmaKernel(At
         if (qpos[hh] >= 0) {
           v = *reinterpret_cast<const float2*>(p.q + qrow[hh] * HD + kc * 16 + half * 8 + 2 * qlane);
         }
-        qf[kc][hh + 2 * half] = PackBf16(v.x, v.y);
+        const uint32_t packed = PackBf16(v.x, v.y);
+        if constexpr (Core::kQInSmem) {
+          const int row = warp * 16 + quad + 8 * hh, d = kc * 16 + half * 8 + 2 * qlane;
+          *reinterpret_cast<uint32_t*>(sm.q + Core::QOffset(row, d)) = packed;
+        } else {
+          qf[kc][hh + 2 * half] = packed;
+        }
       }
     }
   }
@@ -224,8 +219,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DmsAttentionMmaKernel(At
     for (int i = tid; i < kBN * kPieces; i += kThreads) {
       const int key = i / kPieces, d = (i % kPieces) * 8;
       const bool ok = sm.pos[st][key] != INT_MAX;
-      CpAsync16(&sm.k[st][key][d], sm.kptr[st][key] + d, ok);
-      CpAsync16(&sm.v[st][key][d], sm.vptr[st][key] + d, ok);
+      const uint32_t off = Core::Offset(key, d);
+      CpAsync16(sm.k[st] + off, sm.kptr[st][key] + d, ok);
+      CpAsync16(sm.v[st] + off, sm.vptr[st][key] + d, ok);
     }
   };
 
@@ -240,19 +236,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DmsAttentionMmaKernel(At
     float s[kBN / 8][4];
 #pragma unroll
     for (int nt = 0; nt < kBN / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
-#pragma unroll
-    for (int kc = 0; kc < HD / 16; ++kc) {
-#pragma unroll
-      for (int np = 0; np < kBN / 16; ++np) {
-        // Matrices: (keys +0..7, d +0..7), (keys +0..7, d +8..15),
-        // (keys +8..15, d +0..7), (keys +8..15, d +8..15) -> b0, b1 of two n-tiles.
-        uint32_t b[4];
-        Ldsm4(b, SmemAddr(&sm.k[st][np * 16 + ((lane >> 4) << 3) + (lane & 7)]
-                               [kc * 16 + ((lane >> 3) & 1) * 8]));
-        Mma(s[2 * np], qf[kc], b[0], b[1]);
-        Mma(s[2 * np + 1], qf[kc], b[2], b[3]);
-      }
-    }
+    Core::Scores(s, qf, SmemAddr(sm.q), SmemAddr(sm.k[st]), lane, warp);
     // Mask (element e: row quad + 8 * (e >> 1), key nt * 8 + 2 * qlane + (e & 1)),
     // scale to base 2.
     if (mode == kMask) {
@@ -312,26 +296,20 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DmsAttentionMmaKernel(At
       }
     }
     // O += P V: P's accumulator layout is the A fragment layout of m16n8k16.
+    uint32_t pa[kBN / 16][4];
 #pragma unroll
     for (int kc = 0; kc < kBN / 16; ++kc) {
-      const uint32_t a[4] = {PackBf16(s[2 * kc][0], s[2 * kc][1]),
-                             PackBf16(s[2 * kc][2], s[2 * kc][3]),
-                             PackBf16(s[2 * kc + 1][0], s[2 * kc + 1][1]),
-                             PackBf16(s[2 * kc + 1][2], s[2 * kc + 1][3])};
-#pragma unroll
-      for (int dp = 0; dp < HD / 16; ++dp) {
-        // Transposed matrices: (keys +0..7, d +0..7), (keys +8..15, d +0..7),
-        // (keys +0..7, d +8..15), (keys +8..15, d +8..15) -> b0, b1 of two d-tiles.
-        uint32_t b[4];
-        Ldsm4T(b, SmemAddr(&sm.v[st][kc * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)]
-                                [dp * 16 + (lane >> 4) * 8]));
-        Mma(o[2 * dp], a, b[0], b[1]);
-        Mma(o[2 * dp + 1], a, b[2], b[3]);
-      }
+      pa[kc][0] = PackBf16(s[2 * kc][0], s[2 * kc][1]);
+      pa[kc][1] = PackBf16(s[2 * kc][2], s[2 * kc][3]);
+      pa[kc][2] = PackBf16(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+      pa[kc][3] = PackBf16(s[2 * kc + 1][2], s[2 * kc + 1][3]);
     }
+    Core::AccumulatePv(o, pa, SmemAddr(sm.v[st]), lane);
   };
 
-  // Double-buffered walk over the relevant key tiles.
+  // Double-buffered walk over the relevant key tiles. (A Q tile in shared
+  // memory is published by the first tile's fence and barrier below: there
+  // is always one, every query sees itself.)
   int st = 0, kt = 0, mode = 0;
   for (; kt < num_key_tiles; ++kt) {
     mode = prepare(kt, st);
@@ -348,6 +326,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DmsAttentionMmaKernel(At
     if (nkt < num_key_tiles) issue(st ^ 1);
     CpAsyncCommit();
     CpAsyncWait<1>();  // tile kt has landed (this thread's copies)
+    Core::TileLanded();
     __syncthreads();   // ... and everyone's
     compute(st, mode);
     __syncthreads();   // buffers st are free for the tile after next
@@ -374,21 +353,65 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) DmsAttentionMmaKernel(At
 }
 
 int g_min_blocks = 3;
+AttnMmaCore g_core = AttnMmaCore::kAuto;
 
-template <int HD, int kMinBlocks>
+template <class Core>
+constexpr size_t SmemBytes() {
+  return sizeof(MmaSmem<Core>) + (Core::kAlign > 16 ? Core::kAlign : 0);
+}
+
+template <int HD, int kMinBlocks, class Core>
 cudaError_t LaunchMma(const AttentionParams& p, cudaStream_t stream) {
-  constexpr size_t kSmem = sizeof(MmaSmem<HD>);
+  constexpr size_t kSmem = SmemBytes<Core>();
   static const cudaError_t attr = cudaFuncSetAttribute(
-      DmsAttentionMmaKernel<HD, kMinBlocks>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmem);
+      DmsAttentionMmaKernel<HD, kMinBlocks, Core>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+      kSmem);
   if (attr != cudaSuccess) return attr;
   const dim3 grid(p.num_tiles, p.kv.num_kv_heads);
-  DmsAttentionMmaKernel<HD, kMinBlocks><<<grid, kThreads, kSmem, stream>>>(p);
+  DmsAttentionMmaKernel<HD, kMinBlocks, Core><<<grid, Core::kThreads, kSmem, stream>>>(p);
   return cudaGetLastError();
 }
 
+// wgmma needs an sm_90 device and sm_90a code for it in this binary (a
+// build for other architectures only has the trapping stub).
+bool WgmmaRunsHere() {
+  static const bool ok = [] {
+    int dev = 0, major = 0, minor = 0;
+    cudaFuncAttributes fa{};
+    if (cudaGetDevice(&dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+        cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev) != cudaSuccess ||
+        cudaFuncGetAttributes(&fa, DmsAttentionMmaKernel<128, 2, WgmmaCore<128>>) != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    return major == 9 && minor == 0 && fa.binaryVersion == 90;
+  }();
+  return ok;
+}
+
+// kAuto: wgmma where it runs (head_dim 128), unless DMS_ATTN_CORE=mma_sync
+// (A/B runs).
+bool UseWgmma(int head_dim) {
+  if (g_core == AttnMmaCore::kMmaSync || head_dim != 128) return false;
+  if (g_core == AttnMmaCore::kWgmma) return true;
+  static const bool env_mma_sync = [] {
+    const char* v = std::getenv("DMS_ATTN_CORE");
+    return v != nullptr && std::strcmp(v, "mma_sync") == 0;
+  }();
+  return !env_mma_sync && WgmmaRunsHere();
+}
+
+// wgmma: 2 blocks of 256 threads per multiprocessor (128 registers each).
+cudaError_t LaunchWgmma(const AttentionParams& p, cudaStream_t stream) {
+  if (!WgmmaRunsHere()) return cudaErrorInvalidDeviceFunction;
+  return LaunchMma<128, 2, WgmmaCore<128>>(p, stream);
+}
+
 template <int HD>
-cudaError_t LaunchMmaVariant(const AttentionParams& p, cudaStream_t stream) {
-  return g_min_blocks == 3 ? LaunchMma<HD, 3>(p, stream) : LaunchMma<HD, 2>(p, stream);
+cudaError_t LaunchMmaSync(const AttentionParams& p, cudaStream_t stream) {
+  return g_min_blocks == 3 ? LaunchMma<HD, 3, MmaSyncCore<HD>>(p, stream)
+                           : LaunchMma<HD, 2, MmaSyncCore<HD>>(p, stream);
 }
 
 }  // namespace
@@ -405,9 +428,18 @@ cudaError_t LaunchDmsAttentionMma(const AttentionParams& p, cudaStream_t stream)
       !DmsAttentionMmaSupported(p.kv.dtype, p.kv.head_dim, p.num_q_heads / hkv)) {
     return cudaErrorInvalidValue;
   }
-  return p.kv.head_dim == 128 ? LaunchMmaVariant<128>(p, stream) : LaunchMmaVariant<64>(p, stream);
+  if (UseWgmma(p.kv.head_dim)) return LaunchWgmma(p, stream);
+  return p.kv.head_dim == 128 ? LaunchMmaSync<128>(p, stream) : LaunchMmaSync<64>(p, stream);
 }
 
 void SetDmsAttentionMmaMinBlocks(int blocks) { g_min_blocks = blocks == 3 ? 3 : 2; }
+
+void SetDmsAttentionMmaCore(AttnMmaCore core) { g_core = core; }
+
+bool DmsAttentionWgmmaAvailable() { return WgmmaRunsHere(); }
+
+int DmsAttentionMmaRows(int head_dim) {
+  return UseWgmma(head_dim) ? kAttnWgmmaRows : kAttnMmaRows;
+}
 
 }  // namespace dms::cuda

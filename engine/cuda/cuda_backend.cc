@@ -290,7 +290,8 @@ Status CudaBackend::Forward(std::span<const ForwardChunk> batch, ForwardResult* 
   // (the last tokens of a chunk see the most keys).
   const int g = config().group_size();
   const int simt_per_tile = std::max(1, cuda::kAttnMaxRows / g);
-  const int mma_per_tile = std::max(1, cuda::kAttnMmaRows / g);
+  const int mma_per_tile =
+      std::max(1, cuda::DmsAttentionMmaRows(config().head_dim) / g);
   auto use_mma = [&](const ForwardChunk& c) {
     return mma_attention_ && static_cast<int>(c.tokens.size()) * g >= kMmaMinRows;
   };

@@ -75,12 +75,19 @@ void BenchPrefillAttention(const std::vector<int>& lengths) {
     uint8_t* d_zero8 = DeviceCopy(std::vector<uint8_t>(zeros.size(), 0));
     cuda::StepChunk chunk{0, 0, n, 0};
     cuda::StepChunk* d_chunk = DeviceCopy(std::vector<cuda::StepChunk>{chunk});
-    const int per_tile = cuda::kAttnMmaRows / kG;
-    std::vector<cuda::AttnTile> tiles;
-    for (int b = (n - 1) / per_tile * per_tile; b >= 0; b -= per_tile) {
-      tiles.push_back({0, b, std::min(per_tile, n - b)});
-    }
-    cuda::AttnTile* d_tiles = DeviceCopy(tiles);
+    // Tiles as the backend makes them (heaviest first), for the core in use.
+    cuda::AttnTile* d_tiles = nullptr;
+    cudaMalloc(&d_tiles, (n / 8 + 1) * sizeof(cuda::AttnTile));
+    auto make_tiles = [&] {
+      const int per_tile = cuda::DmsAttentionMmaRows(kHd) / kG;
+      std::vector<cuda::AttnTile> tiles;
+      for (int b = (n - 1) / per_tile * per_tile; b >= 0; b -= per_tile) {
+        tiles.push_back({0, b, std::min(per_tile, n - b)});
+      }
+      cudaMemcpy(d_tiles, tiles.data(), tiles.size() * sizeof(cuda::AttnTile),
+                 cudaMemcpyHostToDevice);
+      return static_cast<int>(tiles.size());
+    };
 
     cuda::AttentionParams p;
     p.q = d_q;
@@ -89,7 +96,6 @@ void BenchPrefillAttention(const std::vector<int>& lengths) {
     p.decisions = d_dec;
     p.chunks = d_chunk;
     p.tiles = d_tiles;
-    p.num_tiles = static_cast<int>(tiles.size());
     p.num_tokens = n;
     p.num_q_heads = kHq;
     p.kv.pool = d_k;  // never read: the cache is empty
@@ -109,11 +115,17 @@ void BenchPrefillAttention(const std::vector<int>& lengths) {
     cudaMalloc(&d_kept_index, dec.size() * sizeof(int32_t));
     cudaMalloc(&d_kept_count, dec.size() * sizeof(int32_t));
     // Modes: "dms" is what the backend runs (kept list built, then the sparse
-    // walk; both timed), "dms_walk_all" the same kernel walking every chunk
+    // walk; both timed; wgmma where available), "dms_mma_sync" the same on
+    // the mma.sync core, "dms_walk_all" the same kernel walking every chunk
     // key (marked old keys masked, not skipped), "dense" the causal kernel.
-    struct Mode { const char* name; int window; bool sparse; };
-    for (const Mode mode : {Mode{"dms", kWindow, true}, Mode{"dms_walk_all", kWindow, false},
-                            Mode{"dense", -1, false}}) {
+    struct Mode { const char* name; int window; bool sparse; cuda::AttnMmaCore core; };
+    const cuda::AttnMmaCore kAuto = cuda::AttnMmaCore::kAuto;
+    for (const Mode mode : {Mode{"dms", kWindow, true, kAuto},
+                            Mode{"dms_mma_sync", kWindow, true, cuda::AttnMmaCore::kMmaSync},
+                            Mode{"dms_walk_all", kWindow, false, kAuto},
+                            Mode{"dense", -1, false, kAuto}}) {
+      cuda::SetDmsAttentionMmaCore(mode.core);
+      p.num_tiles = make_tiles();
       p.kv.window = mode.window;
       p.kept_index = mode.sparse ? d_kept_index : nullptr;
       p.kept_count = mode.sparse ? d_kept_count : nullptr;
@@ -125,11 +137,15 @@ void BenchPrefillAttention(const std::vector<int>& lengths) {
         if (err == cudaSuccess) err = cuda::LaunchDmsAttentionMma(p, nullptr);
       });
       const cudaError_t sync = cudaDeviceSynchronize();
+      cuda::SetDmsAttentionMmaCore(kAuto);
       const double pairs = mode.window < 0 ? dense : visible;
       const double flop = pairs * kG * 4.0 * kHd;
       std::printf("{\"kind\":\"attn\",\"tokens\":%d,\"mode\":\"%s\",\"ms\":%.3f,"
-                  "\"visible_share\":%.3f,\"tflops\":%.1f,\"error\":\"%s\"}\n",
+                  "\"visible_share\":%.3f,\"tflops\":%.1f,\"core\":\"%s\",\"error\":\"%s\"}\n",
                   n, mode.name, ms, pairs / dense, flop / (ms * 1e9),
+                  mode.core == cuda::AttnMmaCore::kMmaSync || !cuda::DmsAttentionWgmmaAvailable()
+                      ? "mma_sync"
+                      : "wgmma",
                   cudaGetErrorString(err != cudaSuccess ? err : sync));
       std::fflush(stdout);
     }

@@ -30,12 +30,33 @@ constexpr double kMmaMaxAbs = 2e-2;
 
 // kMmaSparse: the tensor-core kernel walking the chunk's old keys through
 // the kept list (LaunchDmsKeptKeys, checked bit for bit here first), as the
-// backend runs it; kMma: the same kernel walking every chunk key.
-enum class Kernel { kSimt, kMma, kMmaSparse };
+// backend runs it; kMma: the same kernel walking every chunk key. Both on
+// the mma.sync core; kWgmma / kWgmmaSparse: the same on the wgmma core.
+enum class Kernel { kSimt, kMma, kMmaSparse, kWgmma, kWgmmaSparse };
 
 const char* KernelName(Kernel k) {
-  return k == Kernel::kSimt ? "dms_attention" : k == Kernel::kMma ? "dms_attention_mma"
-                                                                  : "dms_attention_mma_sparse";
+  switch (k) {
+    case Kernel::kSimt: return "dms_attention";
+    case Kernel::kMma: return "dms_attention_mma";
+    case Kernel::kMmaSparse: return "dms_attention_mma_sparse";
+    case Kernel::kWgmma: return "dms_attention_wgmma";
+    case Kernel::kWgmmaSparse: return "dms_attention_wgmma_sparse";
+  }
+  return "?";
+}
+
+bool Sparse(Kernel k) { return k == Kernel::kMmaSparse || k == Kernel::kWgmmaSparse; }
+
+// The tensor-core variants this device runs at head_dim hd: wgmma only on
+// sm_90 (a build with sm_90a code) at head_dim 128; the test suite runs on
+// an H100/H200, so there both.
+std::vector<Kernel> TensorCoreKernels(int hd) {
+  std::vector<Kernel> ks = {Kernel::kMma, Kernel::kMmaSparse};
+  if (cuda::DmsAttentionWgmmaAvailable() && hd == 128) {
+    ks.push_back(Kernel::kWgmma);
+    ks.push_back(Kernel::kWgmmaSparse);
+  }
+  return ks;
 }
 
 // LaunchDmsKeptKeys against the CPU: every kept_count row and the first
@@ -100,7 +121,11 @@ ErrorStats RunAttention(KvHarness& hx, const KvStep& s, int group, int splits,
 
   std::vector<cuda::AttnTile> tiles;
   const bool mma = kernel != Kernel::kSimt;
-  const int per_tile = std::max(1, (mma ? cuda::kAttnMmaRows : cuda::kAttnMaxRows) / group);
+  cuda::SetDmsAttentionMmaCore(kernel == Kernel::kWgmma || kernel == Kernel::kWgmmaSparse
+                                   ? cuda::AttnMmaCore::kWgmma
+                                   : cuda::AttnMmaCore::kMmaSync);
+  const int mma_rows = cuda::DmsAttentionMmaRows(hd);
+  const int per_tile = std::max(1, (mma ? mma_rows : cuda::kAttnMaxRows) / group);
   for (size_t i = 0; i < s.chunks.size(); ++i) {
     for (int b = 0; b < s.chunks[i].n; b += per_tile) {
       tiles.push_back({static_cast<int32_t>(i), b, std::min(per_tile, s.chunks[i].n - b)});
@@ -133,7 +158,7 @@ ErrorStats RunAttention(KvHarness& hx, const KvStep& s, int group, int splits,
   d_count.Upload(std::vector<int32_t>(tiles.size() * hkv, 0));
   p.split_count = d_count.get();
   DevArray<int32_t> d_kept_index, d_kept_count;
-  if (kernel == Kernel::kMmaSparse) {
+  if (Sparse(kernel)) {
     RunKeptKeys(s, hkv, hx.d_chunks(), hx.d_dec(), d_kept_index, d_kept_count);
     p.kept_index = d_kept_index.get();
     p.kept_count = d_kept_count.get();
@@ -141,6 +166,7 @@ ErrorStats RunAttention(KvHarness& hx, const KvStep& s, int group, int splits,
   d_out.Poison();
   const cudaError_t err = mma ? cuda::LaunchDmsAttentionMma(p, nullptr)
                               : cuda::LaunchDmsAttention(p, nullptr);
+  cuda::SetDmsAttentionMmaCore(cuda::AttnMmaCore::kAuto);
   EXPECT_EQ(err, cudaSuccess) << cudaGetErrorString(err);
   const cudaError_t sync = cudaDeviceSynchronize();
   EXPECT_EQ(sync, cudaSuccess) << cudaGetErrorString(sync);
@@ -194,7 +220,7 @@ void RunMixedBatchCase(const Case& c, std::mt19937_64& rng) {
   EXPECT_TRUE(CheckClose("dms_attention", Shape(c, "mixed L=703/37/0 n=1/45/70"), e, kMaxNmse,
                          kMaxAbs));
   if (MmaCase(c)) {
-    for (Kernel k : {Kernel::kMma, Kernel::kMmaSparse}) {
+    for (Kernel k : TensorCoreKernels(c.head_dim)) {
       e = RunAttention(hx, s, c.group, 1, rng, k);
       EXPECT_TRUE(CheckClose(KernelName(k), Shape(c, "mixed L=703/37/0 n=1/45/70"), e,
                              kMmaMaxNmse, kMmaMaxAbs));
@@ -267,7 +293,7 @@ TEST(AttentionOp, LongContextsAndSplitK) {
     EXPECT_TRUE(CheckClose("dms_attention",
                            Shape(c, "L=20000 (kept " + std::to_string(retained) + ") n=300"), e,
                            kMaxNmse, kMaxAbs));
-    for (Kernel k : {Kernel::kMma, Kernel::kMmaSparse}) {
+    for (Kernel k : TensorCoreKernels(c.head_dim)) {
       e = RunAttention(hx, pre, c.group, 1, rng, k);
       EXPECT_TRUE(CheckClose(KernelName(k),
                              Shape(c, "L=20000 (kept " + std::to_string(retained) + ") n=300"), e,
@@ -311,7 +337,7 @@ TEST(AttentionOp, TensorCoreLongPrefills) {
       hx.Upload(s);
       const std::string what = "L=" + std::to_string(hx.Tokens(a)) + " n=" + std::to_string(n);
       ErrorStats e;
-      for (Kernel k : {Kernel::kMma, Kernel::kMmaSparse}) {
+      for (Kernel k : TensorCoreKernels(c.head_dim)) {
         e = RunAttention(hx, s, c.group, 1, rng, k);
         EXPECT_TRUE(CheckClose(KernelName(k), Shape(c, what), e, kMmaMaxNmse, kMmaMaxAbs));
       }
@@ -320,6 +346,17 @@ TEST(AttentionOp, TensorCoreLongPrefills) {
       ASSERT_TRUE(hx.Append(s));
     }
   }
+}
+
+// The GPU suite runs on H100/H200: there the wgmma core must be what the
+// backend runs (a build without sm_90a code would fall back silently).
+TEST(AttentionOp, WgmmaCoreRunsOnHopper) {
+  DMS_SKIP_WITHOUT_GPU();
+  int major = 0, minor = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0), cudaSuccess);
+  if (major != 9 || minor != 0) GTEST_SKIP() << "not an sm_90 device";
+  EXPECT_TRUE(cuda::DmsAttentionWgmmaAvailable());
 }
 
 TEST(AttentionOp, TensorCoreKernelRejectsWhatItDoesNotSupport) {

@@ -50,7 +50,9 @@ struct AttentionParams {
   // launch leaves it zero again.
   int32_t* split_count = nullptr;
   // SIMT kernel with num_splits > 1: the merge also writes out as GEMM
-  // input (saves a conversion pass in decode). Null hi: not written.
+  // input (saves a conversion pass in decode). Tensor-core kernel: with hi
+  // set (lo must be null), the output goes there as bf16 INSTEAD of `out`
+  // (prefill's o_proj input, no f32 pass). Null hi: not written.
   GemmInput out_gin;
   // Tensor-core kernel, optional (both or neither; ignored for a dense
   // window): the chunk's unmarked keys from LaunchDmsKeptKeys. A tile then

@@ -53,10 +53,15 @@ struct MmaSmem {
   unsigned char v[2][Core::kTileBytes];
   const bf16* kptr[2][kBN];
   const bf16* vptr[2][kBN];
-  int32_t pos[2][kBN];  // INT_MAX: no key
-  uint8_t mark[2][kBN];
+  // Key visibility as a range of query positions: key seen by query i iff
+  // span.x <= i <= span.y (x: the key's position, INT_MAX when there is no
+  // key; y: x + W for a marked key, INT_MAX otherwise). One compare pair per
+  // element in the mask.
+  int2 span[2][kBN];
   float bias[2][kBN];   // 0 or -inf: the key's visibility when it is row-independent
+  uint32_t vote[2][2][3];  // per meta buffer, per metadata warp: any, uniform, all ballots
 };
+static_assert(kBN == 64, "tile metadata is resolved by exactly two warps");
 
 // 16-byte global -> shared copy; zero-fill when !valid (src is then not read).
 __device__ __forceinline__ void CpAsync16(void* dst, const void* src, bool valid) {
@@ -67,6 +72,15 @@ __device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_
 template <int N>
 __device__ __forceinline__ void CpAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// 2^x by the special-function unit, denormal results flushed to zero (they
+// are below bf16's use here anyway): one MUFU.EX2, where exp2f adds range
+// fix-ups around it.
+__device__ __forceinline__ float Exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
 }
 
 // Two floats as bf16x2: `lo` in the low half (the lower column index).
@@ -159,13 +173,11 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
     }
   }
 
-  // Resolves key tile kt into meta buffer st; returns kSkip (no query of the
-  // block sees any key), kMask (mask per element), kBias (each key is seen
-  // by every query or by none) or kFull (all see all). Contains block
-  // barriers: call uniformly.
+  // Resolves key tile kt into meta buffer st (threads 0..63, one key each,
+  // and their two warps' votes). No barrier: mode_of(st) reads the result
+  // after one.
   enum { kSkip = 0, kMask = 1, kBias = 2, kFull = 3 };
-  auto prepare = [&](int kt, int st) -> int {
-    int any = 0, uniform = 1, all = 1;
+  auto prepare = [&](int kt, int st) {
     if (tid < kBN) {
       const int kk = kt * kBN + tid;
       int32_t pos = INT_MAX;
@@ -191,10 +203,11 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
         const int64_t r = static_cast<int64_t>(c.row_base) + jj;
         kp = k_new + (r * hkv + h) * HD;
         vp = v_new + (r * hkv + h) * HD;
-        mark = jj + 1 < c.n ? p.decisions[(r + 1) * hkv + h] : 0;
+        // Kept-list keys are unmarked by definition (no load).
+        mark = gk >= gathered && jj + 1 < c.n ? p.decisions[(r + 1) * hkv + h] : 0;
       }
-      sm.pos[st][tid] = pos;
-      sm.mark[st][tid] = mark;
+      sm.span[st][tid] =
+          make_int2(pos, window >= 0 && mark != 0 && pos != INT_MAX ? pos + window : INT_MAX);
       sm.kptr[st][tid] = kp;
       sm.vptr[st][tid] = vp;
       // Some query i in [qa, qb] sees key j iff j <= qb and the nearest such
@@ -203,22 +216,40 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
       // key is not marked. None sees it if it is missing, or older than
       // every query's window and marked.
       const bool unmarked = window < 0 || mark == 0;
-      any = pos != INT_MAX && pos <= qb && (unmarked || max(pos, qa) - pos <= window);
-      all = pos != INT_MAX && pos <= qa && (unmarked || qb - pos <= window);
+      const bool any = pos != INT_MAX && pos <= qb && (unmarked || max(pos, qa) - pos <= window);
+      const bool all = pos != INT_MAX && pos <= qa && (unmarked || qb - pos <= window);
       const bool none = pos == INT_MAX || (!unmarked && pos <= qa && qa - pos > window);
-      uniform = all || none;
       sm.bias[st][tid] = all ? 0.0f : -INFINITY;
+      const uint32_t v_any = __ballot_sync(0xffffffffu, any);
+      const uint32_t v_uniform = __ballot_sync(0xffffffffu, all || none);
+      const uint32_t v_all = __ballot_sync(0xffffffffu, all);
+      if (lane == 0) {
+        sm.vote[st][warp][0] = v_any;
+        sm.vote[st][warp][1] = v_uniform;
+        sm.vote[st][warp][2] = v_all;
+      }
     }
-    if (!__syncthreads_or(any)) return kSkip;
-    if (!__syncthreads_and(uniform)) return kMask;
-    return __syncthreads_and(all) ? kFull : kBias;
+  };
+  // After a barrier that follows prepare(.., st): kSkip (no query of the
+  // block sees any key of the tile), kMask (mask per element), kBias (each
+  // key is seen by every query or by none) or kFull (all see all).
+  auto mode_of = [&](int st) -> int {
+    const uint32_t(&v)[2][3] = sm.vote[st];
+    if ((v[0][0] | v[1][0]) == 0) return kSkip;
+    if ((v[0][1] & v[1][1]) != 0xffffffffu) return kMask;
+    return (v[0][2] & v[1][2]) == 0xffffffffu ? kFull : kBias;
   };
 
+  // K/V tile copies: thread tid always moves the 16-byte piece d of keys
+  // tid / kPieces + k * kKeyStep (a fixed swizzle phase: the offsets fold).
   auto issue = [&](int st) {
     constexpr int kPieces = HD / 8;  // 16-byte pieces per row
-    for (int i = tid; i < kBN * kPieces; i += kThreads) {
-      const int key = i / kPieces, d = (i % kPieces) * 8;
-      const bool ok = sm.pos[st][key] != INT_MAX;
+    constexpr int kKeyStep = kThreads / kPieces;
+    static_assert(kThreads % kPieces == 0 && kKeyStep % 8 == 0 && kBN % kKeyStep == 0);
+    const int d = (tid % kPieces) * 8;
+#pragma unroll
+    for (int key = tid / kPieces; key < kBN; key += kKeyStep) {
+      const bool ok = sm.span[st][key].x != INT_MAX;
       const uint32_t off = Core::Offset(key, d);
       CpAsync16(sm.k[st] + off, sm.kptr[st][key] + d, ok);
       CpAsync16(sm.v[st] + off, sm.vptr[st][key] + d, ok);
@@ -231,39 +262,35 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
   float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
   const float scale_log2 = kLog2e / sqrtf(static_cast<float>(HD));
 
+  uint32_t pa[kBN / 16][4];  // P as A fragments; read by an in-flight O += P V until Drain
   auto compute = [&](int st, int mode) {
     // S = Q K^T: 16 rows x 64 keys per warp, n-tiles of 8 keys.
     float s[kBN / 8][4];
-#pragma unroll
-    for (int nt = 0; nt < kBN / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
     Core::Scores(s, qf, SmemAddr(sm.q), SmemAddr(sm.k[st]), lane, warp);
-    // Mask (element e: row quad + 8 * (e >> 1), key nt * 8 + 2 * qlane + (e & 1)),
-    // scale to base 2.
+    // Mask (element e: row quad + 8 * (e >> 1), key nt * 8 + 2 * qlane + (e & 1)).
+    // Scores stay unscaled: the softmax folds the base-2 scale into its
+    // exponent's FMA.
     if (mode == kMask) {
 #pragma unroll
       for (int nt = 0; nt < kBN / 8; ++nt) {
+        // Keys nt * 8 + 2 * qlane and the one after: one 16-byte load.
+        const int4 sp = *reinterpret_cast<const int4*>(&sm.span[st][nt * 8 + 2 * qlane]);
 #pragma unroll
         for (int e = 0; e < 4; ++e) {
-          const int key = nt * 8 + 2 * qlane + (e & 1);
-          const int j = sm.pos[st][key], i = qpos[e >> 1];
-          const bool vis = j <= i && (window < 0 || i - j <= window || sm.mark[st][key] == 0);
-          s[nt][e] = vis ? s[nt][e] * scale_log2 : -INFINITY;
+          const int i = qpos[e >> 1];
+          const bool vis = (e & 1) ? sp.z <= i && i <= sp.w : sp.x <= i && i <= sp.y;
+          s[nt][e] = vis ? s[nt][e] : -INFINITY;
         }
       }
     } else if (mode == kBias) {
 #pragma unroll
       for (int nt = 0; nt < kBN / 8; ++nt) {
         const float2 b = *reinterpret_cast<const float2*>(&sm.bias[st][nt * 8 + 2 * qlane]);
-        s[nt][0] = fmaf(s[nt][0], scale_log2, b.x);
-        s[nt][1] = fmaf(s[nt][1], scale_log2, b.y);
-        s[nt][2] = fmaf(s[nt][2], scale_log2, b.x);
-        s[nt][3] = fmaf(s[nt][3], scale_log2, b.y);
+        s[nt][0] += b.x;
+        s[nt][1] += b.y;
+        s[nt][2] += b.x;
+        s[nt][3] += b.y;
       }
-    } else {
-#pragma unroll
-      for (int nt = 0; nt < kBN / 8; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) s[nt][e] *= scale_log2;
     }
     // Online softmax per row; a row's 64 keys are spread over the 4 lanes of a quad.
 #pragma unroll
@@ -273,36 +300,31 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
       for (int nt = 0; nt < kBN / 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * hh], s[nt][2 * hh + 1]));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
       mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m[hh], mx);
+      const float m_new = fmaxf(m[hh], mx * scale_log2);
       const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet
-      const float corr = exp2f(m[hh] - m_use);                // 0 while m was -inf
+      const float corr = Exp2(m[hh] - m_use);                 // 0 while m was -inf
       m[hh] = m_new;
       float sum = 0.0f;
 #pragma unroll
       for (int nt = 0; nt < kBN / 8; ++nt) {
-#pragma unroll
-        for (int e = 2 * hh; e < 2 * hh + 2; ++e) {
-          // Sum the weights as P.V will use them (bf16), so they add to 1.
-          const float pr = __bfloat162float(__float2bfloat16_rn(exp2f(s[nt][e] - m_use)));
-          s[nt][e] = pr;
-          sum += pr;
-        }
+        // P straight into its A fragment (P's accumulator layout is the A
+        // fragment layout of m16n8k16: pa[kc] takes n-tiles 2 kc, 2 kc + 1),
+        // summed as P.V will use it (bf16), so the weights add to 1.
+        const __nv_bfloat162 pr =
+            __floats2bfloat162_rn(Exp2(fmaf(s[nt][2 * hh], scale_log2, -m_use)),
+                                  Exp2(fmaf(s[nt][2 * hh + 1], scale_log2, -m_use)));
+        sum += __low2float(pr) + __high2float(pr);
+        pa[nt / 2][hh + 2 * (nt % 2)] = *reinterpret_cast<const uint32_t*>(&pr);
       }
       l[hh] = l[hh] * corr + sum;
+      // Once the running max settles, corr is 1 for every row of the warp.
+      if (__any_sync(0xffffffffu, corr != 1.0f)) {
 #pragma unroll
-      for (int dt = 0; dt < HD / 8; ++dt) {
-        o[dt][2 * hh] *= corr;
-        o[dt][2 * hh + 1] *= corr;
+        for (int dt = 0; dt < HD / 8; ++dt) {
+          o[dt][2 * hh] *= corr;
+          o[dt][2 * hh + 1] *= corr;
+        }
       }
-    }
-    // O += P V: P's accumulator layout is the A fragment layout of m16n8k16.
-    uint32_t pa[kBN / 16][4];
-#pragma unroll
-    for (int kc = 0; kc < kBN / 16; ++kc) {
-      pa[kc][0] = PackBf16(s[2 * kc][0], s[2 * kc][1]);
-      pa[kc][1] = PackBf16(s[2 * kc][2], s[2 * kc][3]);
-      pa[kc][2] = PackBf16(s[2 * kc + 1][0], s[2 * kc + 1][1]);
-      pa[kc][3] = PackBf16(s[2 * kc + 1][2], s[2 * kc + 1][3]);
     }
     Core::AccumulatePv(o, pa, SmemAddr(sm.v[st]), lane);
   };
@@ -310,24 +332,37 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
   // Double-buffered walk over the relevant key tiles. (A Q tile in shared
   // memory is published by the first tile's fence and barrier below: there
   // is always one, every query sees itself.)
-  int st = 0, kt = 0, mode = 0;
+  // Two block barriers a tile: one publishes tile kt's K/V and the next
+  // tile's metadata, one frees tile kt's buffers. (Skipped tiles, rare in
+  // the sparse walk, cost two more each.)
+  int st = 0, kt = 0, mode = kSkip;
   for (; kt < num_key_tiles; ++kt) {
-    mode = prepare(kt, st);
+    prepare(kt, st);
+    __syncthreads();
+    mode = mode_of(st);
     if (mode != kSkip) break;
+    __syncthreads();  // votes read before they are rewritten
   }
   if (kt < num_key_tiles) issue(st);
   CpAsyncCommit();
   while (kt < num_key_tiles) {
-    int nkt = kt + 1, nmode = 0;
-    for (; nkt < num_key_tiles; ++nkt) {
-      nmode = prepare(nkt, st ^ 1);
-      if (nmode != kSkip) break;
+    int nkt = kt + 1, nmode = kSkip;
+    if (nkt < num_key_tiles) prepare(nkt, st ^ 1);
+    CpAsyncWait<0>();  // tile kt has landed (this thread's copies)
+    Core::TileLanded();
+    __syncthreads();   // ... and everyone's, with the next tile's metadata
+    if (nkt < num_key_tiles) {
+      nmode = mode_of(st ^ 1);
+      while (nmode == kSkip && ++nkt < num_key_tiles) {
+        __syncthreads();  // votes read before they are rewritten
+        prepare(nkt, st ^ 1);
+        __syncthreads();
+        nmode = mode_of(st ^ 1);
+      }
     }
+    Core::Drain(o, pa);  // the previous tile's O += P V, still reading buffers st ^ 1
     if (nkt < num_key_tiles) issue(st ^ 1);
     CpAsyncCommit();
-    CpAsyncWait<1>();  // tile kt has landed (this thread's copies)
-    Core::TileLanded();
-    __syncthreads();   // ... and everyone's
     compute(st, mode);
     __syncthreads();   // buffers st are free for the tile after next
     st ^= 1;
@@ -335,6 +370,7 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
     mode = nmode;
   }
   CpAsyncWait<0>();
+  Core::Drain(o, pa);
 
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) {
@@ -343,6 +379,16 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
     if (qpos[hh] < 0) continue;
     const float inv = 1.0f / sum;  // > 0: every query sees itself
+    if (p.out_gin.hi != nullptr) {
+      // Straight into the o_proj GEMM input (bf16), no f32 pass.
+      bf16* out = p.out_gin.hi + qrow[hh] * HD + 2 * qlane;
+#pragma unroll
+      for (int dt = 0; dt < HD / 8; ++dt) {
+        *reinterpret_cast<__nv_bfloat162*>(out + dt * 8) =
+            __floats2bfloat162_rn(o[dt][2 * hh] * inv, o[dt][2 * hh + 1] * inv);
+      }
+      continue;
+    }
     float* out = p.out + qrow[hh] * HD + 2 * qlane;
 #pragma unroll
     for (int dt = 0; dt < HD / 8; ++dt) {

@@ -77,10 +77,14 @@ struct MmaSyncCore {
   // Byte offset in a tile of elements [d, d + 8) of key `key` (d % 8 == 0).
   __device__ static uint32_t Offset(int key, int d) { return key * kRowBytes + d * 2; }
   __device__ static void TileLanded() {}
+  // O += P V completes in AccumulatePv here: nothing in flight.
+  __device__ static void Drain(float (&)[HD / 8][4], uint32_t (&)[kKeyTile / 16][4]) {}
 
-  // s = Q K^T: 16 rows x 64 keys per warp, n-tiles of 8 keys (s zeroed by the caller).
+  // s = Q K^T: 16 rows x 64 keys per warp, n-tiles of 8 keys.
   __device__ static void Scores(float (&s)[kKeyTile / 8][4], const uint32_t (&qf)[kQFrags][4],
                                 uint32_t /*q_smem*/, uint32_t k_tile, int lane, int /*warp*/) {
+#pragma unroll
+    for (int nt = 0; nt < kKeyTile / 8; ++nt) s[nt][0] = s[nt][1] = s[nt][2] = s[nt][3] = 0.0f;
 #pragma unroll
     for (int kc = 0; kc < HD / 16; ++kc) {
 #pragma unroll
@@ -130,15 +134,25 @@ __device__ __forceinline__ void WgmmaFence() {
   asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #endif
 }
-__device__ __forceinline__ void WgmmaCommitAndWait() {
+__device__ __forceinline__ void WgmmaCommit() {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  asm volatile("wgmma.commit_group.sync.aligned;\nwgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+  asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
 #endif
 }
+__device__ __forceinline__ void WgmmaWait() {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void WgmmaCommitAndWait() {
+  WgmmaCommit();
+  WgmmaWait();
+}
 
-// d[64 x 64] += a[64 x 16] * b[16 x 64], both K-major in shared memory.
-// Warpgroup-wide.
-__device__ __forceinline__ void WgmmaM64N64K16Ss(float (&d)[8][4], uint64_t desc_a, uint64_t desc_b) {
+// d[64 x 64] = a[64 x 16] * b[16 x 64] (+ d when accumulate), both K-major
+// in shared memory. Warpgroup-wide.
+__device__ __forceinline__ void WgmmaM64N64K16Ss(float (&d)[8][4], uint64_t desc_a, uint64_t desc_b,
+                                                 int accumulate) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   asm volatile(
       "{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
@@ -154,7 +168,7 @@ __device__ __forceinline__ void WgmmaM64N64K16Ss(float (&d)[8][4], uint64_t desc
         "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
         "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
         "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
-      : "l"(desc_a), "l"(desc_b), "r"(1)
+      : "l"(desc_a), "l"(desc_b), "r"(accumulate)
       : "memory");
 #else
   __trap();
@@ -236,7 +250,8 @@ struct WgmmaCore {
   }
 
   // K-major B: 8-row groups 1024 bytes apart (SBO); k16 step kc starts 32
-  // bytes further into the 128-byte row, or in the next column block.
+  // bytes further into the 128-byte row, or in the next column block. The
+  // first step overwrites s (no zeroing pass).
   __device__ static void Scores(float (&s)[kKeyTile / 8][4], const uint32_t (&)[kQFrags][4],
                                 uint32_t q_smem, uint32_t k_tile, int /*lane*/, int warp) {
     const uint32_t q_rows = q_smem + (warp / 4) * 64 * 128;
@@ -245,13 +260,17 @@ struct WgmmaCore {
     for (int kc = 0; kc < HD / 16; ++kc) {
       const uint32_t step = (kc % 4) * 32;
       WgmmaM64N64K16Ss(s, WgmmaDesc(q_rows + (kc / 4) * kQBlockBytes + step, 16, 1024),
-                       WgmmaDesc(k_tile + (kc / 4) * kBlockBytes + step, 16, 1024));
+                       WgmmaDesc(k_tile + (kc / 4) * kBlockBytes + step, 16, 1024), kc > 0);
     }
     WgmmaCommitAndWait();
   }
 
   // MN-major B: 64-element column blocks kBlockBytes apart (LBO), 8-key
   // groups 1024 bytes apart (SBO); k16 step kc starts 16 rows further.
+  // Asynchronous: returns with the MMAs in flight, reading o, pa and the V
+  // tile; Drain() before touching any of them (the skeleton drains before
+  // reusing the V buffer, so the MMAs overlap the next tile's barrier and
+  // metadata work).
   __device__ static void AccumulatePv(float (&o)[HD / 8][4], const uint32_t (&pa)[kKeyTile / 16][4],
                                       uint32_t v_tile, int /*lane*/) {
     WgmmaFence();
@@ -260,7 +279,23 @@ struct WgmmaCore {
       const uint64_t desc = WgmmaDesc(v_tile + kc * 16 * 128, kBlockBytes, 1024);
       WgmmaM64N128K16(o, pa[kc], desc);
     }
-    WgmmaCommitAndWait();
+    WgmmaCommit();
+  }
+  // Waits for the last AccumulatePv; the empty asm statements tell the
+  // compiler o and pa are live (and may change) up to here, so it keeps
+  // their registers for the in-flight MMAs.
+  __device__ static void Drain(float (&o)[HD / 8][4], uint32_t (&pa)[kKeyTile / 16][4]) {
+    WgmmaWait();
+#pragma unroll
+    for (int i = 0; i < HD / 8; ++i) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(o[i][e])::"memory");
+    }
+#pragma unroll
+    for (int i = 0; i < kKeyTile / 16; ++i) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(pa[i][e])::"memory");
+    }
   }
 };
 

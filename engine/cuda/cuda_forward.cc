@@ -108,8 +108,10 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
     a.part_ml = w.part_ml;
     a.split_count = w.split_count;
     // Decode (split-K, no tensor-core tiles): the merge writes the o_proj
-    // input too.
+    // input too. Prefill (tensor-core tiles only, bf16 activations): the
+    // kernel writes it instead of the f32 output.
     const bool merge_to_gin = simt_tiles > 0 && num_splits > 1 && mma_tiles == 0;
+    const bool mma_to_gin = simt_tiles == 0 && mma_tiles > 0 && gin.lo == nullptr;
     if (simt_tiles > 0) {
       a.tiles = meta_.d_tiles();
       a.num_tiles = simt_tiles;
@@ -132,10 +134,11 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
         a.kept_index = w.kept_index;
         a.kept_count = w.kept_count;
       }
+      if (mma_to_gin) a.out_gin = gin;
       DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchDmsAttentionMma(a, stream_), "DMS attention (MMA)");
     }
 
-    if (!merge_to_gin) {
+    if (!merge_to_gin && !mma_to_gin) {
       DMS_CUDA_RETURN_IF_ERROR(
           cuda::LaunchToGemmInput(w.attn, static_cast<int64_t>(n) * hq * hd, gin, stream_),
           "attention output");

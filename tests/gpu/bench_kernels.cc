@@ -110,6 +110,10 @@ void BenchPrefillAttention(const std::vector<int>& lengths) {
     p.kv.max_blocks_per_head = 1;
     p.kv.dtype = cuda::KvDType::kBF16;
     p.out = d_out;
+    // As the backend runs prefill: bf16 o_proj input, not the f32 output.
+    __nv_bfloat16* d_gin = nullptr;
+    cudaMalloc(&d_gin, q.size() * sizeof(__nv_bfloat16));
+    p.out_gin.hi = d_gin;
     int32_t* d_kept_index = nullptr;
     int32_t* d_kept_count = nullptr;
     cudaMalloc(&d_kept_index, dec.size() * sizeof(int32_t));
@@ -150,6 +154,7 @@ void BenchPrefillAttention(const std::vector<int>& lengths) {
       std::fflush(stdout);
     }
     cudaFree(d_kept_index);
+    cudaFree(d_gin);
     cudaFree(d_kept_count);
     for (void* ptr : {static_cast<void*>(d_q), static_cast<void*>(d_k), static_cast<void*>(d_v),
                       static_cast<void*>(d_dec), static_cast<void*>(d_out), static_cast<void*>(d_zero),

@@ -88,8 +88,9 @@ fi
 # Issue 7: batched decode at 8K context, DMS against the same checkpoint
 # with a dense cache (force_dense), same KV pool bytes; the 32K streams that
 # fit in each.
-timeout 300 "$bundle/bin/dms-cuda-bench" --model "$model" --batch-streams "${BATCH_STREAMS:-1,8,32,64}" \
-  --batch-context "${BATCH_CONTEXT:-8192}" --capacity-context 32768 | tee "$out/bench-batch.jsonl" || true
+# BATCH=0 skips it (a prefill-only run).
+[ "${BATCH:-1}" = 1 ] && { timeout 300 "$bundle/bin/dms-cuda-bench" --model "$model" --batch-streams "${BATCH_STREAMS:-1,8,32,64}" \
+  --batch-context "${BATCH_CONTEXT:-8192}" --capacity-context 32768 | tee "$out/bench-batch.jsonl" || true; }
 # The same 32 streams through dms-server and the dms load tester (decode
 # rate seen by the clients, to compare with the engine's figure above).
 if [ "${SERVER_BENCH:-1}" = 1 ]; then

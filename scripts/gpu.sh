@@ -84,11 +84,13 @@ run_there() {
   # memcheck over the kernels and a whole backend run (slow: a subset).
   if [ -n "$sanitizer" ] && [ "${SANITIZE:-1}" = 1 ]; then
     # (EvictionRatesAndSmallHeadDims runs the tensor-core attention on its
-    # bf16 head_dim-128 cases; GemmOp the GEMV kernels; racecheck looks for
+    # bf16 head_dim-128 cases, both cores; HeadDim128TensorCorePrefill the
+    # wgmma core through the backend; GemmOp the GEMV kernels; racecheck looks for
     # shared-memory races in the attention kernels' pipelines and the
     # kernels that stage through shared memory: append, epilogue, RMSNorm.)
     for spec in "memcheck:cuda_kernel_ops_test:KvAppendOp.MatchesTheCpuCacheBitForBit:AttentionOp.EvictionRatesAndSmallHeadDims:QkvEpilogueOp.*:ElementwiseOp.*:SamplingOp.*:GemmOp.*" \
                 "memcheck:cuda_golden_test:CudaGolden.BatchedSequencesMatchSeparateRuns:CudaGolden.ErrorsAreTheCpuBackendsAndLeaveNoTrace" \
+                "memcheck:cuda_golden_test:CudaGolden.HeadDim128TensorCorePrefillMatchesF32" \
                 "racecheck:cuda_kernel_ops_test:AttentionOp.EvictionRatesAndSmallHeadDims" \
                 "racecheck:cuda_kernel_ops_test:KvAppendOp.MatchesTheCpuCacheBitForBit:QkvEpilogueOp.SweepMatchesTheCpuReference:ElementwiseOp.RmsNormWithResidualMatches"; do
       local tool="${spec%%:*}" rest="${spec#*:}"

@@ -115,6 +115,36 @@ __global__ void SwiGluKernel(const float* gate_up, int64_t rows, int inter, Gemm
   }
 }
 
+// v2 (rows of a width divisible by 4): a 2-D grid (column quads x rows), so
+// no 64-bit division per element; 16-byte loads of gate and up, 8-byte
+// stores of 4 bf16. v1 above divides i by inter for every element and moves
+// 4- and 2-byte words: measured ~11% of an 8K prefill chunk on an H200.
+__device__ __forceinline__ uint32_t Bf16x2Bits(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+__global__ void SwiGluVecKernel(const float4* gate_up, int inter4, GemmInput out) {
+  PdlEnter();
+  const int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= inter4) return;
+  const int64_t r = blockIdx.y;
+  const float4 g = gate_up[r * 2 * inter4 + c];
+  const float4 u = gate_up[r * 2 * inter4 + inter4 + c];
+  // The same expression as SwiGluKernel: both give the same bits.
+  const float y[4] = {g.x / (1.0f + expf(-g.x)) * u.x, g.y / (1.0f + expf(-g.y)) * u.y,
+                      g.z / (1.0f + expf(-g.z)) * u.z, g.w / (1.0f + expf(-g.w)) * u.w};
+  const int64_t o = (r * inter4 + c) * 4;
+  const uint2 hi = make_uint2(Bf16x2Bits(y[0], y[1]), Bf16x2Bits(y[2], y[3]));
+  *reinterpret_cast<uint2*>(out.hi + o) = hi;
+  if (out.lo) {
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&hi);
+    *reinterpret_cast<uint2*>(out.lo + o) =
+        make_uint2(Bf16x2Bits(y[0] - __low2float(h[0]), y[1] - __high2float(h[0])),
+                   Bf16x2Bits(y[2] - __low2float(h[1]), y[3] - __high2float(h[1])));
+  }
+}
+
 __global__ void ToGemmInputKernel(const float* x, int64_t n, GemmInput out) {
   PdlEnter();
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
@@ -161,6 +191,13 @@ cudaError_t LaunchSwiGlu(const float* gate_up, int rows, int inter, GemmInput ou
                          cudaStream_t stream) {
   const int64_t n = static_cast<int64_t>(rows) * inter;
   if (n <= 0) return cudaSuccess;
+  if (inter % 4 == 0 && rows <= 65535 && Aligned16(gate_up) && Aligned8(out.hi) &&
+      Aligned8(out.lo)) {
+    const int inter4 = inter / 4;
+    const dim3 grid((inter4 + kThreads - 1) / kThreads, rows);
+    return LaunchKernel(LaunchGroup::kElementwise, SwiGluVecKernel, grid, kThreads, 0, stream,
+                        reinterpret_cast<const float4*>(gate_up), inter4, out);
+  }
   return LaunchKernel(LaunchGroup::kElementwise, SwiGluKernel, GridFor(n), kThreads, 0, stream,
                       gate_up, static_cast<int64_t>(rows), inter, out);
 }

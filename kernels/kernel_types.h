@@ -18,6 +18,7 @@ inline int KvDTypeSize(KvDType t) { return t == KvDType::kBF16 ? 2 : 4; }
 
 // Launchers' check for 16-byte vector access (null counts as aligned: absent).
 inline bool Aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+inline bool Aligned8(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 7) == 0; }
 
 // Activations that feed a cuBLAS GEMM: bf16 `hi` [rows, k], and in the
 // accuracy mode also `lo` = bf16(x - hi), so hi + lo carries ~16 mantissa bits

@@ -90,7 +90,7 @@ run_there() {
     # kernels that stage through shared memory: append, epilogue, RMSNorm.)
     for spec in "memcheck:cuda_kernel_ops_test:KvAppendOp.MatchesTheCpuCacheBitForBit:AttentionOp.EvictionRatesAndSmallHeadDims:QkvEpilogueOp.*:ElementwiseOp.*:SamplingOp.*:GemmOp.*" \
                 "memcheck:cuda_golden_test:CudaGolden.BatchedSequencesMatchSeparateRuns:CudaGolden.ErrorsAreTheCpuBackendsAndLeaveNoTrace" \
-                "memcheck:cuda_golden_test:CudaGolden.HeadDim128TensorCorePrefillMatchesF32" \
+                "memcheck:cuda_golden_test:CudaGolden.HeadDim128TensorCorePrefillMatchesTheMmaSyncCore" \
                 "racecheck:cuda_kernel_ops_test:AttentionOp.EvictionRatesAndSmallHeadDims" \
                 "racecheck:cuda_kernel_ops_test:KvAppendOp.MatchesTheCpuCacheBitForBit:QkvEpilogueOp.SweepMatchesTheCpuReference:ElementwiseOp.RmsNormWithResidualMatches"; do
       local tool="${spec%%:*}" rest="${spec#*:}"

@@ -368,55 +368,54 @@ TEST(CudaGolden, SummarisedRowsMatchTheFullRows) {
 // The golden models are small (head_dim <= 64), so the wgmma attention core
 // (head_dim 128 on sm_90) is checked end to end here: a generated model of
 // Qwen3's head geometry (hd 128, GQA 2, window 64, 87.5% eviction), bf16
-// prefill in one step and in chunks (tensor-core tiles writing the o_proj
-// input directly, sparse walk over the kept keys, chunks over the compacted
-// cache) against the f32 precision run, which takes the SIMT fp32 kernel.
-TEST(CudaGolden, HeadDim128TensorCorePrefillMatchesF32) {
+// prefill in one step and in chunks (128-row tiles, the o_proj input
+// written by the kernel, the sparse walk over the kept keys, chunks over the
+// compacted cache, a decode step between) against the same backend on the
+// mma.sync core in one step (itself checked against the goldens and the
+// CPU reference). One layer, so every decision comes before any attention
+// and both runs evict the same keys; what differs is summation order only.
+TEST(CudaGolden, HeadDim128TensorCorePrefillMatchesTheMmaSyncCore) {
   DMS_SKIP_WITHOUT_GPU();
+  if (!cuda::DmsAttentionWgmmaAvailable()) GTEST_SKIP() << "no wgmma on this device";
   const std::string dir = ::testing::TempDir() + "/dms-hd128-" + std::to_string(::getpid());
   fs::remove_all(dir);
   DemoModelOptions mo;
   mo.preset = "small";
-  mo.num_layers = 2;
+  mo.num_layers = 1;
   mo.vocab_size = 2048;
   mo.seed = 5;
   auto made = MakeDemoModel(dir, mo);
   ASSERT_TRUE(made.ok()) << made.status().ToString();
   ASSERT_EQ(made->config.head_dim, 128);
-  int major = 0, minor = 0;
-  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
-  cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0);
-  if (major == 9 && minor == 0) {
-    EXPECT_EQ(cuda::DmsAttentionMmaRows(128), cuda::kAttnWgmmaRows) << "wgmma core not in use";
-  }
-  auto ref = MakeBackend(dir, "f32");
   auto b = MakeBackend(dir, "bf16");
-  ASSERT_TRUE(ref && b);
-  const int T = 900, V = b->config().vocab_size, H = b->config().num_kv_heads;
-  const int window = b->config().dms.window_size;
+  ASSERT_TRUE(b);
+  const int T = 900;
   std::mt19937 rng(3);
   std::vector<int32_t> tokens(T);
-  for (int32_t& t : tokens) t = static_cast<int32_t>(rng() % V);
-  const ScoreResult want = Score(*ref, tokens, {T});
+  for (int32_t& t : tokens) t = static_cast<int32_t>(rng() % b->config().vocab_size);
+  cuda::SetDmsAttentionMmaCore(cuda::AttnMmaCore::kMmaSync);
+  ASSERT_EQ(cuda::DmsAttentionMmaRows(128), cuda::kAttnMmaRows);
+  const ScoreResult want = Score(*b, tokens, {T});
+  cuda::SetDmsAttentionMmaCore(cuda::AttnMmaCore::kAuto);
+  ASSERT_EQ(cuda::DmsAttentionMmaRows(128), cuda::kAttnWgmmaRows);
   double ss = 0;
   for (float x : want.logits) ss += static_cast<double>(x) * x;
-  const double tol = kBf16RelTolerance * std::sqrt(ss / want.logits.size());
+  // Two bf16 runs that differ in summation order: ~1% of the logits' rms
+  // measured; a wrong key or tile is far more.
+  const double tol = 0.04 * std::sqrt(ss / want.logits.size());
+  int evicted = 0;
+  for (uint8_t d : want.decisions) evicted += d;
   for (const std::vector<int>& chunks :
        {std::vector<int>{T}, std::vector<int>{300, 600}, std::vector<int>{512, 1, 387}}) {
     const ScoreResult r = Score(*b, tokens, chunks);
-    int first_flip = T;
-    for (size_t i = 0; i < r.decisions.size(); ++i) {
-      if (r.decisions[i] != want.decisions[i]) {
-        first_flip = std::min(first_flip, static_cast<int>((i / H) % T));
-      }
-    }
-    const int clean = std::min(T, first_flip + window);
+    EXPECT_EQ(r.decisions, want.decisions);
+    EXPECT_EQ(r.stats.retained, want.stats.retained);
     size_t at = 0;
-    const float worst = MaxDiff(r.logits, want.logits, 0, static_cast<size_t>(clean) * V, &at);
-    std::printf("  hd128 bf16 chunks of %zu: clean positions %d/%d, max|diff| %.3g (tol %.3g)\n",
-                chunks.size(), clean, T, worst, tol);
-    EXPECT_GE(clean, 2 * window) << "decisions flipped too early to compare";
-    EXPECT_LE(worst, tol) << "worst at position " << at / V << " token " << at % V;
+    const float worst = MaxDiff(r.logits, want.logits, 0, want.logits.size(), &at);
+    std::printf("  hd128 wgmma, %zu chunks vs mma.sync one step: max|diff| %.3g (tol %.3g), "
+                "%d of %zu decisions evict\n",
+                chunks.size(), worst, tol, evicted, want.decisions.size());
+    EXPECT_LE(worst, tol) << "worst at position " << at / 2048 << " token " << at % 2048;
   }
   fs::remove_all(dir);
 }

@@ -127,7 +127,7 @@ TEST(ElementwiseOp, RmsNormWithResidualMatches) {
 TEST(ElementwiseOp, SwiGluMatches) {
   DMS_SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(3);
-  for (int inter : {128, 12288}) {
+  for (int inter : {128, 130, 12288}) {  // 130: the scalar kernel (width not a multiple of 4)
     for (int rows : {1, 33}) {
       std::vector<float> gu = RandomUniform(static_cast<size_t>(rows) * 2 * inter, rng, -6, 6);
       std::vector<float> gate(static_cast<size_t>(rows) * inter), up(gate.size());

@@ -66,6 +66,24 @@ __device__ __forceinline__ void Add4(float4& a, const float4& b) {
   a.w += b.w;
 }
 
+__device__ __forceinline__ uint32_t Bf16x2Bits(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// StoreGemmInput for elements [i, i + 4) (i % 4 == 0, hi/lo 8-byte
+// aligned): one 8-byte store of hi, and of lo when wanted.
+__device__ __forceinline__ void StoreGemmInput4(const GemmInput& out, int64_t i, const float (&y)[4]) {
+  const uint2 hi = make_uint2(Bf16x2Bits(y[0], y[1]), Bf16x2Bits(y[2], y[3]));
+  *reinterpret_cast<uint2*>(out.hi + i) = hi;
+  if (out.lo) {
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&hi);
+    *reinterpret_cast<uint2*>(out.lo + i) =
+        make_uint2(Bf16x2Bits(y[0] - __low2float(h[0]), y[1] - __high2float(h[0])),
+                   Bf16x2Bits(y[2] - __low2float(h[1]), y[3] - __high2float(h[1])));
+  }
+}
+
 // grid: rows; block: a multiple of 32 covering dim4 / kNormVec.
 __global__ void RmsNormRowKernel(const float4* x, const float4* delta, const float4* bias,
                                  float4* x_out, const int32_t* row_map, int dim4,
@@ -96,10 +114,9 @@ __global__ void RmsNormRowKernel(const float4* x, const float4* delta, const flo
     if (x_out) x_out[s * dim4 + i] = v[u];
     const float4 w = wv[u];
     const int64_t o = (r * dim4 + i) * 4;
-    StoreGemmInput(out, o, v[u].x * inv * w.x);
-    StoreGemmInput(out, o + 1, v[u].y * inv * w.y);
-    StoreGemmInput(out, o + 2, v[u].z * inv * w.z);
-    StoreGemmInput(out, o + 3, v[u].w * inv * w.w);
+    const float y[4] = {v[u].x * inv * w.x, v[u].y * inv * w.y, v[u].z * inv * w.z,
+                        v[u].w * inv * w.w};
+    StoreGemmInput4(out, o, y);
   }
 }
 
@@ -119,11 +136,6 @@ __global__ void SwiGluKernel(const float* gate_up, int64_t rows, int inter, Gemm
 // no 64-bit division per element; 16-byte loads of gate and up, 8-byte
 // stores of 4 bf16. v1 above divides i by inter for every element and moves
 // 4- and 2-byte words: measured ~11% of an 8K prefill chunk on an H200.
-__device__ __forceinline__ uint32_t Bf16x2Bits(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
 __global__ void SwiGluVecKernel(const float4* gate_up, int inter4, GemmInput out) {
   PdlEnter();
   const int c = blockIdx.x * blockDim.x + threadIdx.x;
@@ -134,15 +146,7 @@ __global__ void SwiGluVecKernel(const float4* gate_up, int inter4, GemmInput out
   // The same expression as SwiGluKernel: both give the same bits.
   const float y[4] = {g.x / (1.0f + expf(-g.x)) * u.x, g.y / (1.0f + expf(-g.y)) * u.y,
                       g.z / (1.0f + expf(-g.z)) * u.z, g.w / (1.0f + expf(-g.w)) * u.w};
-  const int64_t o = (r * inter4 + c) * 4;
-  const uint2 hi = make_uint2(Bf16x2Bits(y[0], y[1]), Bf16x2Bits(y[2], y[3]));
-  *reinterpret_cast<uint2*>(out.hi + o) = hi;
-  if (out.lo) {
-    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&hi);
-    *reinterpret_cast<uint2*>(out.lo + o) =
-        make_uint2(Bf16x2Bits(y[0] - __low2float(h[0]), y[1] - __high2float(h[0])),
-                   Bf16x2Bits(y[2] - __low2float(h[1]), y[3] - __high2float(h[1])));
-  }
+  StoreGemmInput4(out, (r * inter4 + c) * 4, y);
 }
 
 __global__ void ToGemmInputKernel(const float* x, int64_t n, GemmInput out) {
@@ -173,7 +177,8 @@ cudaError_t LaunchRmsNorm(const float* x, const float* delta, const float* bias,
   if (rows <= 0) return cudaSuccess;
   const int dim4 = dim / 4;
   if (dim % 4 == 0 && dim4 <= kNormVec * kNormMaxThreads && Aligned16(x) && Aligned16(delta) &&
-      Aligned16(bias) && Aligned16(x_out) && Aligned16(weight)) {
+      Aligned16(bias) && Aligned16(x_out) && Aligned16(weight) && Aligned8(out.hi) &&
+      Aligned8(out.lo)) {
     // Threads from the width alone: every batch size reduces a row in the same order.
     const int threads = ((dim4 + kNormVec - 1) / kNormVec + 31) / 32 * 32;
     return LaunchKernel(LaunchGroup::kNorm, RmsNormRowKernel, rows, threads, 0, stream,

@@ -5,25 +5,27 @@
 //
 // Block: Core::kRows query rows (64 on mma.sync, 128 on wgmma) = tq tokens
 // x g heads of one KV group (row r: head r / tq, token r % tq), so one pass
-// over K/V serves the whole group. Warp w owns rows [16w, 16w + 16). Keys are walked in tiles of kBN = 64: the head's cached slots
-// [0, len) through the page table, then the chunk's own keys. Per tile:
-//   meta  threads 0..63 each resolve one key (position, DMS mark, source
-//         rows; key kk: cached slot kk < len, then the gathered unmarked
-//         old chunk keys, then the chunk keys from the window's start on); block votes say whether any query of the block sees a key
-//         of the tile (else the tile is skipped: exact, it would add
-//         exp(-inf) = 0), whether each key is seen by all queries or by none
-//         (then the mask is a per-key bias: the common case of old keys,
-//         outside every query's window, that are visible iff unmarked) and
-//         whether every query sees every key (no mask);
+// over K/V serves the whole group. Warp w owns rows [16w, 16w + 16). Keys
+// are walked in tiles of kBN = 64: the head's cached slots [0, len) through
+// the page table, then the chunk's own keys. Per tile:
+//   meta  threads 0..63 each resolve one key of the NEXT tile (position,
+//         source rows, the query range that sees it; key kk: cached slot
+//         kk < len, then the gathered unmarked old chunk keys, then the
+//         chunk keys from the window's start on); their two warps' ballots
+//         say whether any query of the block sees a key of the tile (else
+//         it is skipped: exact, it would add exp(-inf) = 0), whether each
+//         key is seen by all queries or by none (then the mask is a per-key
+//         bias: the common case of old keys, outside every query's window,
+//         visible iff unmarked) and whether every query sees every key;
 //   load  K and V rows by cp.async into a double buffer (missing keys
 //         zero-filled), the next tile's copies in flight during this one's math;
 //   math  S = Q K^T (bf16 in, fp32 accumulate), mask, online softmax in fp32
 //         (base 2), P rounded to bf16, O += P V.
+// Two block barriers a tile (docs/prefill-attention.md has the walk).
 // The two products and the tile layout come from a core
 // (attention_mma_cores.cuh): wgmma on sm_90a, mma.sync elsewhere.
 #include <cfloat>
 #include <climits>
-
 #include <cstdlib>
 #include <cstring>
 

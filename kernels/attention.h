@@ -80,7 +80,7 @@ cudaError_t LaunchDmsAttention(const AttentionParams& p, cudaStream_t stream);
 
 // Tensor-core kernel for prefill (attention_mma.cu): FlashAttention-2 style,
 // wgmma (sm_90a) or mma.sync bf16 with fp32 accumulation and online softmax; a block
-// takes kAttnMmaRows query rows (kAttnMmaRows / g tokens x the g heads of a
+// takes DmsAttentionMmaRows(head_dim) query rows (that / g tokens x the g heads of a
 // KV group) and walks the keys in tiles of 64, skipping tiles that no query
 // of the block can see; with kept_index/kept_count set, the chunk keys older
 // than every query's window are read from the list of unmarked keys (the

@@ -85,12 +85,6 @@ __device__ __forceinline__ float Exp2(float x) {
   return y;
 }
 
-// Two floats as bf16x2: `lo` in the low half (the lower column index).
-__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
 // grid: (tiles, Hkv), block: kThreads, dynamic shared memory:
 // SmemBytes<Core>(). kMinBlocks: blocks per multiprocessor the register
 // budget is cut for (mma.sync at HD 128 -- 2: 207 registers, no spills; 3:

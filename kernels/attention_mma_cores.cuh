@@ -1,6 +1,6 @@
 // The two tensor-core "cores" of the DMS prefill attention kernel
 // (attention_mma.cu): how a [kKeyTile keys, HD] K or V tile is laid out in
-// shared memory, and the two products of a key tile for the block's 64 query
+// shared memory, and the two products of a key tile for the block's query
 // rows. The kernel skeleton (key walk, masks, online softmax, cp.async double
 // buffer) is shared; a core is chosen per launch (FlashInfer's pattern of
 // variants as small policies over one skeleton).
@@ -149,6 +149,9 @@ __device__ __forceinline__ void WgmmaCommitAndWait() {
   WgmmaWait();
 }
 
+// The accumulator operands of d[i][0..3], in the order of the asm's registers.
+#define DMS_WGMMA_D4(i) "+f"(d[i][0]), "+f"(d[i][1]), "+f"(d[i][2]), "+f"(d[i][3])
+
 // d[64 x 64] = a[64 x 16] * b[16 x 64] (+ d when accumulate), both K-major
 // in shared memory. Warpgroup-wide.
 __device__ __forceinline__ void WgmmaM64N64K16Ss(float (&d)[8][4], uint64_t desc_a, uint64_t desc_b,
@@ -160,14 +163,8 @@ __device__ __forceinline__ void WgmmaM64N64K16Ss(float (&d)[8][4], uint64_t desc
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
       "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, "
       "%32, %33, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-        "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-        "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-        "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-        "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-        "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+      : DMS_WGMMA_D4(0), DMS_WGMMA_D4(1), DMS_WGMMA_D4(2), DMS_WGMMA_D4(3),
+        DMS_WGMMA_D4(4), DMS_WGMMA_D4(5), DMS_WGMMA_D4(6), DMS_WGMMA_D4(7)
       : "l"(desc_a), "l"(desc_b), "r"(accumulate)
       : "memory");
 #else
@@ -188,22 +185,10 @@ __device__ __forceinline__ void WgmmaM64N128K16(float (&d)[16][4], const uint32_
       "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
       "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, "
       "{%64, %65, %66, %67}, %68, p, 1, 1, %70;\n}\n"
-      : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]),
-        "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]),
-        "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]),
-        "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]),
-        "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]),
-        "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]),
-        "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]),
-        "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]),
-        "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]),
-        "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]),
-        "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]),
-        "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]),
-        "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]),
-        "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]),
-        "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]),
-        "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+      : DMS_WGMMA_D4(0), DMS_WGMMA_D4(1), DMS_WGMMA_D4(2), DMS_WGMMA_D4(3),
+        DMS_WGMMA_D4(4), DMS_WGMMA_D4(5), DMS_WGMMA_D4(6), DMS_WGMMA_D4(7),
+        DMS_WGMMA_D4(8), DMS_WGMMA_D4(9), DMS_WGMMA_D4(10), DMS_WGMMA_D4(11),
+        DMS_WGMMA_D4(12), DMS_WGMMA_D4(13), DMS_WGMMA_D4(14), DMS_WGMMA_D4(15)
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(1), "n"(1)
       : "memory");
 #else
@@ -298,5 +283,7 @@ struct WgmmaCore {
     }
   }
 };
+
+#undef DMS_WGMMA_D4
 
 }  // namespace dms::cuda::attn_mma

@@ -30,6 +30,25 @@ __device__ __forceinline__ void StoreGemmInput(const GemmInput& out, int64_t i, 
   if (out.lo) out.lo[i] = __float2bfloat16_rn(v - __bfloat162float(hi));
 }
 
+// Two floats as bf16x2 bits: `lo` in the low half (the lower index).
+__device__ __forceinline__ uint32_t PackBf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// StoreGemmInput for elements [i, i + 4) (i % 4 == 0, hi/lo 8-byte
+// aligned): one 8-byte store of hi, and of lo when wanted.
+__device__ __forceinline__ void StoreGemmInput4(const GemmInput& out, int64_t i, const float (&y)[4]) {
+  const uint2 hi = make_uint2(PackBf16(y[0], y[1]), PackBf16(y[2], y[3]));
+  *reinterpret_cast<uint2*>(out.hi + i) = hi;
+  if (out.lo) {
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&hi);
+    *reinterpret_cast<uint2*>(out.lo + i) =
+        make_uint2(PackBf16(y[0] - __low2float(h[0]), y[1] - __high2float(h[0])),
+                   PackBf16(y[2] - __low2float(h[1]), y[3] - __high2float(h[1])));
+  }
+}
+
 __device__ __forceinline__ float WarpSum(float v) {
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -66,24 +66,6 @@ __device__ __forceinline__ void Add4(float4& a, const float4& b) {
   a.w += b.w;
 }
 
-__device__ __forceinline__ uint32_t Bf16x2Bits(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
-
-// StoreGemmInput for elements [i, i + 4) (i % 4 == 0, hi/lo 8-byte
-// aligned): one 8-byte store of hi, and of lo when wanted.
-__device__ __forceinline__ void StoreGemmInput4(const GemmInput& out, int64_t i, const float (&y)[4]) {
-  const uint2 hi = make_uint2(Bf16x2Bits(y[0], y[1]), Bf16x2Bits(y[2], y[3]));
-  *reinterpret_cast<uint2*>(out.hi + i) = hi;
-  if (out.lo) {
-    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&hi);
-    *reinterpret_cast<uint2*>(out.lo + i) =
-        make_uint2(Bf16x2Bits(y[0] - __low2float(h[0]), y[1] - __high2float(h[0])),
-                   Bf16x2Bits(y[2] - __low2float(h[1]), y[3] - __high2float(h[1])));
-  }
-}
-
 // grid: rows; block: a multiple of 32 covering dim4 / kNormVec.
 __global__ void RmsNormRowKernel(const float4* x, const float4* delta, const float4* bias,
                                  float4* x_out, const int32_t* row_map, int dim4,

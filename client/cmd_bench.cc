@@ -2,6 +2,8 @@
 // or open loop (--request-rate, Poisson or gamma arrivals); a comma list of
 // either sweeps it. Prints a table per run, writes --json/--csv and, with
 // --plot-dir, the latency-throughput curve and latency CDFs.
+#include <CLI/CLI.hpp>
+
 #include <unistd.h>
 
 #include <atomic>

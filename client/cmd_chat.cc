@@ -2,6 +2,8 @@
 // Lines starting with '/' are commands (/think, /reset, /system, /history,
 // /exit); everything else is a user turn. Replies stream with a live tokens/s
 // status; Ctrl-C cancels the reply in progress, not the program.
+#include <CLI/CLI.hpp>
+
 #include <unistd.h>
 
 #include <cstdio>

@@ -1,5 +1,7 @@
 // dms eval needle: needle-in-a-haystack retrieval across lengths, depths and
 // thinking modes, with TTFT, throughput and KV compression per row.
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <memory>
 

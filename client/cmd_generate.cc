@@ -1,5 +1,7 @@
 // dms generate: one prompt (text or token ids) streamed to the terminal, or a
 // JSON result with the client's and the server's timings.
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>

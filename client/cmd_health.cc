@@ -1,5 +1,7 @@
 // dms health: grpc.health.v1 check for scripts and container health checks.
 // Exit 0 when SERVING, 1 otherwise (not serving, unreachable, unknown service).
+#include <CLI/CLI.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <memory>

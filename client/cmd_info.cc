@@ -1,5 +1,7 @@
 // dms info: the served model (geometry, DMS settings, KV capacity) and the
 // server's live state.
+#include <CLI/CLI.hpp>
+
 #include <google/protobuf/util/json_util.h>
 
 #include <cstdio>

@@ -1,5 +1,7 @@
 // dms tokenize: token ids of a text, or of a chat message rendered with the
 // model's chat template (the server tokenizes, so ids match what it serves).
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>

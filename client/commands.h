@@ -2,7 +2,11 @@
 // process exit code in *exit_code; errors print one line ("dms: ...").
 #pragma once
 
-#include <CLI/CLI.hpp>
+// CLI11 is header-only and costs ~6 s of compile per translation unit;
+// only the .cc files that add flags include it.
+namespace CLI {
+class App;
+}  // namespace CLI
 
 namespace dms::client {
 

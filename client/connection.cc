@@ -1,5 +1,7 @@
 #include "client/connection.h"
 
+#include <CLI/CLI.hpp>
+
 #include <chrono>
 #include <cmath>
 

@@ -4,12 +4,17 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include <CLI/CLI.hpp>
 #include <memory>
 #include <string>
 
 #include "dms/v1/inference.grpc.pb.h"
 #include "engine/util/status.h"
+
+// CLI11 is header-only and costs ~6 s of compile per translation unit;
+// only the .cc files that add flags include it.
+namespace CLI {
+class App;
+}  // namespace CLI
 
 namespace dms::client {
 

@@ -1,5 +1,7 @@
 #include "client/generation_flags.h"
 
+#include <CLI/CLI.hpp>
+
 #include "client/client_util.h"
 
 namespace dms::client {

@@ -3,12 +3,17 @@
 // translation into request fields (docs/kv-policies.md).
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
 
 #include "dms/v1/inference.pb.h"
 #include "engine/util/status.h"
+
+// CLI11 is header-only and costs ~6 s of compile per translation unit;
+// only the .cc files that add flags include it.
+namespace CLI {
+class App;
+}  // namespace CLI
 
 namespace dms::client {
 

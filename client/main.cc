@@ -1,5 +1,7 @@
 // dms: the command-line client of dms-server (generate, chat, tokenize, info,
 // health), its load tester (bench) and the needle-in-a-haystack evaluation.
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <exception>
 

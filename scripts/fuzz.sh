@@ -11,7 +11,7 @@
 #   DMS_FUZZ_TARGETS   space-separated subset (default: all)
 #   DMS_FUZZ_BUILD_DIR build directory (default build-fuzz)
 #   DMS_FUZZ_REPORT    where to write the results as TSV (default $BUILD_DIR/fuzz-report.tsv)
-#   JOBS               build parallelism (default nproc)
+#   JOBS               build parallelism and targets fuzzed at once (default nproc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,18 +56,21 @@ first_error() {
     cut -c1-160 || true
 }
 
-printf "target\tseconds\texecutions\texec_per_s\tnew_inputs\tfuzz_result\tregressions\tregressions_failed\n" >"$REPORT"
-failed=0
-for t in $TARGETS; do
-  bin="$BUILD_DIR/bin/fuzz_$t"
-  work="$BUILD_DIR/fuzz-corpus/$t"          # new inputs go here, never into the source tree
-  artifacts="$BUILD_DIR/fuzz-artifacts/$t/"
-  log="$BUILD_DIR/fuzz-logs/$t.log"
+# One target: fuzz it, replay its saved regressions, write its report row to
+# fuzz-logs/<target>.row; exit status 1 when anything failed. Targets run
+# $JOBS at a time (each is single-threaded).
+fuzz_target() {
+  local t=$1 failed=0
+  local bin="$BUILD_DIR/bin/fuzz_$t"
+  local work="$BUILD_DIR/fuzz-corpus/$t"          # new inputs go here, never into the source tree
+  local artifacts="$BUILD_DIR/fuzz-artifacts/$t/"
+  local log="$BUILD_DIR/fuzz-logs/$t.log"
   mkdir -p "$work" "$artifacts"
-  args=(-max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 -max_len=8192
-        -print_final_stats=1 -artifact_prefix="$artifacts")
+  local args=(-max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 -max_len=8192
+              -print_final_stats=1 -artifact_prefix="$artifacts")
   [[ -n "${DICT[$t]:-}" ]] && args+=(-dict="tests/fuzz/dicts/${DICT[$t]}.dict")
-  fuzz_result=ok
+  local fuzz_result=ok
+  local t0 t1
   t0=$(date +%s.%N)
   if ! "$bin" "${args[@]}" "$work" "tests/fuzz/corpus/$t" >"$log" 2>&1; then
     fuzz_result=crash
@@ -76,11 +79,12 @@ for t in $TARGETS; do
     echo "fuzz: $t: input saved in $artifacts (log: $log); add it to tests/fuzz/regressions/$t/" >&2
   fi
   t1=$(date +%s.%N)
+  local execs rate added
   execs=$(fuzz_stat number_of_executed_units "$log")
   rate=$(awk -v n="${execs:-0}" -v a="$t0" -v b="$t1" 'BEGIN { printf "%d", n / (b - a) }')
   added=$(fuzz_stat new_units_added "$log")
   # Saved regression inputs: each run once, as a normal (non-fuzzing) run.
-  nreg=0 nbad=0
+  local nreg=0 nbad=0 input
   if [[ -d "tests/fuzz/regressions/$t" ]]; then
     while IFS= read -r input; do
       nreg=$((nreg + 1))
@@ -94,7 +98,31 @@ for t in $TARGETS; do
     rm -f "$log.replay"
   fi
   printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n" "$t" "$SECONDS_PER_TARGET" "${execs:-?}" "$rate" "${added:-?}" \
-    "$fuzz_result" "$nreg" "$nbad" >>"$REPORT"
+    "$fuzz_result" "$nreg" "$nbad" >"$BUILD_DIR/fuzz-logs/$t.row"
+  return $failed
+}
+
+failed=0
+pids=()
+for t in $TARGETS; do
+  rm -f "$BUILD_DIR/fuzz-logs/$t.row"
+  fuzz_target "$t" &
+  pids+=($!)
+  if ((${#pids[@]} >= JOBS)); then
+    wait "${pids[0]}" || failed=1
+    pids=("${pids[@]:1}")
+  fi
+done
+for p in "${pids[@]}"; do wait "$p" || failed=1; done
+
+printf "target\tseconds\texecutions\texec_per_s\tnew_inputs\tfuzz_result\tregressions\tregressions_failed\n" >"$REPORT"
+for t in $TARGETS; do
+  if [[ -f "$BUILD_DIR/fuzz-logs/$t.row" ]]; then
+    cat "$BUILD_DIR/fuzz-logs/$t.row" >>"$REPORT"
+  else
+    echo "fuzz: $t: no result (the runner itself failed)" >&2
+    failed=1
+  fi
 done
 
 echo

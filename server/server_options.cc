@@ -1,5 +1,7 @@
 #include "server/server_options.h"
 
+#include <CLI/CLI.hpp>
+
 #include <cctype>
 #include <cmath>
 #include <cstdlib>

@@ -1,11 +1,16 @@
 // dms-server command-line flags and their parsing.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <string>
 
 #include "engine/util/status.h"
+
+// CLI11 is header-only and costs ~6 s of compile per translation unit;
+// only the .cc files that add flags include it.
+namespace CLI {
+class App;
+}  // namespace CLI
 
 namespace dms::server {
 

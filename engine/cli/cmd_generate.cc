@@ -1,5 +1,7 @@
 // dms-engine generate: one generation through the engine thread, streamed to
 // the terminal (the same path the server uses, without the network).
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <future>
 #include <nlohmann/json.hpp>

@@ -1,5 +1,7 @@
 // dms-engine info --model DIR: loads and validates a checkpoint, prints JSON
 // (config, parameter count, dtypes, files, tokenizer presence) on stdout.
+#include <CLI/CLI.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <cstdio>

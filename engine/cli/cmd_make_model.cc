@@ -1,6 +1,8 @@
 // dms-engine make-model --out DIR --preset tiny|small|qwen3-8b [--seed N] [--evict-rate R]:
 // writes a random Qwen3-DMS checkpoint in the Hugging Face layout (see
 // docs/checkpoints.md), plus the Qwen3 tokenizer files when available.
+#include <CLI/CLI.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>

@@ -1,5 +1,7 @@
 // dms-engine score: teacher-forced logits for every position of a token list,
 // fed to the backend in the given chunk sizes (the chunking-invariance check).
+#include <CLI/CLI.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include "engine/backends/backend_factory.h"

@@ -2,6 +2,8 @@
 // stdin, JSON lines out on stdout, one output line per input line (blank
 // lines are skipped). The first bad line stops the command with one error
 // line on stderr naming the line number, and exit code 1.
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <iostream>
 #include <memory>

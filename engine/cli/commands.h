@@ -3,7 +3,13 @@
 // *exit_code. Errors are printed as one line on stderr ("dms-engine: ...").
 #pragma once
 
-#include <CLI/CLI.hpp>
+#include <string>
+
+// CLI11 is header-only and costs ~6 s of compile per translation unit;
+// only the .cc files that add flags include it.
+namespace CLI {
+class App;
+}  // namespace CLI
 
 namespace dms::cli {
 

@@ -1,5 +1,7 @@
 // dms-engine: offline tool over the engine (no server): tokenizer checks,
 // checkpoint inspection, demo checkpoint generation, scoring and generation.
+#include <CLI/CLI.hpp>
+
 #include <cstdio>
 #include <iostream>
 

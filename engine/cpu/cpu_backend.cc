@@ -67,6 +67,11 @@ StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(
                       ? options.kv_num_blocks
                       : static_cast<int>(std::max<int64_t>(1, options.kv_cache_bytes / block_bytes));
   b->cache_ = std::make_unique<DmsKvCache>(kv);
+  if (!b->cache_->pool().ok()) {
+    return ResourceExhaustedError("KV pool of " + std::to_string(kv.num_blocks) + " blocks (" +
+                                  std::to_string(kv.num_blocks * block_bytes) +
+                                  " bytes): cannot map that much host memory");
+  }
   return b;
 }
 

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "engine/core/dms_rules.h"
+#include "engine/kv/kv_block_pool.h"
 
 namespace dms {
 namespace {
@@ -122,6 +123,59 @@ INSTANTIATE_TEST_SUITE_P(Windows, KvCacheProperty,
                          ::testing::Combine(::testing::Values(kDenseWindow, 0, 1, 4, 16),
                                             ::testing::Values(1, 4, 16),
                                             ::testing::Values(0.0, 0.5, 0.9, 1.0)));
+
+// The pool hands out never-used blocks lazily; the order must be what a stack
+// pre-filled with every id gave: returned blocks first (last returned first),
+// then unused ones from id 0 up. Slots of a handed-out block, fresh or reused,
+// hold no position.
+TEST(KvBlockPool, LowIdsFirstReturnedBlocksReusedAndSlotsReset) {
+  KvBlockPool pool(4, 2, 3);  // 4 blocks of 2 slots, head_dim 3
+  EXPECT_EQ(pool.num_free(), 4);
+  std::vector<int32_t> got;
+  for (int i = 0; i < 3; ++i) {
+    StatusOr<int32_t> b = pool.Allocate();
+    ASSERT_TRUE(b.ok());
+    got.push_back(*b);
+    EXPECT_EQ(pool.pos(*b, 0), -1);
+    EXPECT_EQ(pool.pos(*b, 1), -1);
+    pool.pos(*b, 0) = 7 + i;
+    pool.pos(*b, 1) = 8 + i;
+  }
+  EXPECT_EQ(got, (std::vector<int32_t>{0, 1, 2}));
+  EXPECT_EQ(pool.num_free(), 1);
+  EXPECT_EQ(pool.num_used(), 3);
+  pool.Free(0);
+  pool.Free(2);
+  EXPECT_EQ(pool.num_free(), 3);
+  for (int32_t want : {2, 0, 3}) {
+    StatusOr<int32_t> b = pool.Allocate();
+    ASSERT_TRUE(b.ok());
+    EXPECT_EQ(*b, want);
+    EXPECT_EQ(pool.pos(*b, 0), -1) << "block " << want;
+    EXPECT_EQ(pool.pos(*b, 1), -1) << "block " << want;
+  }
+  EXPECT_EQ(pool.pos(1, 0), 8);  // untouched by the others
+  StatusOr<int32_t> none = pool.Allocate();
+  ASSERT_EQ(none.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_EQ(none.status().message(), "KV block pool exhausted: all 4 blocks of 2 tokens are in use");
+  EXPECT_EQ(pool.num_free(), 0);
+}
+
+// The storage is an untouched mapping: a pool far larger than this machine's
+// memory is created at once; one beyond the 128 TiB user address space cannot
+// be mapped and says so instead of crashing.
+TEST(KvBlockPool, StorageIsMappedNotTouched) {
+  KvBlockPool big(1 << 20, 16, 128);  // 8.6 GB of K/V
+  ASSERT_TRUE(big.ok());
+  StatusOr<int32_t> b = big.Allocate();
+  ASSERT_TRUE(b.ok());
+  big.k(*b, 15)[127] = 1.5f;
+  EXPECT_EQ(big.k(*b, 15)[127], 1.5f);
+  KvBlockPool impossible(1 << 20, 1 << 16, 512);  // ~280 TB
+  EXPECT_FALSE(impossible.ok());
+  EXPECT_EQ(impossible.num_free(), 0);
+  EXPECT_EQ(impossible.Allocate().status().code(), StatusCode::kResourceExhausted);
+}
 
 TEST(KvCache, ReserveFailsCleanlyWhenThePoolIsFull) {
   KvCacheConfig cfg{1, 2, 4, 4, 4, 3};  // 3 blocks of 4 slots, 2 heads

@@ -15,7 +15,7 @@ constexpr int32_t kNoMerge = std::numeric_limits<int32_t>::max();
 }  // namespace
 
 StatusOr<std::unique_ptr<BpeModel>> BpeModel::Create(
-    std::unordered_map<std::string, int32_t> vocab,
+    Vocab vocab,
     const std::vector<std::pair<std::string, std::string>>& merges, bool ignore_merges,
     size_t cache_capacity) {
   std::unique_ptr<BpeModel> model(new BpeModel(merges.size(), cache_capacity));
@@ -40,10 +40,12 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::Create(
     }
     model->byte_ids_[b] = id;
   }
+  std::string joined;  // left + right, one buffer for every merge
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const auto& [left, right] = merges[rank];
     int32_t l = model->TokenToId(left), r = model->TokenToId(right);
-    int32_t merged = model->TokenToId(left + right);
+    joined.assign(left).append(right);
+    int32_t merged = model->TokenToId(joined);
     if (l < 0 || r < 0 || merged < 0) {
       const std::string& missing = l < 0 ? left : r < 0 ? right : left + right;
       return InvalidArgumentError("model.merges[" + std::to_string(rank) + "]: token '" + missing +
@@ -60,7 +62,7 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::Create(
 }
 
 int32_t BpeModel::TokenToId(std::string_view token) const {
-  auto it = token_to_id_.find(std::string(token));
+  auto it = token_to_id_.find(token);
   return it == token_to_id_.end() ? -1 : it->second;
 }
 

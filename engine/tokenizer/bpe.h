@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,6 +25,14 @@ namespace dms {
 
 class BpeModel {
  public:
+  // Token string -> id, looked up by std::string_view without building a
+  // std::string (loading Qwen3's 151K merges does three lookups each).
+  struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  using Vocab = std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>>;
+
   // Reusable buffers of one encoding thread (no allocation per pre-token).
   struct Scratch {
     std::vector<int32_t> ids;
@@ -40,7 +49,7 @@ class BpeModel {
   // token strings in rank order. Errors: INVALID_ARGUMENT naming the merge
   // or byte whose token is missing from the vocab.
   static StatusOr<std::unique_ptr<BpeModel>> Create(
-      std::unordered_map<std::string, int32_t> vocab,
+      Vocab vocab,
       const std::vector<std::pair<std::string, std::string>>& merges, bool ignore_merges,
       size_t cache_capacity);
 
@@ -68,7 +77,7 @@ class BpeModel {
   BpeModel(size_t num_merges, size_t cache_capacity)
       : merges_(num_merges), cache_(cache_capacity) {}
 
-  std::unordered_map<std::string, int32_t> token_to_id_;
+  Vocab token_to_id_;
   std::vector<std::string> id_to_token_;
   std::array<int32_t, 256> byte_ids_{};
   PairMap merges_;

@@ -124,7 +124,7 @@ Status TokenizerLoader::ReadModel(const json& root, Tokenizer::Options options,
     return Error("model.dropout", "must be null (dropout makes encoding random)");
   }
   if (!m.contains("vocab") || !m["vocab"].is_object()) return Error("model.vocab", "expected an object");
-  std::unordered_map<std::string, int32_t> vocab;
+  BpeModel::Vocab vocab;
   vocab.reserve(m["vocab"].size());
   for (const auto& [token, id] : m["vocab"].items()) {
     if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {

@@ -18,8 +18,8 @@ namespace dms {
 namespace {
 
 // Vocab: the 256 byte-level characters (id = byte) plus `extra` tokens.
-std::unordered_map<std::string, int32_t> ByteVocab(const std::vector<std::string>& extra) {
-  std::unordered_map<std::string, int32_t> vocab;
+BpeModel::Vocab ByteVocab(const std::vector<std::string>& extra) {
+  BpeModel::Vocab vocab;
   for (int b = 0; b < 256; ++b) {
     std::string ch;
     utf8::Append(ByteLevelMap::Get().CharFor(static_cast<uint8_t>(b)), &ch);
@@ -63,7 +63,7 @@ TEST(Bpe, CreateErrors) {
   ASSERT_FALSE(missing_merge.ok());
   EXPECT_EQ(missing_merge.status().message(), "model.merges[0]: token 'ab' is not in the vocab");
 
-  std::unordered_map<std::string, int32_t> no_bytes = {{"a", 0}};
+  BpeModel::Vocab no_bytes = {{"a", 0}};
   auto not_byte_level = BpeModel::Create(no_bytes, {}, false, 0);
   ASSERT_FALSE(not_byte_level.ok());
   EXPECT_EQ(not_byte_level.status().message(),

@@ -2,11 +2,7 @@
 // process exit code in *exit_code; errors print one line ("dms: ...").
 #pragma once
 
-// CLI11 is header-only and costs ~6 s of compile per translation unit;
-// only the .cc files that add flags include it.
-namespace CLI {
-class App;
-}  // namespace CLI
+#include "engine/util/cli_fwd.h"
 
 namespace dms::client {
 

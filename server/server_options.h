@@ -4,13 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "engine/util/cli_fwd.h"
 #include "engine/util/status.h"
-
-// CLI11 is header-only and costs ~6 s of compile per translation unit;
-// only the .cc files that add flags include it.
-namespace CLI {
-class App;
-}  // namespace CLI
 
 namespace dms::server {
 

@@ -5,11 +5,7 @@
 
 #include <string>
 
-// CLI11 is header-only and costs ~6 s of compile per translation unit;
-// only the .cc files that add flags include it.
-namespace CLI {
-class App;
-}  // namespace CLI
+#include "engine/util/cli_fwd.h"
 
 namespace dms::cli {
 

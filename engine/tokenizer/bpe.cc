@@ -47,7 +47,7 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::Create(
     joined.assign(left).append(right);
     int32_t merged = model->TokenToId(joined);
     if (l < 0 || r < 0 || merged < 0) {
-      const std::string& missing = l < 0 ? left : r < 0 ? right : left + right;
+      const std::string& missing = l < 0 ? left : r < 0 ? right : joined;
       return InvalidArgumentError("model.merges[" + std::to_string(rank) + "]: token '" + missing +
                                   "' is not in the vocab");
     }

@@ -1,6 +1,7 @@
 #include "engine/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -45,6 +46,9 @@ Status CudaBackend::Workspace::Allocate(const ModelConfig& cfg, int m, bool accu
   const size_t o_po = arena.Plan(static_cast<size_t>(split_rows) * hq * hd * 4);
   const size_t o_pml = arena.Plan(static_cast<size_t>(split_rows) * hq * 2 * 4);
   const size_t o_count = arena.Plan(M * hkv * 4);
+  const size_t K = cuda::kGemvMaxRows;
+  const size_t o_nhi = arena.Plan(K * D * 2), o_nlo = accurate ? arena.Plan(K * D * 2) : 0;
+  const size_t o_npart = arena.Plan(K * (D / cuda::kGemvColumnsPerPartial) * 4);
   const size_t o_logits = arena.Plan(static_cast<size_t>(logit_rows) * cfg.vocab_size * 4);
   const size_t o_sum = arena.Plan(static_cast<size_t>(logit_rows) * sizeof(cuda::LogitRowSummary));
   const size_t o_sum_scratch = arena.Plan(cuda::LogitSummaryScratchBytes(logit_rows, cfg.vocab_size));
@@ -69,6 +73,9 @@ Status CudaBackend::Workspace::Allocate(const ModelConfig& cfg, int m, bool accu
   part_ml = arena.At<float>(o_pml);
   split_count = arena.At<int32_t>(o_count);
   DMS_CUDA_RETURN_IF_ERROR(cudaMemset(split_count, 0, M * hkv * 4), "split counters");
+  normed_hi = arena.At<__nv_bfloat16>(o_nhi);
+  normed_lo = accurate ? arena.At<__nv_bfloat16>(o_nlo) : nullptr;
+  norm_partials = arena.At<float>(o_npart);
   logits = arena.At<float>(o_logits);
   summaries = arena.At<cuda::LogitRowSummary>(o_sum);
   summary_scratch = arena.At<void>(o_sum_scratch);
@@ -135,6 +142,7 @@ Status CudaBackend::Init() {
   DMS_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, o.device), "cudaGetDeviceProperties");
   device_name_ = prop.name;
   num_sms_ = prop.multiProcessorCount;
+  if (const char* env = std::getenv("DMS_FOLD_NORMS")) fold_norms_ = std::string(env) != "0";
   DMS_RETURN_IF_ERROR(stream_owner_.Create());
   stream_ = stream_owner_.get();
 

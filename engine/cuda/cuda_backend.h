@@ -85,6 +85,12 @@ class CudaBackend : public Backend {
     gemm_.set_use_gemv(on);
     graphs_.Clear();  // captured with the other choice
   }
+  // Decode steps fold the RMSNorms into the GEMVs (kernels/gemv.h; default
+  // on, DMS_FOLD_NORMS=0 in the environment turns it off for A/B runs).
+  void set_fold_norms(bool on) {
+    fold_norms_ = on;
+    graphs_.Clear();
+  }
   size_t num_step_graphs() const { return graphs_.size(); }
 
  private:
@@ -94,6 +100,8 @@ class CudaBackend : public Backend {
   Status Init();
   Status Validate(std::span<const ForwardChunk> batch, int64_t* total_tokens) const;
   int PlanSplits(int num_simt_tiles, int num_tokens) const;
+  // Whether a step of n tokens folds its RMSNorms into the GEMVs.
+  bool FoldNorms(int n) const;
   // The layer loop. Tiles [0, simt_tiles) of the step's tile table go to the
   // SIMT attention kernel, the next mma_tiles to the tensor-core one.
   Status RunLayers(int num_tokens, int num_chunks, int simt_tiles, int mma_tiles, int num_splits);
@@ -135,6 +143,7 @@ class CudaBackend : public Backend {
   int window_ = 0;              // W, or kDenseWindow
   int max_positions_ = 0;
   int num_sms_ = 0;
+  bool fold_norms_ = true;
   std::string device_name_;
   mutable int64_t peak_device_used_ = 0;  // engine thread only (DeviceMemory)
   cudaStream_t stream_ = nullptr;  // stream_owner_.get()

@@ -8,6 +8,7 @@
 #include "engine/cuda/cuda_workspace.h"
 #include "kernels/attention.h"
 #include "kernels/elementwise.h"
+#include "kernels/gemv.h"
 #include "kernels/kv_append.h"
 #include "kernels/qkv_epilogue.h"
 
@@ -25,6 +26,22 @@ int CudaBackend::PlanSplits(int num_simt_tiles, int num_tokens) const {
   return std::max(1, splits);
 }
 
+bool CudaBackend::FoldNorms(int n) const {
+  if (!fold_norms_ || !gemm_.use_gemv() || n > cuda::kGemvMaxRows) return false;
+  const ModelConfig& cfg = config();
+  const int D = cfg.hidden_size, I = cfg.intermediate_size, hd = cfg.head_dim;
+  if (D % (4 * cuda::kGemvColumnsPerPartial) != 0) return false;  // RmsNormScale's float4 loads
+  const cuda::GemmInput gin = ws_->gin(), normed = ws_->normed();
+  for (int l = 0; l < cfg.num_layers; ++l) {
+    const CudaLayerWeights& lw = weights_.layer(l);
+    if (!cuda::GemvSupported(normed, n, D, lw.qkv) || !cuda::GemvSupported(gin, n, cfg.num_q_heads * hd, lw.o) ||
+        !cuda::GemvSupported(normed, n, D, lw.gate_up) || !cuda::GemvSupported(gin, n, I, lw.down)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_tiles,
                               int num_splits) {
   const ModelConfig& cfg = config();
@@ -35,17 +52,29 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
   const float eps = static_cast<float>(cfg.rms_norm_eps);
   const cuda::GemmInput gin = w.gin();
   const cuda::KvDeviceView kv = cache_->view();
+  // Decode on the GEMV path: every RMSNorm after the first folded into the
+  // GEMVs around it (kernels/gemv.h); o_proj and down_proj then update x in
+  // place and leave w.normed() and its partials for q;k;v and gate;up.
+  const bool fold = FoldNorms(n);
+  const cuda::RmsNormScale scale{w.norm_partials, eps};
 
   DMS_CUDA_RETURN_IF_ERROR(
       cuda::LaunchEmbeddingGather(meta_.d_tokens(), n, weights_.embed(), D, w.x, stream_),
       "embedding");
   for (int l = 0; l < cfg.num_layers; ++l) {
     const CudaLayerWeights& lw = weights_.layer(l);
-    // x += previous MLP output; h = RMSNorm(x) * input_layernorm
-    DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchRmsNorm(w.x, l > 0 ? w.delta : nullptr, nullptr, w.x,
-                                                 nullptr, n, D, lw.input_norm, eps, gin, stream_),
-                             "input RMSNorm");
-    DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, D, lw.qkv, (hq + 2 * hkv) * hd, w.big));
+    if (fold && l > 0) {
+      // The previous down_proj GEMV added its output to x and left x * g.
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchGemv(w.normed(), n, D, lw.qkv, (hq + 2 * hkv) * hd, w.big,
+                                                stream_, &scale),
+                               "q;k;v GEMV (folded RMSNorm)");
+    } else {
+      // x += previous MLP output; h = RMSNorm(x) * input_layernorm
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchRmsNorm(w.x, l > 0 ? w.delta : nullptr, nullptr, w.x,
+                                                   nullptr, n, D, lw.input_norm, eps, gin, stream_),
+                               "input RMSNorm");
+      DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, D, lw.qkv, (hq + 2 * hkv) * hd, w.big));
+    }
 
     cuda::QkvEpilogueParams e;
     e.qkv = w.big;
@@ -143,7 +172,14 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
           cuda::LaunchToGemmInput(w.attn, static_cast<int64_t>(n) * hq * hd, gin, stream_),
           "attention output");
     }
-    DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, hq * hd, lw.o, D, w.delta));
+    if (fold) {
+      // x += o_proj(attn) (+ bias), and x * post_attention_layernorm.
+      const cuda::RmsNormFold f{w.x, lw.o_bias, lw.post_norm, w.normed(), w.norm_partials};
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchGemvResidualNorm(gin, n, hq * hd, lw.o, D, f, stream_),
+                               "o_proj GEMV (folded RMSNorm)");
+    } else {
+      DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, hq * hd, lw.o, D, w.delta));
+    }
     // The chunk's K/V join the cache only after its attention (slot reuse).
     // Enqueued after o_proj, which does not need them: with programmatic
     // launch a decode step's append runs beside the o_proj GEMV
@@ -163,9 +199,11 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
     DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchKvAppend(ap, stream_), "KV append");
 
     // x += o_proj(attn) (+ bias); h2 = RMSNorm(x) * post_attention_layernorm
-    DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchRmsNorm(w.x, w.delta, lw.o_bias, w.x, nullptr, n, D,
-                                                 lw.post_norm, eps, gin, stream_),
-                             "post-attention RMSNorm");
+    if (!fold) {
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchRmsNorm(w.x, w.delta, lw.o_bias, w.x, nullptr, n, D,
+                                                   lw.post_norm, eps, gin, stream_),
+                               "post-attention RMSNorm");
+    }
     // gate;up and SwiGLU. Its output goes after its input in the GEMM-input
     // buffer when there is room (a fused GEMV pass must not overwrite the
     // rows it still reads) and the step fits one slice, else over it: GEMM
@@ -178,7 +216,11 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
     const bool apart = n <= w.gate_up_rows && x_elems + static_cast<size_t>(n) * I <= w.gin_elems;
     const cuda::GemmInput act =
         apart ? cuda::GemmInput{gin.hi + x_elems, gin.lo ? gin.lo + x_elems : nullptr} : gin;
-    if (apart) {
+    if (fold) {
+      DMS_CUDA_RETURN_IF_ERROR(
+          cuda::LaunchGemvSwiGlu(w.normed(), n, D, lw.gate_up, I, act, stream_, &scale),
+          "gate;up GEMV (folded RMSNorm)");
+    } else if (apart) {
       DMS_RETURN_IF_ERROR(gemm_.RunSwiGlu(gin, n, D, lw.gate_up, I, w.big, act));
     } else {
       auto row = [](const cuda::GemmInput& g, int r, int width) {
@@ -194,7 +236,16 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
                                  "SwiGLU");
       }
     }
-    DMS_RETURN_IF_ERROR(gemm_.Run(act, n, I, lw.down, D, w.delta));
+    if (fold && l + 1 < cfg.num_layers) {
+      // x += down_proj(act), and x * the next layer's input_layernorm. The
+      // last layer's output goes to w.delta for the final norm.
+      const cuda::RmsNormFold f{w.x, nullptr, weights_.layer(l + 1).input_norm, w.normed(),
+                                w.norm_partials};
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchGemvResidualNorm(act, n, I, lw.down, D, f, stream_),
+                               "down_proj GEMV (folded RMSNorm)");
+    } else {
+      DMS_RETURN_IF_ERROR(gemm_.Run(act, n, I, lw.down, D, w.delta));
+    }
   }
   return OkStatus();
 }

@@ -38,6 +38,11 @@ struct CudaBackend::Workspace {
   float* part_ml = nullptr;       // [split_rows, Hq, 2]
   int32_t* split_count = nullptr; // [M, Hkv] the attention's split merge counters, zeroed once
   int split_rows = 0;             // token rows x splits the partial buffers hold
+  // Decode steps with the RMSNorms folded into the GEMVs (kernels/gemv.h):
+  // the producer GEMVs' outputs, K = kGemvMaxRows.
+  __nv_bfloat16* normed_hi = nullptr;  // [K, D] h * g, the next GEMV's input
+  __nv_bfloat16* normed_lo = nullptr;  // [K, D] accuracy mode only
+  float* norm_partials = nullptr;      // [K, D / kGemvColumnsPerPartial]
   float* logits = nullptr;        // [logit_rows, vocab]
   int logit_rows = 0;             // logits computed per LM-head pass
   cuda::LogitRowSummary* summaries = nullptr;  // [logit_rows]
@@ -45,6 +50,7 @@ struct CudaBackend::Workspace {
   Arena arena;
 
   cuda::GemmInput gin() const { return {gin_hi, gin_lo}; }
+  cuda::GemmInput normed() const { return {normed_hi, normed_lo}; }
 
   Status Allocate(const ModelConfig& cfg, int max_tokens, bool accurate, cuda::KvDType kv_dtype);
 };

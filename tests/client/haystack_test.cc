@@ -73,7 +73,9 @@ TEST(HaystackTest, PaddedToTheTargetWithTheFactOnceAndTheQuestionLast) {
       EXPECT_EQ(Joined(*p).substr(Joined(*p).size() - tail.size()), tail);
       // Split: the question alone is the last user message (the server's
       // protected tail), so a KV policy may prune all of the document.
-      if (split) EXPECT_EQ(p->user_messages[1], kNeedleQuestion);
+      if (split) {
+        EXPECT_EQ(p->user_messages[1], kNeedleQuestion);
+      }
     }
   }
 }

@@ -89,6 +89,7 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<M, kLo>)
   // (x + y) + (z + w): a fixed order for every m.
   constexpr int kPartialVecs = kFold == Fold::kScale ? 2 : 0;
   const int nv = k / (4 * kGemvColumnsPerPartial);
+  const float4* p4 = reinterpret_cast<const float4*>(fold.in.partials);
   float4 pv[M][kPartialVecs > 0 ? kPartialVecs : 1];
   // kResidual: warp 0's lanes below M * kOut own a column of a row; its
   // norm weight and bias are loaded before PdlWait, its residual right after.
@@ -102,7 +103,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<M, kLo>)
   auto load_partials = [&]() {
     if (fold_lane) fold_res = fold.out.residual[fold_i];
     if constexpr (kFold == Fold::kScale) {
-      const float4* p4 = reinterpret_cast<const float4*>(fold.in.partials);
 #pragma unroll
       for (int u = 0; u < kPartialVecs; ++u)
 #pragma unroll
@@ -176,7 +176,6 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<M, kLo>)
       if (lane == 0) red[warp][mm * R + r] = v;
     }
   if constexpr (kFold == Fold::kScale) {
-    const float4* p4 = reinterpret_cast<const float4*>(fold.in.partials);
 #pragma unroll
     for (int mm = 0; mm < M; ++mm) {
       float ss = 0.0f;

@@ -48,6 +48,15 @@ std::vector<float> FromBf16(const std::vector<__nv_bfloat16>& v) {
   return out;
 }
 
+std::vector<float> GemmValue(const DevArray<__nv_bfloat16>& hi, const DevArray<__nv_bfloat16>* lo) {
+  std::vector<float> v = FromBf16(hi.Download());
+  if (lo) {
+    const std::vector<float> l = FromBf16(lo->Download());
+    for (size_t i = 0; i < v.size(); ++i) v[i] += l[i];
+  }
+  return v;
+}
+
 std::vector<float> RandomUniform(size_t n, std::mt19937_64& rng, float lo, float hi) {
   std::uniform_real_distribution<float> dist(lo, hi);
   std::vector<float> v(n);

@@ -78,6 +78,9 @@ float Bf16BytesToFloat(const uint8_t* p);  // two bytes of a bf16 in memory
 std::vector<__nv_bfloat16> ToBf16(const std::vector<float>& v);
 std::vector<float> FromBf16(const std::vector<__nv_bfloat16>& v);
 
+// hi + lo of a GEMM input as floats (lo may be absent).
+std::vector<float> GemmValue(const DevArray<__nv_bfloat16>& hi, const DevArray<__nv_bfloat16>* lo);
+
 std::vector<float> RandomUniform(size_t n, std::mt19937_64& rng, float lo = -1.0f, float hi = 1.0f);
 
 struct ErrorStats {

@@ -26,16 +26,6 @@ ThreadPool& Pool() {
   return pool;
 }
 
-// hi + lo of a GEMM input as floats (lo may be absent).
-std::vector<float> GemmValue(const DevArray<__nv_bfloat16>& hi, const DevArray<__nv_bfloat16>* lo) {
-  std::vector<float> v = FromBf16(hi.Download());
-  if (lo) {
-    const std::vector<float> l = FromBf16(lo->Download());
-    for (size_t i = 0; i < v.size(); ++i) v[i] += l[i];
-  }
-  return v;
-}
-
 TEST(ElementwiseOp, EmbeddingGatherIsExact) {
   DMS_SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(1);

@@ -17,15 +17,6 @@
 namespace dms::gpu_testing {
 namespace {
 
-std::vector<float> GemmValue(const DevArray<__nv_bfloat16>& hi, const DevArray<__nv_bfloat16>* lo) {
-  std::vector<float> v = FromBf16(hi.Download());
-  if (lo) {
-    const std::vector<float> l = FromBf16(lo->Download());
-    for (size_t i = 0; i < v.size(); ++i) v[i] += l[i];
-  }
-  return v;
-}
-
 std::vector<float> Rows(const std::vector<float>& v, size_t width, int rows) {
   return std::vector<float>(v.begin(), v.begin() + width * rows);
 }

@@ -55,7 +55,6 @@ __global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p
   // weights during the attention and decode got slower (docs/cuda.md). The
   // decode KV append relies on it too (kv_append.h): the kernel after this
   // one starts only once these blocks have exited.
-  PdlWait();
   const AttnTile tile = p.tiles[blockIdx.x];
   const int h = blockIdx.y, split = blockIdx.z;
   const StepChunk c = p.chunks[tile.chunk];
@@ -79,6 +78,87 @@ __global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p
   const int k_lo = split * span;
   const int k_hi = min(num_keys, k_lo + span);
 
+  // Staging a tile of keys [k0, k0 + kKeyTile) in two parts. kCached: the
+  // cache as earlier steps left it (page table, positions, ring marks, pool),
+  // written by kernels that completed before the q;k;v GEMV did, so it may be
+  // read before PdlWait when the QKV epilogue launched this kernel early. kNew:
+  // what the epilogue writes (the chunk's own keys, the decision that marks
+  // the previous token), after PdlWait. A thread below kKeyTile owns a key's
+  // metadata; all threads then copy K and V rows into shared memory.
+  constexpr int kCached = 1, kNew = 2, kAll = kCached | kNew;
+  auto stage_meta = [&](int k0, int part) {
+    if (threadIdx.x >= kKeyTile) return;
+    const int kk = k0 + threadIdx.x;
+    if (kk < len) {
+      if (part & kCached) {
+        const int32_t block = table[kk / kv.block_size];
+        const int off = kk % kv.block_size;
+        const int32_t pos = kv.pool_pos[static_cast<int64_t>(block) * kv.block_size + off];
+        const T* kp = pool + ((static_cast<int64_t>(block) * 2) * kv.block_size + off) * HD;
+        uint8_t mark = 0;
+        if (window >= 0 && pos >= t0 - ring && pos != t0 - 1) {
+          mark = kv.ring_evict[head * ring + pos % ring];
+        }
+        pos_s[threadIdx.x] = pos;
+        mark_s[threadIdx.x] = mark;
+        kptr_s[threadIdx.x] = kp;
+        vptr_s[threadIdx.x] = kp + static_cast<int64_t>(kv.block_size) * HD;
+      }
+      // The previous token's mark is this step's decision.
+      if ((part & kNew) && window >= 0 && pos_s[threadIdx.x] == t0 - 1) {
+        mark_s[threadIdx.x] = p.decisions[static_cast<int64_t>(c.row_base) * hkv + h];
+      }
+    } else if (part & kNew) {
+      int32_t pos = INT_MAX;  // no key
+      uint8_t mark = 0;
+      const T* kp = nullptr;
+      const T* vp = nullptr;
+      if (kk < k_hi) {
+        const int jj = kk - len;
+        pos = t0 + jj;
+        const int64_t r = static_cast<int64_t>(c.row_base) + jj;
+        kp = k_new + (r * hkv + h) * HD;
+        vp = v_new + (r * hkv + h) * HD;
+        mark = jj + 1 < c.n ? p.decisions[(r + 1) * hkv + h] : 0;
+      }
+      pos_s[threadIdx.x] = pos;
+      mark_s[threadIdx.x] = mark;
+      kptr_s[threadIdx.x] = kp;
+      vptr_s[threadIdx.x] = vp;
+    }
+  };
+  auto stage_kv = [&](int k0, int part) {
+    constexpr int kVe = Vec16<T>::kElems;
+    constexpr int kVecPerRow = HD / kVe;
+    for (int i = threadIdx.x; i < kKeyTile * kVecPerRow; i += kThreads) {
+      const int key = i / kVecPerRow, d0 = (i % kVecPerRow) * kVe;
+      if (!(part & (k0 + key < len ? kCached : kNew))) continue;
+      float kf[kVe], vf[kVe];
+      if (pos_s[key] != INT_MAX) {
+        Vec16<T>::Load(kptr_s[key] + d0, kf);
+        Vec16<T>::Load(vptr_s[key] + d0, vf);
+      } else {  // zeros, so that p = 0 never meets garbage (0 * NaN)
+#pragma unroll
+        for (int e = 0; e < kVe; ++e) kf[e] = vf[e] = 0.0f;
+      }
+#pragma unroll
+      for (int e = 0; e < kVe; ++e) {
+        k_s[key][d0 + e] = kf[e];
+        v_s[key][d0 + e] = vf[e];
+      }
+    }
+  };
+
+  // The first tile's cached keys go out before PdlWait (a decode split is
+  // often one tile): their chain of dependent loads (page table, position,
+  // mark, K/V) overlaps the QKV epilogue.
+  if (k_lo < k_hi) {
+    stage_meta(k_lo, kCached);
+    __syncthreads();
+    stage_kv(k_lo, kCached);
+  }
+  PdlWait();
+
   for (int i = threadIdx.x; i < rows * HD; i += kThreads) {
     const int row = i / HD, d = i % HD;
     const int qi = tile.q_begin + row / g, qh = h * g + row % g;
@@ -96,56 +176,15 @@ __global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p
   const float scale = 1.0f / sqrtf(static_cast<float>(HD));
 
   for (int k0 = k_lo; k0 < k_hi; k0 += kKeyTile) {
-    __syncthreads();  // the previous tile is consumed (and q_s is written)
-    if (threadIdx.x < kKeyTile) {
-      const int kk = k0 + threadIdx.x;
-      int32_t pos = INT_MAX;
-      uint8_t mark = 0;
-      const T* kp = nullptr;
-      const T* vp = nullptr;
-      if (kk < len) {
-        const int32_t block = table[kk / kv.block_size];
-        const int off = kk % kv.block_size;
-        pos = kv.pool_pos[static_cast<int64_t>(block) * kv.block_size + off];
-        kp = pool + ((static_cast<int64_t>(block) * 2) * kv.block_size + off) * HD;
-        vp = kp + static_cast<int64_t>(kv.block_size) * HD;
-        if (window >= 0 && pos >= t0 - ring) {
-          mark = pos == t0 - 1 ? p.decisions[static_cast<int64_t>(c.row_base) * hkv + h]
-                               : kv.ring_evict[head * ring + pos % ring];
-        }
-      } else if (kk < k_hi) {
-        const int jj = kk - len;
-        pos = t0 + jj;
-        const int64_t r = static_cast<int64_t>(c.row_base) + jj;
-        kp = k_new + (r * hkv + h) * HD;
-        vp = v_new + (r * hkv + h) * HD;
-        mark = jj + 1 < c.n ? p.decisions[(r + 1) * hkv + h] : 0;
-      }
-      pos_s[threadIdx.x] = pos;
-      mark_s[threadIdx.x] = mark;
-      kptr_s[threadIdx.x] = kp;
-      vptr_s[threadIdx.x] = vp;
+    if (k0 == k_lo) {
+      stage_meta(k0, kNew);  // touches no entry stage_kv(kCached) reads
+    } else {
+      __syncthreads();  // the previous tile is consumed
+      stage_meta(k0, kAll);
     }
     __syncthreads();
-    constexpr int kVe = Vec16<T>::kElems;
-    constexpr int kVecPerRow = HD / kVe;
-    for (int i = threadIdx.x; i < kKeyTile * kVecPerRow; i += kThreads) {
-      const int key = i / kVecPerRow, d0 = (i % kVecPerRow) * kVe;
-      float kf[kVe], vf[kVe];
-      if (pos_s[key] != INT_MAX) {
-        Vec16<T>::Load(kptr_s[key] + d0, kf);
-        Vec16<T>::Load(vptr_s[key] + d0, vf);
-      } else {  // zeros, so that p = 0 never meets garbage (0 * NaN)
-#pragma unroll
-        for (int e = 0; e < kVe; ++e) kf[e] = vf[e] = 0.0f;
-      }
-#pragma unroll
-      for (int e = 0; e < kVe; ++e) {
-        k_s[key][d0 + e] = kf[e];
-        v_s[key][d0 + e] = vf[e];
-      }
-    }
-    __syncthreads();
+    stage_kv(k0, k0 == k_lo ? kNew : kAll);
+    __syncthreads();  // K/V staged (and q_s written)
 
     const int32_t j = pos_s[lane];
     const bool key_ok = j != INT_MAX;

@@ -24,8 +24,7 @@ unsigned EnabledGroups() {
   const char* env = std::getenv("DMS_PDL");
   const std::string setting = env ? env : "1";
   if (setting == "0") return 0;
-  if (setting == "all") return ~0u;
-  if (setting == "1") return ~Bit(LaunchGroup::kAttention);
+  if (setting == "all" || setting == "1") return ~0u;
   static constexpr const char* kNames[] = {"gemv",      "norm",   "epilogue",
                                            "attention", "append", "elementwise"};
   unsigned mask = 0;

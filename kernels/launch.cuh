@@ -69,11 +69,12 @@ class ProgrammaticLaunchScope {
 
 // Whether LaunchKernel asks for programmatic serialization for a kernel of
 // `group`: only inside a ProgrammaticLaunchScope(true), on sm_90 or later,
-// and then by DMS_PDL (read once a process): unset or "1", every group but
-// the attention; "all"; "0", none; or a comma list of gemv, norm, epilogue,
-// attention, append, elementwise. The attention is left out by default:
-// launched early it made the 32K decode step slower, not faster
-// (docs/cuda.md, "Programmatic dependent launch").
+// and then by DMS_PDL (read once a process): unset, "1" or "all", every
+// group; "0", none; or a comma list of gemv, norm, epilogue, attention,
+// append, elementwise (A/B runs, docs/cuda.md "Programmatic dependent
+// launch"). The QKV epilogue lets the attention launch only after its own
+// PdlWait, so the attention's early blocks stage the cached keys beside the
+// epilogue, not beside the q;k;v GEMV.
 bool ProgrammaticLaunchEnabled(LaunchGroup group);
 
 template <typename... Params, typename... Args>

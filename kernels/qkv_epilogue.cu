@@ -24,11 +24,35 @@ __global__ void QkvEpilogueKernel(QkvEpilogueParams p) {
   __shared__ float buf[kWarps][kMaxHeadDim];
   __shared__ uint8_t dec[kMaxKvHeads];
   __shared__ float dec_logit[kMaxKvHeads];
-  PdlEnter();
   const int64_t r = blockIdx.x;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int hd = p.head_dim, half = hd / 2, hq = p.num_q_heads, hkv = p.num_kv_heads;
   const int g = hq / hkv;
+  const int heads = hq + 2 * hkv;
+
+  // A head's bias and norm weight, lane + 32 k in element k. Weights: the
+  // warp's first head loads them before PdlWait, a load fewer in its chain.
+  constexpr int kPerLane = kMaxHeadDim / 32;
+  auto load_consts = [&](int head, float (&bv)[kPerLane], float (&wv)[kPerLane]) {
+    const bool is_q = head < hq, is_k = !is_q && head < hq + hkv;
+    const float* bias = is_q ? p.q_bias : is_k ? p.k_bias : p.v_bias;
+    const int bias_head = is_q ? head : is_k ? head - hq : head - hq - hkv;
+    const float* w = is_q ? p.q_norm : is_k ? p.k_norm : nullptr;
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) {
+      const int d = lane + 32 * k;
+      bv[k] = bias && d < hd ? bias[bias_head * hd + d] : 0.0f;
+      wv[k] = w && d < hd ? w[d] : 0.0f;
+    }
+  };
+  const int head0 = blockIdx.y * kWarps + warp;
+  float bias0[kPerLane], w0[kPerLane];
+  if (head0 < heads) load_consts(head0, bias0, w0);
+  // Wait first, then let the attention launch: its blocks stage the cached
+  // keys before their own PdlWait, and started earlier they would take SM
+  // slots from the q;k;v GEMV still streaming its weights.
+  PdlWait();
+  PdlLaunchDependents();
   const int64_t stride = static_cast<int64_t>(hq + 2 * hkv) * hd;
   const float* row = p.qkv + r * stride;
   const int pos = p.positions[r];
@@ -44,15 +68,24 @@ __global__ void QkvEpilogueKernel(QkvEpilogueParams p) {
   }
   __syncthreads();
 
-  const int heads = hq + 2 * hkv;
-  for (int head = blockIdx.y * kWarps + warp; head < heads; head += kWarps * gridDim.y) {
+  for (int head = head0; head < heads; head += kWarps * gridDim.y) {
     const bool is_q = head < hq, is_k = !is_q && head < hq + hkv;
     const float* src = row + static_cast<int64_t>(head) * hd;
-    const float* bias = is_q ? p.q_bias : is_k ? p.k_bias : p.v_bias;
+    const bool has_bias = (is_q ? p.q_bias : is_k ? p.k_bias : p.v_bias) != nullptr;
     const int bias_head = is_q ? head : is_k ? head - hq : head - hq - hkv;
-    for (int d = lane; d < hd; d += 32) {
+    float bv[kPerLane], wv[kPerLane];
+    if (head == head0) {
+#pragma unroll
+      for (int k = 0; k < kPerLane; ++k) bv[k] = bias0[k], wv[k] = w0[k];
+    } else {
+      load_consts(head, bv, wv);
+    }
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) {
+      const int d = lane + 32 * k;
+      if (d >= hd) break;
       float v = src[d];
-      if (bias) v += bias[bias_head * hd + d];
+      if (has_bias) v += bv[k];
       b[d] = v;
     }
     __syncwarp();
@@ -67,9 +100,12 @@ __global__ void QkvEpilogueKernel(QkvEpilogueParams p) {
     for (int d = lane; d < hd; d += 32) ss += b[d] * b[d];
     ss = WarpSum(ss);
     const float inv = 1.0f / sqrtf(ss / hd + p.eps);
-    const float* w = is_q ? p.q_norm : p.k_norm;
     __syncwarp();
-    for (int d = lane; d < hd; d += 32) b[d] = b[d] * inv * w[d];
+#pragma unroll
+    for (int k = 0; k < kPerLane; ++k) {
+      const int d = lane + 32 * k;
+      if (d < hd) b[d] = b[d] * inv * wv[k];
+    }
     __syncwarp();
     const bool neuron_head = is_q && p.mode == DecisionMode::kNeuron && head % g == 0;
     if (neuron_head && lane == 0) {

@@ -204,19 +204,25 @@ int Run(int argc, char** argv) {
                 sec * 1e3, stats.compression_ratio);
     std::fflush(stdout);
   }
-  // Batch-1 decode at `ctx` context: median step time, and the sequence's
-  // retained tokens (for the roofline).
-  auto decode = [&](int ctx, int n_steps, double* med, int64_t* kept) -> Status {
+  // Batch-1 greedy decode at `ctx` context: median step time, and the
+  // sequence's retained tokens (for the roofline). Each step returns what the
+  // engine asks of a greedy request's step, the row's LogitSummary (argmax
+  // and log-sum-exp, a few bytes to the host); `full_logits` copies the
+  // whole 152K-float row instead (tools, sampling with top-k/top-p).
+  ForwardResult result;
+  auto decode = [&](int ctx, int n_steps, bool full_logits, double* med,
+                    int64_t* kept) -> Status {
     SeqId s = *b.CreateSequence();
     Status st = Prefill(b, s, random_tokens(ctx), max_step, &logits);
+    int32_t next =
+        static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
     std::vector<double> ms;
     for (int i = 0; i < n_steps && st.ok(); ++i) {
-      const int32_t next =
-          static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-      ForwardChunk c{s, std::span<const int32_t>(&next, 1), 1};
+      ForwardChunk c{s, std::span<const int32_t>(&next, 1), 1, full_logits};
       const auto t0 = Clock::now();
-      st = b.Forward({&c, 1}, &logits);
+      st = b.Forward({&c, 1}, &result);
       ms.push_back(Seconds(t0, Clock::now()) * 1e3);
+      if (st.ok()) next = result.summaries.at(0).argmax;
     }
     SampleMemory();
     const SequenceKvStats stats = b.SequenceStats(s);
@@ -241,7 +247,7 @@ int Run(int argc, char** argv) {
   for (int ctx : contexts) {
     double med = 0;
     int64_t kept = 0;
-    Status st = decode(ctx, steps, &med, &kept);
+    Status st = decode(ctx, steps, /*full_logits=*/false, &med, &kept);
     if (!st.ok()) {
       std::fprintf(stderr, "decode %d: %s\n", ctx, st.ToString().c_str());
       return 1;
@@ -249,7 +255,7 @@ int Run(int argc, char** argv) {
     const double roof_ms = roofline_ms(kept);
     std::printf("{\"kind\":\"decode\",\"context\":%d,\"ms\":%.3f,\"tokens_per_s\":%.1f,"
                 "\"retained_per_head\":%.0f,\"roofline_ms\":%.3f,\"roofline_fraction\":%.3f,"
-                "\"graphs\":%zu}\n",
+                "\"graphs\":%zu,\"logits\":\"summary\"}\n",
                 ctx, med, 1e3 / med,
                 static_cast<double>(kept) / (cfg.num_layers * cfg.num_kv_heads), roof_ms,
                 roof_ms / med, b.num_step_graphs());
@@ -257,14 +263,15 @@ int Run(int argc, char** argv) {
   }
   // The same decode with the new parts switched off, to attribute the gain.
   if (!contexts.empty()) {
-    struct Variant { const char* name; bool graphs, gemv; };
-    for (const Variant& v : {Variant{"no_graphs", false, true}, Variant{"cublas_gemv", true, false},
-                             Variant{"neither", false, false}}) {
+    struct Variant { const char* name; bool graphs, gemv, full_logits; };
+    for (const Variant& v :
+         {Variant{"full_logits", true, true, true}, Variant{"no_graphs", false, true, false},
+          Variant{"cublas_gemv", true, false, false}, Variant{"neither", false, false, false}}) {
       b.set_use_graphs(v.graphs);
       b.set_use_gemv(v.gemv);
       double med = 0;
       int64_t kept = 0;
-      if (decode(contexts[0], std::min(steps, 32), &med, &kept).ok()) {
+      if (decode(contexts[0], std::min(steps, 32), v.full_logits, &med, &kept).ok()) {
         std::printf("{\"kind\":\"decode_variant\",\"variant\":\"%s\",\"context\":%d,\"ms\":%.3f,"
                     "\"roofline_fraction\":%.3f}\n",
                     v.name, contexts[0], med, roofline_ms(kept) / med);

@@ -23,6 +23,10 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::Create(
   int32_t max_id = -1;
   for (const auto& [token, id] : vocab) {
     if (id < 0) return InvalidArgumentError("model.vocab: negative id for token '" + token + "'");
+    if (id > kMaxTokenId) {
+      return InvalidArgumentError("model.vocab: id " + std::to_string(id) + " of token '" + token +
+                                  "' is above " + std::to_string(kMaxTokenId));
+    }
     max_id = std::max(max_id, id);
   }
   model->id_to_token_.assign(static_cast<size_t>(max_id + 1), std::string());

@@ -23,6 +23,10 @@
 
 namespace dms {
 
+// Token ids index tables (id -> token, id -> bytes): an id above this is
+// refused rather than sized for (the largest vocabularies in use are ~262K).
+inline constexpr int32_t kMaxTokenId = (1 << 24) - 1;
+
 class BpeModel {
  public:
   // Token string -> id, looked up by std::string_view without building a

@@ -7,6 +7,7 @@
 
 #include "engine/tokenizer/byte_level.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "engine/tokenizer/tokenizer_json.h"
 #include "engine/util/mapped_file.h"
 
 namespace dms {
@@ -18,7 +19,7 @@ class TokenizerLoader {
  public:
   TokenizerLoader(std::string file) : file_(std::move(file)) {}
 
-  StatusOr<std::unique_ptr<Tokenizer>> Load(const json& root, const json* config,
+  StatusOr<std::unique_ptr<Tokenizer>> Load(const TokenizerJson& file, const json* config,
                                             Tokenizer::Options options);
 
  private:
@@ -28,7 +29,7 @@ class TokenizerLoader {
   Status CheckNormalizer(const json& root, Tokenizer* tok) const;
   Status CheckPreTokenizer(const json& root, std::string* pattern) const;
   Status CheckDecoder(const json& root) const;
-  Status ReadModel(const json& root, Tokenizer::Options options, Tokenizer* tok) const;
+  Status ReadModel(const TokenizerJson& file, Tokenizer::Options options, Tokenizer* tok) const;
   Status ReadAddedTokens(const json& root, Tokenizer* tok) const;
 
   std::string file_;
@@ -108,8 +109,9 @@ Status TokenizerLoader::CheckDecoder(const json& root) const {
   return OkStatus();
 }
 
-Status TokenizerLoader::ReadModel(const json& root, Tokenizer::Options options,
+Status TokenizerLoader::ReadModel(const TokenizerJson& file, Tokenizer::Options options,
                                   Tokenizer* tok) const {
+  const json& root = file.root;
   if (!root.contains("model") || TypeOf(root["model"]) != "BPE") {
     return Error("model.type", "expected \"BPE\"");
   }
@@ -123,33 +125,26 @@ Status TokenizerLoader::ReadModel(const json& root, Tokenizer::Options options,
   if (m.contains("dropout") && !m["dropout"].is_null() && m["dropout"] != 0.0) {
     return Error("model.dropout", "must be null (dropout makes encoding random)");
   }
-  if (!m.contains("vocab") || !m["vocab"].is_object()) return Error("model.vocab", "expected an object");
+  // Streamed by ReadTokenizerJson; absent or of another type, they stay in the tree.
+  if (!file.vocab_streamed) return Error("model.vocab", "expected an object");
   BpeModel::Vocab vocab;
-  vocab.reserve(m["vocab"].size());
-  for (const auto& [token, id] : m["vocab"].items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX) {
-      return Error("model.vocab[\"" + token + "\"]", "expected a non-negative integer id");
-    }
-    vocab.emplace(token, id.get<int32_t>());
+  vocab.reserve(file.vocab.size());
+  for (const auto& [token, id] : file.vocab) vocab.insert_or_assign(token, static_cast<int32_t>(id));
+  // Entries whose final value (a later duplicate key wins) is not an id:
+  // the smallest such token is named, as the sorted tree named it.
+  const std::string* bad = nullptr;
+  for (const auto& [token, id] : file.vocab) {
+    if (id < 0 && vocab.at(token) < 0 && (bad == nullptr || token < *bad)) bad = &token;
   }
-  if (!m.contains("merges") || !m["merges"].is_array()) return Error("model.merges", "expected an array");
-  std::vector<std::pair<std::string, std::string>> merges;
-  merges.reserve(m["merges"].size());
-  for (size_t i = 0; i < m["merges"].size(); ++i) {
-    const json& e = m["merges"][i];
-    if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
-      merges.emplace_back(e[0].get<std::string>(), e[1].get<std::string>());
-      continue;
-    }
-    // The older form: one string "left right".
-    size_t space = e.is_string() ? e.get_ref<const std::string&>().find(' ') : std::string::npos;
-    if (space == std::string::npos) {
-      return Error("model.merges[" + std::to_string(i) + "]",
-                   "expected [\"left\", \"right\"] or \"left right\"");
-    }
-    const std::string& s = e.get_ref<const std::string&>();
-    merges.emplace_back(s.substr(0, space), s.substr(space + 1));
+  if (bad != nullptr) {
+    return Error("model.vocab[\"" + *bad + "\"]", "expected a non-negative integer id");
   }
+  if (!file.merges_streamed) return Error("model.merges", "expected an array");
+  if (file.bad_merge_index >= 0) {
+    return Error("model.merges[" + std::to_string(file.bad_merge_index) + "]",
+                 "expected [\"left\", \"right\"] or \"left right\"");
+  }
+  const std::vector<std::pair<std::string, std::string>>& merges = file.merges;
   auto bpe = BpeModel::Create(std::move(vocab), merges, m.value("ignore_merges", false),
                               options.word_cache_entries);
   if (!bpe.ok()) return InvalidArgumentError(file_ + ": " + bpe.status().message());
@@ -177,13 +172,16 @@ Status TokenizerLoader::ReadAddedTokens(const json& root, Tokenizer* tok) const 
     token.lstrip = t.value("lstrip", false);
     token.rstrip = t.value("rstrip", false);
     if (token.id < 0) return Error(field + ".id", "must be non-negative");
+    if (token.id > kMaxTokenId) return Error(field + ".id", "must be at most " + std::to_string(kMaxTokenId));
     tok->added_.Add(std::move(token));
   }
   return OkStatus();
 }
 
-StatusOr<std::unique_ptr<Tokenizer>> TokenizerLoader::Load(const json& root, const json* config,
+StatusOr<std::unique_ptr<Tokenizer>> TokenizerLoader::Load(const TokenizerJson& file,
+                                                           const json* config,
                                                            Tokenizer::Options options) {
+  const json& root = file.root;
   if (!root.is_object()) return Error("(root)", "expected a JSON object");
   std::unique_ptr<Tokenizer> tok(new Tokenizer());
   DMS_RETURN_IF_ERROR(CheckNormalizer(root, tok.get()));
@@ -193,7 +191,7 @@ StatusOr<std::unique_ptr<Tokenizer>> TokenizerLoader::Load(const json& root, con
   auto split = SplitRegex::Compile(pattern);
   if (!split.ok()) return Error("pre_tokenizer.pretokenizers[0].pattern", split.status().message());
   tok->split_ = std::move(split).value();
-  DMS_RETURN_IF_ERROR(ReadModel(root, options, tok.get()));
+  DMS_RETURN_IF_ERROR(ReadModel(file, options, tok.get()));
   DMS_RETURN_IF_ERROR(ReadAddedTokens(root, tok.get()));
 
   // Bytes of every id, so Decode is a lookup and a copy.
@@ -250,8 +248,10 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& path, Op
       return InvalidArgumentError(config_path.string() + ": expected a JSON object");
     }
   }
-  DMS_ASSIGN_OR_RETURN(json root, ParseJsonFile(file));
-  return TokenizerLoader(file).Load(root, have_config ? &config : nullptr, options);
+  DMS_ASSIGN_OR_RETURN(MappedFile mapped, MappedFile::Open(file));
+  DMS_ASSIGN_OR_RETURN(TokenizerJson parsed,
+                       ReadTokenizerJson(file, std::string_view(reinterpret_cast<const char*>(mapped.data()), mapped.size())));
+  return TokenizerLoader(file).Load(parsed, have_config ? &config : nullptr, options);
 }
 
 }  // namespace dms

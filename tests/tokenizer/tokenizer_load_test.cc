@@ -223,5 +223,87 @@ TEST_F(LoadTest, BadModelAndAddedTokensAreRefusedByName) {
   EXPECT_EQ(r.status().message(), f + "eos_token '<nope>' is not in the vocab");
 }
 
+// model.vocab and model.merges are read while the file streams by
+// (tokenizer_json.h), not from a tree: the same results in any key order and
+// with the JSON oddities a tree parse would have absorbed.
+TEST_F(LoadTest, StreamedVocabAndMergesInAnyLayout) {
+  const std::string f = file() + ": ";
+  const json t = MinimalTokenizer();
+  const json& m = t["model"];
+  // Root keys and model keys in a non-sorted order (json::dump sorts them).
+  auto text = [&](const std::string& vocab, const std::string& merges) {
+    return "{\"model\": {\"merges\": " + merges + ", \"type\": \"BPE\",\n \"vocab\": " + vocab +
+           ", \"byte_fallback\": false}, \"decoder\": " + t["decoder"].dump() +
+           ", \"added_tokens\": " + t["added_tokens"].dump() + ", \"normalizer\": " +
+           t["normalizer"].dump() + ", \"pre_tokenizer\": " + t["pre_tokenizer"].dump() + "}";
+  };
+  auto load = [&](const std::string& contents) {
+    testing::WriteFile(file(), contents);
+    return Tokenizer::Load(dir_.path());
+  };
+  auto error_of = [&](const std::string& contents) -> std::string {
+    auto r = load(contents);
+    if (r.ok()) return "(loaded)";
+    return r.status().message();
+  };
+  const std::string vocab = m["vocab"].dump(), merges = m["merges"].dump();
+  // vocab text without its closing brace, to append entries.
+  const std::string open_vocab = vocab.substr(0, vocab.size() - 1);
+
+  auto tok = load(text(vocab, merges));
+  ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+  EXPECT_EQ((*tok)->Encode("abc ab<|im_end|>x<think>"), (Ids{257, ' ', 256, 300, 'x', 301}));
+
+  // A later duplicate key wins, as in a tree parse.
+  tok = load(text("{\"ab\": \"no\", " + vocab.substr(1), merges));
+  ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+  EXPECT_EQ((*tok)->Encode("ab"), (Ids{256}));
+  EXPECT_EQ(error_of(text(open_vocab + ", \"ab\": -1}", merges)),
+            f + "model.vocab[\"ab\"]: expected a non-negative integer id");
+
+  // Each kind of bad id; with several, the smallest token is named.
+  for (const char* bad : {"1.5", "2147483648", "-3", "null", "true", "{\"x\": 1}", "[256]"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(error_of(text(open_vocab + ", \"zz\": " + bad + "}", merges)),
+              f + "model.vocab[\"zz\"]: expected a non-negative integer id");
+    EXPECT_EQ(error_of(text(open_vocab + ", \"zz\": " + bad + ", \"yy\": " + bad + "}", merges)),
+              f + "model.vocab[\"yy\"]: expected a non-negative integer id");
+  }
+  // Ids index tables: a valid int32 that would size one absurdly is refused.
+  EXPECT_EQ(error_of(text(open_vocab + ", \"zz\": 300000}", merges)), "(loaded)");
+  EXPECT_EQ(error_of(text(open_vocab + ", \"zz\": 2147483647}", merges)),
+            f + "model.vocab: id 2147483647 of token 'zz' is above 16777215");
+  json big = MinimalTokenizer();
+  big["added_tokens"][1]["id"] = 16777216;
+  EXPECT_EQ(ErrorOf(big), f + "added_tokens[1].id: must be at most 16777215");
+
+  // Merges: the first entry of neither form is named by its index, whatever
+  // nests inside it; the good ones around it do not shift the count.
+  const std::string want1 = f + "model.merges[1]: expected [\"left\", \"right\"] or \"left right\"";
+  for (const char* bad : {"[\"a\", \"b\", \"c\"]", "[\"a\"]", "[]", "[\"a\", [\"b\"]]", "[[\"a\", \"b\"]]",
+                          "{\"a\": \"b\"}", "\"ab\"", "7", "null", "[\"a\", 1]"}) {
+    SCOPED_TRACE(bad);
+    EXPECT_EQ(error_of(text(vocab, std::string("[[\"a\", \"b\"], ") + bad + ", [\"ab\", \"c\"], 5]")),
+              want1);
+  }
+  // The older string form, mixed with pairs.
+  tok = load(text(vocab, "[\"a b\", [\"ab\", \"c\"]]"));
+  ASSERT_TRUE(tok.ok()) << tok.status().ToString();
+  EXPECT_EQ((*tok)->Encode("abc"), (Ids{257}));
+
+  // Not an object / not an array: left in the tree, refused by name.
+  EXPECT_EQ(error_of(text("[]", merges)), f + "model.vocab: expected an object");
+  EXPECT_EQ(error_of(text(vocab, "{}")), f + "model.merges: expected an array");
+  // A "model" below the root is not the model.
+  EXPECT_EQ(error_of("{\"x\": {\"model\": " + m.dump() + "}, \"model\": {\"type\": \"BPE\"}, " +
+                     text(vocab, merges).substr(1)),
+            "(loaded)");
+  // Truncated files are invalid JSON wherever they stop.
+  const std::string whole = text(vocab, merges);
+  for (size_t cut : {whole.size() / 3, whole.find("\"vocab\"") + 20, whole.size() - 2}) {
+    EXPECT_EQ(error_of(whole.substr(0, cut)).rfind(file() + ": invalid JSON: ", 0), 0u) << cut;
+  }
+}
+
 }  // namespace
 }  // namespace dms

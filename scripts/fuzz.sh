@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SECONDS_PER_TARGET=${DMS_FUZZ_SECONDS:-20}
-TARGETS=${DMS_FUZZ_TARGETS:-"tokenizer safetensors shard_index model_config chat_template request_builder"}
+TARGETS=${DMS_FUZZ_TARGETS:-"tokenizer tokenizer_json safetensors shard_index model_config chat_template request_builder"}
 BUILD_DIR=${DMS_FUZZ_BUILD_DIR:-build-fuzz}
 REPORT=${DMS_FUZZ_REPORT:-$BUILD_DIR/fuzz-report.tsv}
 JOBS=${JOBS:-$(nproc)}
@@ -29,6 +29,7 @@ if [[ -z "$CXX_BIN" || -z "$C_BIN" ]]; then
 fi
 
 declare -A DICT=([safetensors]=json [shard_index]=json [model_config]=json [chat_template]=json
+                 [tokenizer_json]=json
                  [tokenizer]=tokenizer)
 
 start=$(date +%s)

@@ -34,6 +34,7 @@ class Reader final : public json::json_sax_t {
       const size_t space = v.find(' ');  // the older form, "left right"
       if (space == std::string::npos) return BadMerge();
       out_->merges.emplace_back(v.substr(0, space), v.substr(space + 1));
+      ++merge_index_;
       return true;
     }
     if (mode_ == Mode::kMerges && depth_ == divert_depth_ + 1) {
@@ -44,6 +45,16 @@ class Reader final : public json::json_sax_t {
   }
   bool key(string_t& v) override {
     if (mode_ == Mode::kTree) {
+      // A repeated key replaces the earlier value, as in a tree parse: what
+      // was streamed under it is dropped.
+      if (depth_ == 1 && open_[0]->is_object() && v == "model") {
+        ResetVocab();
+        ResetMerges();
+      } else if (model_open_ && depth_ == 2 && v == "vocab") {
+        ResetVocab();
+      } else if (model_open_ && depth_ == 2 && v == "merges") {
+        ResetMerges();
+      }
       key_ = v;
     } else if (mode_ == Mode::kVocab && depth_ == divert_depth_) {
       token_ = std::move(v);
@@ -76,6 +87,16 @@ class Reader final : public json::json_sax_t {
     }
     return true;
   }
+  void ResetVocab() {
+    out_->vocab_streamed = false;
+    out_->vocab.clear();
+  }
+  void ResetMerges() {
+    out_->merges_streamed = false;
+    out_->merges.clear();
+    out_->bad_merge_index = -1;
+    merge_index_ = 0;
+  }
   bool VocabId(int64_t id) {
     out_->vocab.emplace_back(std::move(token_), id < 0 ? -1 : id);
     return true;
@@ -106,12 +127,14 @@ class Reader final : public json::json_sax_t {
       // depth_ 1: root's members; 2: root.model's, when model_open_.
       const bool in_model = model_open_ && depth_ == 2;
       if (in_model && key_ == "vocab" && type == json::value_t::object) {
+        open_.back()->erase(key_);  // an earlier "vocab" of another type
         mode_ = Mode::kVocab;
         out_->vocab_streamed = true;
         divert_depth_ = ++depth_;
         return true;
       }
       if (in_model && key_ == "merges" && type == json::value_t::array) {
+        open_.back()->erase(key_);
         mode_ = Mode::kMerges;
         out_->merges_streamed = true;
         divert_depth_ = ++depth_;

@@ -208,9 +208,51 @@ def shard_index():
     write("shard_index", "config-as-shard", json.dumps(not_shard))
 
 
+# --- tokenizer_json: tokenizer.json text (small byte-level BPE files and edits of them).
+def byte_level_chars():
+    keep = list(range(33, 127)) + list(range(161, 173)) + list(range(174, 256))
+    chars, extra = {}, 0
+    for b in range(256):
+        if b in keep:
+            chars[b] = chr(b)
+        else:
+            chars[b] = chr(256 + extra)
+            extra += 1
+    return chars
+
+
+def tokenizer_json():
+    vocab = {c: b for b, c in byte_level_chars().items()}
+    vocab.update({"ab": 256, "abc": 257})
+    base = {
+        "version": "1.0",
+        "added_tokens": [{"id": 300, "content": "<|im_end|>", "special": True, "normalized": False}],
+        "normalizer": {"type": "NFC"},
+        "pre_tokenizer": {"type": "Sequence", "pretokenizers": [
+            {"type": "Split", "pattern": {"Regex": "\\p{L}+|\\s+"}, "behavior": "Isolated", "invert": False},
+            {"type": "ByteLevel", "add_prefix_space": False, "use_regex": False}]},
+        "decoder": {"type": "ByteLevel"},
+        "model": {"type": "BPE", "vocab": vocab, "merges": [["a", "b"], ["ab", "c"]], "byte_fallback": False},
+    }
+    write("tokenizer_json", "minimal", json.dumps(base))
+    write("tokenizer_json", "minimal-indented", json.dumps(base, indent=1, ensure_ascii=False))
+    older = json.loads(json.dumps(base))
+    older["model"]["merges"] = ["a b", "ab c"]
+    write("tokenizer_json", "string-merges", json.dumps(older))
+    small = '{"model": {"merges": [["a", "b"], "ab c", 7, ["x"], [["y", "z"]], {"a": "b"}], "type": "BPE", '
+    write("tokenizer_json", "bad-merges", small + '"vocab": {"a": 0, "b": 1}}}')
+    write("tokenizer_json", "bad-ids", '{"model": {"vocab": {"a": -1, "b": 1.5, "c": 2147483648, "d": null, '
+          '"e": {"x": [1]}, "f": [2], "g": 3, "g": "x", "h": "y", "h": 4}, "merges": []}}')
+    write("tokenizer_json", "repeated-keys", '{"model": {"vocab": {"a": 1}, "merges": [["a", "b"]]}, '
+          '"model": {"vocab": 5, "vocab": {"b": 2}, "merges": [], "merges": {}}, "x": {"model": {"vocab": {}}}}')
+    write("tokenizer_json", "not-an-object", '[{"model": {"vocab": {"a": 1}}}]')
+    write("tokenizer_json", "truncated", json.dumps(base)[:700])
+
+
 if __name__ == "__main__":
     shard_index()
     tokenizer()
+    tokenizer_json()
     safetensors()
     model_config()
     chat_template()

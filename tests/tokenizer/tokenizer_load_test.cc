@@ -285,6 +285,7 @@ TEST_F(LoadTest, StreamedVocabAndMergesInAnyLayout) {
     SCOPED_TRACE(bad);
     EXPECT_EQ(error_of(text(vocab, std::string("[[\"a\", \"b\"], ") + bad + ", [\"ab\", \"c\"], 5]")),
               want1);
+    EXPECT_EQ(error_of(text(vocab, std::string("[\"a b\", ") + bad + ", \"ab c\", 5]")), want1);
   }
   // The older string form, mixed with pairs.
   tok = load(text(vocab, "[\"a b\", [\"ab\", \"c\"]]"));

@@ -291,7 +291,7 @@ __global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p
         }
       }
       const int n = min(32, splits - s0);
-#pragma unroll 8
+#pragma unroll 32
       for (int k = 0; k < n; ++k) {
         const float ws = __shfl_sync(0xffffffffu, wl, k);
         const float* src = po + (s0 + k) * stride_rows * HD;

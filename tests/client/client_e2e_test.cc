@@ -386,7 +386,7 @@ TEST(ClientHealthTest, NotServingAfterTheServerStops) {
   const std::string target = " --target " + server.target();
   EXPECT_EQ(Dms("health" + target).exit_code, 0);
   server.Signal(SIGTERM);
-  EXPECT_EQ(server.Wait(), 0);
+  EXPECT_EQ(server.Wait(), 0) << "dms-server's log:\n" << server.Log();
   const CommandResult r = Dms("health" + target);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.out, "");

@@ -144,8 +144,7 @@ Status TokenizerLoader::ReadModel(const TokenizerJson& file, Tokenizer::Options 
     return Error("model.merges[" + std::to_string(file.bad_merge_index) + "]",
                  "expected [\"left\", \"right\"] or \"left right\"");
   }
-  const std::vector<std::pair<std::string, std::string>>& merges = file.merges;
-  auto bpe = BpeModel::Create(std::move(vocab), merges, m.value("ignore_merges", false),
+  auto bpe = BpeModel::Create(std::move(vocab), file.merges, m.value("ignore_merges", false),
                               options.word_cache_entries);
   if (!bpe.ok()) return InvalidArgumentError(file_ + ": " + bpe.status().message());
   tok->bpe_ = std::move(bpe).value();
@@ -172,7 +171,9 @@ Status TokenizerLoader::ReadAddedTokens(const json& root, Tokenizer* tok) const 
     token.lstrip = t.value("lstrip", false);
     token.rstrip = t.value("rstrip", false);
     if (token.id < 0) return Error(field + ".id", "must be non-negative");
-    if (token.id > kMaxTokenId) return Error(field + ".id", "must be at most " + std::to_string(kMaxTokenId));
+    if (token.id > kMaxTokenId) {
+      return Error(field + ".id", "must be at most " + std::to_string(kMaxTokenId));
+    }
     tok->added_.Add(std::move(token));
   }
   return OkStatus();
@@ -249,8 +250,8 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& path, Op
     }
   }
   DMS_ASSIGN_OR_RETURN(MappedFile mapped, MappedFile::Open(file));
-  DMS_ASSIGN_OR_RETURN(TokenizerJson parsed,
-                       ReadTokenizerJson(file, std::string_view(reinterpret_cast<const char*>(mapped.data()), mapped.size())));
+  const std::string_view text(reinterpret_cast<const char*>(mapped.data()), mapped.size());
+  DMS_ASSIGN_OR_RETURN(TokenizerJson parsed, ReadTokenizerJson(file, text));
   return TokenizerLoader(file).Load(parsed, have_config ? &config : nullptr, options);
 }
 

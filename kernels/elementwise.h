@@ -26,6 +26,10 @@ cudaError_t LaunchRmsNorm(const float* x, const float* delta, const float* bias,
 // out[r, i] = silu(gu[r, i]) * gu[r, inter + i];  gu: [rows, 2 * inter] f32.
 cudaError_t LaunchSwiGlu(const float* gate_up, int rows, int inter, GemmInput out,
                          cudaStream_t stream);
+// The same over bf16 gate;up values (a prefill GEMM's bf16 output: half the
+// bytes to read), the same bits as the f32 launch over those values.
+cudaError_t LaunchSwiGlu(const __nv_bfloat16* gate_up, int rows, int inter, GemmInput out,
+                         cudaStream_t stream);
 
 // out[i] = x[i] as GEMM input, over n elements.
 cudaError_t LaunchToGemmInput(const float* x, int64_t n, GemmInput out, cudaStream_t stream);

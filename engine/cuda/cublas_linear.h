@@ -4,7 +4,7 @@
 // (kernels/gemv.h), unless disabled.
 //   x: [m, k] bf16 (GemmInput; with `lo`, y = w·hi + w·lo in two GEMMs)
 //   w: [n, k] bf16 row-major (Hugging Face layout)
-//   y: [m, n] f32 row-major
+//   y: [m, n] f32 row-major (Run with accumulate: y += x · wᵀ, cuBLAS only)
 #pragma once
 
 #include <cublas_v2.h>
@@ -27,12 +27,20 @@ class CublasLinear {
   // allocates during a step.
   Status Init(cudaStream_t stream);
 
-  Status Run(const cuda::GemmInput& x, int m, int k, const __nv_bfloat16* w, int n, float* y);
+  // accumulate: y += x · wᵀ (cuBLAS beta = 1: a residual add with no pass of
+  // its own). Only for shapes that go to cuBLAS (UsesGemv false) and one
+  // GEMM (x.lo null: hi + lo would change the order of the additions).
+  Status Run(const cuda::GemmInput& x, int m, int k, const __nv_bfloat16* w, int n, float* y,
+             bool accumulate = false);
+  bool UsesGemv(const cuda::GemmInput& x, int m, int k, const __nv_bfloat16* w) const;
+  // y: [m, n] bf16 (the fp32 accumulators rounded): one cuBLAS GEMM, x.lo null.
+  Status RunBf16Out(const cuda::GemmInput& x, int m, int k, const __nv_bfloat16* w, int n,
+                    __nv_bfloat16* y);
 
   // The MLP's gate;up product and SwiGLU: out[m, inter] = silu(g) * u as
   // GEMM input, w: [2 inter, k]. One GEMV pass when it takes the shape (out
   // must not overlap x then), else the GEMM into `scratch` [m, 2 inter] f32
-  // and the SwiGLU kernel.
+  // (bf16 when x.lo is null) and the SwiGLU kernel.
   Status RunSwiGlu(const cuda::GemmInput& x, int m, int k, const __nv_bfloat16* w, int inter,
                    float* scratch, const cuda::GemmInput& out);
 

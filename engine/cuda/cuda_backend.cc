@@ -359,6 +359,7 @@ Status CudaBackend::Forward(std::span<const ForwardChunk> batch, ForwardResult* 
   const int splits = PlanSplits(simt_tiles, rows);
   const int num_chunks = static_cast<int>(batch.size());
   const int first_pass = std::min(ws_->logit_rows, num_logit_rows);
+  step_rows_ = rows;
   auto enqueue = [&]() -> Status {
     // Few rows: the matmuls are GEMVs, launched to overlap the kernel before
     // them (kernels/launch.cuh).

@@ -102,6 +102,13 @@ class CudaBackend : public Backend {
   int PlanSplits(int num_simt_tiles, int num_tokens) const;
   // Whether a step of n tokens folds its RMSNorms into the GEMVs.
   bool FoldNorms(int n) const;
+  // Prefill steps (more rows than a GEMV takes, bf16 activations: one GEMM a
+  // matmul): o_proj (when it has no bias) and down_proj add into x in the
+  // GEMM (cuBLAS beta 1) instead of leaving their output in w.delta for the
+  // norm after them, a [n, D] f32 write and read and the norm's write of x
+  // fewer, twice a layer. A function of the rows, so that a logits pass
+  // enqueued after a replayed graph agrees with the graph.
+  bool AddsResidualInGemm(int n) const;
   // The layer loop. Tiles [0, simt_tiles) of the step's tile table go to the
   // SIMT attention kernel, the next mma_tiles to the tensor-core one.
   Status RunLayers(int num_tokens, int num_chunks, int simt_tiles, int mma_tiles, int num_splits);
@@ -144,6 +151,7 @@ class CudaBackend : public Backend {
   int max_positions_ = 0;
   int num_sms_ = 0;
   bool fold_norms_ = true;
+  int step_rows_ = 0;           // rows of the step being enqueued (ForwardBatch)
   std::string device_name_;
   mutable int64_t peak_device_used_ = 0;  // engine thread only (DeviceMemory)
   cudaStream_t stream_ = nullptr;  // stream_owner_.get()

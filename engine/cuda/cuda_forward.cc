@@ -26,6 +26,10 @@ int CudaBackend::PlanSplits(int num_simt_tiles, int num_tokens) const {
   return std::max(1, splits);
 }
 
+bool CudaBackend::AddsResidualInGemm(int n) const {
+  return ws_->gin_lo == nullptr && n > cuda::kGemvMaxRows;
+}
+
 bool CudaBackend::FoldNorms(int n) const {
   if (!fold_norms_ || !gemm_.use_gemv() || n > cuda::kGemvMaxRows) return false;
   const ModelConfig& cfg = config();
@@ -57,6 +61,8 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
   // place and leave w.normed() and its partials for q;k;v and gate;up.
   const bool fold = FoldNorms(n);
   const cuda::RmsNormScale scale{w.norm_partials, eps};
+  const bool adds_in_gemm = AddsResidualInGemm(n);
+  w.delta_pending = false;
 
   DMS_CUDA_RETURN_IF_ERROR(
       cuda::LaunchEmbeddingGather(meta_.d_tokens(), n, weights_.embed(), D, w.x, stream_),
@@ -69,10 +75,12 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
                                                 stream_, &scale),
                                "q;k;v GEMV (folded RMSNorm)");
     } else {
-      // x += previous MLP output; h = RMSNorm(x) * input_layernorm
-      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchRmsNorm(w.x, l > 0 ? w.delta : nullptr, nullptr, w.x,
+      // x += previous MLP output (if not added yet); h = RMSNorm(x) * input_layernorm
+      float* pending = w.delta_pending ? w.delta : nullptr;
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchRmsNorm(w.x, pending, nullptr, pending ? w.x : nullptr,
                                                    nullptr, n, D, lw.input_norm, eps, gin, stream_),
                                "input RMSNorm");
+      w.delta_pending = false;
       DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, D, lw.qkv, (hq + 2 * hkv) * hd, w.big));
     }
 
@@ -177,8 +185,11 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
       const cuda::RmsNormFold f{w.x, lw.o_bias, lw.post_norm, w.normed(), w.norm_partials};
       DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchGemvResidualNorm(gin, n, hq * hd, lw.o, D, f, stream_),
                                "o_proj GEMV (folded RMSNorm)");
+    } else if (adds_in_gemm && lw.o_bias == nullptr) {
+      DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, hq * hd, lw.o, D, w.x, /*accumulate=*/true));
     } else {
       DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, hq * hd, lw.o, D, w.delta));
+      w.delta_pending = true;
     }
     // The chunk's K/V join the cache only after its attention (slot reuse).
     // Enqueued after o_proj, which does not need them: with programmatic
@@ -198,11 +209,14 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
     ap.write_slot = w.write_slot;
     DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchKvAppend(ap, stream_), "KV append");
 
-    // x += o_proj(attn) (+ bias); h2 = RMSNorm(x) * post_attention_layernorm
+    // x += o_proj(attn) (+ bias) if not added yet; h2 = RMSNorm(x) * post_attention_layernorm
     if (!fold) {
-      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchRmsNorm(w.x, w.delta, lw.o_bias, w.x, nullptr, n, D,
+      float* pending = w.delta_pending ? w.delta : nullptr;
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchRmsNorm(w.x, pending, pending ? lw.o_bias : nullptr,
+                                                   pending ? w.x : nullptr, nullptr, n, D,
                                                    lw.post_norm, eps, gin, stream_),
                                "post-attention RMSNorm");
+      w.delta_pending = false;
     }
     // gate;up and SwiGLU. Its output goes after its input in the GEMM-input
     // buffer when there is room (a fused GEMV pass must not overwrite the
@@ -227,13 +241,25 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
         const size_t off = static_cast<size_t>(r) * width;
         return cuda::GemmInput{g.hi + off, g.lo ? g.lo + off : nullptr};
       };
-      const int slice = w.gate_up_rows, num_slices = (n + slice - 1) / slice;
+      // bf16 activations: the GEMM writes bf16 gate;up (as the model's own
+      // bf16 Linear does), half the bytes for it and the SwiGLU, twice the
+      // rows a slice.
+      const bool bf16 = gin.lo == nullptr;
+      const int slice = bf16 ? std::min(n, 2 * w.gate_up_rows) : w.gate_up_rows;
+      const int num_slices = (n + slice - 1) / slice;
+      __nv_bfloat16* big16 = reinterpret_cast<__nv_bfloat16*>(w.big);
       for (int i = 0; i < num_slices; ++i) {
         const int r0 = (I >= D ? num_slices - 1 - i : i) * slice;
         const int rows = std::min(slice, n - r0);
-        DMS_RETURN_IF_ERROR(gemm_.Run(row(gin, r0, D), rows, D, lw.gate_up, 2 * I, w.big));
-        DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchSwiGlu(w.big, rows, I, row(act, r0, I), stream_),
-                                 "SwiGLU");
+        if (bf16) {
+          DMS_RETURN_IF_ERROR(gemm_.RunBf16Out(row(gin, r0, D), rows, D, lw.gate_up, 2 * I, big16));
+          DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchSwiGlu(big16, rows, I, row(act, r0, I), stream_),
+                                   "SwiGLU");
+        } else {
+          DMS_RETURN_IF_ERROR(gemm_.Run(row(gin, r0, D), rows, D, lw.gate_up, 2 * I, w.big));
+          DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchSwiGlu(w.big, rows, I, row(act, r0, I), stream_),
+                                   "SwiGLU");
+        }
       }
     }
     if (fold && l + 1 < cfg.num_layers) {
@@ -243,8 +269,11 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
                                 w.norm_partials};
       DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchGemvResidualNorm(act, n, I, lw.down, D, f, stream_),
                                "down_proj GEMV (folded RMSNorm)");
+    } else if (adds_in_gemm) {
+      DMS_RETURN_IF_ERROR(gemm_.Run(act, n, I, lw.down, D, w.x, /*accumulate=*/true));
     } else {
       DMS_RETURN_IF_ERROR(gemm_.Run(act, n, I, lw.down, D, w.delta));
+      w.delta_pending = true;
     }
   }
   return OkStatus();
@@ -257,7 +286,8 @@ Status CudaBackend::EnqueueLogits(int r0, int rows) {
   // Final norm (with the last MLP's residual add) and LM head only on the
   // rows whose logits were asked for.
   DMS_CUDA_RETURN_IF_ERROR(
-      cuda::LaunchRmsNorm(w.x, cfg.num_layers > 0 ? w.delta : nullptr, nullptr, nullptr,
+      cuda::LaunchRmsNorm(w.x, cfg.num_layers > 0 && !AddsResidualInGemm(step_rows_) ? w.delta : nullptr,
+                          nullptr, nullptr,
                           meta_.d_logit_rows() + r0, rows, cfg.hidden_size, weights_.final_norm(),
                           static_cast<float>(cfg.rms_norm_eps), w.gin(), stream_),
       "final RMSNorm");

@@ -19,6 +19,8 @@ struct CudaBackend::Workspace {
   // M = max tokens per step, D = hidden, W = max(D, Hq*hd, I).
   float* x = nullptr;             // [M, D] residual stream
   float* delta = nullptr;         // [M, D] o_proj / down_proj output
+  // Host, during RunLayers: delta holds an output not yet added to x.
+  bool delta_pending = false;
   __nv_bfloat16* gin_hi = nullptr;  // [M, W] GEMM input
   __nv_bfloat16* gin_lo = nullptr;  // [M, W] accuracy mode only
   size_t gin_elems = 0;             // M * W

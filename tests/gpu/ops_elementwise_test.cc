@@ -152,6 +152,43 @@ TEST(ElementwiseOp, SwiGluMatches) {
   }
 }
 
+// The SwiGLU over bf16 gate;up (prefill's bf16 GEMM output): the same bits as
+// the f32 kernels over the same values, both output forms, both kernels
+// (inter % 8 != 0 takes the scalar one).
+TEST(ElementwiseOp, SwiGluOverBf16IsTheF32KernelOverTheSameValues) {
+  DMS_SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(5);
+  for (int inter : {128, 132, 12288}) {
+    for (int rows : {1, 33}) {
+      const std::vector<__nv_bfloat16> gu16 =
+          ToBf16(RandomUniform(static_cast<size_t>(rows) * 2 * inter, rng, -6, 6));
+      DevArray<__nv_bfloat16> d_gu16;
+      d_gu16.Upload(gu16);
+      DevArray<float> d_gu;
+      d_gu.Upload(FromBf16(gu16));
+      for (bool with_lo : {false, true}) {
+        const size_t n = static_cast<size_t>(rows) * inter;
+        DevArray<__nv_bfloat16> hi(n), lo(n), hi16(n), lo16(n);
+        DMS_CUDA_CHECK(cuda::LaunchSwiGlu(d_gu.get(), rows, inter,
+                                          {hi.get(), with_lo ? lo.get() : nullptr}, nullptr));
+        DMS_CUDA_CHECK(cuda::LaunchSwiGlu(d_gu16.get(), rows, inter,
+                                          {hi16.get(), with_lo ? lo16.get() : nullptr}, nullptr));
+        auto bits = [](const std::vector<__nv_bfloat16>& v) {
+          std::vector<uint16_t> b(v.size());
+          std::memcpy(b.data(), v.data(), v.size() * 2);
+          return b;
+        };
+        const bool same = bits(hi.Download()) == bits(hi16.Download()) &&
+                          (!with_lo || bits(lo.Download()) == bits(lo16.Download()));
+        EXPECT_TRUE(same) << "rows " << rows << " inter " << inter << (with_lo ? " hi+lo" : "");
+        Report("swiglu_bf16", "rows=" + std::to_string(rows) + " inter=" + std::to_string(inter) +
+                                  (with_lo ? " hi+lo" : " bf16"),
+               same ? "bit-exact" : "DIFFERS", same);
+      }
+    }
+  }
+}
+
 // The linear layer, both paths: cuBLAS, and the GEMV kernel that takes
 // decode-sized m (kernels/gemv.h); shapes off the kernel's row and column
 // blocking (n odd, k not a multiple of 256, k % 8 != 0 falls to cuBLAS).
@@ -198,6 +235,31 @@ TEST(GemmOp, CublasLinearMatchesCpuMatMul) {
         EXPECT_TRUE(CheckClose(gemv ? "linear_gemv" : "linear_cublas",
                                shape + (accurate ? " hi+lo vs f32" : " bf16 vs rounded"), e,
                                accurate ? 1e-9 : 1e-10, 1e-4));
+        if (gemv || accurate) {
+          // The prefill-only forms take one cuBLAS GEMM over bf16 activations.
+          EXPECT_EQ(gemm.Run(in, s.m, s.k, d_w.get(), s.n, d_y.get(), true).code(),
+                    StatusCode::kInvalidArgument);
+          if (accurate) {
+            DevArray<__nv_bfloat16> y16(ref.size());
+            EXPECT_EQ(gemm.RunBf16Out(in, s.m, s.k, d_w.get(), s.n, y16.get()).code(),
+                      StatusCode::kInvalidArgument);
+          }
+          continue;
+        }
+        // y += x · wᵀ (a prefill residual add in the GEMM).
+        const std::vector<float> base = RandomUniform(ref.size(), rng, -3, 3);
+        d_y.Upload(base);
+        ASSERT_TRUE(gemm.Run(in, s.m, s.k, d_w.get(), s.n, d_y.get(), true).ok());
+        std::vector<float> sum(ref.size());
+        for (size_t i = 0; i < sum.size(); ++i) sum[i] = base[i] + ref_r[i];
+        EXPECT_TRUE(CheckClose("linear_cublas", shape + " accumulate", Compare(d_y.Download(), sum),
+                               1e-10, 1e-4));
+        // bf16 output: the fp32 result rounded (one bf16 rounding, ~2^-9).
+        DevArray<__nv_bfloat16> y16(ref.size());
+        ASSERT_TRUE(gemm.RunBf16Out(in, s.m, s.k, d_w.get(), s.n, y16.get()).ok());
+        const ErrorStats e16 = Compare(FromBf16(y16.Download()), ref_r);
+        EXPECT_TRUE(CheckClose("linear_cublas", shape + " bf16 out", e16, 2e-5,
+                               e16.max_ref / 256 + 1e-6));
       }
     }
     gemm.set_use_gemv(true);

@@ -219,6 +219,115 @@ TEST(QkvEpilogueOp, SweepMatchesTheCpuReference) {
               static_cast<long long>(total), 100.0 * agree / std::max<int64_t>(1, total));
 }
 
+// Steps of more than 16 tokens with head_dim 64/128/256 take the rows kernel
+// (a warp per 4 heads of a token, registers only), decode steps the
+// token-split kernel. A decode token batched with a prefill must get the
+// bits of its solo step, so: every output of an n-token launch equal, byte
+// for byte, to n one-token launches (outputs poisoned before each run).
+TEST(QkvEpilogueOp, ManyTokensAreBitExactWithTheTokenByTokenKernel) {
+  DMS_SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(13);
+  const cuda::DecisionMode modes[] = {cuda::DecisionMode::kNeuron, cuda::DecisionMode::kProjection,
+                                      cuda::DecisionMode::kNone};
+  struct Geometry { int hq, hkv; };
+  const Geometry geometries[] = {{32, 8}, {3, 1}, {8, 8}, {10, 5}, {64, 4}};
+  int i = 0;
+  for (int hd : {64, 128, 256}) {
+    for (const Geometry& geo : geometries) {
+      const cuda::DecisionMode mode = modes[i % 3];
+      const bool per_layer = i % 4 == 1, off = i % 7 == 3, bias = i % 2 == 0;
+      const cuda::KvDType dtype = i % 3 == 2 ? cuda::KvDType::kF32 : cuda::KvDType::kBF16;
+      const int n = 17 + (i * 53) % 200, hq = geo.hq, hkv = geo.hkv;
+      ++i;
+      const size_t stride = static_cast<size_t>(hq + 2 * hkv) * hd;
+      std::vector<int32_t> pos(n);
+      for (int32_t& p : pos) p = static_cast<int32_t>(rng() % kMaxPos);
+      DevArray<float> d_qkv, d_bias, d_qn, d_kn, d_cos, d_sin, d_alpha;
+      DevArray<int32_t> d_pos;
+      d_qkv.Upload(RandomUniform(n * stride, rng, -2, 2));
+      d_bias.Upload(RandomUniform(stride, rng, -0.2f, 0.2f));
+      d_qn.Upload(RandomUniform(hd, rng, 0.0f, 0.2f));
+      d_kn.Upload(RandomUniform(hd, rng, 0.5f, 1.5f));
+      d_cos.Upload(RandomUniform(static_cast<size_t>(kMaxPos) * hd / 2, rng, -1, 1));
+      d_sin.Upload(RandomUniform(static_cast<size_t>(kMaxPos) * hd / 2, rng, -1, 1));
+      // Logits near the threshold: both signs of decision in every case.
+      d_alpha.Upload(RandomUniform(static_cast<size_t>(n) * hkv, rng, 0.0f, 0.1f));
+      d_pos.Upload(pos);
+      const int es = cuda::KvDTypeSize(dtype);
+      DevArray<float> d_q(static_cast<size_t>(n) * hq * hd), d_logit(static_cast<size_t>(n) * hkv);
+      DevArray<uint8_t> d_k(static_cast<size_t>(n) * hkv * hd * es), d_v(d_k.size()), d_dec(d_logit.size());
+
+      auto launch = [&](int r0, int rows) {
+        cuda::QkvEpilogueParams p;
+        p.qkv = d_qkv.get() + r0 * stride;
+        if (bias) {
+          p.q_bias = d_bias.get();
+          p.k_bias = d_bias.get() + hq * hd;
+          p.v_bias = d_bias.get() + (hq + hkv) * hd;
+        }
+        p.q_norm = d_qn.get();
+        p.k_norm = d_kn.get();
+        p.rope_cos = d_cos.get();
+        p.rope_sin = d_sin.get();
+        p.positions = d_pos.get() + r0;
+        p.alpha_logits = d_alpha.get() + r0 * hkv;
+        p.num_tokens = rows;
+        p.num_q_heads = hq;
+        p.num_kv_heads = hkv;
+        p.head_dim = hd;
+        p.eps = 1e-6f;
+        p.mode = mode;
+        p.per_layer = per_layer;
+        p.decisions_off = off;
+        p.q_out = d_q.get() + static_cast<size_t>(r0) * hq * hd;
+        p.k_out = d_k.get() + static_cast<size_t>(r0) * hkv * hd * es;
+        p.v_out = d_v.get() + static_cast<size_t>(r0) * hkv * hd * es;
+        p.kv_dtype = dtype;
+        p.decisions = d_dec.get() + r0 * hkv;
+        p.decision_logits = d_logit.get() + r0 * hkv;
+        DMS_CUDA_CHECK(cuda::LaunchQkvEpilogue(p, nullptr));
+      };
+      auto run = [&](bool token_by_token, std::vector<uint8_t>* all) {
+        d_q.Poison();
+        d_k.Poison();
+        d_v.Poison();
+        d_dec.Poison();
+        d_logit.Poison();
+        if (token_by_token) {
+          for (int r = 0; r < n; ++r) launch(r, 1);
+        } else {
+          launch(0, n);
+        }
+        DMS_CUDA_CHECK(cudaDeviceSynchronize());
+        all->clear();
+        auto append = [&](const void* data, size_t bytes) {
+          const uint8_t* b = static_cast<const uint8_t*>(data);
+          all->insert(all->end(), b, b + bytes);
+        };
+        const std::vector<float> q = d_q.Download(), logit = d_logit.Download();
+        const std::vector<uint8_t> k = d_k.Download(), v = d_v.Download(), dec = d_dec.Download();
+        append(q.data(), q.size() * 4);
+        append(k.data(), k.size());
+        append(v.data(), v.size());
+        append(dec.data(), dec.size());
+        append(logit.data(), logit.size() * 4);
+      };
+      std::vector<uint8_t> rows, tokens;
+      run(false, &rows);
+      run(true, &tokens);
+      ASSERT_EQ(rows.size(), tokens.size());
+      size_t differ = 0;
+      for (size_t b = 0; b < rows.size(); ++b) differ += rows[b] != tokens[b];
+      char shape[160];
+      std::snprintf(shape, sizeof(shape), "n=%d hd=%d Hq=%d Hkv=%d mode=%d%s%s%s kv=%s", n, hd, hq,
+                    hkv, static_cast<int>(mode), per_layer ? " per-layer" : "", off ? " off" : "",
+                    bias ? " bias" : "", dtype == cuda::KvDType::kBF16 ? "bf16" : "f32");
+      EXPECT_EQ(differ, 0u) << shape << ": " << differ << " of " << rows.size() << " bytes differ";
+      Report("qkv_epilogue.rows", shape, differ == 0 ? "bit-exact" : "DIFFERS", differ == 0);
+    }
+  }
+}
+
 TEST(QkvEpilogueOp, DmsAlphaLogitsMatch) {
   DMS_SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(12);

@@ -1,5 +1,7 @@
 #include "kernels/qkv_epilogue.h"
 
+#include <type_traits>
+
 #include "kernels/device_util.cuh"
 #include "kernels/launch.cuh"
 
@@ -14,6 +16,7 @@ constexpr int kMaxHeadDim = 256;
 constexpr int kMaxKvHeads = 64;
 constexpr int kSplitTokens = 16;  // steps up to this many tokens split a token over blocks
 
+// Head dims other than 64/128/256 (the rows kernel below takes those).
 // grid: (tokens, head groups). Block y of a token takes the heads whose
 // index / kWarps is y modulo gridDim.y, a warp each. Decode steps split the
 // token over several blocks (v1: one block, 3 heads a warp, ~8.4 us a layer
@@ -162,9 +165,9 @@ __global__ void QkvEpilogueKernel(QkvEpilogueParams p) {
   }
 }
 
-// Steps of many tokens (prefill): QkvEpilogueKernel's arithmetic in the same
-// order, so a token gets the same bits from either kernel (a decode token
-// batched with a prefill must match its solo step). HD is a multiple of 64:
+// QkvEpilogueKernel's arithmetic in the same order, so a token gets the same
+// bits in any step (a decode token batched with a prefill must match its
+// solo step; both variants below do the same per head). HD is a multiple of 64:
 // lane l holds elements l + 32 k of a head in registers, a RoPE pair (i,
 // i + HD/2) then sits in one lane, and nothing goes through shared memory.
 // A warp takes kHeadsPerWarp heads of one token with all their loads in
@@ -172,24 +175,50 @@ __global__ void QkvEpilogueKernel(QkvEpilogueParams p) {
 // warp per head, each head a chain of loads, shared-memory steps and warp
 // barriers) took 598 us per 8K-token chunk of Qwen3-8B on an H200, ~6x its
 // bytes over the copy bandwidth.
+// Decode steps take kHeadsPerWarp = 1 (a warp per head: 48 warps for a
+// Qwen3-8B token) and load what no kernel of the step writes before PdlWait:
+// the position (uploaded before the step's first kernel), its RoPE row, the
+// head's norm weight and bias; after it only the head's q;k;v values. Batch-1
+// decode against QkvEpilogueKernel (H200, gpu-decode-ab.sh ROUNDS=3): 4K
+// 4.428 -> 4.398 ms, 32K 5.330 -> 5.316 ms.
 // grid: ceil(tokens * head groups / kRowsWarps), block: kRowsWarps warps.
 constexpr int kRowsWarps = 8;
-constexpr int kHeadsPerWarp = 4;
 
-template <typename T, int HD>
+template <typename T, int HD, int kHeadsPerWarp>
 __global__ void __launch_bounds__(kRowsWarps * 32) QkvEpilogueRowsKernel(QkvEpilogueParams p) {
   constexpr int kPer = HD / 32, kRot = kPer / 2;  // elements a lane holds; RoPE pairs
+  constexpr bool kPreload = kHeadsPerWarp == 1;   // norm weight and bias before PdlWait
   const int lane = threadIdx.x & 31;
   const int hq = p.num_q_heads, hkv = p.num_kv_heads, g = hq / hkv, heads = hq + 2 * hkv;
   const int groups = (heads + kHeadsPerWarp - 1) / kHeadsPerWarp;
   const int64_t task = static_cast<int64_t>(blockIdx.x) * kRowsWarps + (threadIdx.x >> 5);
+  const bool active = task < static_cast<int64_t>(p.num_tokens) * groups;
+  const int64_t r = active ? task / groups : 0;
+  const int head0 = static_cast<int>(task % groups) * kHeadsPerWarp;
+  float cs[kRot], sn[kRot], wv[kPreload ? kPer : 1], bv[kPreload ? kPer : 1];
+  if (active) {
+    const int pos = p.positions[r];
+#pragma unroll
+    for (int k = 0; k < kRot; ++k) {
+      cs[k] = p.rope_cos[static_cast<int64_t>(pos) * (HD / 2) + lane + 32 * k];
+      sn[k] = p.rope_sin[static_cast<int64_t>(pos) * (HD / 2) + lane + 32 * k];
+    }
+    if constexpr (kPreload) {
+      const bool is_q = head0 < hq, is_k = !is_q && head0 < hq + hkv;
+      const int bias_head = is_q ? head0 : is_k ? head0 - hq : head0 - hq - hkv;
+      const float* bias = is_q ? p.q_bias : is_k ? p.k_bias : p.v_bias;
+      const float* w = is_q ? p.q_norm : is_k ? p.k_norm : nullptr;
+#pragma unroll
+      for (int k = 0; k < kPer; ++k) {
+        bv[k] = bias ? bias[bias_head * HD + lane + 32 * k] : 0.0f;
+        wv[k] = w ? w[lane + 32 * k] : 0.0f;
+      }
+    }
+  }
   PdlWait();
   PdlLaunchDependents();
-  if (task >= static_cast<int64_t>(p.num_tokens) * groups) return;
-  const int64_t r = task / groups;
-  const int head0 = static_cast<int>(task % groups) * kHeadsPerWarp;
+  if (!active) return;
   const float* row = p.qkv + r * heads * HD;
-  const int pos = p.positions[r];
 
   float x[kHeadsPerWarp][kPer];
 #pragma unroll
@@ -198,12 +227,6 @@ __global__ void __launch_bounds__(kRowsWarps * 32) QkvEpilogueRowsKernel(QkvEpil
     for (int k = 0; k < kPer; ++k) {
       x[j][k] = head0 + j < heads ? row[(head0 + j) * HD + lane + 32 * k] : 0.0f;
     }
-  }
-  float cs[kRot], sn[kRot];
-#pragma unroll
-  for (int k = 0; k < kRot; ++k) {
-    cs[k] = p.rope_cos[static_cast<int64_t>(pos) * (HD / 2) + lane + 32 * k];
-    sn[k] = p.rope_sin[static_cast<int64_t>(pos) * (HD / 2) + lane + 32 * k];
   }
 
 #pragma unroll
@@ -216,7 +239,9 @@ __global__ void __launch_bounds__(kRowsWarps * 32) QkvEpilogueRowsKernel(QkvEpil
     float* b = x[j];
     if (bias) {
 #pragma unroll
-      for (int k = 0; k < kPer; ++k) b[k] += bias[bias_head * HD + lane + 32 * k];
+      for (int k = 0; k < kPer; ++k) {
+        b[k] += kPreload ? bv[k] : bias[bias_head * HD + lane + 32 * k];
+      }
     }
     if (!is_q && !is_k) {
       T* out = static_cast<T*>(p.v_out) + (r * hkv + bias_head) * HD;
@@ -233,7 +258,7 @@ __global__ void __launch_bounds__(kRowsWarps * 32) QkvEpilogueRowsKernel(QkvEpil
     ss = WarpSum(ss);
     const float inv = 1.0f / sqrtf(ss / HD + p.eps);
 #pragma unroll
-    for (int k = 0; k < kPer; ++k) b[k] = b[k] * inv * w[lane + 32 * k];
+    for (int k = 0; k < kPer; ++k) b[k] = b[k] * inv * (kPreload ? wv[k] : w[lane + 32 * k]);
     const bool neuron_head = is_q && p.mode == DecisionMode::kNeuron && head % g == 0;
     float logit = 0.0f;
     if (neuron_head) {
@@ -314,17 +339,25 @@ cudaError_t LaunchQkvEpilogue(const QkvEpilogueParams& p, cudaStream_t stream) {
   }
   const int heads = p.num_q_heads + 2 * p.num_kv_heads;
   const int hd = p.head_dim;
-  if (p.num_tokens > kSplitTokens && (hd == 64 || hd == 128 || hd == 256)) {
-    const int64_t tasks =
-        static_cast<int64_t>(p.num_tokens) * ((heads + kHeadsPerWarp - 1) / kHeadsPerWarp);
+  if (hd == 64 || hd == 128 || hd == 256) {
+    const bool decode = p.num_tokens <= kSplitTokens;  // a warp a head
+    const int per_warp = decode ? 1 : 4;
+    const int64_t tasks = static_cast<int64_t>(p.num_tokens) * ((heads + per_warp - 1) / per_warp);
     const unsigned grid = static_cast<unsigned>((tasks + kRowsWarps - 1) / kRowsWarps);
     auto launch = [&](auto kernel) {
       return LaunchKernel(LaunchGroup::kEpilogue, kernel, grid, kRowsWarps * 32, 0, stream, p);
     };
     const bool bf16 = p.kv_dtype == KvDType::kBF16;
-    if (hd == 64) return launch(bf16 ? QkvEpilogueRowsKernel<__nv_bfloat16, 64> : QkvEpilogueRowsKernel<float, 64>);
-    if (hd == 128) return launch(bf16 ? QkvEpilogueRowsKernel<__nv_bfloat16, 128> : QkvEpilogueRowsKernel<float, 128>);
-    return launch(bf16 ? QkvEpilogueRowsKernel<__nv_bfloat16, 256> : QkvEpilogueRowsKernel<float, 256>);
+    auto pick = [&](auto hd_tag) {
+      constexpr int kHd = decltype(hd_tag)::value;
+      if (decode) {
+        return launch(bf16 ? QkvEpilogueRowsKernel<__nv_bfloat16, kHd, 1> : QkvEpilogueRowsKernel<float, kHd, 1>);
+      }
+      return launch(bf16 ? QkvEpilogueRowsKernel<__nv_bfloat16, kHd, 4> : QkvEpilogueRowsKernel<float, kHd, 4>);
+    };
+    if (hd == 64) return pick(std::integral_constant<int, 64>{});
+    if (hd == 128) return pick(std::integral_constant<int, 128>{});
+    return pick(std::integral_constant<int, 256>{});
   }
   // Few tokens: a warp per head over several blocks; many: a block a token.
   const int splits = p.num_tokens <= kSplitTokens ? (heads + kWarps - 1) / kWarps : 1;

@@ -219,11 +219,11 @@ TEST(QkvEpilogueOp, SweepMatchesTheCpuReference) {
               static_cast<long long>(total), 100.0 * agree / std::max<int64_t>(1, total));
 }
 
-// Steps of more than 16 tokens with head_dim 64/128/256 take the rows kernel
-// (a warp per 4 heads of a token, registers only), decode steps the
-// token-split kernel. A decode token batched with a prefill must get the
-// bits of its solo step, so: every output of an n-token launch equal, byte
-// for byte, to n one-token launches (outputs poisoned before each run).
+// head_dim 64/128/256 take the rows kernel: a warp per 4 heads of a token for
+// steps of more than 16 tokens, a warp per head (loads before PdlWait) for
+// decode steps. A decode token batched with a prefill must get the bits of
+// its solo step, so: every output of an n-token launch equal, byte for byte,
+// to n one-token launches (outputs poisoned before each run).
 TEST(QkvEpilogueOp, ManyTokensAreBitExactWithTheTokenByTokenKernel) {
   DMS_SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(13);

@@ -102,15 +102,20 @@ __global__ void RmsNormRowKernel(const float4* x, const float4* delta, const flo
   }
 }
 
-__global__ void SwiGluKernel(const float* gate_up, int64_t rows, int inter, GemmInput out) {
+// silu(g) * u: the one expression every SwiGLU kernel here uses (same bits).
+__device__ __forceinline__ float SiluMul(float g, float u) { return g / (1.0f + expf(-g)) * u; }
+
+// Any width, gate;up as f32 or bf16.
+template <typename T>
+__global__ void SwiGluKernel(const T* gate_up, int64_t rows, int inter, GemmInput out) {
   PdlEnter();
   const int64_t n = rows * inter;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = i / inter, c = i % inter;
-    const float g = gate_up[r * 2 * inter + c];
-    const float u = gate_up[r * 2 * inter + inter + c];
-    StoreGemmInput(out, i, g / (1.0f + expf(-g)) * u);
+    const float g = ToFloat(gate_up[r * 2 * inter + c]);
+    const float u = ToFloat(gate_up[r * 2 * inter + inter + c]);
+    StoreGemmInput(out, i, SiluMul(g, u));
   }
 }
 
@@ -125,9 +130,7 @@ __global__ void SwiGluVecKernel(const float4* gate_up, int inter4, GemmInput out
   const int64_t r = blockIdx.y;
   const float4 g = gate_up[r * 2 * inter4 + c];
   const float4 u = gate_up[r * 2 * inter4 + inter4 + c];
-  // The same expression as SwiGluKernel: both give the same bits.
-  const float y[4] = {g.x / (1.0f + expf(-g.x)) * u.x, g.y / (1.0f + expf(-g.y)) * u.y,
-                      g.z / (1.0f + expf(-g.z)) * u.z, g.w / (1.0f + expf(-g.w)) * u.w};
+  const float y[4] = {SiluMul(g.x, u.x), SiluMul(g.y, u.y), SiluMul(g.z, u.z), SiluMul(g.w, u.w)};
   StoreGemmInput4(out, (r * inter4 + c) * 4, y);
 }
 
@@ -147,23 +150,10 @@ __global__ void SwiGluBf16VecKernel(const uint4* gate_up, int inter8, GemmInput 
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       const float2 g = __bfloat1622float2(g2[2 * half + j]), u = __bfloat1622float2(u2[2 * half + j]);
-      y[2 * j] = g.x / (1.0f + expf(-g.x)) * u.x;
-      y[2 * j + 1] = g.y / (1.0f + expf(-g.y)) * u.y;
+      y[2 * j] = SiluMul(g.x, u.x);
+      y[2 * j + 1] = SiluMul(g.y, u.y);
     }
     StoreGemmInput4(out, (r * inter8 + c) * 8 + 4 * half, y);
-  }
-}
-
-__global__ void SwiGluBf16Kernel(const __nv_bfloat16* gate_up, int64_t rows, int inter,
-                                 GemmInput out) {
-  PdlEnter();
-  const int64_t n = rows * inter;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t r = i / inter, c = i % inter;
-    const float g = __bfloat162float(gate_up[r * 2 * inter + c]);
-    const float u = __bfloat162float(gate_up[r * 2 * inter + inter + c]);
-    StoreGemmInput(out, i, g / (1.0f + expf(-g)) * u);
   }
 }
 
@@ -221,7 +211,7 @@ cudaError_t LaunchSwiGlu(const float* gate_up, int rows, int inter, GemmInput ou
     return LaunchKernel(LaunchGroup::kElementwise, SwiGluVecKernel, grid, kThreads, 0, stream,
                         reinterpret_cast<const float4*>(gate_up), inter4, out);
   }
-  return LaunchKernel(LaunchGroup::kElementwise, SwiGluKernel, GridFor(n), kThreads, 0, stream,
+  return LaunchKernel(LaunchGroup::kElementwise, SwiGluKernel<float>, GridFor(n), kThreads, 0, stream,
                       gate_up, static_cast<int64_t>(rows), inter, out);
 }
 
@@ -236,7 +226,7 @@ cudaError_t LaunchSwiGlu(const __nv_bfloat16* gate_up, int rows, int inter, Gemm
     return LaunchKernel(LaunchGroup::kElementwise, SwiGluBf16VecKernel, grid, kThreads, 0, stream,
                         reinterpret_cast<const uint4*>(gate_up), inter8, out);
   }
-  return LaunchKernel(LaunchGroup::kElementwise, SwiGluBf16Kernel, GridFor(n), kThreads, 0, stream,
+  return LaunchKernel(LaunchGroup::kElementwise, SwiGluKernel<__nv_bfloat16>, GridFor(n), kThreads, 0, stream,
                       gate_up, static_cast<int64_t>(rows), inter, out);
 }
 

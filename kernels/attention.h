@@ -93,12 +93,15 @@ cudaError_t LaunchDmsAttentionMma(const AttentionParams& p, cudaStream_t stream)
 // or 3 (default) resident blocks per multiprocessor. Not thread-safe.
 void SetDmsAttentionMmaMinBlocks(int blocks);
 
-// Which tensor-core instructions the kernel runs on: kAuto (the default)
-// takes wgmma where DmsAttentionWgmmaAvailable() and mma.sync elsewhere;
-// with kAuto, DMS_ATTN_CORE=mma_sync in the environment forces mma.sync (A/B
-// runs). Forcing kWgmma where it is not available makes the launch fail with
-// cudaErrorInvalidDeviceFunction. Tests and benchmarks; not thread-safe.
-enum class AttnMmaCore { kAuto, kMmaSync, kWgmma };
+// Which tensor-core kernel runs: kAuto (the default) takes the
+// FlashAttention-2 style wgmma kernel (kWgmma) where
+// DmsAttentionWgmmaAvailable() and mma.sync elsewhere; kWgmmaWs is the
+// warp-specialized wgmma kernel (attention_ws.h; correct, not yet faster).
+// With kAuto, DMS_ATTN_CORE=mma_sync or =wgmma_ws in the environment forces
+// those (A/B runs). Forcing a wgmma kernel where it is not available makes
+// the launch fail with cudaErrorInvalidDeviceFunction. Tests and
+// benchmarks; not thread-safe.
+enum class AttnMmaCore { kAuto, kMmaSync, kWgmma, kWgmmaWs };
 void SetDmsAttentionMmaCore(AttnMmaCore core);
 // True on an sm_90 device when this binary carries sm_90a code.
 bool DmsAttentionWgmmaAvailable();

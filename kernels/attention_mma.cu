@@ -31,14 +31,24 @@
 
 #include "kernels/attention.h"
 #include "kernels/attention_mma_cores.cuh"
+#include "kernels/attention_softmax.cuh"
+#include "kernels/attention_walk.cuh"
+#include "kernels/attention_ws.h"
 #include "kernels/device_util.cuh"
 
 namespace dms::cuda {
 namespace {
 
+using attn_mma::CpAsync16;
+using attn_mma::CpAsyncCommit;
+using attn_mma::CpAsyncWait;
+using attn_mma::KeyWalk;
 using attn_mma::MmaSyncCore;
+using attn_mma::ResolvedKey;
 using attn_mma::SmemAddr;
+using attn_mma::TileModeOf;
 using attn_mma::WgmmaCore;
+using attn_mma::kSkip;
 
 constexpr int kBN = attn_mma::kKeyTile;
 constexpr float kLog2e = 1.4426950408889634f;
@@ -65,26 +75,6 @@ struct MmaSmem {
 };
 static_assert(kBN == 64, "tile metadata is resolved by exactly two warps");
 
-// 16-byte global -> shared copy; zero-fill when !valid (src is then not read).
-__device__ __forceinline__ void CpAsync16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(SmemAddr(dst)), "l"(src),
-               "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void CpAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
-// 2^x by the special-function unit, denormal results flushed to zero (they
-// are below bf16's use here anyway): one MUFU.EX2, where exp2f adds range
-// fix-ups around it.
-__device__ __forceinline__ float Exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
-
 // grid: (tiles, Hkv), block: kThreads, dynamic shared memory:
 // SmemBytes<Core>(). kMinBlocks: blocks per multiprocessor the register
 // budget is cut for (mma.sync at HD 128 -- 2: 207 registers, no spills; 3:
@@ -101,35 +91,14 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
 
   const AttnTile tile = p.tiles[blockIdx.x];
   const int h = blockIdx.y;
-  const StepChunk c = p.chunks[tile.chunk];
-  const KvDeviceView& kv = p.kv;
-  const int hq = p.num_q_heads, hkv = kv.num_kv_heads, g = hq / hkv;
+  const KeyWalk<HD> walk(p, tile, h);
+  const StepChunk& c = walk.c;
+  const int hq = p.num_q_heads, hkv = p.kv.num_kv_heads, g = hq / hkv;
   const int tq = kBM / g;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int quad = lane >> 2, qlane = lane & 3;  // mma fragment row / column group
-  const int64_t head = (static_cast<int64_t>(c.seq) * kv.num_layers + p.layer) * hkv + h;
-  const int len = kv.head_len[head];
-  const int window = kv.window, ring = window + 1;
-  const int t0 = c.start_pos;
-  const int qa = t0 + tile.q_begin, qb = qa + tile.q_count - 1;  // the tile's first/last position
-  // Chunk keys: with the kept list, those older than every query's window
-  // (jj < cut) come from it (only unmarked ones; the marked ones no query of
-  // the tile sees), then [dense_begin, q_end) are walked one by one.
-  const int q_end = tile.q_begin + tile.q_count;
-  int gathered = 0, dense_begin = 0;
-  if (p.kept_index != nullptr && window >= 0) {
-    const int cut = tile.q_begin - window;
-    if (cut > 0) {
-      gathered = p.kept_count[(static_cast<int64_t>(c.row_base) + cut - 1) * hkv + h];
-      dense_begin = cut;
-    }
-  }
-  const int num_keys = len + gathered + (q_end - dense_begin);
-  const int num_key_tiles = (num_keys + kBN - 1) / kBN;
-  const int32_t* table = kv.page_table + head * kv.max_blocks_per_head;
-  const bf16* pool = static_cast<const bf16*>(kv.pool);
-  const bf16* k_new = static_cast<const bf16*>(p.k_new);
-  const bf16* v_new = static_cast<const bf16*>(p.v_new);
+  const int qa = walk.qa;
+  const int num_key_tiles = walk.NumTiles(kBN);
 
   // This thread's two rows (fragment rows quad and quad + 8 of the warp):
   // query position, or -1 for padding rows (they see no key, are not stored).
@@ -172,53 +141,16 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
   // Resolves key tile kt into meta buffer st (threads 0..63, one key each,
   // and their two warps' votes). No barrier: mode_of(st) reads the result
   // after one.
-  enum { kSkip = 0, kMask = 1, kBias = 2, kFull = 3 };
   auto prepare = [&](int kt, int st) {
     if (tid < kBN) {
-      const int kk = kt * kBN + tid;
-      int32_t pos = INT_MAX;
-      uint8_t mark = 0;
-      const bf16* kp = k_new;  // any valid address: not read for a missing key
-      const bf16* vp = v_new;
-      if (kk < len) {
-        const int32_t block = table[kk / kv.block_size];
-        const int off = kk % kv.block_size;
-        pos = kv.pool_pos[static_cast<int64_t>(block) * kv.block_size + off];
-        kp = pool + ((static_cast<int64_t>(block) * 2) * kv.block_size + off) * HD;
-        vp = kp + static_cast<int64_t>(kv.block_size) * HD;
-        if (window >= 0 && pos >= t0 - ring) {
-          mark = pos == t0 - 1 ? p.decisions[static_cast<int64_t>(c.row_base) * hkv + h]
-                               : kv.ring_evict[head * ring + pos % ring];
-        }
-      } else if (kk < num_keys) {
-        const int gk = kk - len;
-        const int jj = gk < gathered
-                           ? p.kept_index[(static_cast<int64_t>(c.row_base) + gk) * hkv + h]
-                           : dense_begin + (gk - gathered);
-        pos = t0 + jj;
-        const int64_t r = static_cast<int64_t>(c.row_base) + jj;
-        kp = k_new + (r * hkv + h) * HD;
-        vp = v_new + (r * hkv + h) * HD;
-        // Kept-list keys are unmarked by definition (no load).
-        mark = gk >= gathered && jj + 1 < c.n ? p.decisions[(r + 1) * hkv + h] : 0;
-      }
-      sm.span[st][tid] =
-          make_int2(pos, window >= 0 && mark != 0 && pos != INT_MAX ? pos + window : INT_MAX);
-      sm.kptr[st][tid] = kp;
-      sm.vptr[st][tid] = vp;
-      // Some query i in [qa, qb] sees key j iff j <= qb and the nearest such
-      // i (max(j, qa)) is within the window or the key is not marked; all
-      // see it iff j <= qa and the farthest (qb) is within the window or the
-      // key is not marked. None sees it if it is missing, or older than
-      // every query's window and marked.
-      const bool unmarked = window < 0 || mark == 0;
-      const bool any = pos != INT_MAX && pos <= qb && (unmarked || max(pos, qa) - pos <= window);
-      const bool all = pos != INT_MAX && pos <= qa && (unmarked || qb - pos <= window);
-      const bool none = pos == INT_MAX || (!unmarked && pos <= qa && qa - pos > window);
-      sm.bias[st][tid] = all ? 0.0f : -INFINITY;
-      const uint32_t v_any = __ballot_sync(0xffffffffu, any);
-      const uint32_t v_uniform = __ballot_sync(0xffffffffu, all || none);
-      const uint32_t v_all = __ballot_sync(0xffffffffu, all);
+      const ResolvedKey r = walk.Resolve(kt * kBN + tid);
+      sm.span[st][tid] = r.span;
+      sm.kptr[st][tid] = r.kp;
+      sm.vptr[st][tid] = r.vp;
+      sm.bias[st][tid] = r.all ? 0.0f : -INFINITY;
+      const uint32_t v_any = __ballot_sync(0xffffffffu, r.any);
+      const uint32_t v_uniform = __ballot_sync(0xffffffffu, r.all || r.none);
+      const uint32_t v_all = __ballot_sync(0xffffffffu, r.all);
       if (lane == 0) {
         sm.vote[st][warp][0] = v_any;
         sm.vote[st][warp][1] = v_uniform;
@@ -229,12 +161,7 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
   // After a barrier that follows prepare(.., st): kSkip (no query of the
   // block sees any key of the tile), kMask (mask per element), kBias (each
   // key is seen by every query or by none) or kFull (all see all).
-  auto mode_of = [&](int st) -> int {
-    const uint32_t(&v)[2][3] = sm.vote[st];
-    if ((v[0][0] | v[1][0]) == 0) return kSkip;
-    if ((v[0][1] & v[1][1]) != 0xffffffffu) return kMask;
-    return (v[0][2] & v[1][2]) == 0xffffffffu ? kFull : kBias;
-  };
+  auto mode_of = [&](int st) -> int { return TileModeOf(sm.vote[st][0], sm.vote[st][1]); };
 
   // K/V tile copies: thread tid always moves the 16-byte piece d of keys
   // tid / kPieces + k * kKeyStep (a fixed swizzle phase: the offsets fold).
@@ -263,65 +190,10 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
     // S = Q K^T: 16 rows x 64 keys per warp, n-tiles of 8 keys.
     float s[kBN / 8][4];
     Core::Scores(s, qf, SmemAddr(sm.q), SmemAddr(sm.k[st]), lane, warp);
-    // Mask (element e: row quad + 8 * (e >> 1), key nt * 8 + 2 * qlane + (e & 1)).
     // Scores stay unscaled: the softmax folds the base-2 scale into its
     // exponent's FMA.
-    if (mode == kMask) {
-#pragma unroll
-      for (int nt = 0; nt < kBN / 8; ++nt) {
-        // Keys nt * 8 + 2 * qlane and the one after: one 16-byte load.
-        const int4 sp = *reinterpret_cast<const int4*>(&sm.span[st][nt * 8 + 2 * qlane]);
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int i = qpos[e >> 1];
-          const bool vis = (e & 1) ? sp.z <= i && i <= sp.w : sp.x <= i && i <= sp.y;
-          s[nt][e] = vis ? s[nt][e] : -INFINITY;
-        }
-      }
-    } else if (mode == kBias) {
-#pragma unroll
-      for (int nt = 0; nt < kBN / 8; ++nt) {
-        const float2 b = *reinterpret_cast<const float2*>(&sm.bias[st][nt * 8 + 2 * qlane]);
-        s[nt][0] += b.x;
-        s[nt][1] += b.y;
-        s[nt][2] += b.x;
-        s[nt][3] += b.y;
-      }
-    }
-    // Online softmax per row; a row's 64 keys are spread over the 4 lanes of a quad.
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      float mx = -INFINITY;
-#pragma unroll
-      for (int nt = 0; nt < kBN / 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * hh], s[nt][2 * hh + 1]));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-      mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-      const float m_new = fmaxf(m[hh], mx * scale_log2);
-      const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet
-      const float corr = Exp2(m[hh] - m_use);                 // 0 while m was -inf
-      m[hh] = m_new;
-      float sum = 0.0f;
-#pragma unroll
-      for (int nt = 0; nt < kBN / 8; ++nt) {
-        // P straight into its A fragment (P's accumulator layout is the A
-        // fragment layout of m16n8k16: pa[kc] takes n-tiles 2 kc, 2 kc + 1),
-        // summed as P.V will use it (bf16), so the weights add to 1.
-        const __nv_bfloat162 pr =
-            __floats2bfloat162_rn(Exp2(fmaf(s[nt][2 * hh], scale_log2, -m_use)),
-                                  Exp2(fmaf(s[nt][2 * hh + 1], scale_log2, -m_use)));
-        sum += __low2float(pr) + __high2float(pr);
-        pa[nt / 2][hh + 2 * (nt % 2)] = *reinterpret_cast<const uint32_t*>(&pr);
-      }
-      l[hh] = l[hh] * corr + sum;
-      // Once the running max settles, corr is 1 for every row of the warp.
-      if (__any_sync(0xffffffffu, corr != 1.0f)) {
-#pragma unroll
-        for (int dt = 0; dt < HD / 8; ++dt) {
-          o[dt][2 * hh] *= corr;
-          o[dt][2 * hh + 1] *= corr;
-        }
-      }
-    }
+    attn_mma::MaskScores(s, mode, sm.span[st], sm.bias[st], qpos, qlane);
+    attn_mma::OnlineSoftmax<HD>(s, m, l, pa, scale_log2, o);
     Core::AccumulatePv(o, pa, SmemAddr(sm.v[st]), lane);
   };
 
@@ -368,34 +240,17 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
   CpAsyncWait<0>();
   Core::Drain(o, pa);
 
-#pragma unroll
-  for (int hh = 0; hh < 2; ++hh) {
-    float sum = l[hh];
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
-    if (qpos[hh] < 0) continue;
-    const float inv = 1.0f / sum;  // > 0: every query sees itself
-    if (p.out_gin.hi != nullptr) {
-      // Straight into the o_proj GEMM input (bf16), no f32 pass.
-      bf16* out = p.out_gin.hi + qrow[hh] * HD + 2 * qlane;
-#pragma unroll
-      for (int dt = 0; dt < HD / 8; ++dt) {
-        *reinterpret_cast<__nv_bfloat162*>(out + dt * 8) =
-            __floats2bfloat162_rn(o[dt][2 * hh] * inv, o[dt][2 * hh + 1] * inv);
-      }
-      continue;
-    }
-    float* out = p.out + qrow[hh] * HD + 2 * qlane;
-#pragma unroll
-    for (int dt = 0; dt < HD / 8; ++dt) {
-      *reinterpret_cast<float2*>(out + dt * 8) =
-          make_float2(o[dt][2 * hh] * inv, o[dt][2 * hh + 1] * inv);
-    }
-  }
+  attn_mma::StoreAttentionRows<HD>(p, o, l, qpos, qrow, qlane);
 }
 
 int g_min_blocks = 3;
 AttnMmaCore g_core = AttnMmaCore::kAuto;
+
+// DMS_ATTN_CORE (read once) equals `name`.
+bool EnvCore(const char* name) {
+  static const char* const env = std::getenv("DMS_ATTN_CORE");
+  return env != nullptr && std::strcmp(env, name) == 0;
+}
 
 template <class Core>
 constexpr size_t SmemBytes() {
@@ -436,12 +291,16 @@ bool WgmmaRunsHere() {
 // (A/B runs).
 bool UseWgmma(int head_dim) {
   if (g_core == AttnMmaCore::kMmaSync || head_dim != 128) return false;
-  if (g_core == AttnMmaCore::kWgmma) return true;
-  static const bool env_mma_sync = [] {
-    const char* v = std::getenv("DMS_ATTN_CORE");
-    return v != nullptr && std::strcmp(v, "mma_sync") == 0;
-  }();
-  return !env_mma_sync && WgmmaRunsHere();
+  if (g_core == AttnMmaCore::kWgmma || g_core == AttnMmaCore::kWgmmaWs) return true;
+  return !EnvCore("mma_sync") && WgmmaRunsHere();
+}
+
+// Of the wgmma kernels, kAuto takes the FlashAttention-2 style one (the
+// faster today: docs/prefill-attention.md) unless DMS_ATTN_CORE=wgmma_ws.
+bool UseWarpSpecialized() {
+  if (g_core == AttnMmaCore::kWgmmaWs) return true;
+  if (g_core == AttnMmaCore::kWgmma) return false;
+  return EnvCore("wgmma_ws");
 }
 
 // wgmma: 2 blocks of 256 threads per multiprocessor (128 registers each).
@@ -470,7 +329,10 @@ cudaError_t LaunchDmsAttentionMma(const AttentionParams& p, cudaStream_t stream)
       !DmsAttentionMmaSupported(p.kv.dtype, p.kv.head_dim, p.num_q_heads / hkv)) {
     return cudaErrorInvalidValue;
   }
-  if (UseWgmma(p.kv.head_dim)) return LaunchWgmma(p, stream);
+  if (UseWgmma(p.kv.head_dim)) {
+    if (!WgmmaRunsHere()) return cudaErrorInvalidDeviceFunction;
+    return UseWarpSpecialized() ? LaunchDmsAttentionWs(p, stream) : LaunchWgmma(p, stream);
+  }
   return p.kv.head_dim == 128 ? LaunchMmaSync<128>(p, stream) : LaunchMmaSync<64>(p, stream);
 }
 

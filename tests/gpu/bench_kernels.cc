@@ -119,12 +119,14 @@ void BenchPrefillAttention(const std::vector<int>& lengths) {
     cudaMalloc(&d_kept_index, dec.size() * sizeof(int32_t));
     cudaMalloc(&d_kept_count, dec.size() * sizeof(int32_t));
     // Modes: "dms" is what the backend runs (kept list built, then the sparse
-    // walk; both timed; wgmma where available), "dms_mma_sync" the same on
-    // the mma.sync core, "dms_walk_all" the same kernel walking every chunk
+    // walk; both timed; wgmma where available), "dms_ws" the same on the
+    // warp-specialized wgmma kernel (attention_ws.cu),
+    // "dms_mma_sync" the same on the mma.sync core, "dms_walk_all" the same kernel walking every chunk
     // key (marked old keys masked, not skipped), "dense" the causal kernel.
     struct Mode { const char* name; int window; bool sparse; cuda::AttnMmaCore core; };
     const cuda::AttnMmaCore kAuto = cuda::AttnMmaCore::kAuto;
     for (const Mode mode : {Mode{"dms", kWindow, true, kAuto},
+                            Mode{"dms_ws", kWindow, true, cuda::AttnMmaCore::kWgmmaWs},
                             Mode{"dms_mma_sync", kWindow, true, cuda::AttnMmaCore::kMmaSync},
                             Mode{"dms_walk_all", kWindow, false, kAuto},
                             Mode{"dense", -1, false, kAuto}}) {
@@ -149,7 +151,7 @@ void BenchPrefillAttention(const std::vector<int>& lengths) {
                   n, mode.name, ms, pairs / dense, flop / (ms * 1e9),
                   mode.core == cuda::AttnMmaCore::kMmaSync || !cuda::DmsAttentionWgmmaAvailable()
                       ? "mma_sync"
-                      : "wgmma",
+                      : mode.core == cuda::AttnMmaCore::kWgmmaWs ? "wgmma_ws" : "wgmma",
                   cudaGetErrorString(err != cudaSuccess ? err : sync));
       std::fflush(stdout);
     }

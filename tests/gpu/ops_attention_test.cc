@@ -31,8 +31,9 @@ constexpr double kMmaMaxAbs = 2e-2;
 // kMmaSparse: the tensor-core kernel walking the chunk's old keys through
 // the kept list (LaunchDmsKeptKeys, checked bit for bit here first), as the
 // backend runs it; kMma: the same kernel walking every chunk key. Both on
-// the mma.sync core; kWgmma / kWgmmaSparse: the same on the wgmma core.
-enum class Kernel { kSimt, kMma, kMmaSparse, kWgmma, kWgmmaSparse };
+// the mma.sync core; kWgmma / kWgmmaSparse: the same on the wgmma core;
+// kWs / kWsSparse: the warp-specialized wgmma kernel (attention_ws.cu).
+enum class Kernel { kSimt, kMma, kMmaSparse, kWgmma, kWgmmaSparse, kWs, kWsSparse };
 
 const char* KernelName(Kernel k) {
   switch (k) {
@@ -41,11 +42,25 @@ const char* KernelName(Kernel k) {
     case Kernel::kMmaSparse: return "dms_attention_mma_sparse";
     case Kernel::kWgmma: return "dms_attention_wgmma";
     case Kernel::kWgmmaSparse: return "dms_attention_wgmma_sparse";
+    case Kernel::kWs: return "dms_attention_ws";
+    case Kernel::kWsSparse: return "dms_attention_ws_sparse";
   }
   return "?";
 }
 
-bool Sparse(Kernel k) { return k == Kernel::kMmaSparse || k == Kernel::kWgmmaSparse; }
+bool Sparse(Kernel k) {
+  return k == Kernel::kMmaSparse || k == Kernel::kWgmmaSparse || k == Kernel::kWsSparse;
+}
+
+cuda::AttnMmaCore CoreOf(Kernel k) {
+  switch (k) {
+    case Kernel::kWgmma:
+    case Kernel::kWgmmaSparse: return cuda::AttnMmaCore::kWgmma;
+    case Kernel::kWs:
+    case Kernel::kWsSparse: return cuda::AttnMmaCore::kWgmmaWs;
+    default: return cuda::AttnMmaCore::kMmaSync;
+  }
+}
 
 // The tensor-core variants this device runs at head_dim hd: wgmma only on
 // sm_90 (a build with sm_90a code) at head_dim 128; the test suite runs on
@@ -55,6 +70,8 @@ std::vector<Kernel> TensorCoreKernels(int hd) {
   if (cuda::DmsAttentionWgmmaAvailable() && hd == 128) {
     ks.push_back(Kernel::kWgmma);
     ks.push_back(Kernel::kWgmmaSparse);
+    ks.push_back(Kernel::kWs);
+    ks.push_back(Kernel::kWsSparse);
   }
   return ks;
 }
@@ -121,9 +138,7 @@ ErrorStats RunAttention(KvHarness& hx, const KvStep& s, int group, int splits,
 
   std::vector<cuda::AttnTile> tiles;
   const bool mma = kernel != Kernel::kSimt;
-  cuda::SetDmsAttentionMmaCore(kernel == Kernel::kWgmma || kernel == Kernel::kWgmmaSparse
-                                   ? cuda::AttnMmaCore::kWgmma
-                                   : cuda::AttnMmaCore::kMmaSync);
+  cuda::SetDmsAttentionMmaCore(CoreOf(kernel));
   const int mma_rows = cuda::DmsAttentionMmaRows(hd);
   const int per_tile = std::max(1, (mma ? mma_rows : cuda::kAttnMaxRows) / group);
   for (size_t i = 0; i < s.chunks.size(); ++i) {

@@ -1,0 +1,128 @@
+// Per-tile mask and online softmax of the tensor-core DMS prefill attention
+// (both kernels: attention_mma.cu, attention_ws.cu), on the m16n8 accumulator
+// layout of a warp's 16 rows x 64 keys: s[nt][e] is row quad + 8 * (e >> 1),
+// key 8 * nt + 2 * qlane + (e & 1).
+#pragma once
+
+#include <cuda_bf16.h>
+
+#include <cstdint>
+
+#include "kernels/attention_walk.cuh"
+
+namespace dms::cuda::attn_mma {
+
+// 2^x by the special-function unit, denormal results flushed to zero (they
+// are below bf16's use here anyway): one MUFU.EX2, where exp2f adds range
+// fix-ups around it.
+__device__ __forceinline__ float Exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Applies a tile's visibility to its scores. span/bias: the tile's 64 keys
+// in shared memory (KeyWalk's spans; 0 / -inf per key), qpos: this thread's
+// two rows' positions (-1: padding, sees nothing).
+__device__ __forceinline__ void MaskScores(float (&s)[8][4], int mode, const int2* span,
+                                           const float* bias, const int (&qpos)[2], int qlane) {
+  if (mode == kMask) {
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      // Keys nt * 8 + 2 * qlane and the one after: one 16-byte load.
+      const int4 sp = *reinterpret_cast<const int4*>(&span[nt * 8 + 2 * qlane]);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int i = qpos[e >> 1];
+        const bool vis = (e & 1) ? sp.z <= i && i <= sp.w : sp.x <= i && i <= sp.y;
+        s[nt][e] = vis ? s[nt][e] : -INFINITY;
+      }
+    }
+  } else if (mode == kBias) {
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const float2 b = *reinterpret_cast<const float2*>(&bias[nt * 8 + 2 * qlane]);
+      s[nt][0] += b.x;
+      s[nt][1] += b.y;
+      s[nt][2] += b.x;
+      s[nt][3] += b.y;
+    }
+  }
+}
+
+// Online softmax of one tile's (unscaled) scores, per row: the new running
+// max m (base 2, scale folded into the exponent's FMA), P as bf16 A
+// fragments of m16n8k16 (pa[kc] takes n-tiles 2 kc, 2 kc + 1), l += the sum
+// of P as P.V will use it (bf16, so the weights add to 1), and o scaled by
+// the change of the row's max (skipped for a warp whose rows' maxima all
+// held; 0 while m was -inf). A row's 64 keys are spread over the 4 lanes of
+// a quad. o must not be in flight in a wgmma.
+template <int HD>
+__device__ __forceinline__ void OnlineSoftmax(float (&s)[8][4], float (&m)[2], float (&l)[2],
+                                              uint32_t (&pa)[4][4], float scale_log2,
+                                              float (&o)[HD / 8][4]) {
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    float mx = -INFINITY;
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * hh], s[nt][2 * hh + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    const float m_new = fmaxf(m[hh], mx * scale_log2);
+    const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet
+    const float corr = Exp2(m[hh] - m_use);
+    m[hh] = m_new;
+    float sum = 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < 8; ++nt) {
+      const __nv_bfloat162 pr =
+          __floats2bfloat162_rn(Exp2(fmaf(s[nt][2 * hh], scale_log2, -m_use)),
+                                Exp2(fmaf(s[nt][2 * hh + 1], scale_log2, -m_use)));
+      sum += __low2float(pr) + __high2float(pr);
+      pa[nt / 2][hh + 2 * (nt % 2)] = *reinterpret_cast<const uint32_t*>(&pr);
+    }
+    l[hh] = l[hh] * corr + sum;
+    if (__any_sync(0xffffffffu, corr != 1.0f)) {
+#pragma unroll
+      for (int dt = 0; dt < HD / 8; ++dt) {
+        o[dt][2 * hh] *= corr;
+        o[dt][2 * hh + 1] *= corr;
+      }
+    }
+  }
+}
+
+// O / l of this thread's two rows to the output: the o_proj GEMM input
+// (bf16) when out_gin.hi is set, else f32. qrow: the rows' indices into
+// [N * Hq]; padding rows (qpos < 0) are not stored.
+template <int HD>
+__device__ __forceinline__ void StoreAttentionRows(const AttentionParams& p, const float (&o)[HD / 8][4],
+                                                   const float (&l)[2], const int (&qpos)[2],
+                                                   const int64_t (&qrow)[2], int qlane) {
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    float sum = l[hh];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    if (qpos[hh] < 0) continue;
+    const float inv = 1.0f / sum;  // > 0: every query sees itself
+    if (p.out_gin.hi != nullptr) {
+      // Straight into the o_proj GEMM input (bf16), no f32 pass.
+      __nv_bfloat16* out = p.out_gin.hi + qrow[hh] * HD + 2 * qlane;
+#pragma unroll
+      for (int dt = 0; dt < HD / 8; ++dt) {
+        *reinterpret_cast<__nv_bfloat162*>(out + dt * 8) =
+            __floats2bfloat162_rn(o[dt][2 * hh] * inv, o[dt][2 * hh + 1] * inv);
+      }
+      continue;
+    }
+    float* out = p.out + qrow[hh] * HD + 2 * qlane;
+#pragma unroll
+    for (int dt = 0; dt < HD / 8; ++dt) {
+      *reinterpret_cast<float2*>(out + dt * 8) =
+          make_float2(o[dt][2 * hh] * inv, o[dt][2 * hh + 1] * inv);
+    }
+  }
+}
+
+}  // namespace dms::cuda::attn_mma

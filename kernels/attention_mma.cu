@@ -97,21 +97,11 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
   const int tq = kBM / g;
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int quad = lane >> 2, qlane = lane & 3;  // mma fragment row / column group
-  const int qa = walk.qa;
   const int num_key_tiles = walk.NumTiles(kBN);
 
-  // This thread's two rows (fragment rows quad and quad + 8 of the warp):
-  // query position, or -1 for padding rows (they see no key, are not stored).
   int qpos[2];
   int64_t qrow[2];
-#pragma unroll
-  for (int hh = 0; hh < 2; ++hh) {
-    const int r = warp * 16 + quad + 8 * hh;
-    const int tok = r % tq, hg = r / tq;
-    const bool real = hg < g && tok < tile.q_count;
-    qpos[hh] = real ? qa + tok : -1;
-    qrow[hh] = (static_cast<int64_t>(c.row_base) + tile.q_begin + tok) * hq + h * g + hg;
-  }
+  attn_mma::ThreadQueryRows(tile, c, h, g, hq, tq, warp * 16, quad, qpos, qrow);
 
   // Q straight from the f32 q (once per block), rounded to bf16, as A
   // fragments (a0 row quad, k 2q..2q+1; a1 row quad+8; a2/a3 the same at
@@ -305,7 +295,6 @@ bool UseWarpSpecialized() {
 
 // wgmma: 2 blocks of 256 threads per multiprocessor (128 registers each).
 cudaError_t LaunchWgmma(const AttentionParams& p, cudaStream_t stream) {
-  if (!WgmmaRunsHere()) return cudaErrorInvalidDeviceFunction;
   return LaunchMma<128, 2, WgmmaCore<128>>(p, stream);
 }
 

@@ -21,6 +21,23 @@ __device__ __forceinline__ float Exp2(float x) {
   return y;
 }
 
+// This thread's two rows of a block's tile (fragment rows quad and quad + 8
+// of the warp's 16 rows from row0; row r is head r / tq, token r % tq of the
+// KV group h): the query position (-1 for a padding row: it sees no key and
+// is not stored) and the row's index into [N * Hq].
+__device__ __forceinline__ void ThreadQueryRows(const AttnTile& tile, const StepChunk& c, int h, int g,
+                                                int hq, int tq, int row0, int quad, int (&qpos)[2],
+                                                int64_t (&qrow)[2]) {
+  const int qa = c.start_pos + tile.q_begin;
+#pragma unroll
+  for (int hh = 0; hh < 2; ++hh) {
+    const int r = row0 + quad + 8 * hh;
+    const int tok = r % tq, hg = r / tq;
+    qpos[hh] = hg < g && tok < tile.q_count ? qa + tok : -1;
+    qrow[hh] = (static_cast<int64_t>(c.row_base) + tile.q_begin + tok) * hq + h * g + hg;
+  }
+}
+
 // Applies a tile's visibility to its scores. span/bias: the tile's 64 keys
 // in shared memory (KeyWalk's spans; 0 / -inf per key), qpos: this thread's
 // two rows' positions (-1: padding, sees nothing).

@@ -358,16 +358,9 @@ __device__ __forceinline__ void Consume(const AttentionParams& p, WsSmem& sm, in
     const AttnTile tile = p.tiles[item / hkv];
     const int h = item % hkv;
     const StepChunk c = p.chunks[tile.chunk];
-    const int qa = c.start_pos + tile.q_begin;
     int qpos[2];
     int64_t qrow[2];
-#pragma unroll
-    for (int hh = 0; hh < 2; ++hh) {
-      const int r = cw * 16 + quad + 8 * hh;
-      const int tok = r % tq, hg = r / tq;
-      qpos[hh] = hg < g && tok < tile.q_count ? qa + tok : -1;
-      qrow[hh] = (static_cast<int64_t>(c.row_base) + tile.q_begin + tok) * hq + h * g + hg;
-    }
+    ThreadQueryRows(tile, c, h, g, hq, tq, cw * 16, quad, qpos, qrow);
     float o[kHD / 8][4];
 #pragma unroll
     for (int dt = 0; dt < kHD / 8; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
@@ -401,12 +394,13 @@ __device__ __forceinline__ void Consume(const AttentionParams& p, WsSmem& sm, in
     int cur_mode = sm.meta[cur].mode;
     advance();
     float s[kBN / 8][4];
-    TurnBegin(wg);
-    if (cur_mode != kSkip) {
+    auto scores = [&](int st) {  // S of stage st's tile, asynchronous
       WgmmaFence();
-      IssueScores(s, q_rows, SmemAddr(sm.k[cur]));
+      IssueScores(s, q_rows, SmemAddr(sm.k[st]));
       WgmmaCommit();
-    }
+    };
+    TurnBegin(wg);
+    if (cur_mode != kSkip) scores(cur);
     TurnEnd(wg);
     WgmmaWaitN<0>();
     FenceOperands(s);
@@ -429,11 +423,7 @@ __device__ __forceinline__ void Consume(const AttentionParams& p, WsSmem& sm, in
         IssuePv(o, pa, SmemAddr(sm.v[cur]));
         WgmmaCommit();
       }
-      if (next_mode != kSkip) {
-        WgmmaFence();
-        IssueScores(s, q_rows, SmemAddr(sm.k[next]));
-        WgmmaCommit();
-      }
+      if (next_mode != kSkip) scores(next);
       TurnEnd(wg);
       WgmmaWaitN<0>();
       FenceOperands(o);

@@ -9,7 +9,7 @@
 namespace dms::cuda {
 namespace {
 
-constexpr int kWarps = 4;
+constexpr int kWarps = kAttnSimtWarps;
 constexpr int kThreads = kWarps * 32;
 constexpr int kKeyTile = 32;  // one key per lane when scoring
 constexpr int kRowsPerWarp = kAttnMaxRows / kWarps;
@@ -39,13 +39,171 @@ struct Vec16<__nv_bfloat16> {
   }
 };
 
-// grid: (tiles, Hkv, splits), block: kThreads.
+// A lane's kNc contiguous elements of a head_dim row (kNc = HD / 32 rounded
+// up: 4 for HD = 128), moved as one vector.
+template <int N>
+__device__ __forceinline__ int lane_elems_begin() {
+  return static_cast<int>(threadIdx.x & 31) * N;
+}
+template <int N>
+__device__ __forceinline__ void LoadLaneElems(const float* src, float (&dst)[N]) {
+  if constexpr (N == 4) {
+    const float4 v = *reinterpret_cast<const float4*>(src);
+    dst[0] = v.x; dst[1] = v.y; dst[2] = v.z; dst[3] = v.w;
+  } else if constexpr (N == 2) {
+    const float2 v = *reinterpret_cast<const float2*>(src);
+    dst[0] = v.x; dst[1] = v.y;
+  } else {
+#pragma unroll
+    for (int e = 0; e < N; ++e) dst[e] = src[e];
+  }
+}
+template <int N>
+__device__ __forceinline__ void StoreLaneElems(const float (&src)[N], float* dst) {
+  if constexpr (N == 4) {
+    *reinterpret_cast<float4*>(dst) = make_float4(src[0], src[1], src[2], src[3]);
+  } else if constexpr (N == 2) {
+    *reinterpret_cast<float2*>(dst) = make_float2(src[0], src[1]);
+  } else {
+#pragma unroll
+    for (int e = 0; e < N; ++e) dst[e] = src[e];
+  }
+}
+
+// The split merge for one (tile, KV head). A query row is folded by wpr =
+// kWarps / rows warps (1 when rows > kWarps), each taking its own rounds of
+// 16 splits; lane l holds elements 4l .. 4l+3 of the row (HD <= 128). A round
+// has all its loads in flight at once -- lane k loads split s + k's (m, l),
+// every lane one float4 of each split's partial row -- and folds them into a
+// running (max, den, num) the way the online softmax does; the row's warps
+// then combine through shared memory. With g = 4 (Qwen3) and 32 splits that
+// is one L2 round trip.
+// v1 (a pass for the max, then scalar loads 8-32 at a time) was a chain of
+// ~10 L2 round trips: ~7 us a layer of batch-1 decode on the H200. v2 (one
+// warp a row, rounds of 16): 3 rounds at 33 splits.
+struct MergeState {
+  float mx = -INFINITY, den = 0.0f;
+  float4 num = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+
+  // Folds in a state (or a split's partial) with max m, sum l and
+  // accumulator o; weight 0 when m is -inf (nothing visible there).
+  __device__ void Fold(float m, float l, float4 o) {
+    const float m_new = fmaxf(mx, m);
+    if (m_new == -INFINITY) return;
+    const float c0 = expf(mx - m_new), c1 = m == -INFINITY ? 0.0f : expf(m - m_new);
+    den = den * c0 + l * c1;
+    num = make_float4(num.x * c0 + o.x * c1, num.y * c0 + o.y * c1, num.z * c0 + o.z * c1,
+                      num.w * c0 + o.w * c1);
+    mx = m_new;
+  }
+};
+
+template <int HD>
+__device__ __forceinline__ void MergeSplits(const AttentionParams& p, const AttnTile& tile,
+                                            const StepChunk& c, int h, int g, int hq, int rows,
+                                            int warp, int lane) {
+  static_assert(HD % 4 == 0 && HD <= 128, "a lane holds one float4 of a row");
+  constexpr int kRound = kAttnMergeRound;
+  __shared__ float4 num_s[kWarps][32];
+  __shared__ float2 mden_s[kWarps];
+  const bool owns = lane * 4 < HD;
+  const int splits = p.num_splits;
+  const int wpr = rows < kWarps ? kWarps / rows : 1;  // block-uniform
+  const int64_t stride_rows = static_cast<int64_t>(p.num_tokens) * hq;
+  auto qrow_of = [&](int row) {
+    const int qi = tile.q_begin + row / g, qh = h * g + row % g;
+    return (static_cast<int64_t>(c.row_base) + qi) * hq + qh;
+  };
+  // Splits sub*kRound + [0, kRound), then kRound * wpr further on, ...
+  auto fold_row = [&](int64_t qrow, int sub) {
+    const float* ml = p.part_ml + qrow * 2;
+    const float* po = p.part_o + qrow * HD + lane * 4;
+    MergeState st;
+    for (int s0 = sub * kRound; s0 < splits; s0 += kRound * wpr) {
+      const int n = min(kRound, splits - s0);
+      float ms = -INFINITY, ls = 0.0f;
+      if (lane < n) {
+        const float2 v = __ldcg(reinterpret_cast<const float2*>(ml + (s0 + lane) * stride_rows * 2));
+        ms = v.x;
+        ls = v.y;
+      }
+      float4 o[kRound];
+#pragma unroll
+      for (int k = 0; k < kRound; ++k) {
+        o[k] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (k < n && owns) o[k] = __ldcg(reinterpret_cast<const float4*>(po + (s0 + k) * stride_rows * HD));
+      }
+      const float m_new = fmaxf(st.mx, WarpMax(ms));
+      if (m_new == -INFINITY) continue;  // no split so far saw a visible key (warp-uniform)
+      const float corr = expf(st.mx - m_new);  // 0 while mx is -inf
+      // A split that saw no visible key has m = -inf and weight 0 (its l and
+      // accumulator are 0 too).
+      const float wl = ms == -INFINITY ? 0.0f : expf(ms - m_new);
+      st.den = st.den * corr + WarpSum(ls * wl);
+      float4 num = make_float4(st.num.x * corr, st.num.y * corr, st.num.z * corr, st.num.w * corr);
+#pragma unroll
+      for (int k = 0; k < kRound; ++k) {
+        const float ws = __shfl_sync(0xffffffffu, wl, k);  // 0 for k >= n
+        num.x += o[k].x * ws;
+        num.y += o[k].y * ws;
+        num.z += o[k].z * ws;
+        num.w += o[k].w * ws;
+      }
+      st.num = num;
+      st.mx = m_new;
+    }
+    return st;
+  };
+  auto store = [&](int64_t qrow, const MergeState& st) {
+    if (!owns) return;
+    const float4 r = make_float4(st.num.x / st.den, st.num.y / st.den, st.num.z / st.den,
+                                 st.num.w / st.den);
+    *reinterpret_cast<float4*>(p.out + qrow * HD + lane * 4) = r;
+    if (p.out_gin.hi) StoreGemmInput4(p.out_gin, qrow * HD + lane * 4, {r.x, r.y, r.z, r.w});
+  };
+
+  if (wpr == 1) {
+    for (int row = warp; row < rows; row += kWarps) {
+      const int64_t qrow = qrow_of(row);
+      store(qrow, fold_row(qrow, 0));
+    }
+    return;
+  }
+  // wpr > 1: warps [row * wpr, row * wpr + wpr) fold row; at most one row a warp.
+  const int row = warp / wpr, sub = warp % wpr;
+  const bool active = row < rows;
+  MergeState st;
+  if (active) st = fold_row(qrow_of(row), sub);
+  if (active && sub > 0) {
+    num_s[warp][lane] = st.num;
+    if (lane == 0) mden_s[warp] = make_float2(st.mx, st.den);
+  }
+  __syncthreads();
+  if (!active || sub > 0) return;
+  for (int j = 1; j < wpr; ++j) {
+    const float2 md = mden_s[warp + j];
+    st.Fold(md.x, md.y, num_s[warp + j][lane]);
+  }
+  store(qrow_of(row), st);
+}
+
+// grid: (tiles, Hkv, splits), block: kThreads. Held to 128 registers (2
+// blocks of 8 warps an SM): the merge's round of 16 float4 loads would take
+// it to ~155; at 128 it does not spill. 8 warps rather than 4 (v2): with
+// g = 4 the main loop leaves half of them idle, but staging has twice the
+// loads in flight and the merge folds a row with two warps (one round).
 template <typename T, int HD>
-__global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p) {
-  constexpr int kNc = (HD + 31) / 32;  // head_dim elements per lane
-  __shared__ float q_s[kAttnMaxRows][HD];
-  __shared__ float k_s[kKeyTile][HD + 1];  // +1: lane-per-key reads hit distinct banks
-  __shared__ float v_s[kKeyTile][HD];
+__global__ void __launch_bounds__(kThreads, 2) DmsAttentionKernel(AttentionParams p) {
+  // A lane owns kNc contiguous head_dim elements [lane * kNc, + kNc) of its
+  // rows' accumulators (none past HD: HD = 16 uses 16 lanes).
+  constexpr int kNc = (HD + 31) / 32;
+  const bool lane_owns = lane_elems_begin<kNc>() < HD;
+  __shared__ __align__(16) float q_s[kAttnMaxRows][HD];
+  // +4: a lane's float4 reads of its key's row fall in distinct banks within
+  // each quarter warp (v1: +1 and scalar reads, 4x the instructions and 1.6x
+  // the shared-memory wavefronts of the score loop).
+  __shared__ __align__(16) float k_s[kKeyTile][HD + 4];
+  __shared__ __align__(16) float v_s[kKeyTile][HD];
   __shared__ int32_t pos_s[kKeyTile];     // INT_MAX: no key
   __shared__ uint8_t mark_s[kKeyTile];
   __shared__ const T* kptr_s[kKeyTile];
@@ -142,9 +300,9 @@ __global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p
         for (int e = 0; e < kVe; ++e) kf[e] = vf[e] = 0.0f;
       }
 #pragma unroll
-      for (int e = 0; e < kVe; ++e) {
-        k_s[key][d0 + e] = kf[e];
-        v_s[key][d0 + e] = vf[e];
+      for (int e = 0; e < kVe; e += 4) {
+        *reinterpret_cast<float4*>(&k_s[key][d0 + e]) = make_float4(kf[e], kf[e + 1], kf[e + 2], kf[e + 3]);
+        *reinterpret_cast<float4*>(&v_s[key][d0 + e]) = make_float4(vf[e], vf[e + 1], vf[e + 2], vf[e + 3]);
       }
     }
   };
@@ -197,10 +355,18 @@ __global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p
           key_ok && j <= i && (window < 0 || i - j <= window || mark_s[lane] == 0);
       float s = -INFINITY;
       if (visible) {
-        float dot = 0.0f;
+        const float4* kr = reinterpret_cast<const float4*>(k_s[lane]);
+        const float4* qr = reinterpret_cast<const float4*>(q_s[row]);  // a broadcast
+        float4 a = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
 #pragma unroll 8
-        for (int d = 0; d < HD; ++d) dot += q_s[row][d] * k_s[lane][d];
-        s = dot * scale;
+        for (int d4 = 0; d4 < HD / 4; ++d4) {
+          const float4 kv = kr[d4], qv = qr[d4];
+          a.x = fmaf(qv.x, kv.x, a.x);
+          a.y = fmaf(qv.y, kv.y, a.y);
+          a.z = fmaf(qv.z, kv.z, a.z);
+          a.w = fmaf(qv.w, kv.w, a.w);
+        }
+        s = ((a.x + a.y) + (a.z + a.w)) * scale;
       }
       const float m_new = fmaxf(m[rr], WarpMax(s));
       if (m_new == -INFINITY) continue;  // nothing visible yet (warp-uniform)
@@ -212,11 +378,11 @@ __global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p
 #pragma unroll 4
       for (int k = 0; k < kKeyTile; ++k) {
         const float pk = __shfl_sync(0xffffffffu, pr, k);
+        if (!lane_owns) continue;
+        float v[kNc];
+        LoadLaneElems<kNc>(&v_s[k][lane_elems_begin<kNc>()], v);
 #pragma unroll
-        for (int e = 0; e < kNc; ++e) {
-          const int d = lane + 32 * e;
-          if (d < HD) acc[rr][e] += pk * v_s[k][d];
-        }
+        for (int e = 0; e < kNc; ++e) acc[rr][e] = fmaf(pk, v[e], acc[rr][e]);
       }
       m[rr] = m_new;
     }
@@ -228,20 +394,15 @@ __global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p
     if (row >= rows) break;
     const int qi = tile.q_begin + row / g, qh = h * g + row % g;
     const int64_t qrow = (static_cast<int64_t>(c.row_base) + qi) * hq + qh;
+    const int d0 = lane_elems_begin<kNc>();
     if (p.num_splits == 1) {
       const float inv = 1.0f / l[rr];
 #pragma unroll
-      for (int e = 0; e < kNc; ++e) {
-        const int d = lane + 32 * e;
-        if (d < HD) p.out[qrow * HD + d] = acc[rr][e] * inv;
-      }
+      for (int e = 0; e < kNc; ++e) acc[rr][e] *= inv;
+      if (lane_owns) StoreLaneElems<kNc>(acc[rr], p.out + qrow * HD + d0);
     } else {
       const int64_t prow = static_cast<int64_t>(split) * p.num_tokens * hq + qrow;
-#pragma unroll
-      for (int e = 0; e < kNc; ++e) {
-        const int d = lane + 32 * e;
-        if (d < HD) p.part_o[prow * HD + d] = acc[rr][e];
-      }
+      if (lane_owns) StoreLaneElems<kNc>(acc[rr], p.part_o + prow * HD + d0);
       if (lane == 0) {
         p.part_ml[prow * 2] = m[rr];
         p.part_ml[prow * 2 + 1] = l[rr];
@@ -253,64 +414,22 @@ __global__ void __launch_bounds__(kThreads) DmsAttentionKernel(AttentionParams p
   // Split merge, fused: the last of the (tile, head)'s split blocks to finish
   // merges them. v1 was a second kernel (a block per token and query head):
   // ~10 us a layer at batch 1 on the H200, mostly its own latency.
-  // Every thread's partials are visible device-wide before the count moves.
+  // Release/acquire through the count (CUTLASS's GenericBarrier pattern):
+  // the barrier orders every thread's partial writes before thread 0's
+  // release; its acquire and the barrier after it order the merge's reads.
+  // (v1: a __threadfence in every thread, then a relaxed atomicAdd.)
   __shared__ int last_s;
-  __threadfence();
   __syncthreads();
   if (threadIdx.x == 0) {
     int* count = p.split_count + static_cast<int64_t>(blockIdx.x) * hkv + h;
-    last_s = atomicAdd(count, 1) == p.num_splits - 1;
+    int old;
+    asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], 1;" : "=r"(old) : "l"(count) : "memory");
+    last_s = old == p.num_splits - 1;
     if (last_s) *count = 0;  // ready for the next launch (graph replays included)
   }
   __syncthreads();
   if (!last_s) return;
-  __threadfence();
-  // A warp per query row; lane k of a round of 32 splits holds split s0 + k's
-  // weight exp(m_s - max) (0 for a split that saw no visible key: its
-  // partial sum and accumulator are 0 too) and hands it to the others.
-  const int splits = p.num_splits;
-  const int64_t stride_rows = static_cast<int64_t>(p.num_tokens) * hq;
-  for (int row = warp; row < rows; row += kWarps) {
-    const int qi = tile.q_begin + row / g, qh = h * g + row % g;
-    const int64_t qrow = (static_cast<int64_t>(c.row_base) + qi) * hq + qh;
-    const float* ml = p.part_ml + qrow * 2;
-    const float* po = p.part_o + qrow * HD;
-    float mx = -INFINITY;
-    for (int s = lane; s < splits; s += 32) mx = fmaxf(mx, __ldcg(ml + s * stride_rows * 2));
-    mx = WarpMax(mx);
-    float den = 0.0f, num[kNc];
-#pragma unroll
-    for (int e = 0; e < kNc; ++e) num[e] = 0.0f;
-    for (int s0 = 0; s0 < splits; s0 += 32) {
-      float wl = 0.0f;
-      if (s0 + lane < splits) {
-        const float ms = __ldcg(ml + (s0 + lane) * stride_rows * 2);
-        if (ms != -INFINITY) {
-          wl = expf(ms - mx);
-          den += __ldcg(ml + (s0 + lane) * stride_rows * 2 + 1) * wl;
-        }
-      }
-      const int n = min(32, splits - s0);
-#pragma unroll 32
-      for (int k = 0; k < n; ++k) {
-        const float ws = __shfl_sync(0xffffffffu, wl, k);
-        const float* src = po + (s0 + k) * stride_rows * HD;
-#pragma unroll
-        for (int e = 0; e < kNc; ++e) {
-          const int d = lane + 32 * e;
-          if (d < HD) num[e] += __ldcg(src + d) * ws;
-        }
-      }
-    }
-    den = WarpSum(den);
-#pragma unroll
-    for (int e = 0; e < kNc; ++e) {
-      const int d = lane + 32 * e;
-      if (d >= HD) break;
-      p.out[qrow * HD + d] = num[e] / den;
-      if (p.out_gin.hi) StoreGemmInput(p.out_gin, qrow * HD + d, num[e] / den);
-    }
-  }
+  MergeSplits<HD>(p, tile, c, h, g, hq, rows, warp, lane);
 }
 
 template <typename T, int HD>

@@ -24,6 +24,16 @@ namespace dms::cuda {
 // Query rows (tokens x group heads) per block of the SIMT kernel; its tiles
 // hold max(1, 16 / g) tokens.
 inline constexpr int kAttnMaxRows = 16;
+// Warps of a SIMT kernel block, and the splits one warp of its merge folds
+// in one round (one L2 round trip, all loads in flight).
+inline constexpr int kAttnSimtWarps = 8;
+inline constexpr int kAttnMergeRound = 16;
+
+// Splits the SIMT kernel's merge takes in one round for a decode tile of a
+// GQA group of g (g query rows): kAttnSimtWarps / g warps fold each row.
+constexpr int DmsAttentionMergeRoundSplits(int g) {
+  return kAttnMergeRound * (g < kAttnSimtWarps ? kAttnSimtWarps / g : 1);
+}
 // Query rows per block of the tensor-core kernel on its mma.sync core; its
 // tiles hold kAttnMmaRows / g tokens. The wgmma core takes twice as many:
 // DmsAttentionMmaRows() says which applies to the next launch.

@@ -23,6 +23,12 @@ int CudaBackend::PlanSplits(int num_simt_tiles, int num_tokens) const {
   if (blocks == 0 || blocks >= 2 * num_sms_) return 1;
   int splits = (2 * num_sms_ + blocks - 1) / blocks;
   splits = std::min(splits, ws_->split_rows / std::max(1, num_tokens));
+  // A partial last round of the merge costs a whole L2 round trip: drop it
+  // when it brings few splits (33 -> 32 for Qwen3's g = 4 on 132 SMs: one
+  // round instead of two). Fewer splits than that cost more than a round
+  // (docs/cuda.md, "Decode split merge").
+  const int round = cuda::DmsAttentionMergeRoundSplits(config().num_q_heads / config().num_kv_heads);
+  if (splits > round && splits % round <= round / 4) splits -= splits % round;
   return std::max(1, splits);
 }
 

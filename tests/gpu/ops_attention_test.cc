@@ -253,8 +253,8 @@ void RunMixedBatchCase(const Case& c, std::mt19937_64& rng) {
   EXPECT_TRUE(hx.CompareState(a) && hx.CompareState(b) && hx.CompareState(d));
   KvStep dec = hx.MakeStep({{a, 1}, {b, 1}, {d, 1}}, c.evict_rate, rng);
   hx.Upload(dec);
-  // 100: more splits than b's and d's keys (empty splits) and over 32 (the
-  // merge takes the splits in rounds of 32).
+  // 100: more splits than b's and d's keys (empty splits) and over 16 (the
+  // merge takes the splits in rounds of 16).
   for (int splits : {1, 3, 100}) {
     e = RunAttention(hx, dec, c.group, splits, rng);
     EXPECT_TRUE(CheckClose("dms_attention",

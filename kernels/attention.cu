@@ -193,7 +193,7 @@ __device__ __forceinline__ void MergeSplits(const AttentionParams& p, const Attn
 // g = 4 the main loop leaves half of them idle, but staging has twice the
 // loads in flight and the merge folds a row with two warps (one round).
 template <typename T, int HD>
-__global__ void __launch_bounds__(kThreads, 2) DmsAttentionKernel(AttentionParams p) {
+__global__ void __launch_bounds__(kThreads, kAttnSimtBlocksPerSm) DmsAttentionKernel(AttentionParams p) {
   // A lane owns kNc contiguous head_dim elements [lane * kNc, + kNc) of its
   // rows' accumulators (none past HD: HD = 16 uses 16 lanes).
   constexpr int kNc = (HD + 31) / 32;

@@ -27,6 +27,7 @@ inline constexpr int kAttnMaxRows = 16;
 // Warps of a SIMT kernel block, and the splits one warp of its merge folds
 // in one round (one L2 round trip, all loads in flight).
 inline constexpr int kAttnSimtWarps = 8;
+inline constexpr int kAttnSimtBlocksPerSm = 2;  // its __launch_bounds__ (128 registers)
 inline constexpr int kAttnMergeRound = 16;
 
 // Splits the SIMT kernel's merge takes in one round for a decode tile of a

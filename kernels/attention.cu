@@ -39,12 +39,7 @@ struct Vec16<__nv_bfloat16> {
   }
 };
 
-// A lane's kNc contiguous elements of a head_dim row (kNc = HD / 32 rounded
-// up: 4 for HD = 128), moved as one vector.
-template <int N>
-__device__ __forceinline__ int lane_elems_begin() {
-  return static_cast<int>(threadIdx.x & 31) * N;
-}
+// A lane's N contiguous elements of a head_dim row, moved as one vector.
 template <int N>
 __device__ __forceinline__ void LoadLaneElems(const float* src, float (&dst)[N]) {
   if constexpr (N == 4) {
@@ -108,7 +103,7 @@ __device__ __forceinline__ void MergeSplits(const AttentionParams& p, const Attn
   __shared__ float2 mden_s[kWarps];
   const bool owns = lane * 4 < HD;
   const int splits = p.num_splits;
-  const int wpr = rows < kWarps ? kWarps / rows : 1;  // block-uniform
+  const int wpr = DmsAttentionMergeWarpsPerRow(rows);  // block-uniform
   const int64_t stride_rows = static_cast<int64_t>(p.num_tokens) * hq;
   auto qrow_of = [&](int row) {
     const int qi = tile.q_begin + row / g, qh = h * g + row % g;
@@ -197,7 +192,8 @@ __global__ void __launch_bounds__(kThreads, kAttnSimtBlocksPerSm) DmsAttentionKe
   // A lane owns kNc contiguous head_dim elements [lane * kNc, + kNc) of its
   // rows' accumulators (none past HD: HD = 16 uses 16 lanes).
   constexpr int kNc = (HD + 31) / 32;
-  const bool lane_owns = lane_elems_begin<kNc>() < HD;
+  const int lane_d0 = static_cast<int>(threadIdx.x & 31) * kNc;
+  const bool lane_owns = lane_d0 < HD;
   __shared__ __align__(16) float q_s[kAttnMaxRows][HD];
   // +4: a lane's float4 reads of its key's row fall in distinct banks within
   // each quarter warp (v1: +1 and scalar reads, 4x the instructions and 1.6x
@@ -380,7 +376,7 @@ __global__ void __launch_bounds__(kThreads, kAttnSimtBlocksPerSm) DmsAttentionKe
         const float pk = __shfl_sync(0xffffffffu, pr, k);
         if (!lane_owns) continue;
         float v[kNc];
-        LoadLaneElems<kNc>(&v_s[k][lane_elems_begin<kNc>()], v);
+        LoadLaneElems<kNc>(&v_s[k][lane_d0], v);
 #pragma unroll
         for (int e = 0; e < kNc; ++e) acc[rr][e] = fmaf(pk, v[e], acc[rr][e]);
       }
@@ -394,15 +390,14 @@ __global__ void __launch_bounds__(kThreads, kAttnSimtBlocksPerSm) DmsAttentionKe
     if (row >= rows) break;
     const int qi = tile.q_begin + row / g, qh = h * g + row % g;
     const int64_t qrow = (static_cast<int64_t>(c.row_base) + qi) * hq + qh;
-    const int d0 = lane_elems_begin<kNc>();
     if (p.num_splits == 1) {
       const float inv = 1.0f / l[rr];
 #pragma unroll
       for (int e = 0; e < kNc; ++e) acc[rr][e] *= inv;
-      if (lane_owns) StoreLaneElems<kNc>(acc[rr], p.out + qrow * HD + d0);
+      if (lane_owns) StoreLaneElems<kNc>(acc[rr], p.out + qrow * HD + lane_d0);
     } else {
       const int64_t prow = static_cast<int64_t>(split) * p.num_tokens * hq + qrow;
-      if (lane_owns) StoreLaneElems<kNc>(acc[rr], p.part_o + prow * HD + d0);
+      if (lane_owns) StoreLaneElems<kNc>(acc[rr], p.part_o + prow * HD + lane_d0);
       if (lane == 0) {
         p.part_ml[prow * 2] = m[rr];
         p.part_ml[prow * 2 + 1] = l[rr];

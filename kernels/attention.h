@@ -30,10 +30,15 @@ inline constexpr int kAttnSimtWarps = 8;
 inline constexpr int kAttnSimtBlocksPerSm = 2;  // its __launch_bounds__ (128 registers)
 inline constexpr int kAttnMergeRound = 16;
 
-// Splits the SIMT kernel's merge takes in one round for a decode tile of a
-// GQA group of g (g query rows): kAttnSimtWarps / g warps fold each row.
+// Warps of the SIMT kernel's merge that fold one of a tile's `rows` query
+// rows (the kernel and the split planner both follow this).
+constexpr int DmsAttentionMergeWarpsPerRow(int rows) {
+  return rows < kAttnSimtWarps ? kAttnSimtWarps / rows : 1;
+}
+// Splits the merge takes in one round for a decode tile of a GQA group of g
+// (g query rows).
 constexpr int DmsAttentionMergeRoundSplits(int g) {
-  return kAttnMergeRound * (g < kAttnSimtWarps ? kAttnSimtWarps / g : 1);
+  return kAttnMergeRound * DmsAttentionMergeWarpsPerRow(g);
 }
 // Query rows per block of the tensor-core kernel on its mma.sync core; its
 // tiles hold kAttnMmaRows / g tokens. The wgmma core takes twice as many:

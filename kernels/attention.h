@@ -76,6 +76,13 @@ struct AttentionParams {
   // instead of walking them all (the marked ones are invisible to it).
   const int32_t* kept_index = nullptr;  // [N, Hkv]
   const int32_t* kept_count = nullptr;  // [N, Hkv]
+  // Tensor-core kernel, optional with the kept list (both or neither): the
+  // cached slots a tile past its chunk's first W + 1 queries walks
+  // (LaunchDmsCachedKeptKeys). Such a tile sees none of the marked keys the
+  // cache still holds for the chunk's first queries, so it walks slots
+  // [0, tail_lo) and then the listed ones instead of all of [0, len).
+  const int32_t* cache_kept_index = nullptr;  // [N, Hkv]
+  const int32_t* cache_tail = nullptr;        // [num_chunks, Hkv, 2]
 };
 
 // The unmarked keys of each chunk per KV head, for the sparse walk of the
@@ -89,6 +96,28 @@ struct AttentionParams {
 cudaError_t LaunchDmsKeptKeys(const StepChunk* chunks, int num_chunks, int num_kv_heads,
                               const uint8_t* decisions,  // [N, Hkv]
                               int32_t* kept_index, int32_t* kept_count, cudaStream_t stream);
+
+// The cached slots a chunk's later tiles can see, per KV head: the cache
+// before the chunk holds, besides its retained keys, the marked keys of the
+// last W + 1 positions (t0 - W - 1 .. t0 - 1), kept for the chunk's first
+// queries. A query W + 1 or more past t0 - 1 sees none of them (spec section
+// 3), and neither does any tile whose first query is past the window
+// (q_begin > W, where the kept list of the chunk's own keys applies too).
+// For chunk c (grid x) and head h (grid y), with len = the head's slots,
+// lo = t0 - W - 1 and a slot's mark as the attention reads it (the ring, or
+// the chunk's first decision for position t0 - 1):
+//   tail_lo = the first slot holding a position >= lo (len if none)
+//   cache_kept_index[row_base + k][h] = the k-th slot s in [tail_lo, len)
+//     with position < lo or unmarked, in slot order
+//   cache_tail[c][h] = {tail_lo, that count}
+// When the list would not fit the chunk's rows (len - tail_lo > n), or the
+// chunk has no tile it applies to (n <= W + 1), or the window is dense:
+// {len, 0}, i.e. walk every slot. An index computation: bit-exact.
+cudaError_t LaunchDmsCachedKeptKeys(const StepChunk* chunks, int num_chunks, const KvDeviceView& kv,
+                                    int layer,
+                                    const uint8_t* decisions,  // [N, Hkv]
+                                    int32_t* cache_kept_index, int32_t* cache_tail,
+                                    cudaStream_t stream);
 
 // SIMT fp32 kernel (attention.cu): any cache dtype, split-K for decode.
 // head_dim in {16, 32, 64, 128}; Hq / Hkv at most kAttnMaxRows.

@@ -4,8 +4,13 @@
 //
 // One work item = (query tile of a chunk, KV head h). Its keys, in walk
 // order, key index kk:
-//   [0, len)                   h's cached slots through the page table
-//   [len, len + gathered)      the chunk's unmarked keys older than every
+//   [0, cached)                h's cached slots through the page table: all
+//                              of [0, len), or, for a tile past the chunk's
+//                              first W + 1 queries with the cached-slot list
+//                              (LaunchDmsCachedKeptKeys), [0, tail_lo) and
+//                              then the listed slots (the marked keys the
+//                              cache holds for the window are invisible to it)
+//   [cached, cached + gathered) the chunk's unmarked keys older than every
 //                              query's window, from the kept list
 //                              (LaunchDmsKeptKeys; marked ones are invisible
 //                              to the whole tile and never read)
@@ -53,7 +58,7 @@ template <int HD>
 struct KeyWalk {
   const AttentionParams* p;
   StepChunk c;
-  int h, len, window, t0, qa, qb, gathered, dense_begin, num_keys;
+  int h, len, cached, tail_lo, window, t0, qa, qb, gathered, dense_begin, num_keys;
   int64_t head;
   const int32_t* table;
 
@@ -70,14 +75,22 @@ struct KeyWalk {
     const int q_end = tile.q_begin + tile.q_count;
     gathered = 0;
     dense_begin = 0;
+    cached = len;
+    tail_lo = len;
     if (params.kept_index != nullptr && window >= 0) {
       const int cut = tile.q_begin - window;
       if (cut > 0) {
         gathered = params.kept_count[(static_cast<int64_t>(c.row_base) + cut - 1) * hkv + h];
         dense_begin = cut;
+        if (params.cache_tail != nullptr) {
+          const int2 t = *reinterpret_cast<const int2*>(
+              params.cache_tail + (static_cast<int64_t>(tile.chunk) * hkv + h) * 2);
+          tail_lo = t.x;
+          cached = t.x + t.y;
+        }
       }
     }
-    num_keys = len + gathered + (q_end - dense_begin);
+    num_keys = cached + gathered + (q_end - dense_begin);
     table = kv.page_table + head * kv.max_blocks_per_head;
   }
 
@@ -95,19 +108,24 @@ struct KeyWalk {
     ResolvedKey r;
     r.kp = k_new;
     r.vp = v_new;
-    if (kk < len) {
-      const int32_t block = table[kk / kv.block_size];
-      const int off = kk % kv.block_size;
+    if (kk < cached) {
+      // Listed slots are unmarked or older than the ring (no mark load).
+      const bool listed = kk >= tail_lo;
+      const int slot =
+          listed ? p->cache_kept_index[(static_cast<int64_t>(c.row_base) + kk - tail_lo) * hkv + h]
+                 : kk;
+      const int32_t block = table[slot / kv.block_size];
+      const int off = slot % kv.block_size;
       pos = kv.pool_pos[static_cast<int64_t>(block) * kv.block_size + off];
       r.kp = static_cast<const __nv_bfloat16*>(kv.pool) +
              ((static_cast<int64_t>(block) * 2) * kv.block_size + off) * HD;
       r.vp = r.kp + static_cast<int64_t>(kv.block_size) * HD;
-      if (window >= 0 && pos >= t0 - ring) {
+      if (!listed && window >= 0 && pos >= t0 - ring) {
         mark = pos == t0 - 1 ? p->decisions[static_cast<int64_t>(c.row_base) * hkv + h]
                              : kv.ring_evict[head * ring + pos % ring];
       }
     } else if (kk < num_keys) {
-      const int gk = kk - len;
+      const int gk = kk - cached;
       const int jj = gk < gathered
                          ? p->kept_index[(static_cast<int64_t>(c.row_base) + gk) * hkv + h]
                          : dense_begin + (gk - gathered);

@@ -236,4 +236,35 @@ cudaError_t LaunchToGemmInput(const float* x, int64_t n, GemmInput out, cudaStre
                       x, n, out);
 }
 
+namespace {
+
+// One block: row i is copied only after rows 0..i-1 are (a barrier a row),
+// so a later destination is never read after it was written.
+__global__ void __launch_bounds__(kThreads) GatherRowsToFrontKernel(uint4* data, int64_t row_vecs,
+                                                                     const int32_t* rows, int count) {
+  PdlEnter();
+  for (int i = 0; i < count; ++i) {
+    const int64_t src = rows[i];
+    if (src != i) {
+      for (int64_t k = threadIdx.x; k < row_vecs; k += blockDim.x) {
+        data[i * row_vecs + k] = data[src * row_vecs + k];
+      }
+    }
+    __syncthreads();
+  }
+}
+
+}  // namespace
+
+cudaError_t LaunchGatherRowsToFront(void* data, int64_t row_bytes, const int32_t* rows, int count,
+                                    cudaStream_t stream) {
+  if (count <= 0) return cudaSuccess;
+  if (!data || !rows || row_bytes <= 0 || row_bytes % 16 != 0 ||
+      reinterpret_cast<uintptr_t>(data) % 16 != 0) {
+    return cudaErrorInvalidValue;
+  }
+  return LaunchKernel(LaunchGroup::kElementwise, GatherRowsToFrontKernel, 1, kThreads, 0, stream,
+                      static_cast<uint4*>(data), row_bytes / 16, rows, count);
+}
+
 }  // namespace dms::cuda

@@ -31,6 +31,14 @@ cudaError_t LaunchSwiGlu(const float* gate_up, int rows, int inter, GemmInput ou
 cudaError_t LaunchSwiGlu(const __nv_bfloat16* gate_up, int rows, int inter, GemmInput out,
                          cudaStream_t stream);
 
+// Moves rows rows[0..count) of data (row_bytes each, a multiple of 16, and
+// data 16-byte aligned) to rows 0..count, in place: row i = old row rows[i].
+// rows must be strictly increasing (row i's source is then never an earlier
+// destination). One block, rows in order: for the few rows whose logits a
+// step asks for (the last layer's MLP runs on them alone). A copy: bit-exact.
+cudaError_t LaunchGatherRowsToFront(void* data, int64_t row_bytes, const int32_t* rows, int count,
+                                    cudaStream_t stream);
+
 // out[i] = x[i] as GEMM input, over n elements.
 cudaError_t LaunchToGemmInput(const float* x, int64_t n, GemmInput out, cudaStream_t stream);
 

@@ -8,7 +8,8 @@
 //
 // One block per (chunk, head) scans the chunk 1024 keys at a time: a ballot
 // gives each thread its rank in its warp, warp totals are scanned by warp 0,
-// and a running carry joins the segments. Deterministic, no atomics.
+// and a running carry joins the segments. Deterministic (the cached-slot
+// list's one atomic is a min).
 #include "kernels/attention.h"
 #include "kernels/device_util.cuh"
 
@@ -18,46 +19,112 @@ namespace {
 constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
 
+// One round of a block-wide stream compaction (every thread calls it): the
+// number of flagged threads before this one, over this round and the earlier
+// ones; *carry advances by the round's total. A ballot gives each thread its
+// rank in its warp, warp 0 scans the warp totals.
+__device__ __forceinline__ int CompactRank(bool flag, int* warp_total, int* carry) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const unsigned ballot = __ballot_sync(0xffffffffu, flag);
+  const int rank = __popc(ballot & ((1u << lane) - 1u));  // flagged ones before this one in the warp
+  if (lane == 0) warp_total[warp] = __popc(ballot);
+  const int before_round = *carry;
+  __syncthreads();
+  if (warp == 0) {
+    const int own = warp_total[lane];
+    int incl = own;
+#pragma unroll
+    for (int d = 1; d < 32; d <<= 1) {
+      const int up = __shfl_up_sync(0xffffffffu, incl, d);
+      if (lane >= d) incl += up;
+    }
+    warp_total[lane] = incl - own;  // exclusive prefix of the warp totals
+    if (lane == 31) *carry = before_round + incl;
+  }
+  __syncthreads();
+  const int before = before_round + warp_total[warp] + rank;
+  __syncthreads();  // warp_total is rewritten by the next round
+  return before;
+}
+
 __global__ void __launch_bounds__(kThreads) KeptKeysKernel(const StepChunk* chunks,
                                                            int num_kv_heads,
                                                            const uint8_t* decisions,
                                                            int32_t* kept_index,
                                                            int32_t* kept_count) {
   __shared__ int warp_total[kWarps];
-  __shared__ int carry_smem;
+  __shared__ int carry;
   const StepChunk c = chunks[blockIdx.x];
   const int h = blockIdx.y, hkv = num_kv_heads;
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  if (threadIdx.x == 0) carry_smem = 0;
+  if (threadIdx.x == 0) carry = 0;
   __syncthreads();
   for (int base = 0; base < c.n; base += kThreads) {
     const int jj = base + threadIdx.x;
     const int64_t r = static_cast<int64_t>(c.row_base) + jj;
     const bool kept = jj < c.n && (jj + 1 >= c.n || decisions[(r + 1) * hkv + h] == 0);
-    const unsigned ballot = __ballot_sync(0xffffffffu, kept);
-    const int rank = __popc(ballot & ((1u << lane) - 1u));  // kept keys before this one in the warp
-    if (lane == 0) warp_total[warp] = __popc(ballot);
-    const int carry = carry_smem;
-    __syncthreads();
-    if (warp == 0) {
-      const int own = warp_total[lane];
-      int incl = own;
-#pragma unroll
-      for (int d = 1; d < 32; d <<= 1) {
-        const int up = __shfl_up_sync(0xffffffffu, incl, d);
-        if (lane >= d) incl += up;
-      }
-      warp_total[lane] = incl - own;  // exclusive prefix of the warp totals
-      if (lane == 31) carry_smem = carry + incl;
-    }
-    __syncthreads();
+    const int before = CompactRank(kept, warp_total, &carry);  // kept keys among [0, jj)
     if (jj < c.n) {
-      const int before = carry + warp_total[warp] + rank;  // kept keys among [0, jj)
       kept_count[r * hkv + h] = before + (kept ? 1 : 0);
       if (kept) kept_index[(static_cast<int64_t>(c.row_base) + before) * hkv + h] = jj;
     }
-    __syncthreads();  // warp_total is rewritten by the next segment
   }
+}
+
+// LaunchDmsCachedKeptKeys (attention.h). Why: after a chunk of prefill the
+// cache keeps its last W + 1 positions whole, marked ones included (the next
+// chunk's first queries still see them): at 87.5% eviction about 450 slots a
+// head, which every later tile of the next chunk would walk and mask (7
+// key tiles of 64 at W = 512). Slots are reused as keys are evicted, so
+// those slots need not be the last ones: the first slot holding one of
+// those positions bounds the range to list.
+__global__ void __launch_bounds__(kThreads) CachedKeptKeysKernel(const StepChunk* chunks,
+                                                                 KvDeviceView kv, int layer,
+                                                                 const uint8_t* decisions,
+                                                                 int32_t* cache_kept_index,
+                                                                 int32_t* cache_tail) {
+  __shared__ int warp_total[kWarps];
+  __shared__ int carry, tail_lo_smem;
+  const StepChunk c = chunks[blockIdx.x];
+  const int h = blockIdx.y, hkv = kv.num_kv_heads, window = kv.window;
+  const int64_t head = (static_cast<int64_t>(c.seq) * kv.num_layers + layer) * hkv + h;
+  const int len = kv.head_len[head];
+  int32_t* out = cache_tail + (static_cast<int64_t>(blockIdx.x) * hkv + h) * 2;
+  if (window < 0 || c.n <= window + 1) {
+    if (threadIdx.x == 0) out[0] = len, out[1] = 0;
+    return;
+  }
+  const int ring = window + 1, lo = c.start_pos - ring;
+  const int32_t* table = kv.page_table + head * kv.max_blocks_per_head;
+  auto pos_of = [&](int slot) {
+    return kv.pool_pos[static_cast<int64_t>(table[slot / kv.block_size]) * kv.block_size +
+                       slot % kv.block_size];
+  };
+  if (threadIdx.x == 0) tail_lo_smem = len, carry = 0;
+  __syncthreads();
+  for (int slot = threadIdx.x; slot < len; slot += kThreads) {
+    if (pos_of(slot) >= lo) atomicMin(&tail_lo_smem, slot);
+  }
+  __syncthreads();
+  const int tail_lo = tail_lo_smem;
+  if (len - tail_lo > c.n) {  // the list would not fit the chunk's rows: walk every slot
+    if (threadIdx.x == 0) out[0] = len, out[1] = 0;
+    return;
+  }
+  const uint8_t first_mark = decisions[static_cast<int64_t>(c.row_base) * hkv + h];
+  for (int base = tail_lo; base < len; base += kThreads) {
+    const int slot = base + threadIdx.x;
+    bool keep = false;
+    if (slot < len) {
+      const int32_t pos = pos_of(slot);
+      const uint8_t mark = pos < lo ? 0
+                           : pos == c.start_pos - 1 ? first_mark
+                                                    : kv.ring_evict[head * ring + pos % ring];
+      keep = mark == 0;
+    }
+    const int before = CompactRank(keep, warp_total, &carry);
+    if (keep) cache_kept_index[(static_cast<int64_t>(c.row_base) + before) * hkv + h] = slot;
+  }
+  if (threadIdx.x == 0) out[0] = tail_lo, out[1] = carry;
 }
 
 }  // namespace
@@ -71,6 +138,19 @@ cudaError_t LaunchDmsKeptKeys(const StepChunk* chunks, int num_chunks, int num_k
   }
   KeptKeysKernel<<<dim3(num_chunks, num_kv_heads), kThreads, 0, stream>>>(
       chunks, num_kv_heads, decisions, kept_index, kept_count);
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchDmsCachedKeptKeys(const StepChunk* chunks, int num_chunks, const KvDeviceView& kv,
+                                    int layer, const uint8_t* decisions, int32_t* cache_kept_index,
+                                    int32_t* cache_tail, cudaStream_t stream) {
+  if (num_chunks <= 0) return cudaSuccess;
+  if (kv.num_kv_heads <= 0 || layer < 0 || layer >= kv.num_layers || !chunks || !decisions ||
+      !cache_kept_index || !cache_tail || !kv.head_len || !kv.page_table || !kv.pool_pos) {
+    return cudaErrorInvalidValue;
+  }
+  CachedKeptKeysKernel<<<dim3(num_chunks, kv.num_kv_heads), kThreads, 0, stream>>>(
+      chunks, kv, layer, decisions, cache_kept_index, cache_tail);
   return cudaGetLastError();
 }
 

@@ -43,6 +43,7 @@ Status CudaBackend::Workspace::Allocate(const ModelConfig& cfg, int m, bool accu
   const size_t o_dec = arena.Plan(M * hkv), o_alpha = arena.Plan(M * hkv * 4);
   const size_t o_slot = arena.Plan(M * hkv * 4), o_write = arena.Plan(M * hkv * 4);
   const size_t o_kidx = arena.Plan(M * hkv * 4), o_kcnt = arena.Plan(M * hkv * 4);
+  const size_t o_cidx = arena.Plan(M * hkv * 4), o_ctail = arena.Plan(M * hkv * 2 * 4);
   const size_t o_po = arena.Plan(static_cast<size_t>(split_rows) * hq * hd * 4);
   const size_t o_pml = arena.Plan(static_cast<size_t>(split_rows) * hq * 2 * 4);
   const size_t o_count = arena.Plan(M * hkv * 4);
@@ -69,6 +70,8 @@ Status CudaBackend::Workspace::Allocate(const ModelConfig& cfg, int m, bool accu
   write_slot = arena.At<int32_t>(o_write);
   kept_index = arena.At<int32_t>(o_kidx);
   kept_count = arena.At<int32_t>(o_kcnt);
+  cache_kept_index = arena.At<int32_t>(o_cidx);
+  cache_tail = arena.At<int32_t>(o_ctail);
   part_o = arena.At<float>(o_po);
   part_ml = arena.At<float>(o_pml);
   split_count = arena.At<int32_t>(o_count);
@@ -143,6 +146,10 @@ Status CudaBackend::Init() {
   device_name_ = prop.name;
   num_sms_ = prop.multiProcessorCount;
   if (const char* env = std::getenv("DMS_FOLD_NORMS")) fold_norms_ = std::string(env) != "0";
+  if (const char* env = std::getenv("DMS_LAST_LAYER_ALL_ROWS")) {
+    compact_last_layer_ = std::string(env) != "1";
+  }
+  if (const char* env = std::getenv("DMS_CACHED_KEPT_KEYS")) cached_kept_keys_ = std::string(env) != "0";
   DMS_RETURN_IF_ERROR(stream_owner_.Create());
   stream_ = stream_owner_.get();
 
@@ -360,11 +367,12 @@ Status CudaBackend::Forward(std::span<const ForwardChunk> batch, ForwardResult* 
   const int num_chunks = static_cast<int>(batch.size());
   const int first_pass = std::min(ws_->logit_rows, num_logit_rows);
   step_rows_ = rows;
+  last_rows_ = LastLayerRows(rows, num_logit_rows);
   auto enqueue = [&]() -> Status {
     // Few rows: the matmuls are GEMVs, launched to overlap the kernel before
     // them (kernels/launch.cuh).
     cuda::ProgrammaticLaunchScope pdl(rows <= cuda::kGemvMaxRows && gemm_.use_gemv());
-    DMS_RETURN_IF_ERROR(RunLayers(rows, num_chunks, simt_tiles, mma_tiles, splits));
+    DMS_RETURN_IF_ERROR(RunLayers(rows, num_chunks, simt_tiles, mma_tiles, splits, last_rows_));
     return EnqueueLogits(0, first_pass);
   };
   if (use_graphs_ && decode_only && !trace_sink_ && !CapturesAny(batch)) {

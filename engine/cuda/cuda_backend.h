@@ -109,9 +109,17 @@ class CudaBackend : public Backend {
   // fewer, twice a layer. A function of the rows, so that a logits pass
   // enqueued after a replayed graph agrees with the graph.
   bool AddsResidualInGemm(int n) const;
+  // The rows the last layer's o_proj and MLP run on for a step of n rows of
+  // which logit_rows need logits: those alone (moved to the front) when
+  // they are fewer and at most kLastLayerMaxRows, else n. Not on the folded
+  // decode path; DMS_LAST_LAYER_ALL_ROWS=1 turns it off (A/B runs).
+  static constexpr int kLastLayerMaxRows = 64;
+  int LastLayerRows(int n, int logit_rows) const;
   // The layer loop. Tiles [0, simt_tiles) of the step's tile table go to the
-  // SIMT attention kernel, the next mma_tiles to the tensor-core one.
-  Status RunLayers(int num_tokens, int num_chunks, int simt_tiles, int mma_tiles, int num_splits);
+  // SIMT attention kernel, the next mma_tiles to the tensor-core one;
+  // last_rows = LastLayerRows(num_tokens, the step's logit rows).
+  Status RunLayers(int num_tokens, int num_chunks, int simt_tiles, int mma_tiles, int num_splits,
+                   int last_rows);
   // Final norm + LM head for logit rows [r0, r0 + rows) into the workspace.
   Status EnqueueLogits(int r0, int rows);
   // Summarises every logit row on the device and copies the summaries and
@@ -152,6 +160,11 @@ class CudaBackend : public Backend {
   int num_sms_ = 0;
   bool fold_norms_ = true;
   int step_rows_ = 0;           // rows of the step being enqueued (ForwardBatch)
+  int last_rows_ = 0;           // its LastLayerRows
+  bool compact_last_layer_ = true;
+  // Prefill tiles walk the cached-slot list (LaunchDmsCachedKeptKeys);
+  // DMS_CACHED_KEPT_KEYS=0 walks every cached slot (A/B runs).
+  bool cached_kept_keys_ = true;
   std::string device_name_;
   mutable int64_t peak_device_used_ = 0;  // engine thread only (DeviceMemory)
   cudaStream_t stream_ = nullptr;  // stream_owner_.get()

@@ -57,8 +57,15 @@ bool CudaBackend::FoldNorms(int n) const {
   return true;
 }
 
+int CudaBackend::LastLayerRows(int n, int logit_rows) const {
+  const ModelConfig& cfg = config();
+  const bool fits = logit_rows < n && logit_rows <= kLastLayerMaxRows &&
+                    cfg.hidden_size % 4 == 0 && (cfg.num_q_heads * cfg.head_dim) % 8 == 0;
+  return compact_last_layer_ && fits && !FoldNorms(n) ? logit_rows : n;
+}
+
 Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_tiles,
-                              int num_splits) {
+                              int num_splits, int last_rows) {
   const ModelConfig& cfg = config();
   const DmsConfig& dms = cfg.dms;
   Workspace& w = *ws_;
@@ -80,6 +87,28 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
       "embedding");
   for (int l = 0; l < cfg.num_layers; ++l) {
     const CudaLayerWeights& lw = weights_.layer(l);
+    // The chunk's K/V join the cache only after its attention (slot reuse).
+    auto append = [&]() -> Status {
+      cuda::KvAppendParams ap;
+      ap.kv = kv;
+      ap.layer = l;
+      ap.chunks = meta_.d_chunks();
+      ap.num_chunks = num_chunks;
+      ap.row_chunk = meta_.d_row_chunk();
+      ap.num_tokens = n;
+      ap.k_new = w.k_new;
+      ap.v_new = w.v_new;
+      ap.decisions = w.decisions;
+      ap.slot_scratch = w.slot_scratch;
+      ap.write_slot = w.write_slot;
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchKvAppend(ap, stream_), "KV append");
+      return OkStatus();
+    };
+    // The last layer's output is read only at the logit rows: with fewer of
+    // them (a prompt's chunks: one row or none), its attention output and x
+    // are cut to those rows and o_proj and the MLP run on them alone (Qwen3-8B:
+    // 87% of a layer's GEMM work; exact, the other rows are never read).
+    const bool cut = l + 1 == cfg.num_layers && last_rows < n;
     if (fold && l > 0) {
       // The previous down_proj GEMV added its output to x and left x * g.
       DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchGemv(w.normed(), n, D, lw.qkv, (hq + 2 * hkv) * hd, w.big,
@@ -141,6 +170,12 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
     // Training-free KV policies: the captured sequences' queries (cuda_kv_policy.cc).
     if (!captures_.empty()) DMS_RETURN_IF_ERROR(CaptureQueries(l, e, num_chunks));
 
+    if (cut && last_rows == 0) {
+      // No logits (a chunk before a prompt's last): only the K/V are needed.
+      DMS_RETURN_IF_ERROR(append());
+      continue;
+    }
+
     cuda::AttentionParams a;
     a.q = w.q;
     a.k_new = w.k_new;
@@ -181,6 +216,16 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
             "DMS kept keys");
         a.kept_index = w.kept_index;
         a.kept_count = w.kept_count;
+        // ... and the cached slots its later tiles see (not the marked
+        // keys the cache holds for the chunk's first W + 1 queries).
+        if (cached_kept_keys_) {
+          DMS_CUDA_RETURN_IF_ERROR(
+              cuda::LaunchDmsCachedKeptKeys(meta_.d_chunks(), num_chunks, kv, l, w.decisions,
+                                            w.cache_kept_index, w.cache_tail, stream_),
+              "DMS cached kept keys");
+          a.cache_kept_index = w.cache_kept_index;
+          a.cache_tail = w.cache_tail;
+        }
       }
       if (mma_to_gin) a.out_gin = gin;
       DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchDmsAttentionMma(a, stream_), "DMS attention (MMA)");
@@ -191,40 +236,48 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
           cuda::LaunchToGemmInput(w.attn, static_cast<int64_t>(n) * hq * hd, gin, stream_),
           "attention output");
     }
+    // From here on the layer runs on m rows: all n, or the logit rows
+    // moved to the front of the attention output and of x.
+    int m = n;
+    bool adds = adds_in_gemm;
+    if (cut) {
+      DMS_RETURN_IF_ERROR(append());
+      const int32_t* rows = meta_.d_logit_rows();
+      const int64_t attn_bytes = static_cast<int64_t>(hq) * hd * 2;
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchGatherRowsToFront(gin.hi, attn_bytes, rows, last_rows, stream_),
+                               "last layer rows (attention)");
+      if (gin.lo) {
+        DMS_CUDA_RETURN_IF_ERROR(
+            cuda::LaunchGatherRowsToFront(gin.lo, attn_bytes, rows, last_rows, stream_),
+            "last layer rows (attention, lo)");
+      }
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchGatherRowsToFront(w.x, static_cast<int64_t>(D) * 4, rows,
+                                                             last_rows, stream_),
+                               "last layer rows (x)");
+      m = last_rows;
+      adds = AddsResidualInGemm(m);
+    }
     if (fold) {
       // x += o_proj(attn) (+ bias), and x * post_attention_layernorm.
       const cuda::RmsNormFold f{w.x, lw.o_bias, lw.post_norm, w.normed(), w.norm_partials};
-      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchGemvResidualNorm(gin, n, hq * hd, lw.o, D, f, stream_),
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchGemvResidualNorm(gin, m, hq * hd, lw.o, D, f, stream_),
                                "o_proj GEMV (folded RMSNorm)");
-    } else if (adds_in_gemm && lw.o_bias == nullptr) {
-      DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, hq * hd, lw.o, D, w.x, /*accumulate=*/true));
+    } else if (adds && lw.o_bias == nullptr) {
+      DMS_RETURN_IF_ERROR(gemm_.Run(gin, m, hq * hd, lw.o, D, w.x, /*accumulate=*/true));
     } else {
-      DMS_RETURN_IF_ERROR(gemm_.Run(gin, n, hq * hd, lw.o, D, w.delta));
+      DMS_RETURN_IF_ERROR(gemm_.Run(gin, m, hq * hd, lw.o, D, w.delta));
       w.delta_pending = true;
     }
-    // The chunk's K/V join the cache only after its attention (slot reuse).
-    // Enqueued after o_proj, which does not need them: with programmatic
+    // Enqueued after o_proj, which does not need the K/V: with programmatic
     // launch a decode step's append runs beside the o_proj GEMV
     // (kernels/kv_append.h).
-    cuda::KvAppendParams ap;
-    ap.kv = kv;
-    ap.layer = l;
-    ap.chunks = meta_.d_chunks();
-    ap.num_chunks = num_chunks;
-    ap.row_chunk = meta_.d_row_chunk();
-    ap.num_tokens = n;
-    ap.k_new = w.k_new;
-    ap.v_new = w.v_new;
-    ap.decisions = w.decisions;
-    ap.slot_scratch = w.slot_scratch;
-    ap.write_slot = w.write_slot;
-    DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchKvAppend(ap, stream_), "KV append");
+    if (!cut) DMS_RETURN_IF_ERROR(append());
 
     // x += o_proj(attn) (+ bias) if not added yet; h2 = RMSNorm(x) * post_attention_layernorm
     if (!fold) {
       float* pending = w.delta_pending ? w.delta : nullptr;
       DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchRmsNorm(w.x, pending, pending ? lw.o_bias : nullptr,
-                                                   pending ? w.x : nullptr, nullptr, n, D,
+                                                   pending ? w.x : nullptr, nullptr, m, D,
                                                    lw.post_norm, eps, gin, stream_),
                                "post-attention RMSNorm");
       w.delta_pending = false;
@@ -237,16 +290,16 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
     // with I >= D a slice's output covers only input rows of its own slice
     // or later ones, so the slices run last first; with I < D only rows of
     // its own slice or earlier ones, so first first.
-    const size_t x_elems = static_cast<size_t>(n) * D;
-    const bool apart = n <= w.gate_up_rows && x_elems + static_cast<size_t>(n) * I <= w.gin_elems;
+    const size_t x_elems = static_cast<size_t>(m) * D;
+    const bool apart = m <= w.gate_up_rows && x_elems + static_cast<size_t>(m) * I <= w.gin_elems;
     const cuda::GemmInput act =
         apart ? cuda::GemmInput{gin.hi + x_elems, gin.lo ? gin.lo + x_elems : nullptr} : gin;
     if (fold) {
       DMS_CUDA_RETURN_IF_ERROR(
-          cuda::LaunchGemvSwiGlu(w.normed(), n, D, lw.gate_up, I, act, stream_, &scale),
+          cuda::LaunchGemvSwiGlu(w.normed(), m, D, lw.gate_up, I, act, stream_, &scale),
           "gate;up GEMV (folded RMSNorm)");
     } else if (apart) {
-      DMS_RETURN_IF_ERROR(gemm_.RunSwiGlu(gin, n, D, lw.gate_up, I, w.big, act));
+      DMS_RETURN_IF_ERROR(gemm_.RunSwiGlu(gin, m, D, lw.gate_up, I, w.big, act));
     } else {
       auto row = [](const cuda::GemmInput& g, int r, int width) {
         const size_t off = static_cast<size_t>(r) * width;
@@ -256,12 +309,12 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
       // bf16 Linear does), half the bytes for it and the SwiGLU, twice the
       // rows a slice.
       const bool bf16 = gin.lo == nullptr;
-      const int slice = bf16 ? std::min(n, 2 * w.gate_up_rows) : w.gate_up_rows;
-      const int num_slices = (n + slice - 1) / slice;
+      const int slice = bf16 ? std::min(m, 2 * w.gate_up_rows) : w.gate_up_rows;
+      const int num_slices = (m + slice - 1) / slice;
       __nv_bfloat16* big16 = reinterpret_cast<__nv_bfloat16*>(w.big);
       for (int i = 0; i < num_slices; ++i) {
         const int r0 = (I >= D ? num_slices - 1 - i : i) * slice;
-        const int rows = std::min(slice, n - r0);
+        const int rows = std::min(slice, m - r0);
         if (bf16) {
           DMS_RETURN_IF_ERROR(gemm_.RunBf16Out(row(gin, r0, D), rows, D, lw.gate_up, 2 * I, big16));
           DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchSwiGlu(big16, rows, I, row(act, r0, I), stream_),
@@ -278,12 +331,12 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
       // last layer's output goes to w.delta for the final norm.
       const cuda::RmsNormFold f{w.x, nullptr, weights_.layer(l + 1).input_norm, w.normed(),
                                 w.norm_partials};
-      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchGemvResidualNorm(act, n, I, lw.down, D, f, stream_),
+      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchGemvResidualNorm(act, m, I, lw.down, D, f, stream_),
                                "down_proj GEMV (folded RMSNorm)");
-    } else if (adds_in_gemm) {
-      DMS_RETURN_IF_ERROR(gemm_.Run(act, n, I, lw.down, D, w.x, /*accumulate=*/true));
+    } else if (adds) {
+      DMS_RETURN_IF_ERROR(gemm_.Run(act, m, I, lw.down, D, w.x, /*accumulate=*/true));
     } else {
-      DMS_RETURN_IF_ERROR(gemm_.Run(act, n, I, lw.down, D, w.delta));
+      DMS_RETURN_IF_ERROR(gemm_.Run(act, m, I, lw.down, D, w.delta));
       w.delta_pending = true;
     }
   }
@@ -295,12 +348,16 @@ Status CudaBackend::EnqueueLogits(int r0, int rows) {
   const ModelConfig& cfg = config();
   Workspace& w = *ws_;
   // Final norm (with the last MLP's residual add) and LM head only on the
-  // rows whose logits were asked for.
+  // rows whose logits were asked for: where the last layer ran on them
+  // alone (LastLayerRows), they are rows [0, rows) of x and delta.
+  const bool cut = last_rows_ < step_rows_;
+  const size_t off = cut ? static_cast<size_t>(r0) * cfg.hidden_size : 0;
+  const bool pending = cfg.num_layers > 0 && !AddsResidualInGemm(last_rows_);
   DMS_CUDA_RETURN_IF_ERROR(
-      cuda::LaunchRmsNorm(w.x, cfg.num_layers > 0 && !AddsResidualInGemm(step_rows_) ? w.delta : nullptr,
-                          nullptr, nullptr,
-                          meta_.d_logit_rows() + r0, rows, cfg.hidden_size, weights_.final_norm(),
-                          static_cast<float>(cfg.rms_norm_eps), w.gin(), stream_),
+      cuda::LaunchRmsNorm(w.x + off, pending ? w.delta + off : nullptr, nullptr, nullptr,
+                          cut ? nullptr : meta_.d_logit_rows() + r0, rows, cfg.hidden_size,
+                          weights_.final_norm(), static_cast<float>(cfg.rms_norm_eps), w.gin(),
+                          stream_),
       "final RMSNorm");
   return gemm_.Run(w.gin(), rows, cfg.hidden_size, weights_.lm_head(), cfg.vocab_size, w.logits);
 }

@@ -36,6 +36,8 @@ struct CudaBackend::Workspace {
   int32_t* write_slot = nullptr;    // [M, Hkv]
   int32_t* kept_index = nullptr;    // [M, Hkv] unmarked chunk keys (sparse prefill attention)
   int32_t* kept_count = nullptr;    // [M, Hkv]
+  int32_t* cache_kept_index = nullptr;  // [M, Hkv] cached slots later tiles walk (same)
+  int32_t* cache_tail = nullptr;        // [M, Hkv, 2] per chunk: {tail_lo, listed}
   float* part_o = nullptr;        // [split_rows, Hq, hd]
   float* part_ml = nullptr;       // [split_rows, Hq, 2]
   int32_t* split_count = nullptr; // [M, Hkv] the attention's split merge counters, zeroed once

@@ -319,6 +319,73 @@ TEST(CudaGolden, BatchedSequencesMatchSeparateRuns) {
   EXPECT_EQ(b->PoolStats().blocks_used, 0);
 }
 
+// A prompt's chunks ask for no logits but the last one's last rows: the
+// last layer then runs o_proj and the MLP on those rows alone (and on none
+// for the other chunks; CudaBackend::LastLayerRows). The rows that come back,
+// and a decode step after them, against the same steps asking for every row
+// (the all-rows path) and, in f32, against the goldens.
+TEST(CudaGolden, LastLayerOnTheLogitRowsAloneMatchesAllRows) {
+  DMS_SKIP_WITHOUT_GPU();
+  const std::string dir = testing::TestDataDir() + "/models/dms-neuron-w16-long";
+  const Golden g = LoadGoldenModel(dir);
+  const int T = static_cast<int>(g.tokens.size());
+  ASSERT_GE(T, 100);
+  for (const std::string precision : {"f32", "bf16"}) {
+    auto b = MakeBackend(dir, precision);
+    ASSERT_TRUE(b);
+    const size_t V = b->config().vocab_size;
+    const int a = (T - 1) / 3, c = T - 1 - 2 * a;  // three prompt chunks, then a decode step
+    const int chunk_len[3] = {a, a, c};
+    // The prompt's last `asked` rows and the decode row; asked < 0: every row.
+    auto run = [&](int asked) {
+      std::vector<float> rows, logits;
+      auto seq = b->CreateSequence();
+      EXPECT_TRUE(seq.ok());
+      int pos = 0;
+      for (int i = 0; i < 3; ++i) {
+        const int n = chunk_len[i];
+        ForwardChunk ch{*seq, std::span<const int32_t>(g.tokens.data() + pos, n),
+                        asked < 0 ? n : (i < 2 ? 0 : asked)};
+        EXPECT_TRUE(b->Forward(std::span<const ForwardChunk>(&ch, 1), &logits).ok());
+        EXPECT_EQ(logits.size(), static_cast<size_t>(ch.num_logits) * V);
+        pos += n;
+      }
+      const int keep = asked < 0 ? c : asked;
+      rows.assign(logits.end() - static_cast<ptrdiff_t>(keep * V), logits.end());
+      ForwardChunk dec{*seq, std::span<const int32_t>(g.tokens.data() + pos, 1), 1};
+      EXPECT_TRUE(b->Forward(std::span<const ForwardChunk>(&dec, 1), &logits).ok());
+      rows.insert(rows.end(), logits.begin(), logits.end());
+      b->ReleaseSequence(*seq);
+      return rows;
+    };
+    const std::vector<float> all = run(-1);
+    // The all-rows path differs from the cut one in GEMM shapes only (and so
+    // in summation order): far below 1% of the logits' rms in bf16.
+    const float tol = precision == "f32" ? kF32Tolerance : static_cast<float>(0.01 * g.rms);
+    for (const int asked : {1, 3, 64}) {
+      ASSERT_LE(asked, c);
+      const std::vector<float> got = run(asked);
+      const std::vector<float> want(all.end() - static_cast<ptrdiff_t>((asked + 1) * V), all.end());
+      const float worst = MaxDiff(got, want, 0, want.size(), nullptr);
+      float golden = 0;
+      if (precision == "f32") {
+        const size_t first = static_cast<size_t>(T - 1 - asked) * V;
+        const std::vector<float> gold(g.logits.begin() + first, g.logits.begin() + first + want.size());
+        golden = MaxDiff(got, gold, 0, gold.size(), nullptr);
+        EXPECT_LE(golden, kF32Tolerance) << asked << " logit rows";
+      }
+      EXPECT_EQ(got.size(), want.size());
+      EXPECT_LE(worst, tol) << precision << ", " << asked << " logit rows";
+      gpu_testing::Report("last_layer_rows",
+                          precision + ", chunks " + std::to_string(a) + "/" + std::to_string(a) + "/" +
+                              std::to_string(c) + ", " + std::to_string(asked) + " logit rows, then decode",
+                          "max|diff| vs all rows " + std::to_string(worst) +
+                              (precision == "f32" ? ", vs golden " + std::to_string(golden) : ""),
+                          worst <= tol);
+    }
+  }
+}
+
 // Greedy rows come back as summaries only (full_logits = false): the same
 // argmax and maximum as the full rows of an identical backend, the
 // log-sum-exp of SummarizeLogits, and the full rows of the other chunks

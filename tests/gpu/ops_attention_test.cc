@@ -107,6 +107,58 @@ void RunKeptKeys(const KvStep& s, int hkv, const cuda::StepChunk* d_chunks, cons
                            << " kept keys over " << s.chunks.size() << " chunks)";
 }
 
+// (chunk, head) pairs whose later tiles walked a cached-slot list (not every
+// slot): the long tests check that they exercised it.
+int64_t g_cached_lists = 0;
+
+// LaunchDmsCachedKeptKeys against the CPU cache (the state before the step):
+// each (chunk, head)'s {tail_lo, count} and its listed slots, bit for bit;
+// outputs poisoned before.
+void RunCachedKeptKeys(KvHarness& hx, const KvStep& s, DevArray<int32_t>& d_index,
+                       DevArray<int32_t>& d_tail) {
+  const KvHarnessConfig& cfg = hx.config();
+  const int hkv = cfg.num_kv_heads, window = cfg.window;
+  d_index.Resize(static_cast<size_t>(s.num_tokens) * hkv);
+  d_tail.Resize(s.chunks.size() * hkv * 2);
+  const cudaError_t err = cuda::LaunchDmsCachedKeptKeys(
+      hx.d_chunks(), static_cast<int>(s.chunks.size()), hx.gpu().view(), cfg.layer, hx.d_dec(),
+      d_index.get(), d_tail.get(), nullptr);
+  ASSERT_EQ(err, cudaSuccess) << cudaGetErrorString(err);
+  const std::vector<int32_t> index = d_index.Download(), tail = d_tail.Download();
+  int64_t mismatches = 0;
+  for (size_t i = 0; i < s.chunks.size(); ++i) {
+    const cuda::StepChunk& c = s.chunks[i];
+    for (int h = 0; h < hkv; ++h) {
+      const HeadCacheView cv = hx.cpu().View(c.seq, cfg.layer, h);
+      const int len = cv.length();
+      int tail_lo = len;
+      std::vector<int32_t> listed;
+      if (window != kDenseWindow && c.n > window + 1) {
+        const int lo = c.start_pos - (window + 1);
+        for (int slot = 0; slot < len && tail_lo == len; ++slot) {
+          if (cv.pos(slot) >= lo) tail_lo = slot;
+        }
+        if (len - tail_lo > c.n) tail_lo = len;
+        for (int slot = tail_lo; slot < len; ++slot) {
+          const int32_t pos = cv.pos(slot);
+          const bool marked = pos >= lo && (pos == c.start_pos - 1
+                                                ? s.dec[static_cast<size_t>(c.row_base) * hkv + h] != 0
+                                                : cv.EvictMarked(pos));
+          if (!marked) listed.push_back(slot);
+        }
+      }
+      const size_t t = (i * hkv + h) * 2;
+      mismatches += tail[t] != tail_lo;
+      mismatches += tail[t + 1] != static_cast<int32_t>(listed.size());
+      for (size_t k = 0; k < listed.size() && tail[t + 1] == static_cast<int32_t>(listed.size()); ++k) {
+        mismatches += index[(c.row_base + k) * hkv + h] != listed[k];
+      }
+      g_cached_lists += tail_lo < len;
+    }
+  }
+  EXPECT_EQ(mismatches, 0) << "cached kept keys: " << mismatches << " wrong entries";
+}
+
 ThreadPool& Pool() {
   static ThreadPool pool(0);
   return pool;
@@ -172,11 +224,14 @@ ErrorStats RunAttention(KvHarness& hx, const KvStep& s, int group, int splits,
   DevArray<int32_t> d_count;
   d_count.Upload(std::vector<int32_t>(tiles.size() * hkv, 0));
   p.split_count = d_count.get();
-  DevArray<int32_t> d_kept_index, d_kept_count;
+  DevArray<int32_t> d_kept_index, d_kept_count, d_cache_index, d_cache_tail;
   if (Sparse(kernel)) {
     RunKeptKeys(s, hkv, hx.d_chunks(), hx.d_dec(), d_kept_index, d_kept_count);
+    RunCachedKeptKeys(hx, s, d_cache_index, d_cache_tail);
     p.kept_index = d_kept_index.get();
     p.kept_count = d_kept_count.get();
+    p.cache_kept_index = d_cache_index.get();
+    p.cache_tail = d_cache_tail.get();
   }
   // The sparse tensor-core variants write bf16 o_proj input, as the backend
   // runs them in prefill (out_gin); the others the f32 output.
@@ -289,7 +344,7 @@ TEST(AttentionOp, EvictionRatesAndSmallHeadDims) {
   }
 }
 
-// 20,000 cached tokens (W=512, 87.5% eviction, and dense): a 300-token
+// 20,000 cached tokens (W=512, 87.5% eviction, and dense): a 1,300-token
 // prefill and decode with split-K forced and as the backend would choose.
 TEST(AttentionOp, LongContextsAndSplitK) {
   DMS_SKIP_WITHOUT_GPU();
@@ -310,16 +365,17 @@ TEST(AttentionOp, LongContextsAndSplitK) {
       ASSERT_TRUE(hx.Append(s));
     }
     const int retained = hx.cpu().View(a, cfg.layer, 0).length();
-    KvStep pre = hx.MakeStep({{a, 300}}, c.evict_rate, rng);
+    // 1,300 tokens: its tiles past the first 513 queries walk the cached-slot list.
+    KvStep pre = hx.MakeStep({{a, 1300}}, c.evict_rate, rng);
     hx.Upload(pre);
     ErrorStats e = RunAttention(hx, pre, c.group, 1, rng);
     EXPECT_TRUE(CheckClose("dms_attention",
-                           Shape(c, "L=20000 (kept " + std::to_string(retained) + ") n=300"), e,
+                           Shape(c, "L=20000 (kept " + std::to_string(retained) + ") n=1300"), e,
                            kMaxNmse, kMaxAbs));
     for (Kernel k : TensorCoreKernels(c.head_dim)) {
       e = RunAttention(hx, pre, c.group, 1, rng, k);
       EXPECT_TRUE(CheckClose(KernelName(k),
-                             Shape(c, "L=20000 (kept " + std::to_string(retained) + ") n=300"), e,
+                             Shape(c, "L=20000 (kept " + std::to_string(retained) + ") n=1300"), e,
                              kMmaMaxNmse, kMmaMaxAbs));
     }
     ASSERT_TRUE(hx.Append(pre));
@@ -328,7 +384,7 @@ TEST(AttentionOp, LongContextsAndSplitK) {
     for (int splits : {1, 7, 32, 80}) {
       e = RunAttention(hx, dec, c.group, splits, rng);
       EXPECT_TRUE(CheckClose("dms_attention",
-                             Shape(c, "L=20300 decode splits=" + std::to_string(splits)), e,
+                             Shape(c, "L=21300 decode splits=" + std::to_string(splits)), e,
                              kMaxNmse, kMaxAbs));
     }
   }
@@ -342,6 +398,7 @@ TEST(AttentionOp, LongContextsAndSplitK) {
 TEST(AttentionOp, TensorCoreLongPrefills) {
   DMS_SKIP_WITHOUT_GPU();
   std::mt19937_64 rng(11);
+  g_cached_lists = 0;
   struct Long { int hd, g, w; double p; };
   for (const Long& lc : {Long{128, 4, 512, 0.875}, Long{128, 4, 512, 1.0}, Long{64, 8, 64, 0.5},
                          Long{128, 1, kDenseWindow, 0.0}, Long{64, 2, 0, 0.875},
@@ -369,6 +426,9 @@ TEST(AttentionOp, TensorCoreLongPrefills) {
       ASSERT_TRUE(hx.Append(s));
     }
   }
+  // The 1,100-token chunks on a window of 512 or less: their later tiles
+  // walked cached-slot lists.
+  EXPECT_GT(g_cached_lists, 0);
 }
 
 // The GPU suite runs on H100/H200: there the wgmma core must be what the

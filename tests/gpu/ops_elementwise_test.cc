@@ -1,5 +1,5 @@
-// Embedding gather, RMSNorm (+ residual add, bias, row gather), SwiGLU, the
-// GEMM-input split and the cuBLAS linear layer against the CPU reference ops.
+// Embedding gather, rows moved to the front, RMSNorm (+ residual add, bias,
+// row gather), SwiGLU, the GEMM-input split and the cuBLAS linear layer against the CPU reference ops.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -51,6 +51,49 @@ TEST(ElementwiseOp, EmbeddingGatherIsExact) {
     EXPECT_TRUE(same);
     Report("embedding", "rows=37 vocab=1000 dim=" + std::to_string(dim), "bit-exact", same);
   }
+}
+
+// The last layer's row cut (cuda_forward.cc): rows moved to the front in
+// place, bit for bit against a CPU copy; rows past `count` keep their bytes.
+// Row lists: none moved, the last row alone, every other row, runs, and
+// 64 rows out of 4096 (the backend's bound).
+TEST(ElementwiseOp, GatherRowsToFrontIsExact) {
+  DMS_SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(3);
+  struct Shape { int rows, width; std::vector<int32_t> pick; };
+  std::vector<int32_t> every_other, sparse64;
+  for (int r = 1; r < 300; r += 2) every_other.push_back(r);
+  for (int i = 0; i < 64; ++i) sparse64.push_back(i * 64 + static_cast<int>(rng() % 64));
+  const std::vector<Shape> shapes = {{16, 4, {0, 1, 2}},         {8192, 1024, {8191}},
+                                     {300, 96, every_other},    {50, 2048, {3, 4, 5, 20, 21, 49}},
+                                     {4096, 4096, sparse64}};
+  for (const Shape& sh : shapes) {
+    std::vector<float> x = RandomUniform(static_cast<size_t>(sh.rows) * sh.width, rng);
+    DevArray<float> d_x;
+    d_x.Upload(x);
+    DevArray<int32_t> d_pick;
+    d_pick.Upload(sh.pick);
+    DMS_CUDA_CHECK(cuda::LaunchGatherRowsToFront(d_x.get(), static_cast<int64_t>(sh.width) * 4,
+                                                 d_pick.get(), static_cast<int>(sh.pick.size()),
+                                                 nullptr));
+    std::vector<float> want = x;
+    for (size_t i = 0; i < sh.pick.size(); ++i) {
+      std::memcpy(&want[i * sh.width], &x[static_cast<size_t>(sh.pick[i]) * sh.width],
+                  static_cast<size_t>(sh.width) * 4);
+    }
+    const std::vector<float> got = d_x.Download();
+    const bool same = std::memcmp(got.data(), want.data(), want.size() * 4) == 0;
+    EXPECT_TRUE(same);
+    Report("gather_rows_to_front",
+           "rows=" + std::to_string(sh.rows) + " width=" + std::to_string(sh.width) +
+               " picked=" + std::to_string(sh.pick.size()),
+           "bit-exact", same);
+  }
+  // A row width that is not whole 16-byte pieces is refused.
+  DevArray<float> d_x(64);
+  DevArray<int32_t> d_pick(1);
+  EXPECT_EQ(cuda::LaunchGatherRowsToFront(d_x.get(), 12, d_pick.get(), 1, nullptr),
+            cudaErrorInvalidValue);
 }
 
 TEST(ElementwiseOp, RmsNormWithResidualMatches) {

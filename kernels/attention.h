@@ -48,6 +48,9 @@ inline constexpr int kAttnWgmmaRows = 128;
 
 struct AttentionParams {
   const float* q = nullptr;         // [N, Hq, hd] f32, RoPE applied
+  // Tensor-core kernel: q already rounded to bf16 (the QKV epilogue's
+  // q_out_bf16), read instead of q: the same values it would round q to.
+  const __nv_bfloat16* q_bf16 = nullptr;  // [N, Hq, hd]
   const void* k_new = nullptr;      // [N, Hkv, hd] kv dtype: the chunk's own keys
   const void* v_new = nullptr;      // [N, Hkv, hd] kv dtype
   const uint8_t* decisions = nullptr;  // [N, Hkv]

@@ -113,11 +113,14 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
     for (int hh = 0; hh < 2; ++hh) {
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
-        float2 v = make_float2(0.0f, 0.0f);
-        if (qpos[hh] >= 0) {
-          v = *reinterpret_cast<const float2*>(p.q + qrow[hh] * HD + kc * 16 + half * 8 + 2 * qlane);
+        const int64_t qi = qrow[hh] * HD + kc * 16 + half * 8 + 2 * qlane;
+        uint32_t packed = 0;
+        if (qpos[hh] >= 0 && p.q_bf16 != nullptr) {
+          packed = *reinterpret_cast<const uint32_t*>(p.q_bf16 + qi);
+        } else if (qpos[hh] >= 0) {
+          const float2 v = *reinterpret_cast<const float2*>(p.q + qi);
+          packed = PackBf16(v.x, v.y);
         }
-        const uint32_t packed = PackBf16(v.x, v.y);
         if constexpr (Core::kQInSmem) {
           const int row = warp * 16 + quad + 8 * hh, d = kc * 16 + half * 8 + 2 * qlane;
           *reinterpret_cast<uint32_t*>(sm.q + Core::QOffset(row, d)) = packed;

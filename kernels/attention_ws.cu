@@ -194,9 +194,15 @@ struct Producer {
       const int tok = row % tq, hg = row / tq;
       v[i][0] = v[i][1] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
       if (hg < g && tok < q.tile.q_count) {
-        const float* src = p.q + (q.row0 + static_cast<int64_t>(tok) * hq + hg) * kHD + d;
-        v[i][0] = *reinterpret_cast<const float4*>(src);
-        v[i][1] = *reinterpret_cast<const float4*>(src + 4);
+        const int64_t at = (q.row0 + static_cast<int64_t>(tok) * hq + hg) * kHD + d;
+        if (p.q_bf16 != nullptr) {  // already bf16: the 8 values' bits in v[i][0]
+          const uint4 u = *reinterpret_cast<const uint4*>(p.q_bf16 + at);
+          v[i][0] = make_float4(__uint_as_float(u.x), __uint_as_float(u.y), __uint_as_float(u.z),
+                                __uint_as_float(u.w));
+        } else {
+          v[i][0] = *reinterpret_cast<const float4*>(p.q + at);
+          v[i][1] = *reinterpret_cast<const float4*>(p.q + at + 4);
+        }
       }
     }
   }
@@ -210,7 +216,11 @@ struct Producer {
       const int row = (q.slice * kQIters + i) * 8 + (t >> 4);
       const float4 a = v[i][0], b = v[i][1];
       *reinterpret_cast<uint4*>(sm.q[q.buf] + Layout::QOffset(row, d)) =
-          make_uint4(PackBf16(a.x, a.y), PackBf16(a.z, a.w), PackBf16(b.x, b.y), PackBf16(b.z, b.w));
+          p.q_bf16 != nullptr
+              ? make_uint4(__float_as_uint(a.x), __float_as_uint(a.y), __float_as_uint(a.z),
+                           __float_as_uint(a.w))
+              : make_uint4(PackBf16(a.x, a.y), PackBf16(a.z, a.w), PackBf16(b.x, b.y),
+                           PackBf16(b.z, b.w));
     }
     if (++q.slice == kQSlices) {
       if (t == 0) sm.q_tiles[q.buf] = q.num_tiles;

@@ -145,7 +145,10 @@ __global__ void QkvEpilogueKernel(QkvEpilogueParams p) {
     __syncwarp();
     if (neuron_head && lane == 0) b[hd - 1] = 0.0f;
     __syncwarp();
-    if (is_q) {
+    if (is_q && p.q_out_bf16) {
+      __nv_bfloat16* out = p.q_out_bf16 + (r * hq + head) * hd;
+      for (int d = lane; d < hd; d += 32) out[d] = __float2bfloat16_rn(b[d]);
+    } else if (is_q) {
       float* out = p.q_out + (r * hq + head) * hd;
       for (int d = lane; d < hd; d += 32) out[d] = b[d];
     } else {
@@ -273,7 +276,11 @@ __global__ void __launch_bounds__(kRowsWarps * 32) QkvEpilogueRowsKernel(QkvEpil
       b[k + kRot] = __fadd_rn(__fmul_rn(bb, cs[k]), __fmul_rn(a, sn[k]));
     }
     if (neuron_head && lane == 31) b[kPer - 1] = 0.0f;
-    if (is_q) {
+    if (is_q && p.q_out_bf16) {
+      __nv_bfloat16* out = p.q_out_bf16 + (r * hq + head) * HD;
+#pragma unroll
+      for (int k = 0; k < kPer; ++k) out[lane + 32 * k] = __float2bfloat16_rn(b[k]);
+    } else if (is_q) {
       float* out = p.q_out + (r * hq + head) * HD;
 #pragma unroll
       for (int k = 0; k < kPer; ++k) out[lane + 32 * k] = b[k];

@@ -39,6 +39,10 @@ struct QkvEpilogueParams {
   float alpha_scale = 100.0f;
   float alpha_offset = 5.0f;
   float* q_out = nullptr;          // [N, Hq, hd] f32, RoPE applied
+  // With this set, q goes here instead, rounded to bf16 (nearest even), the
+  // rounding the tensor-core attention applies to it anyway: half the bytes
+  // for a prefill whose attention runs on the tensor cores alone.
+  __nv_bfloat16* q_out_bf16 = nullptr;  // [N, Hq, hd]
   void* k_out = nullptr;           // [N, Hkv, hd] kv_dtype, RoPE applied
   void* v_out = nullptr;           // [N, Hkv, hd] kv_dtype
   KvDType kv_dtype = KvDType::kBF16;

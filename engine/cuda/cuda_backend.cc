@@ -150,6 +150,7 @@ Status CudaBackend::Init() {
     compact_last_layer_ = std::string(env) != "1";
   }
   if (const char* env = std::getenv("DMS_CACHED_KEPT_KEYS")) cached_kept_keys_ = std::string(env) != "0";
+  if (const char* env = std::getenv("DMS_Q_BF16")) q_bf16_ = std::string(env) != "0";
   DMS_RETURN_IF_ERROR(stream_owner_.Create());
   stream_ = stream_owner_.get();
 

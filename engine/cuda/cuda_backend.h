@@ -165,6 +165,9 @@ class CudaBackend : public Backend {
   // Prefill tiles walk the cached-slot list (LaunchDmsCachedKeptKeys);
   // DMS_CACHED_KEPT_KEYS=0 walks every cached slot (A/B runs).
   bool cached_kept_keys_ = true;
+  // Prefill steps on the tensor-core attention alone pass q as bf16;
+  // DMS_Q_BF16=0 keeps it f32 (A/B runs).
+  bool q_bf16_ = true;
   std::string device_name_;
   mutable int64_t peak_device_used_ = 0;  // engine thread only (DeviceMemory)
   cudaStream_t stream_ = nullptr;  // stream_owner_.get()

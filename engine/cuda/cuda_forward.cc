@@ -155,6 +155,11 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
     e.alpha_scale = dms.alpha_scale;
     e.alpha_offset = dms.initial_alpha_offset;
     e.q_out = w.q;
+    // A step whose attention runs on the tensor cores alone reads q as bf16
+    // (half the bytes to write and read; the kernel rounds it so anyway).
+    // The SIMT kernel and the policies' query capture read it in f32.
+    const bool q16 = simt_tiles == 0 && mma_tiles > 0 && captures_.empty() && q_bf16_;
+    if (q16) e.q_out_bf16 = reinterpret_cast<__nv_bfloat16*>(w.q);
     e.k_out = w.k_new;
     e.v_out = w.v_new;
     e.kv_dtype = kv.dtype;
@@ -178,6 +183,7 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
 
     cuda::AttentionParams a;
     a.q = w.q;
+    if (q16) a.q_bf16 = e.q_out_bf16;
     a.k_new = w.k_new;
     a.v_new = w.v_new;
     a.decisions = w.decisions;

@@ -65,6 +65,10 @@ void BenchPrefillAttention(const std::vector<int>& lengths) {
     const double dense = static_cast<double>(kHkv) * n * (n + 1) / 2.0;
 
     float* d_q = DeviceCopy(q);
+    // q as the backend's prefill passes it (the QKV epilogue's bf16 output).
+    std::vector<__nv_bfloat16> q16(q.size());
+    for (size_t i = 0; i < q.size(); ++i) q16[i] = __float2bfloat16_rn(q[i]);
+    __nv_bfloat16* d_q16 = DeviceCopy(q16);
     __nv_bfloat16* d_k = DeviceCopy(kv);
     __nv_bfloat16* d_v = DeviceCopy(kv);
     uint8_t* d_dec = DeviceCopy(dec);
@@ -119,18 +123,21 @@ void BenchPrefillAttention(const std::vector<int>& lengths) {
     cudaMalloc(&d_kept_index, dec.size() * sizeof(int32_t));
     cudaMalloc(&d_kept_count, dec.size() * sizeof(int32_t));
     // Modes: "dms" is what the backend runs (kept list built, then the sparse
-    // walk; both timed; wgmma where available), "dms_ws" the same on the
+    // walk; both timed; wgmma where available; q in bf16), "dms_q_f32" the
+    // same reading q in f32 (the backend before 2026-12-06), "dms_ws" the same on the
     // warp-specialized wgmma kernel (attention_ws.cu),
     // "dms_mma_sync" the same on the mma.sync core, "dms_walk_all" the same kernel walking every chunk
     // key (marked old keys masked, not skipped), "dense" the causal kernel.
-    struct Mode { const char* name; int window; bool sparse; cuda::AttnMmaCore core; };
+    struct Mode { const char* name; int window; bool sparse; cuda::AttnMmaCore core; bool q16 = true; };
     const cuda::AttnMmaCore kAuto = cuda::AttnMmaCore::kAuto;
     for (const Mode mode : {Mode{"dms", kWindow, true, kAuto},
+                            Mode{"dms_q_f32", kWindow, true, kAuto, false},
                             Mode{"dms_ws", kWindow, true, cuda::AttnMmaCore::kWgmmaWs},
                             Mode{"dms_mma_sync", kWindow, true, cuda::AttnMmaCore::kMmaSync},
                             Mode{"dms_walk_all", kWindow, false, kAuto},
                             Mode{"dense", -1, false, kAuto}}) {
       cuda::SetDmsAttentionMmaCore(mode.core);
+      p.q_bf16 = mode.q16 ? d_q16 : nullptr;
       p.num_tiles = make_tiles();
       p.kv.window = mode.window;
       p.kept_index = mode.sparse ? d_kept_index : nullptr;
@@ -158,7 +165,7 @@ void BenchPrefillAttention(const std::vector<int>& lengths) {
     cudaFree(d_kept_index);
     cudaFree(d_gin);
     cudaFree(d_kept_count);
-    for (void* ptr : {static_cast<void*>(d_q), static_cast<void*>(d_k), static_cast<void*>(d_v),
+    for (void* ptr : {static_cast<void*>(d_q), static_cast<void*>(d_q16), static_cast<void*>(d_k), static_cast<void*>(d_v),
                       static_cast<void*>(d_dec), static_cast<void*>(d_out), static_cast<void*>(d_zero),
                       static_cast<void*>(d_zero8), static_cast<void*>(d_chunk),
                       static_cast<void*>(d_tiles)}) {

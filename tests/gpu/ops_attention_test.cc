@@ -29,7 +29,8 @@ constexpr double kMmaMaxNmse = 5e-5;
 constexpr double kMmaMaxAbs = 2e-2;
 
 // kMmaSparse: the tensor-core kernel walking the chunk's old keys through
-// the kept list (LaunchDmsKeptKeys, checked bit for bit here first), as the
+// the kept list (LaunchDmsKeptKeys, checked bit for bit here first) and the
+// cached slots through theirs (LaunchDmsCachedKeptKeys), q in bf16, as the
 // backend runs it; kMma: the same kernel walking every chunk key. Both on
 // the mma.sync core; kWgmma / kWgmmaSparse: the same on the wgmma core;
 // kWs / kWsSparse: the warp-specialized wgmma kernel (attention_ws.cu).
@@ -200,12 +201,21 @@ ErrorStats RunAttention(KvHarness& hx, const KvStep& s, int group, int splits,
   }
   DevArray<float> d_q, d_out(q.size()), d_po, d_pml;
   d_q.Upload(q);
+  // The sparse tensor-core variants read q as bf16, as the backend passes it
+  // in prefill (the CPU reference keeps the f32 q).
+  DevArray<__nv_bfloat16> d_q16;
+  if (Sparse(kernel)) {
+    std::vector<__nv_bfloat16> q16(q.size());
+    for (size_t i = 0; i < q.size(); ++i) q16[i] = __float2bfloat16_rn(q[i]);
+    d_q16.Upload(q16);
+  }
   DevArray<cuda::AttnTile> d_tiles;
   d_tiles.Upload(tiles);
   d_po.Resize(static_cast<size_t>(splits) * q.size());
   d_pml.Resize(static_cast<size_t>(splits) * s.num_tokens * hq * 2);
   cuda::AttentionParams p;
   p.q = d_q.get();
+  p.q_bf16 = Sparse(kernel) ? d_q16.get() : nullptr;
   p.k_new = hx.d_k();
   p.v_new = hx.d_v();
   p.decisions = hx.d_dec();

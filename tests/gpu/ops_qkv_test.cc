@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <random>
 #include <string>
 
@@ -257,7 +258,7 @@ TEST(QkvEpilogueOp, ManyTokensAreBitExactWithTheTokenByTokenKernel) {
       DevArray<float> d_q(static_cast<size_t>(n) * hq * hd), d_logit(static_cast<size_t>(n) * hkv);
       DevArray<uint8_t> d_k(static_cast<size_t>(n) * hkv * hd * es), d_v(d_k.size()), d_dec(d_logit.size());
 
-      auto launch = [&](int r0, int rows) {
+      auto launch = [&](int r0, int rows, __nv_bfloat16* q16 = nullptr) {
         cuda::QkvEpilogueParams p;
         p.qkv = d_qkv.get() + r0 * stride;
         if (bias) {
@@ -279,7 +280,8 @@ TEST(QkvEpilogueOp, ManyTokensAreBitExactWithTheTokenByTokenKernel) {
         p.mode = mode;
         p.per_layer = per_layer;
         p.decisions_off = off;
-        p.q_out = d_q.get() + static_cast<size_t>(r0) * hq * hd;
+        p.q_out = q16 ? nullptr : d_q.get() + static_cast<size_t>(r0) * hq * hd;
+        p.q_out_bf16 = q16 ? q16 + static_cast<size_t>(r0) * hq * hd : nullptr;
         p.k_out = d_k.get() + static_cast<size_t>(r0) * hkv * hd * es;
         p.v_out = d_v.get() + static_cast<size_t>(r0) * hkv * hd * es;
         p.kv_dtype = dtype;
@@ -324,6 +326,28 @@ TEST(QkvEpilogueOp, ManyTokensAreBitExactWithTheTokenByTokenKernel) {
                     bias ? " bias" : "", dtype == cuda::KvDType::kBF16 ? "bf16" : "f32");
       EXPECT_EQ(differ, 0u) << shape << ": " << differ << " of " << rows.size() << " bytes differ";
       Report("qkv_epilogue.rows", shape, differ == 0 ? "bit-exact" : "DIFFERS", differ == 0);
+      // q as bf16 (q_out_bf16 instead of q_out), from both kernels: the f32 q
+      // rounded to nearest even, bit for bit.
+      const std::vector<float> q32 = d_q.Download();
+      DevArray<__nv_bfloat16> d_q16(q32.size());
+      for (const bool token_by_token : {false, true}) {
+        d_q16.Poison();
+        if (token_by_token) {
+          for (int r = 0; r < n; ++r) launch(r, 1, d_q16.get());
+        } else {
+          launch(0, n, d_q16.get());
+        }
+        const std::vector<__nv_bfloat16> q16 = d_q16.Download();
+        size_t wrong = 0;
+        for (size_t e = 0; e < q32.size(); ++e) {
+          const __nv_bfloat16 want = __float2bfloat16_rn(q32[e]);
+          wrong += std::memcmp(&q16[e], &want, sizeof(want)) != 0;
+        }
+        EXPECT_EQ(wrong, 0u) << shape << (token_by_token ? " (token kernel)" : " (rows kernel)")
+                             << ": " << wrong << " bf16 q elements differ";
+        Report(token_by_token ? "qkv_epilogue.q_bf16.token" : "qkv_epilogue.q_bf16.rows", shape,
+               wrong == 0 ? "bit-exact" : "DIFFERS", wrong == 0);
+      }
     }
   }
 }

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Prefill TTFT of one build under several environment settings (the
+# backend's A/B knobs), on one card in one run (timings from different runs
+# or cards are not comparable; docs/cuda.md). docs/prefill-attention.md,
+# "Third round", has its numbers (made with the same loop before it was
+# this script).
+#
+#   HERE:  scripts/gpu.sh build
+#   THERE: run(command="bash scripts/gpu-prefill-ab.sh run", carry=[".carry/gpu"])
+#
+# SIDES: a space-separated list of name=ENV,ENV,... (default: every prefill
+# knob off, each alone on, all on). ORDER: the names in the order to run them
+# (default: each once, then back in reverse, so drift of the card hits all).
+# Each run: one process, PROMPTS (default 16384,32768,16384,32768), chunks of
+# MAX_BATCH_TOKENS (8192); prints each side's TTFTs.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bundle="$root/.carry/gpu"
+out="${OUT:-$bundle/logs}"
+model="${MODEL_DIR:-/tmp/dms-qwen3-8b}"
+prompts="${PROMPTS:-16384,32768,16384,32768}"
+off="DMS_CACHED_KEPT_KEYS=0,DMS_LAST_LAYER_ALL_ROWS=1,DMS_Q_BF16=0"
+sides="${SIDES:-off=$off list=$off,DMS_CACHED_KEPT_KEYS=1 cut=$off,DMS_LAST_LAYER_ALL_ROWS=0 q16=$off,DMS_Q_BF16=1 on=}"
+[ "${1:-}" = run ] || { echo "usage: scripts/gpu-prefill-ab.sh run" >&2; exit 2; }
+mkdir -p "$out"
+export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+if [ ! -f "$model/config.json" ]; then
+  timeout 150 "$bundle/bin/dms-engine" make-model --out "$model" --preset qwen3-8b --evict-rate 0.875
+fi
+declare -A env_of
+names=()
+for s in $sides; do
+  env_of[${s%%=*}]="${s#*=}"
+  names+=("${s%%=*}")
+done
+order="${ORDER:-${names[*]} $(printf '%s\n' "${names[@]}" | tac | tr '\n' ' ')}"
+nvidia-smi --query-gpu=name --format=csv,noheader || true
+i=0
+for name in $order; do
+  i=$((i + 1))
+  f="$out/prefill-ab-$i-$name.jsonl"
+  IFS=',' read -r -a vars <<< "${env_of[$name]}"
+  env "${vars[@]}" timeout 150 "$bundle/bin/dms-cuda-bench" --model "$model" --prompts "$prompts" \
+    --decode-contexts "" --micro 0 --max-batch-tokens "${MAX_BATCH_TOKENS:-8192}" > "$f"
+  echo "$name $(grep -o '"tokens":[0-9]*,"ms":[0-9.]*' "$f" | sed 's/"tokens"://; s/,"ms":/: /' | tr '\n' ' ')"
+done

@@ -12,21 +12,12 @@
 #   scripts/gpu-bench.sh run              on the GPU machine, .carry/gpu carried
 # Env: PROMPTS (4096,8192,16384,32768), CONTEXTS (4096,16384), STEPS (64).
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-bundle="$root/.carry/gpu"
-out="${OUT:-$bundle/logs}"
 prompts="${PROMPTS:-4096,8192,16384,32768}"
 contexts="${CONTEXTS:-4096,16384}"
 steps="${STEPS:-64}"
-model="${MODEL_DIR:-/tmp/dms-qwen3-8b}"
-mkdir -p "$out"
-export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-
 [ "${1:-}" = run ] || { echo "usage: scripts/gpu-bench.sh run" >&2; exit 2; }
-
-if [ ! -f "$model/config.json" ]; then
-  timeout 150 "$bundle/bin/dms-engine" make-model --out "$model" --preset qwen3-8b --evict-rate 0.875
-fi
+source "$(dirname "$0")/gpu-bench-env.sh"
+ensure_bench_model
 # SINGLE=0 skips this part (TTFT, batch-1 decode, kernel microbenchmarks).
 [ "${SINGLE:-1}" = 1 ] && timeout 300 "$bundle/bin/dms-cuda-bench" --model "$model" --prompts "$prompts" \
   --decode-contexts "$contexts" --decode-steps "$steps" | tee "$out/bench-dms.jsonl" || true

@@ -15,19 +15,12 @@
 # at CONTEXTS (default 4096,32768) for STEPS (64) steps, then prints the median
 # step time of each side and B / A.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-bundle="$root/.carry/gpu"
-a_bench="${A_BENCH:-$root/.carry/ab/dms-cuda-bench-a}"
-[ -n "${A_ENV:-}" ] && [ -z "${A_BENCH:-}" ] && a_bench="$bundle/bin/dms-cuda-bench"
-out="${OUT:-$bundle/logs}"
-model="${MODEL_DIR:-/tmp/dms-qwen3-8b}"
 contexts="${CONTEXTS:-4096,32768}"
 [ "${1:-}" = run ] || { echo "usage: scripts/gpu-decode-ab.sh run" >&2; exit 2; }
-mkdir -p "$out"
-export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-if [ ! -f "$model/config.json" ]; then
-  timeout 150 "$bundle/bin/dms-engine" make-model --out "$model" --preset qwen3-8b --evict-rate 0.875
-fi
+source "$(dirname "$0")/gpu-bench-env.sh"
+a_bench="${A_BENCH:-$root/.carry/ab/dms-cuda-bench-a}"
+[ -n "${A_ENV:-}" ] && [ -z "${A_BENCH:-}" ] && a_bench="$bundle/bin/dms-cuda-bench"
+ensure_bench_model
 : > "$out/decode-ab.jsonl"
 for round in $(seq 1 "${ROUNDS:-2}"); do
   for side in A B; do

@@ -7,16 +7,9 @@
 # Env: MODEL_DIR (default /tmp/dms-qwen3-8b, made if missing), POLICY_LENGTHS,
 # POLICY_SLOW_LENGTHS, OUT.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-bundle="$root/.carry/gpu"
-out="${OUT:-$bundle/logs}"
-model="${MODEL_DIR:-/tmp/dms-qwen3-8b}"
-mkdir -p "$out"
-export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
 [ "${1:-}" = run ] || { echo "usage: scripts/gpu-policies.sh run" >&2; exit 2; }
-if [ ! -f "$model/config.json" ]; then
-  timeout 150 "$bundle/bin/dms-engine" make-model --out "$model" --preset qwen3-8b --evict-rate 0.875
-fi
+source "$(dirname "$0")/gpu-bench-env.sh"
+ensure_bench_model
 
 # Issue 11: every KV policy on the same checkpoint through dms-server --backend
 # cuda: the DMS row (--kv-policy auto), then a dense-cache server running the

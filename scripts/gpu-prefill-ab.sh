@@ -14,19 +14,12 @@
 # Each run: one process, PROMPTS (default 16384,32768,16384,32768), chunks of
 # MAX_BATCH_TOKENS (8192); prints each side's TTFTs.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-bundle="$root/.carry/gpu"
-out="${OUT:-$bundle/logs}"
-model="${MODEL_DIR:-/tmp/dms-qwen3-8b}"
 prompts="${PROMPTS:-16384,32768,16384,32768}"
 off="DMS_CACHED_KEPT_KEYS=0,DMS_LAST_LAYER_ALL_ROWS=1,DMS_Q_BF16=0"
 sides="${SIDES:-off=$off list=$off,DMS_CACHED_KEPT_KEYS=1 cut=$off,DMS_LAST_LAYER_ALL_ROWS=0 q16=$off,DMS_Q_BF16=1 on=}"
 [ "${1:-}" = run ] || { echo "usage: scripts/gpu-prefill-ab.sh run" >&2; exit 2; }
-mkdir -p "$out"
-export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
-if [ ! -f "$model/config.json" ]; then
-  timeout 150 "$bundle/bin/dms-engine" make-model --out "$model" --preset qwen3-8b --evict-rate 0.875
-fi
+source "$(dirname "$0")/gpu-bench-env.sh"
+ensure_bench_model
 declare -A env_of
 names=()
 for s in $sides; do

@@ -31,6 +31,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/attention_mma_cores.cuh"
+#include "kernels/attention_pipe.h"
 #include "kernels/attention_softmax.cuh"
 #include "kernels/attention_walk.cuh"
 #include "kernels/attention_ws.h"
@@ -209,6 +210,9 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
   while (kt < num_key_tiles) {
     int nkt = kt + 1, nmode = kSkip;
     if (nkt < num_key_tiles) prepare(nkt, st ^ 1);
+    // The previous tile's O += P V read buffers st ^ 1: every warpgroup's
+    // must be done before the barrier that lets any thread refill them.
+    Core::Drain(o, pa);
     CpAsyncWait<0>();  // tile kt has landed (this thread's copies)
     Core::TileLanded();
     __syncthreads();   // ... and everyone's, with the next tile's metadata
@@ -221,7 +225,6 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
         nmode = mode_of(st ^ 1);
       }
     }
-    Core::Drain(o, pa);  // the previous tile's O += P V, still reading buffers st ^ 1
     if (nkt < num_key_tiles) issue(st ^ 1);
     CpAsyncCommit();
     compute(st, mode);
@@ -284,19 +287,26 @@ bool WgmmaRunsHere() {
 // (A/B runs).
 bool UseWgmma(int head_dim) {
   if (g_core == AttnMmaCore::kMmaSync || head_dim != 128) return false;
-  if (g_core == AttnMmaCore::kWgmma || g_core == AttnMmaCore::kWgmmaWs) return true;
+  if (g_core == AttnMmaCore::kWgmma || g_core == AttnMmaCore::kWgmmaWs ||
+      g_core == AttnMmaCore::kWgmmaPipe) {
+    return true;
+  }
   return !EnvCore("mma_sync") && WgmmaRunsHere();
 }
 
 // Of the wgmma kernels, kAuto takes the FlashAttention-2 style one (the
-// faster today: docs/prefill-attention.md) unless DMS_ATTN_CORE=wgmma_ws.
-bool UseWarpSpecialized() {
-  if (g_core == AttnMmaCore::kWgmmaWs) return true;
-  if (g_core == AttnMmaCore::kWgmma) return false;
-  return EnvCore("wgmma_ws");
+// faster today: docs/prefill-attention.md) unless DMS_ATTN_CORE names
+// another.
+AttnMmaCore WgmmaKernel() {
+  if (g_core != AttnMmaCore::kAuto) return g_core;
+  if (EnvCore("wgmma_ws")) return AttnMmaCore::kWgmmaWs;
+  if (EnvCore("wgmma_pipe")) return AttnMmaCore::kWgmmaPipe;
+  return AttnMmaCore::kWgmma;
 }
 
 // wgmma: 2 blocks of 256 threads per multiprocessor (128 registers each).
+// (One block at 170 registers, which ptxas no longer serializes, measured
+// 1.5x slower: docs/prefill-attention.md.)
 cudaError_t LaunchWgmma(const AttentionParams& p, cudaStream_t stream) {
   return LaunchMma<128, 2, WgmmaCore<128>>(p, stream);
 }
@@ -323,7 +333,11 @@ cudaError_t LaunchDmsAttentionMma(const AttentionParams& p, cudaStream_t stream)
   }
   if (UseWgmma(p.kv.head_dim)) {
     if (!WgmmaRunsHere()) return cudaErrorInvalidDeviceFunction;
-    return UseWarpSpecialized() ? LaunchDmsAttentionWs(p, stream) : LaunchWgmma(p, stream);
+    switch (WgmmaKernel()) {
+      case AttnMmaCore::kWgmmaWs: return LaunchDmsAttentionWs(p, stream);
+      case AttnMmaCore::kWgmmaPipe: return LaunchDmsAttentionPipe(p, stream);
+      default: return LaunchWgmma(p, stream);
+    }
   }
   return p.kv.head_dim == 128 ? LaunchMmaSync<128>(p, stream) : LaunchMmaSync<64>(p, stream);
 }

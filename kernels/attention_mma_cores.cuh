@@ -273,8 +273,8 @@ struct WgmmaCore {
   // groups 1024 bytes apart (SBO); k16 step kc starts 16 rows further.
   // Asynchronous: returns with the MMAs in flight, reading o, pa and the V
   // tile; Drain() before touching any of them (the skeleton drains before
-  // reusing the V buffer, so the MMAs overlap the next tile's barrier and
-  // metadata work).
+  // the barrier after which any thread may refill the V buffer, so the MMAs
+  // overlap the next tile's metadata work).
   __device__ static void AccumulatePv(float (&o)[HD / 8][4], const uint32_t (&pa)[kKeyTile / 16][4],
                                       uint32_t v_tile, int /*lane*/) {
     WgmmaFence();

@@ -67,46 +67,58 @@ __device__ __forceinline__ void MaskScores(float (&s)[8][4], int mode, const int
   }
 }
 
-// Online softmax of one tile's (unscaled) scores, per row: the new running
-// max m (base 2, scale folded into the exponent's FMA), P as bf16 A
-// fragments of m16n8k16 (pa[kc] takes n-tiles 2 kc, 2 kc + 1), l += the sum
-// of P as P.V will use it (bf16, so the weights add to 1), and o scaled by
-// the change of the row's max (skipped for a warp whose rows' maxima all
-// held; 0 while m was -inf). A row's 64 keys are spread over the 4 lanes of
-// a quad. o must not be in flight in a wgmma.
+// Online softmax of one tile's (unscaled) scores for this thread's row hh
+// (0: fragment row quad, 1: quad + 8): the new running max m (base 2, scale
+// folded into the exponent's FMA), P as bf16 A fragments of m16n8k16
+// (pa[kc] takes n-tiles 2 kc, 2 kc + 1), l += the sum of P as P.V will use
+// it (bf16, so the weights add to 1). Returns the factor o's row must be
+// scaled by (the change of the row's max; 0 while m was -inf). A row's 64
+// keys are spread over the 4 lanes of a quad.
+__device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int hh, float (&m)[2], float (&l)[2],
+                                            uint32_t (&pa)[4][4], float scale_log2) {
+  float mx = -INFINITY;
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * hh], s[nt][2 * hh + 1]));
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+  const float m_new = fmaxf(m[hh], mx * scale_log2);
+  const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet
+  const float corr = Exp2(m[hh] - m_use);
+  m[hh] = m_new;
+  float sum = 0.0f;
+#pragma unroll
+  for (int nt = 0; nt < 8; ++nt) {
+    const __nv_bfloat162 pr =
+        __floats2bfloat162_rn(Exp2(fmaf(s[nt][2 * hh], scale_log2, -m_use)),
+                              Exp2(fmaf(s[nt][2 * hh + 1], scale_log2, -m_use)));
+    sum += __low2float(pr) + __high2float(pr);
+    pa[nt / 2][hh + 2 * (nt % 2)] = *reinterpret_cast<const uint32_t*>(&pr);
+  }
+  l[hh] = l[hh] * corr + sum;
+  return corr;
+}
+
+// o's row hh *= corr, skipped for a warp whose rows' maxima all held.
+// o must not be in flight in a wgmma.
+template <int HD>
+__device__ __forceinline__ void RescaleRow(float (&o)[HD / 8][4], int hh, float corr) {
+  if (__any_sync(0xffffffffu, corr != 1.0f)) {
+#pragma unroll
+    for (int dt = 0; dt < HD / 8; ++dt) {
+      o[dt][2 * hh] *= corr;
+      o[dt][2 * hh + 1] *= corr;
+    }
+  }
+}
+
+// Both rows' online softmax with o rescaled at once (SoftmaxRow, RescaleRow).
+// o must not be in flight in a wgmma.
 template <int HD>
 __device__ __forceinline__ void OnlineSoftmax(float (&s)[8][4], float (&m)[2], float (&l)[2],
                                               uint32_t (&pa)[4][4], float scale_log2,
                                               float (&o)[HD / 8][4]) {
 #pragma unroll
-  for (int hh = 0; hh < 2; ++hh) {
-    float mx = -INFINITY;
-#pragma unroll
-    for (int nt = 0; nt < 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * hh], s[nt][2 * hh + 1]));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-    const float m_new = fmaxf(m[hh], mx * scale_log2);
-    const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet
-    const float corr = Exp2(m[hh] - m_use);
-    m[hh] = m_new;
-    float sum = 0.0f;
-#pragma unroll
-    for (int nt = 0; nt < 8; ++nt) {
-      const __nv_bfloat162 pr =
-          __floats2bfloat162_rn(Exp2(fmaf(s[nt][2 * hh], scale_log2, -m_use)),
-                                Exp2(fmaf(s[nt][2 * hh + 1], scale_log2, -m_use)));
-      sum += __low2float(pr) + __high2float(pr);
-      pa[nt / 2][hh + 2 * (nt % 2)] = *reinterpret_cast<const uint32_t*>(&pr);
-    }
-    l[hh] = l[hh] * corr + sum;
-    if (__any_sync(0xffffffffu, corr != 1.0f)) {
-#pragma unroll
-      for (int dt = 0; dt < HD / 8; ++dt) {
-        o[dt][2 * hh] *= corr;
-        o[dt][2 * hh + 1] *= corr;
-      }
-    }
-  }
+  for (int hh = 0; hh < 2; ++hh) RescaleRow<HD>(o, hh, SoftmaxRow(s, hh, m, l, pa, scale_log2));
 }
 
 // O / l of this thread's two rows to the output: the o_proj GEMM input

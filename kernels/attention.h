@@ -144,13 +144,12 @@ void SetDmsAttentionMmaMinBlocks(int blocks);
 // Which tensor-core kernel runs: kAuto (the default) takes the
 // FlashAttention-2 style wgmma kernel (kWgmma) where
 // DmsAttentionWgmmaAvailable() and mma.sync elsewhere; kWgmmaWs is the
-// warp-specialized wgmma kernel (attention_ws.h; correct, not yet faster),
-// kWgmmaPipe the software-pipelined one (attention_pipe.h). With kAuto,
-// DMS_ATTN_CORE=mma_sync, =wgmma_ws or =wgmma_pipe in the environment forces
+// warp-specialized wgmma kernel (attention_ws.h; correct, not yet faster).
+// With kAuto, DMS_ATTN_CORE=mma_sync or =wgmma_ws in the environment forces
 // those (A/B runs). Forcing a wgmma kernel where it is not available makes
 // the launch fail with cudaErrorInvalidDeviceFunction. Tests and
 // benchmarks; not thread-safe.
-enum class AttnMmaCore { kAuto, kMmaSync, kWgmma, kWgmmaWs, kWgmmaPipe };
+enum class AttnMmaCore { kAuto, kMmaSync, kWgmma, kWgmmaWs };
 void SetDmsAttentionMmaCore(AttnMmaCore core);
 // True on an sm_90 device when this binary carries sm_90a code.
 bool DmsAttentionWgmmaAvailable();

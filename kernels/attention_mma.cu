@@ -31,7 +31,6 @@
 
 #include "kernels/attention.h"
 #include "kernels/attention_mma_cores.cuh"
-#include "kernels/attention_pipe.h"
 #include "kernels/attention_softmax.cuh"
 #include "kernels/attention_walk.cuh"
 #include "kernels/attention_ws.h"
@@ -287,21 +286,16 @@ bool WgmmaRunsHere() {
 // (A/B runs).
 bool UseWgmma(int head_dim) {
   if (g_core == AttnMmaCore::kMmaSync || head_dim != 128) return false;
-  if (g_core == AttnMmaCore::kWgmma || g_core == AttnMmaCore::kWgmmaWs ||
-      g_core == AttnMmaCore::kWgmmaPipe) {
-    return true;
-  }
+  if (g_core == AttnMmaCore::kWgmma || g_core == AttnMmaCore::kWgmmaWs) return true;
   return !EnvCore("mma_sync") && WgmmaRunsHere();
 }
 
 // Of the wgmma kernels, kAuto takes the FlashAttention-2 style one (the
-// faster today: docs/prefill-attention.md) unless DMS_ATTN_CORE names
-// another.
-AttnMmaCore WgmmaKernel() {
-  if (g_core != AttnMmaCore::kAuto) return g_core;
-  if (EnvCore("wgmma_ws")) return AttnMmaCore::kWgmmaWs;
-  if (EnvCore("wgmma_pipe")) return AttnMmaCore::kWgmmaPipe;
-  return AttnMmaCore::kWgmma;
+// faster today: docs/prefill-attention.md) unless DMS_ATTN_CORE=wgmma_ws.
+bool UseWarpSpecialized() {
+  if (g_core == AttnMmaCore::kWgmmaWs) return true;
+  if (g_core == AttnMmaCore::kWgmma) return false;
+  return EnvCore("wgmma_ws");
 }
 
 // wgmma: 2 blocks of 256 threads per multiprocessor (128 registers each).
@@ -333,11 +327,7 @@ cudaError_t LaunchDmsAttentionMma(const AttentionParams& p, cudaStream_t stream)
   }
   if (UseWgmma(p.kv.head_dim)) {
     if (!WgmmaRunsHere()) return cudaErrorInvalidDeviceFunction;
-    switch (WgmmaKernel()) {
-      case AttnMmaCore::kWgmmaWs: return LaunchDmsAttentionWs(p, stream);
-      case AttnMmaCore::kWgmmaPipe: return LaunchDmsAttentionPipe(p, stream);
-      default: return LaunchWgmma(p, stream);
-    }
+    return UseWarpSpecialized() ? LaunchDmsAttentionWs(p, stream) : LaunchWgmma(p, stream);
   }
   return p.kv.head_dim == 128 ? LaunchMmaSync<128>(p, stream) : LaunchMmaSync<64>(p, stream);
 }

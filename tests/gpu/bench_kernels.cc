@@ -125,8 +125,7 @@ void BenchPrefillAttention(const std::vector<int>& lengths) {
     // Modes: "dms" is what the backend runs (kept list built, then the sparse
     // walk; both timed; wgmma where available; q in bf16), "dms_q_f32" the
     // same reading q in f32 (the backend before 2026-12-06), "dms_ws" the same on the
-    // warp-specialized wgmma kernel (attention_ws.cu), "dms_pipe" on the
-    // software-pipelined one (attention_pipe.cu),
+    // warp-specialized wgmma kernel (attention_ws.cu),
     // "dms_mma_sync" the same on the mma.sync core, "dms_walk_all" the same kernel walking every chunk
     // key (marked old keys masked, not skipped), "dense" the causal kernel.
     struct Mode { const char* name; int window; bool sparse; cuda::AttnMmaCore core; bool q16 = true; };
@@ -134,7 +133,6 @@ void BenchPrefillAttention(const std::vector<int>& lengths) {
     for (const Mode mode : {Mode{"dms", kWindow, true, kAuto},
                             Mode{"dms_q_f32", kWindow, true, kAuto, false},
                             Mode{"dms_ws", kWindow, true, cuda::AttnMmaCore::kWgmmaWs},
-                            Mode{"dms_pipe", kWindow, true, cuda::AttnMmaCore::kWgmmaPipe},
                             Mode{"dms_mma_sync", kWindow, true, cuda::AttnMmaCore::kMmaSync},
                             Mode{"dms_walk_all", kWindow, false, kAuto},
                             Mode{"dense", -1, false, kAuto}}) {
@@ -160,9 +158,7 @@ void BenchPrefillAttention(const std::vector<int>& lengths) {
                   n, mode.name, ms, pairs / dense, flop / (ms * 1e9),
                   mode.core == cuda::AttnMmaCore::kMmaSync || !cuda::DmsAttentionWgmmaAvailable()
                       ? "mma_sync"
-                      : mode.core == cuda::AttnMmaCore::kWgmmaWs   ? "wgmma_ws"
-                      : mode.core == cuda::AttnMmaCore::kWgmmaPipe ? "wgmma_pipe"
-                                                                   : "wgmma",
+                      : mode.core == cuda::AttnMmaCore::kWgmmaWs ? "wgmma_ws" : "wgmma",
                   cudaGetErrorString(err != cudaSuccess ? err : sync));
       std::fflush(stdout);
     }

@@ -33,11 +33,8 @@ constexpr double kMmaMaxAbs = 2e-2;
 // cached slots through theirs (LaunchDmsCachedKeptKeys), q in bf16, as the
 // backend runs it; kMma: the same kernel walking every chunk key. Both on
 // the mma.sync core; kWgmma / kWgmmaSparse: the same on the wgmma core;
-// kWs / kWsSparse: the warp-specialized wgmma kernel (attention_ws.cu);
-// kPipe / kPipeSparse: the software-pipelined one (attention_pipe.cu).
-enum class Kernel {
-  kSimt, kMma, kMmaSparse, kWgmma, kWgmmaSparse, kWs, kWsSparse, kPipe, kPipeSparse
-};
+// kWs / kWsSparse: the warp-specialized wgmma kernel (attention_ws.cu).
+enum class Kernel { kSimt, kMma, kMmaSparse, kWgmma, kWgmmaSparse, kWs, kWsSparse };
 
 const char* KernelName(Kernel k) {
   switch (k) {
@@ -48,15 +45,12 @@ const char* KernelName(Kernel k) {
     case Kernel::kWgmmaSparse: return "dms_attention_wgmma_sparse";
     case Kernel::kWs: return "dms_attention_ws";
     case Kernel::kWsSparse: return "dms_attention_ws_sparse";
-    case Kernel::kPipe: return "dms_attention_pipe";
-    case Kernel::kPipeSparse: return "dms_attention_pipe_sparse";
   }
   return "?";
 }
 
 bool Sparse(Kernel k) {
-  return k == Kernel::kMmaSparse || k == Kernel::kWgmmaSparse || k == Kernel::kWsSparse ||
-         k == Kernel::kPipeSparse;
+  return k == Kernel::kMmaSparse || k == Kernel::kWgmmaSparse || k == Kernel::kWsSparse;
 }
 
 cuda::AttnMmaCore CoreOf(Kernel k) {
@@ -65,8 +59,6 @@ cuda::AttnMmaCore CoreOf(Kernel k) {
     case Kernel::kWgmmaSparse: return cuda::AttnMmaCore::kWgmma;
     case Kernel::kWs:
     case Kernel::kWsSparse: return cuda::AttnMmaCore::kWgmmaWs;
-    case Kernel::kPipe:
-    case Kernel::kPipeSparse: return cuda::AttnMmaCore::kWgmmaPipe;
     default: return cuda::AttnMmaCore::kMmaSync;
   }
 }
@@ -81,8 +73,6 @@ std::vector<Kernel> TensorCoreKernels(int hd) {
     ks.push_back(Kernel::kWgmmaSparse);
     ks.push_back(Kernel::kWs);
     ks.push_back(Kernel::kWsSparse);
-    ks.push_back(Kernel::kPipe);
-    ks.push_back(Kernel::kPipeSparse);
   }
   return ks;
 }

@@ -131,12 +131,17 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
     }
   }
 
+  // Tile pre_tile's first loads (KeyWalk::Prefetch), issued a tile ahead
+  // by threads 0..63 so that their latency hides under a tile's math
+  // instead of holding everyone at the barrier after prepare().
+  int pre = 0, pre_tile = -1;
   // Resolves key tile kt into meta buffer st (threads 0..63, one key each,
   // and their two warps' votes). No barrier: mode_of(st) reads the result
   // after one.
   auto prepare = [&](int kt, int st) {
     if (tid < kBN) {
-      const ResolvedKey r = walk.Resolve(kt * kBN + tid);
+      const int kk = kt * kBN + tid;
+      const ResolvedKey r = walk.Resolve(kk, kt == pre_tile ? pre : walk.Prefetch(kk));
       sm.span[st][tid] = r.span;
       sm.kptr[st][tid] = r.kp;
       sm.vptr[st][tid] = r.vp;
@@ -226,6 +231,8 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
     }
     if (nkt < num_key_tiles) issue(st ^ 1);
     CpAsyncCommit();
+    if (tid < kBN && nkt + 1 < num_key_tiles) pre = walk.Prefetch((nkt + 1) * kBN + tid);
+    pre_tile = nkt + 1;
     compute(st, mode);
     __syncthreads();   // buffers st are free for the tile after next
     st ^= 1;

@@ -98,7 +98,32 @@ struct KeyWalk {
     return (num_keys + key_tile - 1) / key_tile;
   }
 
-  __device__ __forceinline__ ResolvedKey Resolve(int kk) const {
+  // The first load of key kk's resolve, which nothing else of the key
+  // depends on: a listed cached key's slot, an unlisted one's page-table
+  // block, a gathered key's chunk index, a dense-band key's mark (0 past the
+  // keys). A kernel may issue it a tile ahead and pass it to Resolve, so
+  // that its latency hides under the math of the tile between.
+  __device__ __forceinline__ int Prefetch(int kk) const {
+    const int hkv = p->kv.num_kv_heads;
+    if (kk < cached) {
+      if (kk >= tail_lo) {
+        return p->cache_kept_index[(static_cast<int64_t>(c.row_base) + kk - tail_lo) * hkv + h];
+      }
+      return table[kk / p->kv.block_size];
+    }
+    if (kk < num_keys) {
+      const int gk = kk - cached;
+      if (gk < gathered) return p->kept_index[(static_cast<int64_t>(c.row_base) + gk) * hkv + h];
+      const int jj = dense_begin + (gk - gathered);
+      return jj + 1 < c.n ? p->decisions[(static_cast<int64_t>(c.row_base) + jj + 1) * hkv + h] : 0;
+    }
+    return 0;
+  }
+
+  __device__ __forceinline__ ResolvedKey Resolve(int kk) const { return Resolve(kk, Prefetch(kk)); }
+
+  // pre: Prefetch(kk).
+  __device__ __forceinline__ ResolvedKey Resolve(int kk, int pre) const {
     const KvDeviceView& kv = p->kv;
     const int hkv = kv.num_kv_heads, ring = window + 1;
     const __nv_bfloat16* k_new = static_cast<const __nv_bfloat16*>(p->k_new);
@@ -111,10 +136,8 @@ struct KeyWalk {
     if (kk < cached) {
       // Listed slots are unmarked or older than the ring (no mark load).
       const bool listed = kk >= tail_lo;
-      const int slot =
-          listed ? p->cache_kept_index[(static_cast<int64_t>(c.row_base) + kk - tail_lo) * hkv + h]
-                 : kk;
-      const int32_t block = table[slot / kv.block_size];
+      const int slot = listed ? pre : kk;
+      const int32_t block = listed ? table[slot / kv.block_size] : pre;
       const int off = slot % kv.block_size;
       pos = kv.pool_pos[static_cast<int64_t>(block) * kv.block_size + off];
       r.kp = static_cast<const __nv_bfloat16*>(kv.pool) +
@@ -126,15 +149,13 @@ struct KeyWalk {
       }
     } else if (kk < num_keys) {
       const int gk = kk - cached;
-      const int jj = gk < gathered
-                         ? p->kept_index[(static_cast<int64_t>(c.row_base) + gk) * hkv + h]
-                         : dense_begin + (gk - gathered);
+      const int jj = gk < gathered ? pre : dense_begin + (gk - gathered);
       pos = t0 + jj;
       const int64_t row = static_cast<int64_t>(c.row_base) + jj;
       r.kp = k_new + (row * hkv + h) * HD;
       r.vp = v_new + (row * hkv + h) * HD;
       // Kept-list keys are unmarked by definition (no load).
-      mark = gk >= gathered && jj + 1 < c.n ? p->decisions[(row + 1) * hkv + h] : 0;
+      mark = gk >= gathered ? static_cast<uint8_t>(pre) : 0;
     }
     r.span = make_int2(pos, window >= 0 && mark != 0 && pos != INT_MAX ? pos + window : INT_MAX);
     // Some query i in [qa, qb] sees key j iff j <= qb and the nearest such i

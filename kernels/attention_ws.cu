@@ -34,13 +34,13 @@
 // stage waits parity n & 1 (consumers on full) and (n & 1) ^ 1 (producer on
 // empty: the first use passes at once).
 //
-// Not here yet (FlashAttention-3 has it): the softmax of a tile overlapping
-// that warpgroup's own O += P V (wgmma with P in registers still in flight).
-// Built that way, the results were wrong unless the wait came first
-// (docs/prefill-attention.md).
+// Not here (FlashAttention-3 has it): the softmax of a tile overlapping that
+// warpgroup's own O += P V. Built (commit 2d8f1ed, DMS_ATTN_WS_OVERLAP=1:
+// S of the next tile and P V of this one as two wgmma groups, the stage
+// released after both, setmaxnreg 56/224), it was correct and 4% slower on
+// an H100, and was removed again (docs/prefill-attention.md).
 #include <cfloat>
 #include <climits>
-#include <cstdlib>
 
 #include "kernels/attention.h"
 #include "kernels/attention_mma_cores.cuh"
@@ -63,10 +63,6 @@ constexpr int kStages = 4;
 constexpr int kProducerThreads = 128;
 constexpr int kConsumerThreads = 256;
 constexpr int kThreads = kProducerThreads + kConsumerThreads;
-// Registers a thread with the overlap (setmaxnreg; 128 x 56 + 256 x 224 of
-// the 65,536; launched at 168).
-[[maybe_unused]] constexpr int kProducerRegs = 56;
-[[maybe_unused]] constexpr int kConsumerRegs = 224;
 static_assert(kStages >= 2);
 
 struct StageMeta {
@@ -458,155 +454,11 @@ __device__ __forceinline__ void Consume(const AttentionParams& p, WsSmem& sm, in
   if (wg == 0) TurnBegin(wg);  // the grant warpgroup 1 left after its last turn
 }
 
-
-// The consumer loop with FlashAttention-3's intra-warpgroup overlap on top
-// of the ping-pong: in its turn a warpgroup issues S = Q K^T of the next
-// tile and O += P V of this one as two wgmma groups; it waits for S alone
-// (wait_group 1), masks and softmaxes it while O += P V still runs, then
-// waits for that, passes this tile's stage back (its V was being read until
-// then) and rescales O. So that ptxas does not serialize the wgmma, every
-// MMA is issued on every path (a skipped tile's S is ignored, its P is 0,
-// and the V stages start zeroed so 0 * V is 0) and the two P buffers swap
-// roles by unrolling (a copy lets ptxas merge them). Needs O, S and two P
-// live: the consumers raise their register budget (setmaxnreg).
-__device__ __forceinline__ void ConsumeOverlapped(const AttentionParams& p, WsSmem& sm,
-                                                  int num_items) {
-  const int ct = threadIdx.x - kProducerThreads;
-  const int lane = ct & 31, cw = ct >> 5, wg = cw >> 2;
-  const int quad = lane >> 2, qlane = lane & 3;
-  const int hkv = p.kv.num_kv_heads, hq = p.num_q_heads, g = hq / hkv, tq = kRows / g;
-  const float scale_log2 = 1.4426950408889634f / sqrtf(static_cast<float>(kHD));
-  int stage = 0;
-  uint32_t phase = 0;
-  auto advance = [&] {
-    if (++stage == kStages) {
-      stage = 0;
-      phase ^= 1;
-    }
-  };
-  auto acquire = [&](int st) {
-    MbarWait(&sm.full[st], phase);
-    __syncwarp();  // converged again before .aligned wgmma instructions
-    ProxyFence();
-  };
-  auto clear_p = [](uint32_t(&pr)[kBN / 16][4]) {
-#pragma unroll
-    for (int i = 0; i < kBN / 16; ++i) pr[i][0] = pr[i][1] = pr[i][2] = pr[i][3] = 0;
-  };
-  int it = 0;
-  if (wg == 1) TurnEnd(wg);  // warpgroup 0 goes first
-  for (int item = blockIdx.x; item < num_items; item += gridDim.x, ++it) {
-    const AttnTile tile = p.tiles[item / hkv];
-    const int h = item % hkv;
-    const StepChunk c = p.chunks[tile.chunk];
-    int qpos[2];
-    int64_t qrow[2];
-    ThreadQueryRows(tile, c, h, g, hq, tq, cw * 16, quad, qpos, qrow);
-    float o[kHD / 8][4];
-#pragma unroll
-    for (int dt = 0; dt < kHD / 8; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
-    float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
-    float s[kBN / 8][4];
-    uint32_t pa[kBN / 16][4], pn[kBN / 16][4];
-
-    const int buf = it & 1;
-    MbarWait(&sm.q_full[buf], (it >> 1) & 1);
-    __syncwarp();
-    const uint32_t q_rows = SmemAddr(sm.q[buf]) + wg * 64 * 128;
-    const int n = sm.q_tiles[buf];
-
-    // Tile 0: S, mask, softmax -> pa.
-    int cur = stage;
-    acquire(cur);
-    int cur_mode = sm.meta[cur].mode;
-    advance();
-    TurnBegin(wg);
-    WgmmaFence();
-    IssueScores(s, q_rows, SmemAddr(sm.k[cur]));
-    WgmmaCommit();
-    TurnEnd(wg);
-    WgmmaWaitN<0>();
-    FenceOperands(s);
-    if (cur_mode != kSkip) {
-      MaskScores(s, cur_mode, sm.meta[cur].span, sm.meta[cur].bias, qpos, qlane);
-      SoftmaxRow(s, 0, m, l, pa, scale_log2);  // o is 0: nothing to rescale
-      SoftmaxRow(s, 1, m, l, pa, scale_log2);
-    } else {
-      clear_p(pa);
-    }
-    // Tile kt (in stage cur, P in pc) and the next one's S (P into pnx).
-    auto step = [&](uint32_t(&pc)[kBN / 16][4], uint32_t(&pnx)[kBN / 16][4]) {
-      const int next = stage;
-      acquire(next);
-      const int next_mode = sm.meta[next].mode;
-      advance();
-      TurnBegin(wg);
-      WgmmaFence();
-      IssueScores(s, q_rows, SmemAddr(sm.k[next]));
-      WgmmaCommit();
-      IssuePv(o, pc, SmemAddr(sm.v[cur]));
-      WgmmaCommit();
-      TurnEnd(wg);
-      WgmmaWaitN<1>();
-      FenceOperands(s);
-      float corr[2] = {1.0f, 1.0f};
-      if (next_mode != kSkip) {
-        MaskScores(s, next_mode, sm.meta[next].span, sm.meta[next].bias, qpos, qlane);
-        corr[0] = SoftmaxRow(s, 0, m, l, pnx, scale_log2);
-        corr[1] = SoftmaxRow(s, 1, m, l, pnx, scale_log2);
-      } else {
-        clear_p(pnx);
-      }
-      WgmmaWaitN<0>();
-      FenceOperands(o);
-      FenceOperands(pc);
-      MbarArrive(&sm.empty[cur]);
-      RescaleRow<kHD>(o, 0, corr[0]);
-      RescaleRow<kHD>(o, 1, corr[1]);
-      cur = next;
-    };
-    auto last = [&](uint32_t(&pc)[kBN / 16][4]) {
-      TurnBegin(wg);
-      WgmmaFence();
-      IssuePv(o, pc, SmemAddr(sm.v[cur]));
-      WgmmaCommit();
-      TurnEnd(wg);
-      WgmmaWaitN<0>();
-      FenceOperands(o);
-      FenceOperands(pc);
-      MbarArrive(&sm.empty[cur]);
-    };
-    int kt = 0;
-    for (; kt + 2 < n; kt += 2) {
-      step(pa, pn);
-      step(pn, pa);
-    }
-    if (kt + 1 < n) {
-      step(pa, pn);
-      last(pn);
-    } else {
-      last(pa);
-    }
-    MbarArrive(&sm.q_empty[buf]);
-    StoreAttentionRows<kHD>(p, o, l, qpos, qrow, qlane);
-  }
-  if (wg == 0) TurnBegin(wg);  // the grant warpgroup 1 left after its last turn
-}
-
-template <int N>
-__device__ __forceinline__ void RaiseRegisters() {
-  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(N));
-}
-template <int N>
-__device__ __forceinline__ void LowerRegisters() {
-  asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(N));
-}
 #endif  // device code
 
 // grid: min(items, multiprocessors), block: 384, dynamic shared memory:
 // kSmemBytes (~200 KB: 2 Q buffers and 4 K/V stages of 32 KB). 161
 // registers, no spills: the consumers hold O, S and P, no more.
-template <bool kOverlap>
 __global__ void __launch_bounds__(kThreads, 1) DmsAttentionWsKernel(AttentionParams p) {
 #if defined(DMS_WS_DEVICE_CODE)
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -625,22 +477,9 @@ __global__ void __launch_bounds__(kThreads, 1) DmsAttentionWsKernel(AttentionPar
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
   __syncthreads();
-  if constexpr (kOverlap) {
-    // The V stages zeroed (a skipped tile's 0 * V must be 0; published by
-    // the barrier below and the producer's first stage fence).
-    for (int i = threadIdx.x; i < kStages * Layout::kTileBytes / 16; i += kThreads) {
-      reinterpret_cast<uint4*>(sm.v[0])[i] = make_uint4(0, 0, 0, 0);
-    }
-    ProxyFence();
-    __syncthreads();
-  }
   if (threadIdx.x < kProducerThreads) {
-    if constexpr (kOverlap) LowerRegisters<kProducerRegs>();
     Producer producer{p, sm, static_cast<int>(threadIdx.x)};
     producer.Run(num_items);
-  } else if constexpr (kOverlap) {
-    RaiseRegisters<kConsumerRegs>();
-    ConsumeOverlapped(p, sm, num_items);
   } else {
     Consume(p, sm, num_items);
   }
@@ -671,27 +510,14 @@ cudaError_t LaunchDmsAttentionWs(const AttentionParams& p, cudaStream_t stream) 
       p.kv.dtype != KvDType::kBF16 || p.num_q_heads / hkv > kRows) {
     return cudaErrorInvalidValue;
   }
-  // DMS_ATTN_WS_OVERLAP=1 (read once): the consumers with the
-  // intra-warpgroup overlap (A/B runs).
-  static const bool overlap = [] {
-    const char* env = std::getenv("DMS_ATTN_WS_OVERLAP");
-    return env != nullptr && env[0] == '1';
-  }();
   static const cudaError_t attr = cudaFuncSetAttribute(
-      DmsAttentionWsKernel<false>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
-  static const cudaError_t attr_overlap = cudaFuncSetAttribute(
-      DmsAttentionWsKernel<true>, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
+      DmsAttentionWsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
   if (attr != cudaSuccess) return attr;
-  if (attr_overlap != cudaSuccess) return attr_overlap;
   const int sms = Multiprocessors();
   if (sms <= 0) return cudaErrorInvalidDevice;
   const int64_t items = static_cast<int64_t>(p.num_tiles) * hkv;
   const int grid = static_cast<int>(items < sms ? items : sms);
-  if (overlap) {
-    DmsAttentionWsKernel<true><<<grid, kThreads, kSmemBytes, stream>>>(p);
-  } else {
-    DmsAttentionWsKernel<false><<<grid, kThreads, kSmemBytes, stream>>>(p);
-  }
+  DmsAttentionWsKernel<<<grid, kThreads, kSmemBytes, stream>>>(p);
   return cudaGetLastError();
 }
 

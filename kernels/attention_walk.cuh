@@ -120,9 +120,7 @@ struct KeyWalk {
     return 0;
   }
 
-  __device__ __forceinline__ ResolvedKey Resolve(int kk) const { return Resolve(kk, Prefetch(kk)); }
-
-  // pre: Prefetch(kk).
+  // pre: Prefetch(kk), issued whenever suits the caller.
   __device__ __forceinline__ ResolvedKey Resolve(int kk, int pre) const {
     const KvDeviceView& kv = p->kv;
     const int hkv = kv.num_kv_heads, ring = window + 1;

@@ -5,6 +5,9 @@
 # created) and model (MODEL_DIR, else /tmp/dms-qwen3-8b), puts the bundle's
 # libraries on LD_LIBRARY_PATH, and defines ensure_bench_model: the
 # `make-model --preset qwen3-8b` checkpoint they share, made when missing.
+# Each of them is run as `scripts/<name>.sh run`: anything else is a usage
+# error (sourcing keeps the caller's $0 and arguments).
+[ "${1:-}" = run ] || { echo "usage: scripts/$(basename "$0") run" >&2; exit 2; }
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bundle="$root/.carry/gpu"
 out="${OUT:-$bundle/logs}"

@@ -15,7 +15,6 @@ set -euo pipefail
 prompts="${PROMPTS:-4096,8192,16384,32768}"
 contexts="${CONTEXTS:-4096,16384}"
 steps="${STEPS:-64}"
-[ "${1:-}" = run ] || { echo "usage: scripts/gpu-bench.sh run" >&2; exit 2; }
 source "$(dirname "$0")/gpu-bench-env.sh"
 ensure_bench_model
 # SINGLE=0 skips this part (TTFT, batch-1 decode, kernel microbenchmarks).

@@ -16,7 +16,6 @@
 # step time of each side and B / A.
 set -euo pipefail
 contexts="${CONTEXTS:-4096,32768}"
-[ "${1:-}" = run ] || { echo "usage: scripts/gpu-decode-ab.sh run" >&2; exit 2; }
 source "$(dirname "$0")/gpu-bench-env.sh"
 a_bench="${A_BENCH:-$root/.carry/ab/dms-cuda-bench-a}"
 [ -n "${A_ENV:-}" ] && [ -z "${A_BENCH:-}" ] && a_bench="$bundle/bin/dms-cuda-bench"

@@ -7,7 +7,6 @@
 # Env: MODEL_DIR (default /tmp/dms-qwen3-8b, made if missing), POLICY_LENGTHS,
 # POLICY_SLOW_LENGTHS, OUT.
 set -euo pipefail
-[ "${1:-}" = run ] || { echo "usage: scripts/gpu-policies.sh run" >&2; exit 2; }
 source "$(dirname "$0")/gpu-bench-env.sh"
 ensure_bench_model
 

@@ -17,7 +17,6 @@ set -euo pipefail
 prompts="${PROMPTS:-16384,32768,16384,32768}"
 off="DMS_CACHED_KEPT_KEYS=0,DMS_LAST_LAYER_ALL_ROWS=1,DMS_Q_BF16=0"
 sides="${SIDES:-off=$off list=$off,DMS_CACHED_KEPT_KEYS=1 cut=$off,DMS_LAST_LAYER_ALL_ROWS=0 q16=$off,DMS_Q_BF16=1 on=}"
-[ "${1:-}" = run ] || { echo "usage: scripts/gpu-prefill-ab.sh run" >&2; exit 2; }
 source "$(dirname "$0")/gpu-bench-env.sh"
 ensure_bench_model
 declare -A env_of

@@ -20,6 +20,13 @@ constexpr size_t kLogitsBudget = 64u << 20;  // device bytes for one LM-head pas
 // Chunks with at least this many query rows (tokens x group) go to the
 // tensor-core attention (a tile of kAttnMmaRows rows at least half used).
 constexpr int kMmaMinRows = cuda::kAttnMmaRows / 2;
+// An A/B knob: on unless the environment variable `name` equals `off`;
+// `unset` when it is not set.
+bool EnvSwitch(const char* name, const char* off, bool unset) {
+  const char* env = std::getenv(name);
+  return env == nullptr ? unset : std::strcmp(env, off) != 0;
+}
+
 }  // namespace
 
 Status CudaBackend::Workspace::Allocate(const ModelConfig& cfg, int m, bool accurate,
@@ -145,12 +152,11 @@ Status CudaBackend::Init() {
   DMS_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&prop, o.device), "cudaGetDeviceProperties");
   device_name_ = prop.name;
   num_sms_ = prop.multiProcessorCount;
-  if (const char* env = std::getenv("DMS_FOLD_NORMS")) fold_norms_ = std::string(env) != "0";
-  if (const char* env = std::getenv("DMS_LAST_LAYER_ALL_ROWS")) {
-    compact_last_layer_ = std::string(env) != "1";
-  }
-  if (const char* env = std::getenv("DMS_CACHED_KEPT_KEYS")) cached_kept_keys_ = std::string(env) != "0";
-  if (const char* env = std::getenv("DMS_Q_BF16")) q_bf16_ = std::string(env) != "0";
+  // A/B knobs (docs/cuda.md, docs/prefill-attention.md).
+  fold_norms_ = EnvSwitch("DMS_FOLD_NORMS", "0", fold_norms_);
+  compact_last_layer_ = EnvSwitch("DMS_LAST_LAYER_ALL_ROWS", "1", compact_last_layer_);
+  cached_kept_keys_ = EnvSwitch("DMS_CACHED_KEPT_KEYS", "0", cached_kept_keys_);
+  q_bf16_ = EnvSwitch("DMS_Q_BF16", "0", q_bf16_);
   DMS_RETURN_IF_ERROR(stream_owner_.Create());
   stream_ = stream_owner_.get();
 

@@ -70,8 +70,7 @@ __device__ __forceinline__ void MaskScores(float (&s)[8][4], int mode, const int
 // Online softmax of one tile's (unscaled) scores for this thread's row hh
 // (0: fragment row quad, 1: quad + 8): the new running max m (base 2, scale
 // folded into the exponent's FMA), P as bf16 A fragments of m16n8k16
-// (pa[kc] takes n-tiles 2 kc, 2 kc + 1), l += the sum of P as P.V will use
-// it (bf16, so the weights add to 1). Returns the factor o's row must be
+// (pa[kc] takes n-tiles 2 kc, 2 kc + 1), l += the sum of P (f32). Returns the factor o's row must be
 // scaled by (the change of the row's max; 0 while m was -inf). A row's 64
 // keys are spread over the 4 lanes of a quad.
 __device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int hh, float (&m)[2], float (&l)[2],
@@ -85,16 +84,19 @@ __device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int hh, float (&m)
   const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet
   const float corr = Exp2(m[hh] - m_use);
   m[hh] = m_new;
-  float sum = 0.0f;
+  // l sums the f32 weights (as FlashAttention does), not their bf16
+  // roundings: two unpacks an element fewer, and two independent chains.
+  float sum0 = 0.0f, sum1 = 0.0f;
 #pragma unroll
   for (int nt = 0; nt < 8; ++nt) {
-    const __nv_bfloat162 pr =
-        __floats2bfloat162_rn(Exp2(fmaf(s[nt][2 * hh], scale_log2, -m_use)),
-                              Exp2(fmaf(s[nt][2 * hh + 1], scale_log2, -m_use)));
-    sum += __low2float(pr) + __high2float(pr);
+    const float e0 = Exp2(fmaf(s[nt][2 * hh], scale_log2, -m_use));
+    const float e1 = Exp2(fmaf(s[nt][2 * hh + 1], scale_log2, -m_use));
+    sum0 += e0;
+    sum1 += e1;
+    const __nv_bfloat162 pr = __floats2bfloat162_rn(e0, e1);
     pa[nt / 2][hh + 2 * (nt % 2)] = *reinterpret_cast<const uint32_t*>(&pr);
   }
-  l[hh] = l[hh] * corr + sum;
+  l[hh] = l[hh] * corr + (sum0 + sum1);
   return corr;
 }
 

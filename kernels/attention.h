@@ -110,8 +110,9 @@ cudaError_t LaunchDmsKeptKeys(const StepChunk* chunks, int num_chunks, int num_k
 // lo = t0 - W - 1 and a slot's mark as the attention reads it (the ring, or
 // the chunk's first decision for position t0 - 1):
 //   tail_lo = the first slot holding a position >= lo (len if none)
-//   cache_kept_index[row_base + k][h] = the k-th slot s in [tail_lo, len)
-//     with position < lo or unmarked, in slot order
+//   cache_kept_index[row_base + k][h] = the pool row (block * block_size +
+//     offset, pool_pos's index) of the k-th slot s in [tail_lo, len) with
+//     position < lo or unmarked, in slot order
 //   cache_tail[c][h] = {tail_lo, that count}
 // When the list would not fit the chunk's rows (len - tail_lo > n), or the
 // chunk has no tile it applies to (n <= W + 1), or the window is dense:

@@ -131,17 +131,21 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
     }
   }
 
-  // Tile pre_tile's first loads (KeyWalk::Prefetch), issued a tile ahead
-  // by threads 0..63 so that their latency hides under a tile's math
-  // instead of holding everyone at the barrier after prepare().
-  int pre = 0, pre_tile = -1;
+  // The walk's loads, issued ahead by threads 0..63 so that their latency
+  // hides under a tile's math instead of holding everyone at the barrier
+  // after prepare(): pre1, tile pre1_tile's first loads (KeyWalk::Prefetch,
+  // two tiles ahead), pre2, tile pre2_tile's first and second ones
+  // (Prefetch2, a tile ahead).
+  int pre1 = 0, pre1_tile = -1, pre2_tile = -1;
+  int2 pre2 = make_int2(0, 0);
   // Resolves key tile kt into meta buffer st (threads 0..63, one key each,
   // and their two warps' votes). No barrier: mode_of(st) reads the result
   // after one.
   auto prepare = [&](int kt, int st) {
     if (tid < kBN) {
       const int kk = kt * kBN + tid;
-      const ResolvedKey r = walk.Resolve(kk, kt == pre_tile ? pre : walk.Prefetch(kk));
+      const ResolvedKey r = walk.Resolve(
+          kk, kt == pre2_tile ? pre2 : walk.Prefetch2(kk, kt == pre1_tile ? pre1 : walk.Prefetch(kk)));
       sm.span[st][tid] = r.span;
       sm.kptr[st][tid] = r.kp;
       sm.vptr[st][tid] = r.vp;
@@ -231,8 +235,15 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
     }
     if (nkt < num_key_tiles) issue(st ^ 1);
     CpAsyncCommit();
-    if (tid < kBN && nkt + 1 < num_key_tiles) pre = walk.Prefetch((nkt + 1) * kBN + tid);
-    pre_tile = nkt + 1;
+    if (tid < kBN) {
+      const int kk = (nkt + 1) * kBN + tid;
+      if (nkt + 1 < num_key_tiles) {
+        pre2 = walk.Prefetch2(kk, nkt + 1 == pre1_tile ? pre1 : walk.Prefetch(kk));
+      }
+      if (nkt + 2 < num_key_tiles) pre1 = walk.Prefetch(kk + kBN);
+    }
+    pre2_tile = nkt + 1;
+    pre1_tile = nkt + 2;
     compute(st, mode);
     __syncthreads();   // buffers st are free for the tile after next
     st ^= 1;

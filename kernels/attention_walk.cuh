@@ -99,9 +99,9 @@ struct KeyWalk {
   }
 
   // The first load of key kk's resolve, which nothing else of the key
-  // depends on: a listed cached key's slot, an unlisted one's page-table
+  // depends on: a listed cached key's pool row, an unlisted one's page-table
   // block, a gathered key's chunk index, a dense-band key's mark (0 past the
-  // keys). A kernel may issue it a tile ahead and pass it to Resolve, so
+  // keys). A kernel may issue it a tile ahead and pass it to Prefetch2, so
   // that its latency hides under the math of the tile between.
   __device__ __forceinline__ int Prefetch(int kk) const {
     const int hkv = p->kv.num_kv_heads;
@@ -120,8 +120,19 @@ struct KeyWalk {
     return 0;
   }
 
-  // pre: Prefetch(kk), issued whenever suits the caller.
-  __device__ __forceinline__ ResolvedKey Resolve(int kk, int pre) const {
+  // The second load, from the first (pre = Prefetch(kk)): a cached key's
+  // position. {pre, that} (the other keys need no second load: {pre, 0}).
+  // Issued a tile after Prefetch and a tile before Resolve, the cached
+  // keys' chain (block or pool row -> position) costs the walk no wait.
+  __device__ __forceinline__ int2 Prefetch2(int kk, int pre) const {
+    if (kk >= cached) return make_int2(pre, 0);
+    const int bs = p->kv.block_size;
+    const int64_t row = kk >= tail_lo ? pre : static_cast<int64_t>(pre) * bs + kk % bs;
+    return make_int2(pre, p->kv.pool_pos[row]);
+  }
+
+  // pre: Prefetch2(kk, Prefetch(kk)), each issued whenever suits the caller.
+  __device__ __forceinline__ ResolvedKey Resolve(int kk, int2 pre) const {
     const KvDeviceView& kv = p->kv;
     const int hkv = kv.num_kv_heads, ring = window + 1;
     const __nv_bfloat16* k_new = static_cast<const __nv_bfloat16*>(p->k_new);
@@ -133,27 +144,27 @@ struct KeyWalk {
     r.vp = v_new;
     if (kk < cached) {
       // Listed slots are unmarked or older than the ring (no mark load).
+      // Pool block b holds K rows [2 b bs, 2 b bs + bs), then its V rows.
       const bool listed = kk >= tail_lo;
-      const int slot = listed ? pre : kk;
-      const int32_t block = listed ? table[slot / kv.block_size] : pre;
-      const int off = slot % kv.block_size;
-      pos = kv.pool_pos[static_cast<int64_t>(block) * kv.block_size + off];
-      r.kp = static_cast<const __nv_bfloat16*>(kv.pool) +
-             ((static_cast<int64_t>(block) * 2) * kv.block_size + off) * HD;
-      r.vp = r.kp + static_cast<int64_t>(kv.block_size) * HD;
+      const int bs = kv.block_size;
+      const int64_t block = listed ? pre.x / bs : pre.x;
+      const int off = listed ? pre.x % bs : kk % bs;
+      pos = pre.y;
+      r.kp = static_cast<const __nv_bfloat16*>(kv.pool) + ((block * 2) * bs + off) * HD;
+      r.vp = r.kp + static_cast<int64_t>(bs) * HD;
       if (!listed && window >= 0 && pos >= t0 - ring) {
         mark = pos == t0 - 1 ? p->decisions[static_cast<int64_t>(c.row_base) * hkv + h]
                              : kv.ring_evict[head * ring + pos % ring];
       }
     } else if (kk < num_keys) {
       const int gk = kk - cached;
-      const int jj = gk < gathered ? pre : dense_begin + (gk - gathered);
+      const int jj = gk < gathered ? pre.x : dense_begin + (gk - gathered);
       pos = t0 + jj;
       const int64_t row = static_cast<int64_t>(c.row_base) + jj;
       r.kp = k_new + (row * hkv + h) * HD;
       r.vp = v_new + (row * hkv + h) * HD;
       // Kept-list keys are unmarked by definition (no load).
-      mark = gk >= gathered ? static_cast<uint8_t>(pre) : 0;
+      mark = gk >= gathered ? static_cast<uint8_t>(pre.x) : 0;
     }
     r.span = make_int2(pos, window >= 0 && mark != 0 && pos != INT_MAX ? pos + window : INT_MAX);
     // Some query i in [qa, qb] sees key j iff j <= qb and the nearest such i

@@ -295,7 +295,8 @@ struct Producer {
         const bool q_slice = next < num_items && qn.slice < kQSlices;
         float4 qv[kQIters][2];
         if (q_slice) LoadQSlice(qn, qv);
-        const ResolvedKey r = walk.Resolve(kt0 * kBN + t, pre);  // past the keys: missing
+        const int kk = kt0 * kBN + t;  // past the keys: missing
+        const ResolvedKey r = walk.Resolve(kk, walk.Prefetch2(kk, pre));
         if (kt0 + 2 < num_tiles) pre = walk.Prefetch((kt0 + 2) * kBN + t);
         sm.span[t] = r.span;
         sm.bias[t] = r.all ? 0.0f : -INFINITY;

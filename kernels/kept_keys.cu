@@ -95,10 +95,12 @@ __global__ void __launch_bounds__(kThreads) CachedKeptKeysKernel(const StepChunk
   }
   const int ring = window + 1, lo = c.start_pos - ring;
   const int32_t* table = kv.page_table + head * kv.max_blocks_per_head;
-  auto pos_of = [&](int slot) {
-    return kv.pool_pos[static_cast<int64_t>(table[slot / kv.block_size]) * kv.block_size +
-                       slot % kv.block_size];
+  // A slot's pool row (pool_pos's index): what the list holds, so that the
+  // attention's walk reaches a listed key's position in one load.
+  auto row_of = [&](int slot) {
+    return table[slot / kv.block_size] * kv.block_size + slot % kv.block_size;
   };
+  auto pos_of = [&](int slot) { return kv.pool_pos[row_of(slot)]; };
   if (threadIdx.x == 0) tail_lo_smem = len, carry = 0;
   __syncthreads();
   for (int slot = threadIdx.x; slot < len; slot += kThreads) {
@@ -114,15 +116,17 @@ __global__ void __launch_bounds__(kThreads) CachedKeptKeysKernel(const StepChunk
   for (int base = tail_lo; base < len; base += kThreads) {
     const int slot = base + threadIdx.x;
     bool keep = false;
+    int32_t row = 0;
     if (slot < len) {
-      const int32_t pos = pos_of(slot);
+      row = row_of(slot);
+      const int32_t pos = kv.pool_pos[row];
       const uint8_t mark = pos < lo ? 0
                            : pos == c.start_pos - 1 ? first_mark
                                                     : kv.ring_evict[head * ring + pos % ring];
       keep = mark == 0;
     }
     const int before = CompactRank(keep, warp_total, &carry);
-    if (keep) cache_kept_index[(static_cast<int64_t>(c.row_base) + before) * hkv + h] = slot;
+    if (keep) cache_kept_index[(static_cast<int64_t>(c.row_base) + before) * hkv + h] = row;
   }
   if (threadIdx.x == 0) out[0] = tail_lo, out[1] = carry;
 }

@@ -126,11 +126,19 @@ void RunCachedKeptKeys(KvHarness& hx, const KvStep& s, DevArray<int32_t>& d_inde
       d_index.get(), d_tail.get(), nullptr);
   ASSERT_EQ(err, cudaSuccess) << cudaGetErrorString(err);
   const std::vector<int32_t> index = d_index.Download(), tail = d_tail.Download();
+  // The list holds pool rows (page-table block * block_size + offset): the
+  // CPU cache's slots mapped through the GPU cache's page table.
+  const cuda::KvDeviceView kv = hx.gpu().view();
   int64_t mismatches = 0;
   for (size_t i = 0; i < s.chunks.size(); ++i) {
     const cuda::StepChunk& c = s.chunks[i];
     for (int h = 0; h < hkv; ++h) {
       const HeadCacheView cv = hx.cpu().View(c.seq, cfg.layer, h);
+      const int64_t head = (static_cast<int64_t>(c.seq) * kv.num_layers + cfg.layer) * hkv + h;
+      std::vector<int32_t> table(kv.max_blocks_per_head);
+      ASSERT_EQ(cudaMemcpy(table.data(), kv.page_table + head * kv.max_blocks_per_head,
+                           table.size() * sizeof(int32_t), cudaMemcpyDeviceToHost),
+                cudaSuccess);
       const int len = cv.length();
       int tail_lo = len;
       std::vector<int32_t> listed;
@@ -145,7 +153,7 @@ void RunCachedKeptKeys(KvHarness& hx, const KvStep& s, DevArray<int32_t>& d_inde
           const bool marked = pos >= lo && (pos == c.start_pos - 1
                                                 ? s.dec[static_cast<size_t>(c.row_base) * hkv + h] != 0
                                                 : cv.EvictMarked(pos));
-          if (!marked) listed.push_back(slot);
+          if (!marked) listed.push_back(table[slot / kv.block_size] * kv.block_size + slot % kv.block_size);
         }
       }
       const size_t t = (i * hkv + h) * 2;

@@ -167,6 +167,10 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
 
   // K/V tile copies: thread tid always moves the 16-byte piece d of keys
   // tid / kPieces + k * kKeyStep (a fixed swizzle phase: the offsets fold).
+  // A missing key (past the walk's keys) copies the chunk's first K/V rows
+  // (KeyWalk points it there) instead of zeros: it is masked, so its score
+  // is -inf and its weight exactly 0 on finite values, and the copy needs no
+  // test.
   auto issue = [&](int st) {
     constexpr int kPieces = HD / 8;  // 16-byte pieces per row
     constexpr int kKeyStep = kThreads / kPieces;
@@ -174,10 +178,9 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
     const int d = (tid % kPieces) * 8;
 #pragma unroll
     for (int key = tid / kPieces; key < kBN; key += kKeyStep) {
-      const bool ok = sm.span[st][key].x != INT_MAX;
       const uint32_t off = Core::Offset(key, d);
-      CpAsync16(sm.k[st] + off, sm.kptr[st][key] + d, ok);
-      CpAsync16(sm.v[st] + off, sm.vptr[st][key] + d, ok);
+      CpAsync16(sm.k[st] + off, sm.kptr[st][key] + d);
+      CpAsync16(sm.v[st] + off, sm.vptr[st][key] + d);
     }
   };
 

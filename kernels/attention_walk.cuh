@@ -49,7 +49,7 @@ __device__ __forceinline__ int TileModeOf(const uint32_t (&v0)[3], const uint32_
 
 struct ResolvedKey {
   int2 span;
-  const __nv_bfloat16* kp;  // any valid address when there is no key (not read)
+  const __nv_bfloat16* kp;  // no key: the chunk's first K row (copied, masked out)
   const __nv_bfloat16* vp;
   bool any, all, none;
 };

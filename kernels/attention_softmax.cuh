@@ -80,7 +80,11 @@ __device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int hh, float (&m)
   for (int nt = 0; nt < 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * hh], s[nt][2 * hh + 1]));
   mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
   mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-  const float m_new = fmaxf(m[hh], mx * scale_log2);
+  // The running max moves only when a tile's exceeds it by more than 8
+  // (base 2): the weights are then at most 2^8, exact in f32 and in bf16's
+  // range, and O / l is unchanged; o is rescaled far less often.
+  const float m_tile = mx * scale_log2;
+  const float m_new = m_tile > m[hh] + 8.0f ? m_tile : m[hh];
   const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet
   const float corr = Exp2(m[hh] - m_use);
   m[hh] = m_new;

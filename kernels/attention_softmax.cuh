@@ -67,29 +67,20 @@ __device__ __forceinline__ void MaskScores(float (&s)[8][4], int mode, const int
   }
 }
 
-// Online softmax of one tile's (unscaled) scores for this thread's row hh
-// (0: fragment row quad, 1: quad + 8): the new running max m (base 2, scale
-// folded into the exponent's FMA), P as bf16 A fragments of m16n8k16
-// (pa[kc] takes n-tiles 2 kc, 2 kc + 1), l += the sum of P (f32). Returns the factor o's row must be
-// scaled by (the change of the row's max; 0 while m was -inf). A row's 64
-// keys are spread over the 4 lanes of a quad.
-__device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int hh, float (&m)[2], float (&l)[2],
-                                            uint32_t (&pa)[4][4], float scale_log2) {
+// This lane's part of row hh's maximum over a tile's (unscaled) scores.
+__device__ __forceinline__ float LaneRowMax(const float (&s)[8][4], int hh) {
   float mx = -INFINITY;
 #pragma unroll
   for (int nt = 0; nt < 8; ++nt) mx = fmaxf(mx, fmaxf(s[nt][2 * hh], s[nt][2 * hh + 1]));
-  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
-  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
-  // The running max moves only when a tile's exceeds it by more than 8
-  // (base 2): the weights are then at most 2^8, exact in f32 and in bf16's
-  // range, and O / l is unchanged; o is rescaled far less often.
-  const float m_tile = mx * scale_log2;
-  const float m_new = m_tile > m[hh] + 8.0f ? m_tile : m[hh];
-  const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet
-  const float corr = Exp2(m[hh] - m_use);
-  m[hh] = m_new;
-  // l sums the f32 weights (as FlashAttention does), not their bf16
-  // roundings: two unpacks an element fewer, and two independent chains.
+  return mx;
+}
+
+// Row hh's weights exp2(s * scale - m_use) as bf16 A fragments of m16n8k16
+// (pa[kc] takes n-tiles 2 kc, 2 kc + 1); returns this lane's part of their
+// sum in f32 (as FlashAttention does, not the bf16 roundings: two unpacks
+// an element fewer, and two independent chains).
+__device__ __forceinline__ float RowWeights(const float (&s)[8][4], int hh, uint32_t (&pa)[4][4],
+                                            float scale_log2, float m_use) {
   float sum0 = 0.0f, sum1 = 0.0f;
 #pragma unroll
   for (int nt = 0; nt < 8; ++nt) {
@@ -100,7 +91,31 @@ __device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int hh, float (&m)
     const __nv_bfloat162 pr = __floats2bfloat162_rn(e0, e1);
     pa[nt / 2][hh + 2 * (nt % 2)] = *reinterpret_cast<const uint32_t*>(&pr);
   }
-  l[hh] = l[hh] * corr + (sum0 + sum1);
+  return sum0 + sum1;
+}
+
+// The running max moves only when a tile's exceeds it by more than kMaxSlack
+// (base 2): the weights are then at most 2^8, exact in f32 and in bf16's
+// range, and O / l is unchanged; o is rarely rescaled.
+constexpr float kMaxSlack = 8.0f;
+
+// Online softmax of one tile's (unscaled) scores for this thread's row hh
+// (0: fragment row quad, 1: quad + 8): the new running max m (base 2, scale
+// folded into the exponent's FMA), P as bf16 A fragments, l += the sum of P
+// (f32). Returns the factor o's row must be scaled by (the change of the
+// row's max; 0 while m was -inf). A row's 64 keys are spread over the 4
+// lanes of a quad.
+__device__ __forceinline__ float SoftmaxRow(float (&s)[8][4], int hh, float (&m)[2], float (&l)[2],
+                                            uint32_t (&pa)[4][4], float scale_log2) {
+  float mx = LaneRowMax(s, hh);
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+  mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+  const float m_tile = mx * scale_log2;
+  const float m_new = m_tile > m[hh] + kMaxSlack ? m_tile : m[hh];
+  const float m_use = m_new == -INFINITY ? 0.0f : m_new;  // nothing visible yet
+  const float corr = Exp2(m[hh] - m_use);
+  m[hh] = m_new;
+  l[hh] = l[hh] * corr + RowWeights(s, hh, pa, scale_log2, m_use);
   return corr;
 }
 
@@ -123,6 +138,18 @@ template <int HD>
 __device__ __forceinline__ void OnlineSoftmax(float (&s)[8][4], float (&m)[2], float (&l)[2],
                                               uint32_t (&pa)[4][4], float scale_log2,
                                               float (&o)[HD / 8][4]) {
+  // The common case: no lane of the warp has a score more than kMaxSlack
+  // above its row's max, so no row's (quad's) max moves either: no
+  // shuffles, no correction, no rescale (the same result as below).
+  const float mx0 = LaneRowMax(s, 0), mx1 = LaneRowMax(s, 1);
+  if (!__any_sync(0xffffffffu, mx0 * scale_log2 > m[0] + kMaxSlack ||
+                                   mx1 * scale_log2 > m[1] + kMaxSlack)) {
+#pragma unroll
+    for (int hh = 0; hh < 2; ++hh) {
+      l[hh] += RowWeights(s, hh, pa, scale_log2, m[hh] == -INFINITY ? 0.0f : m[hh]);
+    }
+    return;
+  }
 #pragma unroll
   for (int hh = 0; hh < 2; ++hh) RescaleRow<HD>(o, hh, SoftmaxRow(s, hh, m, l, pa, scale_log2));
 }

@@ -122,7 +122,8 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
       for (int hh = 0; hh < 2; ++hh) {
 #pragma unroll
         for (int half = 0; half < 2; ++half) {
-          const uint32_t v = __ldg(reinterpret_cast<const uint32_t*>(p.q_bf16 + q0[hh]) + kc * 8 + half * 4);
+          const uint32_t v =
+              __ldg(reinterpret_cast<const uint32_t*>(p.q_bf16 + q0[hh]) + kc * 8 + half * 4);
           qv[kc][hh][half] = qpos[hh] >= 0 ? v : 0u;
         }
       }
@@ -170,7 +171,8 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
     if (tid < kBN) {
       const int kk = kt * kBN + tid;
       const ResolvedKey r = walk.Resolve(
-          kk, kt == pre2_tile ? pre2 : walk.Prefetch2(kk, kt == pre1_tile ? pre1 : walk.Prefetch(kk)));
+          kk, kt == pre2_tile ? pre2
+                              : walk.Prefetch2(kk, kt == pre1_tile ? pre1 : walk.Prefetch(kk)));
       sm.span[st][tid] = r.span;
       sm.kptr[st][tid] = r.kp;
       sm.vptr[st][tid] = r.vp;

@@ -153,7 +153,8 @@ void RunCachedKeptKeys(KvHarness& hx, const KvStep& s, DevArray<int32_t>& d_inde
           const bool marked = pos >= lo && (pos == c.start_pos - 1
                                                 ? s.dec[static_cast<size_t>(c.row_base) * hkv + h] != 0
                                                 : cv.EvictMarked(pos));
-          if (!marked) listed.push_back(table[slot / kv.block_size] * kv.block_size + slot % kv.block_size);
+          const int32_t row = table[slot / kv.block_size] * kv.block_size + slot % kv.block_size;
+          if (!marked) listed.push_back(row);
         }
       }
       const size_t t = (i * hkv + h) * 2;

@@ -75,6 +75,10 @@ struct MmaSmem {
 };
 static_assert(kBN == 64, "tile metadata is resolved by exactly two warps");
 
+// A pair of q elements as a bf16 pair: already one, or two f32 rounded.
+__device__ __forceinline__ uint32_t Bf16Pair(uint32_t v) { return v; }
+__device__ __forceinline__ uint32_t Bf16Pair(float2 v) { return PackBf16(v.x, v.y); }
+
 // grid: (tiles, Hkv), block: kThreads, dynamic shared memory:
 // SmemBytes<Core>(). kMinBlocks: blocks per multiprocessor the register
 // budget is cut for (mma.sync at HD 128 -- 2: 207 registers, no spills; 3:
@@ -115,31 +119,26 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
   // unconditionally, so that the loads need no branch, and drops them).
   const int64_t q0[2] = {(qpos[0] >= 0 ? qrow[0] * HD : 0) + 2 * qlane,
                          (qpos[1] >= 0 ? qrow[1] * HD : 0) + 2 * qlane};
+  // q (bf16 or f32 elements from base) read as Pair (uint32_t: a bf16 pair,
+  // float2: an f32 pair), each rounded to a bf16 pair.
+  auto gather_q = [&](auto base, auto pair_tag) {
+    using Pair = decltype(pair_tag);
+#pragma unroll
+    for (int kc = 0; kc < HD / 16; ++kc) {
+#pragma unroll
+      for (int hh = 0; hh < 2; ++hh) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const Pair v = __ldg(reinterpret_cast<const Pair*>(base + q0[hh]) + kc * 8 + half * 4);
+          qv[kc][hh][half] = qpos[hh] >= 0 ? Bf16Pair(v) : 0u;
+        }
+      }
+    }
+  };
   if (p.q_bf16 != nullptr) {
-#pragma unroll
-    for (int kc = 0; kc < HD / 16; ++kc) {
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const uint32_t v =
-              __ldg(reinterpret_cast<const uint32_t*>(p.q_bf16 + q0[hh]) + kc * 8 + half * 4);
-          qv[kc][hh][half] = qpos[hh] >= 0 ? v : 0u;
-        }
-      }
-    }
+    gather_q(p.q_bf16, uint32_t{});
   } else {
-#pragma unroll
-    for (int kc = 0; kc < HD / 16; ++kc) {
-#pragma unroll
-      for (int hh = 0; hh < 2; ++hh) {
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const float2 v = __ldg(reinterpret_cast<const float2*>(p.q + q0[hh]) + kc * 8 + half * 4);
-          qv[kc][hh][half] = qpos[hh] >= 0 ? PackBf16(v.x, v.y) : 0u;
-        }
-      }
-    }
+    gather_q(p.q, float2{});
   }
 #pragma unroll
   for (int kc = 0; kc < HD / 16; ++kc) {

@@ -63,8 +63,13 @@ struct MmaSmem {
   unsigned char q[Core::kQBytes];
   unsigned char k[2][Core::kTileBytes];
   unsigned char v[2][Core::kTileBytes];
-  const bf16* kptr[2][kBN];
-  const bf16* vptr[2][kBN];
+  // The keys' K and V rows, side by side: issue() reads both in one
+  // 16-byte load.
+  struct alignas(16) RowPair {
+    const bf16* k;
+    const bf16* v;
+  };
+  RowPair rows[2][kBN];
   // Key visibility as a range of query positions: key seen by query i iff
   // span.x <= i <= span.y (x: the key's position, INT_MAX when there is no
   // key; y: x + W for a marked key, INT_MAX otherwise). One compare pair per
@@ -160,21 +165,31 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
   // hides under a tile's math instead of holding everyone at the barrier
   // after prepare(): pre1, tile pre1_tile's first loads (KeyWalk::Prefetch,
   // two tiles ahead), pre2, tile pre2_tile's first and second ones
-  // (Prefetch2, a tile ahead).
-  int pre1 = 0, pre1_tile = -1, pre2_tile = -1;
-  int2 pre2 = make_int2(0, 0);
+  // (Prefetch2, a tile ahead). The block starts with the first three tiles'
+  // issued together (pre0: tile 0's two): else tile 1's chain, with nothing
+  // prefetched, would hold the block at the first tile's barrier.
+  int pre1 = 0, pre1_tile = 2, pre2_tile = 1;
+  int2 pre0 = make_int2(0, 0), pre2 = make_int2(0, 0);
+  if (tid < kBN) {
+    const int first0 = walk.Prefetch(tid), first1 = walk.Prefetch(kBN + tid);
+    pre1 = walk.Prefetch(2 * kBN + tid);
+    pre0 = walk.Prefetch2(tid, first0);
+    pre2 = walk.Prefetch2(kBN + tid, first1);
+  }
+  // Tile kt's loads as the loop prefetched them, or issued now.
+  auto from_walk = [&](int kt) {
+    const int kk = kt * kBN + tid;
+    return kt == pre2_tile ? pre2 : walk.Prefetch2(kk, kt == pre1_tile ? pre1 : walk.Prefetch(kk));
+  };
   // Resolves key tile kt into meta buffer st (threads 0..63, one key each,
-  // and their two warps' votes). No barrier: mode_of(st) reads the result
-  // after one.
-  auto prepare = [&](int kt, int st) {
+  // and their two warps' votes), pre(kt) giving its loads. No barrier:
+  // mode_of(st) reads the result after one.
+  auto prepare = [&](int kt, int st, auto pre) {
     if (tid < kBN) {
       const int kk = kt * kBN + tid;
-      const ResolvedKey r = walk.Resolve(
-          kk, kt == pre2_tile ? pre2
-                              : walk.Prefetch2(kk, kt == pre1_tile ? pre1 : walk.Prefetch(kk)));
+      const ResolvedKey r = walk.Resolve(kk, pre(kt));
       sm.span[st][tid] = r.span;
-      sm.kptr[st][tid] = r.kp;
-      sm.vptr[st][tid] = r.vp;
+      sm.rows[st][tid] = {r.kp, r.vp};
       sm.bias[st][tid] = r.all ? 0.0f : -INFINITY;
       const uint32_t v_any = __ballot_sync(0xffffffffu, r.any);
       const uint32_t v_uniform = __ballot_sync(0xffffffffu, r.all || r.none);
@@ -205,8 +220,9 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
 #pragma unroll
     for (int key = tid / kPieces; key < kBN; key += kKeyStep) {
       const uint32_t off = Core::Offset(key, d);
-      CpAsync16(sm.k[st] + off, sm.kptr[st][key] + d);
-      CpAsync16(sm.v[st] + off, sm.vptr[st][key] + d);
+      const typename MmaSmem<Core>::RowPair kv = sm.rows[st][key];
+      CpAsync16(sm.k[st] + off, kv.k + d);
+      CpAsync16(sm.v[st] + off, kv.v + d);
     }
   };
 
@@ -236,7 +252,7 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
   // the sparse walk, cost two more each.)
   int st = 0, kt = 0, mode = kSkip;
   for (; kt < num_key_tiles; ++kt) {
-    prepare(kt, st);
+    prepare(kt, st, [&](int t) { return t == 0 ? pre0 : from_walk(t); });
     __syncthreads();
     mode = mode_of(st);
     if (mode != kSkip) break;
@@ -246,7 +262,7 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
   CpAsyncCommit();
   while (kt < num_key_tiles) {
     int nkt = kt + 1, nmode = kSkip;
-    if (nkt < num_key_tiles) prepare(nkt, st ^ 1);
+    if (nkt < num_key_tiles) prepare(nkt, st ^ 1, from_walk);
     // The previous tile's O += P V read buffers st ^ 1: every warpgroup's
     // must be done before the barrier that lets any thread refill them.
     Core::Drain(o, pa);
@@ -257,7 +273,7 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
       nmode = mode_of(st ^ 1);
       while (nmode == kSkip && ++nkt < num_key_tiles) {
         __syncthreads();  // votes read before they are rewritten
-        prepare(nkt, st ^ 1);
+        prepare(nkt, st ^ 1, from_walk);
         __syncthreads();
         nmode = mode_of(st ^ 1);
       }

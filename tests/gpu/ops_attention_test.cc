@@ -450,6 +450,34 @@ TEST(AttentionOp, TensorCoreLongPrefills) {
   EXPECT_GT(g_cached_lists, 0);
 }
 
+// LaunchDmsKeptKeys on its own, bit for bit: chunk lengths around its
+// granularity (a warp of its 1,024 threads owns ceil(n / 1024) * 32 keys;
+// 1, 31 and 33 keys leave most warps empty), several chunks a step, 1 to 8
+// heads, eviction rates 0 to 1, up to past 32K keys.
+TEST(AttentionOp, KeptKeysAcrossChunkLengths) {
+  DMS_SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(5);
+  for (int hkv : {1, 3, 8}) {
+    for (double p : {0.0, 0.875, 1.0}) {
+      SCOPED_TRACE("hkv=" + std::to_string(hkv) + " p=" + std::to_string(p));
+      KvHarnessConfig cfg;
+      cfg.num_kv_heads = hkv;
+      cfg.window = 512;
+      KvHarness hx(cfg);
+      const SeqId a = hx.AddSequence(), b = hx.AddSequence(), d = hx.AddSequence();
+      const std::vector<std::vector<std::pair<SeqId, int>>> steps = {
+          {{a, 1}, {b, 31}, {d, 33}},      {{a, 1023}, {b, 1024}, {d, 1025}},
+          {{a, 5000}, {b, 2}, {d, 4097}},  {{a, 32768 + 77}}};
+      for (const auto& chunks : steps) {
+        const KvStep s = hx.MakeStep(chunks, p, rng);
+        hx.Upload(s);
+        DevArray<int32_t> d_index, d_count;
+        RunKeptKeys(s, hkv, hx.d_chunks(), hx.d_dec(), d_index, d_count);
+      }
+    }
+  }
+}
+
 // The GPU suite runs on H100/H200: there the wgmma core must be what the
 // backend runs (a build without sm_90a code would fall back silently).
 TEST(AttentionOp, WgmmaCoreRunsOnHopper) {

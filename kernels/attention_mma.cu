@@ -46,7 +46,6 @@ using attn_mma::KeyWalk;
 using attn_mma::MmaSyncCore;
 using attn_mma::ResolvedKey;
 using attn_mma::SmemAddr;
-using attn_mma::TileModeOf;
 using attn_mma::WgmmaCore;
 using attn_mma::kSkip;
 
@@ -76,7 +75,7 @@ struct MmaSmem {
   // element in the mask.
   int2 span[2][kBN];
   float bias[2][kBN];   // 0 or -inf: the key's visibility when it is row-independent
-  uint32_t vote[2][2][3];  // per meta buffer, per metadata warp: any, uniform, all ballots
+  uint32_t vote[2];  // per meta buffer: byte w, metadata warp w's WarpVoteBits
 };
 static_assert(kBN == 64, "tile metadata is resolved by exactly two warps");
 
@@ -191,38 +190,36 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
       sm.span[st][tid] = r.span;
       sm.rows[st][tid] = {r.kp, r.vp};
       sm.bias[st][tid] = r.all ? 0.0f : -INFINITY;
-      const uint32_t v_any = __ballot_sync(0xffffffffu, r.any);
-      const uint32_t v_uniform = __ballot_sync(0xffffffffu, r.all || r.none);
-      const uint32_t v_all = __ballot_sync(0xffffffffu, r.all);
-      if (lane == 0) {
-        sm.vote[st][warp][0] = v_any;
-        sm.vote[st][warp][1] = v_uniform;
-        sm.vote[st][warp][2] = v_all;
-      }
+      const uint32_t bits = attn_mma::WarpVoteBits(r.any, r.all || r.none, r.all);
+      if (lane == 0) reinterpret_cast<uint8_t*>(&sm.vote[st])[warp] = static_cast<uint8_t>(bits);
     }
   };
   // After a barrier that follows prepare(.., st): kSkip (no query of the
   // block sees any key of the tile), kMask (mask per element), kBias (each
   // key is seen by every query or by none) or kFull (all see all).
-  auto mode_of = [&](int st) -> int { return TileModeOf(sm.vote[st][0], sm.vote[st][1]); };
+  auto mode_of = [&](int st) -> int { return attn_mma::TileModeOfBits(sm.vote[st]); };
 
-  // K/V tile copies: thread tid always moves the 16-byte piece d of keys
-  // tid / kPieces + k * kKeyStep (a fixed swizzle phase: the offsets fold).
+  // K/V tile copies: thread tid always moves the 16-byte piece copy_d of
+  // keys copy_key + i * kKeyStep (i < kCopies). Those keys share key % 8
+  // (the swizzle's phase), so piece i's offset in a tile is copy_off + i *
+  // kKeyStep * kRowPitch: computed once, an immediate in each copy.
   // A missing key (past the walk's keys) copies the chunk's first K/V rows
   // (KeyWalk points it there) instead of zeros: it is masked, so its score
   // is -inf and its weight exactly 0 on finite values, and the copy needs no
   // test.
+  constexpr int kPieces = HD / 8;  // 16-byte pieces per row
+  constexpr int kKeyStep = kThreads / kPieces;
+  constexpr int kCopies = kBN / kKeyStep;
+  static_assert(kThreads % kPieces == 0 && kKeyStep % 8 == 0 && kBN % kKeyStep == 0);
+  const int copy_d = (tid % kPieces) * 8, copy_key = tid / kPieces;
+  const uint32_t copy_off = Core::Offset(copy_key, copy_d);
   auto issue = [&](int st) {
-    constexpr int kPieces = HD / 8;  // 16-byte pieces per row
-    constexpr int kKeyStep = kThreads / kPieces;
-    static_assert(kThreads % kPieces == 0 && kKeyStep % 8 == 0 && kBN % kKeyStep == 0);
-    const int d = (tid % kPieces) * 8;
+    const uint32_t k_dst = SmemAddr(sm.k[st]) + copy_off, v_dst = SmemAddr(sm.v[st]) + copy_off;
 #pragma unroll
-    for (int key = tid / kPieces; key < kBN; key += kKeyStep) {
-      const uint32_t off = Core::Offset(key, d);
-      const typename MmaSmem<Core>::RowPair kv = sm.rows[st][key];
-      CpAsync16(sm.k[st] + off, kv.k + d);
-      CpAsync16(sm.v[st] + off, kv.v + d);
+    for (int i = 0; i < kCopies; ++i) {
+      const typename MmaSmem<Core>::RowPair kv = sm.rows[st][copy_key + i * kKeyStep];
+      CpAsync16(k_dst + i * kKeyStep * Core::kRowPitch, kv.k + copy_d);
+      CpAsync16(v_dst + i * kKeyStep * Core::kRowPitch, kv.v + copy_d);
     }
   };
 

@@ -58,6 +58,10 @@ __device__ __forceinline__ void CpAsync16(void* dst, const void* src, bool valid
 __device__ __forceinline__ void CpAsync16(void* dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(SmemAddr(dst)), "l"(src));
 }
+// ... to a shared-memory address.
+__device__ __forceinline__ void CpAsync16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
 __device__ __forceinline__ void CpAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void CpAsyncWait() {
@@ -89,8 +93,10 @@ struct MmaSyncCore {
   static constexpr int kQBytes = 16;  // unused
   __device__ static uint32_t QOffset(int, int) { return 0; }
 
-  // Byte offset in a tile of elements [d, d + 8) of key `key` (d % 8 == 0).
+  // Byte offset in a tile of elements [d, d + 8) of key `key` (d % 8 == 0);
+  // Offset(key + 8 j, d) = Offset(key, d) + 8 j * kRowPitch (both cores).
   __device__ static uint32_t Offset(int key, int d) { return key * kRowBytes + d * 2; }
+  static constexpr uint32_t kRowPitch = kRowBytes;
   __device__ static void TileLanded() {}
   // O += P V completes in AccumulatePv here: nothing in flight.
   __device__ static void Drain(float (&)[HD / 8][4], uint32_t (&)[kKeyTile / 16][4]) {}
@@ -142,6 +148,17 @@ struct MmaSyncCore {
 __device__ __forceinline__ uint64_t WgmmaDesc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
   return static_cast<uint64_t>((addr & 0x3FFFF) >> 4) | static_cast<uint64_t>(lbo >> 4) << 16 |
          static_cast<uint64_t>(sbo >> 4) << 32 | uint64_t{1} << 62;
+}
+// The same from a tile's address in 16-byte units (addr16 = addr >> 4,
+// below 2^14 with every byte it addresses: shared memory is under 256 KB)
+// and a compile-time byte offset into the tile: one add a descriptor, where
+// WgmmaDesc's mask and shift per call cost the kernel ~10 instructions a
+// wgmma (Nsight's SASS view).
+__device__ __forceinline__ uint64_t WgmmaDescAt(uint32_t addr16, uint32_t off, uint32_t lbo,
+                                                uint32_t sbo) {
+  const uint32_t lo = addr16 + ((off >> 4) + ((lbo >> 4) << 16));
+  const uint32_t hi = (sbo >> 4) | (1u << 30);
+  return static_cast<uint64_t>(hi) << 32 | lo;
 }
 
 __device__ __forceinline__ void WgmmaFence() {
@@ -244,6 +261,7 @@ struct WgmmaCore {
   __device__ static uint32_t Offset(int key, int d) {
     return (d / 64) * kBlockBytes + key * 128 + ((((d % 64) / 8) ^ (key % 8)) * 16);
   }
+  static constexpr uint32_t kRowPitch = 128;  // the swizzle repeats every 8 keys
   // Byte offset of Q element (row, d), any d.
   __device__ static uint32_t QOffset(int row, int d) {
     return (d / 64) * kQBlockBytes + row * 128 + ((((d % 64) / 8) ^ (row % 8)) * 16) + (d % 8) * 2;
@@ -262,13 +280,13 @@ struct WgmmaCore {
   // first step overwrites s (no zeroing pass).
   __device__ static void Scores(float (&s)[kKeyTile / 8][4], const uint32_t (&)[kQFrags][4],
                                 uint32_t q_smem, uint32_t k_tile, int /*lane*/, int warp) {
-    const uint32_t q_rows = q_smem + (warp / 4) * 64 * 128;
+    const uint32_t q16 = (q_smem + (warp / 4) * 64 * 128) >> 4, k16 = k_tile >> 4;
     WgmmaFence();
 #pragma unroll
     for (int kc = 0; kc < HD / 16; ++kc) {
       const uint32_t step = (kc % 4) * 32;
-      WgmmaM64N64K16Ss(s, WgmmaDesc(q_rows + (kc / 4) * kQBlockBytes + step, 16, 1024),
-                       WgmmaDesc(k_tile + (kc / 4) * kBlockBytes + step, 16, 1024), kc > 0);
+      WgmmaM64N64K16Ss(s, WgmmaDescAt(q16, (kc / 4) * kQBlockBytes + step, 16, 1024),
+                       WgmmaDescAt(k16, (kc / 4) * kBlockBytes + step, 16, 1024), kc > 0);
     }
     WgmmaCommitAndWait();
   }
@@ -281,11 +299,11 @@ struct WgmmaCore {
   // overlap the next tile's metadata work).
   __device__ static void AccumulatePv(float (&o)[HD / 8][4], const uint32_t (&pa)[kKeyTile / 16][4],
                                       uint32_t v_tile, int /*lane*/) {
+    const uint32_t v16 = v_tile >> 4;
     WgmmaFence();
 #pragma unroll
     for (int kc = 0; kc < kKeyTile / 16; ++kc) {
-      const uint64_t desc = WgmmaDesc(v_tile + kc * 16 * 128, kBlockBytes, 1024);
-      WgmmaM64N128K16(o, pa[kc], desc);
+      WgmmaM64N128K16(o, pa[kc], WgmmaDescAt(v16, kc * 16 * 128, kBlockBytes, 1024));
     }
     WgmmaCommit();
   }

@@ -47,6 +47,20 @@ __device__ __forceinline__ int TileModeOf(const uint32_t (&v0)[3], const uint32_
   return (v0[2] & v1[2]) == 0xffffffffu ? kFull : kBias;
 }
 
+// The same votes as three bits per warp (bit 0: any, 1: uniform, 2: all,
+// over the warp's 32 keys), one byte per warp of a 32-bit word: the tile's
+// mode is then one shared load and a few instructions.
+__device__ __forceinline__ uint32_t WarpVoteBits(bool any, bool uniform, bool all) {
+  return (__any_sync(0xffffffffu, any) ? 1u : 0u) | (__all_sync(0xffffffffu, uniform) ? 2u : 0u) |
+         (__all_sync(0xffffffffu, all) ? 4u : 0u);
+}
+__device__ __forceinline__ int TileModeOfBits(uint32_t votes) {
+  const uint32_t w0 = votes & 0xffu, w1 = (votes >> 8) & 0xffu, both = w0 & w1;
+  if (((w0 | w1) & 1u) == 0) return kSkip;
+  if ((both & 2u) == 0) return kMask;
+  return (both & 4u) != 0 ? kFull : kBias;
+}
+
 struct ResolvedKey {
   int2 span;
   const __nv_bfloat16* kp;  // no key: the chunk's first K row (copied, masked out)

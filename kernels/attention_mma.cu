@@ -11,14 +11,15 @@
 //   meta  threads 0..63 each resolve one key of the NEXT tile (position,
 //         source rows, the query range that sees it; key kk: cached slot
 //         kk < len, then the gathered unmarked old chunk keys, then the
-//         chunk keys from the window's start on); their two warps' ballots
+//         chunk keys from the window's start on); their two warps' votes
 //         say whether any query of the block sees a key of the tile (else
 //         it is skipped: exact, it would add exp(-inf) = 0), whether each
 //         key is seen by all queries or by none (then the mask is a per-key
 //         bias: the common case of old keys, outside every query's window,
 //         visible iff unmarked) and whether every query sees every key;
-//   load  K and V rows by cp.async into a double buffer (missing keys
-//         zero-filled), the next tile's copies in flight during this one's math;
+//   load  K and V rows by cp.async into a double buffer (a missing key
+//         copies a real row, masked), the next tile's copies in flight
+//         during this one's math;
 //   math  S = Q K^T (bf16 in, fp32 accumulate), mask, online softmax in fp32
 //         (base 2), P rounded to bf16, O += P V.
 // Two block barriers a tile (docs/prefill-attention.md has the walk).

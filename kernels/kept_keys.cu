@@ -26,6 +26,17 @@ namespace {
 constexpr int kThreads = 1024;
 constexpr int kWarps = kThreads / 32;
 
+// Inclusive prefix sum of v over the warp's lanes.
+__device__ __forceinline__ int WarpInclusiveScan(int v) {
+  const int lane = threadIdx.x & 31;
+#pragma unroll
+  for (int d = 1; d < 32; d <<= 1) {
+    const int up = __shfl_up_sync(0xffffffffu, v, d);
+    if (lane >= d) v += up;
+  }
+  return v;
+}
+
 // One round of a block-wide stream compaction (every thread calls it): the
 // number of flagged threads before this one, over this round and the earlier
 // ones; *carry advances by the round's total. A ballot gives each thread its
@@ -39,12 +50,7 @@ __device__ __forceinline__ int CompactRank(bool flag, int* warp_total, int* carr
   __syncthreads();
   if (warp == 0) {
     const int own = warp_total[lane];
-    int incl = own;
-#pragma unroll
-    for (int d = 1; d < 32; d <<= 1) {
-      const int up = __shfl_up_sync(0xffffffffu, incl, d);
-      if (lane >= d) incl += up;
-    }
+    const int incl = WarpInclusiveScan(own);
     warp_total[lane] = incl - own;  // exclusive prefix of the warp totals
     if (lane == 31) *carry = before_round + incl;
   }
@@ -80,13 +86,7 @@ __global__ void __launch_bounds__(kThreads) KeptKeysKernel(const StepChunk* chun
   __syncthreads();
   if (warp == 0) {  // exclusive scan of the 32 warp totals
     const int total = warp_start[lane];
-    int incl = total;
-#pragma unroll
-    for (int d = 1; d < 32; d <<= 1) {
-      const int up = __shfl_up_sync(0xffffffffu, incl, d);
-      if (lane >= d) incl += up;
-    }
-    warp_start[lane] = incl - total;
+    warp_start[lane] = WarpInclusiveScan(total) - total;
   }
   __syncthreads();
 

@@ -234,18 +234,38 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
   float o[HD / 8][4];
 #pragma unroll
   for (int dt = 0; dt < HD / 8; ++dt) o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
-  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+  // A padding row starts at a finite max (TrySoftmaxAtRunningMax).
+  float m[2] = {qpos[0] < 0 ? 0.0f : -INFINITY, qpos[1] < 0 ? 0.0f : -INFINITY};
+  float l[2] = {0.0f, 0.0f};
   const float scale_log2 = kLog2e / sqrtf(static_cast<float>(HD));
 
   uint32_t pa[kBN / 16][4];  // P as A fragments; read by an in-flight O += P V until Drain
   auto compute = [&](int st, int mode) {
-    // S = Q K^T: 16 rows x 64 keys per warp, n-tiles of 8 keys.
-    float s[kBN / 8][4];
-    Core::Scores(s, qf, SmemAddr(sm.q), SmemAddr(sm.k[st]), lane, warp);
-    // Scores stay unscaled: the softmax folds the base-2 scale into its
-    // exponent's FMA.
-    attn_mma::MaskScores(s, mode, sm.span[st], sm.bias[st], qpos, qlane);
-    attn_mma::OnlineSoftmax<HD>(s, m, l, pa, scale_log2, o);
+    // The softmax at the running max (TrySoftmaxAtRunningMax) first; in the
+    // rare tile where it does not hold (a row's first visible tile, or a
+    // max far above the running one), the scores again and the softmax
+    // with the maxima. One loop, so that the scores' wgmma has one call
+    // site (a second one spilled: ptxas kept both sites' registers).
+    bool at_running_max = true;
+#pragma unroll 1
+    for (;;) {
+      // S = Q K^T: 16 rows x 64 keys per warp, n-tiles of 8 keys.
+      float s[kBN / 8][4];
+      Core::Scores(s, qf, SmemAddr(sm.q), SmemAddr(sm.k[st]), lane, warp);
+      // Scores stay unscaled: the softmax folds the base-2 scale into its
+      // exponent's FMA.
+      attn_mma::MaskScores(s, mode, sm.span[st], sm.bias[st], qpos, qlane);
+      if (at_running_max) {
+        if (attn_mma::TrySoftmaxAtRunningMax(
+                s, m, l, pa, scale_log2, [&](bool p) { return Core::AnyInMmaGroup(p, warp); })) {
+          break;
+        }
+        at_running_max = false;
+        continue;
+      }
+      attn_mma::OnlineSoftmax<HD>(s, m, l, pa, scale_log2, o);
+      break;
+    }
     Core::AccumulatePv(o, pa, SmemAddr(sm.v[st]), lane);
   };
 

@@ -98,6 +98,8 @@ struct MmaSyncCore {
   __device__ static uint32_t Offset(int key, int d) { return key * kRowBytes + d * 2; }
   static constexpr uint32_t kRowPitch = kRowBytes;
   __device__ static void TileLanded() {}
+  // p of any thread of the warp (the threads one mma.sync's scores span).
+  __device__ static bool AnyInMmaGroup(bool p, int /*warp*/) { return __any_sync(0xffffffffu, p); }
   // O += P V completes in AccumulatePv here: nothing in flight.
   __device__ static void Drain(float (&)[HD / 8][4], uint32_t (&)[kKeyTile / 16][4]) {}
 
@@ -265,6 +267,17 @@ struct WgmmaCore {
   // Byte offset of Q element (row, d), any d.
   __device__ static uint32_t QOffset(int row, int d) {
     return (d / 64) * kQBlockBytes + row * 128 + ((((d % 64) / 8) ^ (row % 8)) * 16) + (d % 8) * 2;
+  }
+  // p of any thread of the warpgroup (the threads one wgmma's scores span):
+  // a reduction on named barrier 1 + warpgroup (__syncthreads uses 0).
+  __device__ static bool AnyInMmaGroup(bool p, int warp) {
+    int any;
+    asm volatile(
+        "{\n.reg .pred p, q;\nsetp.ne.b32 p, %1, 0;\nbar.red.or.pred q, %2, 128, p;\n"
+        "selp.b32 %0, 1, 0, q;\n}\n"
+        : "=r"(any)
+        : "r"(p ? 1 : 0), "r"(1 + warp / 4));
+    return any != 0;
   }
   // The tile was written through the generic proxy (cp.async); the tensor
   // cores read it through the async proxy. Every writing thread fences

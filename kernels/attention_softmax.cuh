@@ -154,6 +154,41 @@ __device__ __forceinline__ void OnlineSoftmax(float (&s)[8][4], float (&m)[2], f
   for (int hh = 0; hh < 2; ++hh) RescaleRow<HD>(o, hh, SoftmaxRow(s, hh, m, l, pa, scale_log2));
 }
 
+// A lane's part of a row's weights against a running max that has not
+// moved (16 of them) may sum to at most this: each weight is then below
+// 2^40, and o and l, summed over every key of a prompt (2^40 * 2^6 keys a
+// tile * 2^11 tiles at 128K keys * |v|), stay far inside f32's range, with
+// the same relative precision as weights below 1.
+constexpr float kMaxLaneSum = 1099511627776.0f;  // 2^40
+
+// The tensor-core kernel's common case of a tile, without the rows' maxima
+// (OnlineSoftmax's 32 max instructions and the vote on them): the weights
+// against the running max as it is, kept (P in pa, l += their sums) if no
+// lane of the threads that computed the scores together sums them past
+// kMaxLaneSum (so none is large; an inf or NaN sum fails the test too) and
+// every row there has a max already (against none, a row of very negative
+// scores would underflow to 0; a padding row, which sees no key, starts
+// with a finite m). any_in_group(p): p of any of those threads (a warp for
+// mma.sync, a warpgroup for wgmma: the redo issues the scores' MMA again,
+// which they must all issue). Returns false with l and m untouched
+// otherwise: the caller recomputes s (the scores are not kept alive for
+// this rare case: they would spill) and runs OnlineSoftmax, whose result is
+// the same up to rounding (O / l does not depend on m).
+template <class AnyInGroup>
+__device__ __forceinline__ bool TrySoftmaxAtRunningMax(const float (&s)[8][4], const float (&m)[2],
+                                                       float (&l)[2], uint32_t (&pa)[4][4],
+                                                       float scale_log2, AnyInGroup any_in_group) {
+  const float sum0 = RowWeights(s, 0, pa, scale_log2, m[0]);
+  const float sum1 = RowWeights(s, 1, pa, scale_log2, m[1]);
+  if (any_in_group(!(sum0 <= kMaxLaneSum) || !(sum1 <= kMaxLaneSum) || m[0] == -INFINITY ||
+                   m[1] == -INFINITY)) {
+    return false;
+  }
+  l[0] += sum0;
+  l[1] += sum1;
+  return true;
+}
+
 // O / l of this thread's two rows to the output: the o_proj GEMM input
 // (bf16) when out_gin.hi is set, else f32. qrow: the rows' indices into
 // [N * Hq]; padding rows (qpos < 0) are not stored.

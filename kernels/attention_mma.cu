@@ -21,7 +21,11 @@
 //         copies a real row, masked), the next tile's copies in flight
 //         during this one's math;
 //   math  S = Q K^T (bf16 in, fp32 accumulate), mask, online softmax in fp32
-//         (base 2), P rounded to bf16, O += P V.
+//         (base 2), P rounded to bf16, O += P V. The softmax first weighs
+//         the tile against the rows' running maxima as they are (no maxima
+//         of the tile, no rescale of O); only where some weight could grow
+//         large (a lane's sum past 2^40) or a row has no max yet does the
+//         tile's MMA group compute S again and take the full online step.
 // Two block barriers a tile (docs/prefill-attention.md has the walk).
 // The two products and the tile layout come from a core
 // (attention_mma_cores.cuh): wgmma on sm_90a, mma.sync elsewhere.

@@ -174,13 +174,27 @@ ThreadPool& Pool() {
   return pool;
 }
 
+// The queries RunAttention draws: uniform in [lo, hi], and optionally
+// rounded to bf16 values (then the sparse kernels' bf16 q is exactly the
+// reference's f32 q: needed where scores are large enough that q's rounding
+// would move them by more than the tolerance allows).
+struct QueryValues {
+  float lo = -2.0f, hi = 2.0f;
+  bool bf16_exact = false;
+};
+
 // Runs one uploaded step's attention on both sides (the caches as they are,
 // before the step is appended) and compares.
 ErrorStats RunAttention(KvHarness& hx, const KvStep& s, int group, int splits,
-                        std::mt19937_64& rng, Kernel kernel = Kernel::kSimt) {
+                        std::mt19937_64& rng, Kernel kernel = Kernel::kSimt,
+                        const QueryValues& qv = {}) {
   const KvHarnessConfig& c = hx.config();
   const int hkv = c.num_kv_heads, hq = hkv * group, hd = c.head_dim;
-  std::vector<float> q = RandomUniform(static_cast<size_t>(s.num_tokens) * hq * hd, rng, -2, 2);
+  std::vector<float> q =
+      RandomUniform(static_cast<size_t>(s.num_tokens) * hq * hd, rng, qv.lo, qv.hi);
+  if (qv.bf16_exact) {
+    for (float& x : q) x = RoundBf16(x);
+  }
 
   std::vector<float> ref(q.size(), 0.0f);
   std::vector<AttentionChunk> chunks(s.chunks.size());
@@ -409,6 +423,17 @@ TEST(AttentionOp, LongContextsAndSplitK) {
   }
 }
 
+// Two KV heads of c's shape, blocks for the long tests' 3,600 tokens.
+KvHarnessConfig LongPrefillConfig(const Case& c) {
+  KvHarnessConfig cfg;
+  cfg.num_kv_heads = 2;
+  cfg.head_dim = c.head_dim;
+  cfg.window = c.window;
+  cfg.dtype = c.dtype;
+  cfg.num_blocks = 2 * 2 * (3700 / 16 + 8);
+  return cfg;
+}
+
 // Long prefills on the tensor-core kernel: a fresh 2,500-token chunk (every
 // key tile of the chunk, causal and window edges inside tiles, lengths off
 // the tile size), then a 1,100-token chunk on its compacted cache; eviction
@@ -424,11 +449,7 @@ TEST(AttentionOp, TensorCoreLongPrefills) {
                          Long{128, 16, 100, 0.875}}) {
     const Case c{lc.hd, lc.g, lc.w, lc.p, cuda::KvDType::kBF16};
     SCOPED_TRACE(Shape(c, ""));
-    KvHarnessConfig cfg;
-    cfg.num_kv_heads = 2;
-    cfg.head_dim = lc.hd;
-    cfg.window = lc.w;
-    cfg.num_blocks = 2 * 2 * (3700 / 16 + 8);
+    const KvHarnessConfig cfg = LongPrefillConfig(c);
     KvHarness hx(cfg);
     const SeqId a = hx.AddSequence();
     for (int n : {2500, 1100}) {
@@ -448,6 +469,55 @@ TEST(AttentionOp, TensorCoreLongPrefills) {
   // The 1,100-token chunks on a window of 512 or less: their later tiles
   // walked cached-slot lists.
   EXPECT_GT(g_cached_lists, 0);
+}
+
+// Scores that climb or fall along the key positions by far more than random
+// data's: q and k with a positive mean and each key scaled by 1 + slope *
+// position (falling: by the distance to the last position), so in the
+// tensor-core kernels' walk (oldest key first) a row's max moves by tens to
+// thousands (base 2) from one key tile to the next. Climbing steeply, nearly
+// every tile's weights against the running max would pass the softmax's
+// 2^40 bound on a lane's sum and the tile takes the redo path (the scores
+// again, the full online step), which random scores never reach; slope 1/64
+// puts tiles on both sides of it; falling, the first tiles hold the max and
+// the later weights underflow to 0. q is bf16-exact (QueryValues), K and V
+// bf16 on both sides, so the only differences left are the summation order
+// and P's rounding.
+TEST(AttentionOp, TensorCoreScoresFarAboveTheRunningMax) {
+  DMS_SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(23);
+  struct Ramp { int hd, g, w; double p; float slope; bool falling; };
+  for (const Ramp& r : {Ramp{128, 4, 512, 0.875, 1.0f / 16, false},
+                        Ramp{128, 4, kDenseWindow, 0.0, 1.0f / 64, false},
+                        Ramp{128, 2, 512, 0.5, 1.0f / 16, true},
+                        Ramp{64, 8, 64, 0.875, 1.0f / 16, false}}) {
+    const Case c{r.hd, r.g, r.w, r.p, cuda::KvDType::kBF16};
+    SCOPED_TRACE(Shape(c, std::string(r.falling ? "falling" : "climbing") + " slope " +
+                              std::to_string(r.slope)));
+    const KvHarnessConfig cfg = LongPrefillConfig(c);
+    KvHarness hx(cfg);
+    const SeqId a = hx.AddSequence();
+    constexpr int kLastPos = 3600;
+    for (int n : {2500, 1100}) {
+      KvStep s = hx.MakeStep({{a, n}}, c.evict_rate, rng);
+      const int first = hx.Tokens(a);
+      for (int t = 0; t < n; ++t) {
+        const int pos = first + t;
+        const float scale = 1.0f + r.slope * static_cast<float>(r.falling ? kLastPos - pos : pos);
+        for (int i = 0; i < cfg.num_kv_heads * r.hd; ++i) {
+          float& k = s.k[(static_cast<size_t>(t) * cfg.num_kv_heads * r.hd) + i];
+          k = RoundBf16((k + 1.0f) * scale);
+        }
+      }
+      hx.Upload(s);
+      const std::string what = "L=" + std::to_string(first) + " n=" + std::to_string(n);
+      for (Kernel k : TensorCoreKernels(c.head_dim)) {
+        const ErrorStats e = RunAttention(hx, s, c.group, 1, rng, k, {-1.0f, 3.0f, true});
+        EXPECT_TRUE(CheckClose(KernelName(k), Shape(c, what), e, kMmaMaxNmse, kMmaMaxAbs));
+      }
+      ASSERT_TRUE(hx.Append(s));
+    }
+  }
 }
 
 // LaunchDmsKeptKeys on its own, bit for bit: chunk lengths around its

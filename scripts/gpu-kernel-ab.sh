@@ -9,9 +9,9 @@
 #          ... change the tree, build again, keep another name ...
 #   THERE: run(command="bash scripts/gpu-kernel-ab.sh run A B",
 #              carry=[".carry/gpu.tgz", ".carry/ab"])
-#          (.carry/gpu.tgz: `tar czf .carry/gpu.tgz -C .carry gpu`, for
-#          dms-engine and the shared libraries; the bundle alone may be too
-#          large to carry next to the variants)
+#          (.carry/gpu.tgz, made by gpu.sh build, for dms-engine and the
+#          shared libraries: .carry/gpu itself is too large to carry next to
+#          the variants)
 #
 # run: the variants in the order given, then in reverse (A B B A), each one
 # process of `dms-cuda-bench --micro 1 --attn-lengths $LENGTHS` on a
@@ -33,13 +33,11 @@ case "${1:-}" in
   run)
     shift
     [ "$#" -ge 1 ] || { echo "usage: $0 run NAME [NAME ...]" >&2; exit 2; }
-    if [ -f "$root/.carry/gpu.tgz" ] && [ ! -d "$root/.carry/gpu/bin" ]; then
-      tar xzf "$root/.carry/gpu.tgz" -C "$root/.carry"
-    fi
-    export LD_LIBRARY_PATH="$root/.carry/gpu/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+    source "$root/scripts/gpu-bundle.sh"
+    export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
     model="${TMPDIR:-/tmp}/dms-ab-small"
     [ -f "$model/config.json" ] ||
-      "$root/.carry/gpu/bin/dms-engine" make-model --out "$model" --preset small > /dev/null
+      "$bundle/bin/dms-engine" make-model --out "$model" --preset small > /dev/null
     nvidia-smi --query-gpu=name --format=csv,noheader || true
     order=("$@")
     for ((i = $#; i >= 1; i--)); do order+=("${!i}"); done

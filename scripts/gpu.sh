@@ -5,13 +5,14 @@
 #                          build-cuda (sm_90a; CUDA_ARCHS=... to change), then
 #                          bundle the binaries, the CUDA module, the non-system
 #                          shared libraries they need (from ldd) and the outside
-#                          fixtures into .carry/gpu (git-ignored).
+#                          fixtures into .carry/gpu (git-ignored), and the
+#                          same as .carry/gpu.tgz (gpu-bundle.sh says why).
 #   scripts/gpu.sh run     ON THE GPU MACHINE, from the repository root with
-#                          .carry/gpu carried: every GPU test (ctest label gpu:
+#                          .carry/gpu.tgz (or .carry/gpu) carried: every GPU test (ctest label gpu:
 #                          the kernel-test binary and the end-to-end test),
 #                          logs under $OUT (or .carry/gpu/logs), a summary last.
 #
-# One device call: run(command="bash scripts/gpu.sh run", carry=[".carry/gpu"]).
+# One device call: run(command="bash scripts/gpu.sh run", carry=[".carry/gpu.tgz"]).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bundle="$root/.carry/gpu"
@@ -41,11 +42,13 @@ build_here() {
   if [ -d "$root/../shared/fixtures/models" ]; then
     cp -r "$root/../shared/fixtures/models" "$bundle/fixtures/"
   fi
-  echo "bundled into $bundle ($(du -sh "$bundle" | cut -f1)):"
+  tar czf "$bundle.tgz" -C "$(dirname "$bundle")" "$(basename "$bundle")"
+  echo "bundled into $bundle ($(du -sh "$bundle" | cut -f1); $bundle.tgz $(du -sh "$bundle.tgz" | cut -f1)):"
   ls "$bundle/bin" "$bundle/lib"
 }
 
 run_there() {
+  source "$root/scripts/gpu-bundle.sh"
   local out="${OUT:-$bundle/logs}"
   mkdir -p "$out"
   export LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"

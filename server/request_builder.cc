@@ -8,6 +8,7 @@
 namespace dms::server {
 namespace {
 
+constexpr size_t kMaxRequestIdBytes = 128;
 constexpr char kNoTokenizer[] =
     "this model has no tokenizer (no tokenizer.json in the checkpoint): send prompt_token_ids";
 
@@ -18,6 +19,11 @@ Status PrefixField(const Status& st, const std::string& field) {
 // Fields shared by Generate and Chat.
 template <typename Proto>
 Status FillCommon(const Proto& req, const ModelLimits& limits, GenerationRequest* out) {
+  // Echoed in every streamed message: bounded like session_id.
+  if (req.request_id().size() > kMaxRequestIdBytes) {
+    return InvalidArgumentError("request_id is " + std::to_string(req.request_id().size()) +
+                                " bytes; the limit is " + std::to_string(kMaxRequestIdBytes));
+  }
   out->request_id = req.request_id();
   const v1::SamplingParams& s = req.sampling();
   SamplingParams& p = out->sampling;

@@ -10,6 +10,10 @@
 //                  [--attn-lengths 4096,16384] [--micro 0|1]
 //   dms-cuda-bench --model DIR --batch-streams 1,8,32,64 [--batch-context 8192]
 //                  [--capacity-context 32768]   batched decode, DMS vs dense
+//                  [--batch-steps 16] [--batch-configs dms,dense]
+//                  [--batch-temperature T --batch-top-p P --batch-top-k K]  sampled rows
+//                  [--batch-profile 1]  profiler range around the timed steps
+//                  [--batch-capacity 0] skip the capacity measurement
 //                                                (bench_batch_decode.h), only
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
@@ -39,6 +43,21 @@ std::vector<int> ParseList(const char* s) {
     out.push_back(std::atoi(p));
     while (*p && *p != ',') ++p;
     if (*p == ',') ++p;
+  }
+  return out;
+}
+
+std::vector<std::string> SplitList(const char* s) {
+  std::vector<std::string> out;
+  std::string item;
+  for (const char* p = s;; ++p) {
+    if (*p == ',' || *p == '\0') {
+      if (!item.empty()) out.push_back(item);
+      item.clear();
+      if (*p == '\0') break;
+    } else {
+      item += *p;
+    }
   }
   return out;
 }
@@ -131,6 +150,13 @@ int Run(int argc, char** argv) {
     else if (k == "--batch-streams") batch.streams = ParseList(argv[i + 1]);
     else if (k == "--batch-context") batch.context = std::atoi(argv[i + 1]);
     else if (k == "--capacity-context") batch.capacity_context = std::atoi(argv[i + 1]);
+    else if (k == "--batch-steps") batch.steps = std::atoi(argv[i + 1]);
+    else if (k == "--batch-configs") batch.configs = SplitList(argv[i + 1]);
+    else if (k == "--batch-temperature") batch.temperature = std::atof(argv[i + 1]);
+    else if (k == "--batch-top-p") batch.top_p = std::atof(argv[i + 1]);
+    else if (k == "--batch-top-k") batch.top_k = std::atoi(argv[i + 1]);
+    else if (k == "--batch-profile") batch.profile = std::atoi(argv[i + 1]) != 0;
+    else if (k == "--batch-capacity") batch.capacity = std::atoi(argv[i + 1]) != 0;
   }
   if (model.empty()) {
     std::fprintf(stderr, "usage: dms-cuda-bench --model DIR [--prompts a,b] ...\n");

@@ -200,6 +200,13 @@ void FillModelInfo(const ServingModel& model, uint32_t context_length, v1::Model
   info->set_kv_capacity_tokens(static_cast<int64_t>(bi.kv_num_blocks) * bi.kv_block_size / heads);
   for (int32_t id : model.eos_token_ids) info->add_eos_token_ids(id);
   info->set_version(DMS_VERSION);
+  const SamplingParams defaults = model.limits.sampling_defaults.Apply(SamplingParams{});
+  v1::SamplingParams* ds = info->mutable_default_sampling();
+  ds->set_temperature(defaults.temperature);
+  ds->set_top_p(defaults.top_p);
+  ds->set_top_k(defaults.top_k);
+  ds->set_min_p(defaults.min_p);
+  ds->set_repetition_penalty(defaults.repetition_penalty);
 
   // Admitted-stream capacity at a context length: each (layer, KV head)
   // retains about min(T, W+1) + (T - W - 1) / r entries, r the LIVE

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "engine/backends/backend_factory.h"
+#include "engine/runtime/generation_config.h"
 #include "engine/runtime/model_loader.h"
 #include "engine/util/mapped_file.h"
 #include "server/auth.h"
@@ -60,6 +61,22 @@ Status WarmUp(Backend& backend, int num_tokens, int chunk_tokens) {
   }
   backend.ReleaseSequence(seq);
   return st;
+}
+
+// --generation-config: the checkpoint's sampling defaults, or none.
+StatusOr<GenerationDefaults> LoadSamplingDefaults(const ServerOptions& o) {
+  if (o.generation_config == "ignore") return GenerationDefaults{};
+  if (o.generation_config != "auto") {
+    return InvalidArgumentError("--generation-config: expected auto or ignore, got '" + o.generation_config + "'");
+  }
+  DMS_ASSIGN_OR_RETURN(GenerationDefaults d, LoadGenerationConfig(o.model));
+  if (!d.empty()) {
+    const SamplingParams p = d.Apply(SamplingParams{});
+    spdlog::info("sampling defaults from generation_config.json: temperature {} top_p {} top_k {} min_p {} "
+                 "repetition_penalty {}",
+                 p.temperature, p.top_p, p.top_k, p.min_p, p.repetition_penalty);
+  }
+  return d;
 }
 
 void WriteReadyFile(const std::string& path, int grpc_port, int metrics_port) {
@@ -126,6 +143,8 @@ int RunServer(const ServerOptions& o) {
   if (Status st = ValidateCompressionRatio(o.compression_ratio, "--compression-ratio"); !st.ok()) {
     return StartupError(st);
   }
+  StatusOr<GenerationDefaults> sampling_defaults = LoadSamplingDefaults(o);
+  if (!sampling_defaults.ok()) return StartupError(sampling_defaults.status());
   StatusOr<KvMemorySpec> kv_memory = ParseKvMemory(o.kv_memory);
   if (!kv_memory.ok()) return StartupError(kv_memory.status());
   std::vector<double> buckets;
@@ -228,6 +247,7 @@ int RunServer(const ServerOptions& o) {
   serving.limits.max_stop_string_bytes = o.max_stop_string_bytes;
   serving.limits.default_kv_policy = *kv_policy;
   serving.limits.default_compression_ratio = o.compression_ratio;
+  serving.limits.sampling_defaults = *sampling_defaults;
   service.SetModel(serving);  // the engine published initial stats to the metrics
   health.SetStatus(kServiceName, true);
   spdlog::info("serving {} on {} backend ({}): {} layers, DMS {}, KV policy {}{}, KV pool {} blocks x {} tokens, "

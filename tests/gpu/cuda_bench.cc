@@ -11,6 +11,9 @@
 //   dms-cuda-bench --model DIR --batch-streams 1,8,32,64 [--batch-context 8192]
 //                  [--capacity-context 32768]   batched decode, DMS vs dense
 //                                                (bench_batch_decode.h), only
+//   dms-cuda-bench --sampler-rows 1,8,32,64,128  the device row sampler only
+//                                                (no model needed); also run
+//                                                with the micro benchmarks
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -114,6 +117,8 @@ int Run(int argc, char** argv) {
   std::string model;
   std::vector<int> prompts = {4096, 8192, 16384, 32768}, contexts = {4096, 16384};
   std::vector<int> attn_lengths = {4096, 8192, 16384, 32768};
+  std::vector<int> sampler_rows = {1, 8, 32, 64, 128};
+  bool sampler_only = false;
   int steps = 64, max_step = 8192, micro = 1;
   double kv_gb = 12;
   bench::BatchDecodeArgs batch;
@@ -131,6 +136,13 @@ int Run(int argc, char** argv) {
     else if (k == "--batch-streams") batch.streams = ParseList(argv[i + 1]);
     else if (k == "--batch-context") batch.context = std::atoi(argv[i + 1]);
     else if (k == "--capacity-context") batch.capacity_context = std::atoi(argv[i + 1]);
+    else if (k == "--sampler-rows") sampler_rows = ParseList(argv[i + 1]), sampler_only = true;
+  }
+  if (sampler_only) {
+    const double bw = CopyBandwidth();
+    std::printf("{\"kind\":\"ceilings\",\"copy_GBps\":%.1f}\n", bw / 1e9);
+    bench::BenchSampleRows(sampler_rows, bw);
+    return 0;
   }
   if (model.empty()) {
     std::fprintf(stderr, "usage: dms-cuda-bench --model DIR [--prompts a,b] ...\n");
@@ -285,6 +297,7 @@ int Run(int argc, char** argv) {
               (g_total - g_min_free) / 1e9, g_total / 1e9);
   std::fflush(stdout);
   if (micro) {
+    bench::BenchSampleRows(sampler_rows, bw);
     bench::BenchGemv(bw);
     bench::BenchPrefillGemm(max_step, gemm);
     bench::BenchPrefillAttention(attn_lengths);

@@ -158,25 +158,33 @@ __device__ __forceinline__ double BinMass(const SampleSmem& sm, int bin) {
   return static_cast<double>(sm.hist_hi[bin]) * 0x1p-31 + static_cast<double>(sm.hist_lo[bin]) * 0x1p-63;
 }
 
-// Adds (1, q) to bin `bin` for every lane with bin >= 0; lanes of a warp
-// with the same bin add their sum once (rows with many equal values would
-// otherwise serialise on one address).
+// Adds (1, q) to bin `bin` for every lane with bin >= 0. A warp whose lanes
+// all have the same bin (all-equal rows, -inf masks, the many lanes outside
+// a refinement's range) adds once; others add lane by lane (spread values:
+// few conflicts). Integer atomics: the sums do not depend on their order.
 __device__ __forceinline__ void HistAdd(SampleSmem& sm, int bin, uint64_t q, bool mass) {
-  const unsigned peers = __match_any_sync(kFullMask, bin);
-  const bool leader = LaneId() == __ffs(peers) - 1;
-  uint32_t p0 = 0, p1 = 0, p2 = 0;  // q in 21-bit parts: group sums fit 32 bits
-  if (mass) {
-    p0 = __reduce_add_sync(peers, static_cast<uint32_t>(q & 0x1fffffu));
-    p1 = __reduce_add_sync(peers, static_cast<uint32_t>((q >> 21) & 0x1fffffu));
-    p2 = __reduce_add_sync(peers, static_cast<uint32_t>(q >> 42));
+  const int bin0 = __shfl_sync(kFullMask, bin, 0);
+  if (__all_sync(kFullMask, bin == bin0)) {
+    if (bin0 < 0) return;
+    uint32_t p0 = 0, p1 = 0, p2 = 0;  // q in 21-bit parts: warp sums fit 32 bits
+    if (mass) {
+      p0 = __reduce_add_sync(kFullMask, static_cast<uint32_t>(q & 0x1fffffu));
+      p1 = __reduce_add_sync(kFullMask, static_cast<uint32_t>((q >> 21) & 0x1fffffu));
+      p2 = __reduce_add_sync(kFullMask, static_cast<uint32_t>(q >> 42));
+    }
+    if (LaneId() != 0) return;
+    atomicAdd(&sm.hist_count[bin0], 32u);
+    if (mass) {  // sum = hi * 2^32 + lo
+      atomicAdd(&sm.hist_lo[bin0], p0 + (static_cast<unsigned long long>(p1 & 0x7ffu) << 21));
+      atomicAdd(&sm.hist_hi[bin0], (p1 >> 11) + (static_cast<unsigned long long>(p2) << 10));
+    }
+    return;
   }
-  if (!leader || bin < 0) return;
-  atomicAdd(&sm.hist_count[bin], static_cast<uint32_t>(__popc(peers)));
-  if (mass) {  // sum = hi * 2^32 + lo
-    const unsigned long long lo = p0 + (static_cast<unsigned long long>(p1 & 0x7ffu) << 21);
-    const unsigned long long hi = (p1 >> 11) + (static_cast<unsigned long long>(p2) << 10);
-    atomicAdd(&sm.hist_lo[bin], lo);
-    atomicAdd(&sm.hist_hi[bin], hi);
+  if (bin < 0) return;
+  atomicAdd(&sm.hist_count[bin], 1u);
+  if (mass) {
+    atomicAdd(&sm.hist_lo[bin], static_cast<unsigned long long>(q & 0xffffffffu));
+    atomicAdd(&sm.hist_hi[bin], static_cast<unsigned long long>(q >> 32));
   }
 }
 

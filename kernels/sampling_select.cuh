@@ -96,8 +96,8 @@ __device__ __forceinline__ float LoadValue(const RowCtx& c, int i) {
 }
 
 // Calls f(i, value, valid) for every element of the row, each thread the
-// same number of times (f may use warp collectives); `valid` is false past
-// the row's end. Loads 4 float4 per thread ahead of use.
+// same number of times; `valid` is false past the row's end. Loads 4 float4
+// per thread ahead of use.
 template <typename F>
 __device__ __forceinline__ void ForEachElement(const RowCtx& c, F&& f) {
   constexpr int kBatch = 4;
@@ -158,35 +158,37 @@ __device__ __forceinline__ double BinMass(const SampleSmem& sm, int bin) {
   return static_cast<double>(sm.hist_hi[bin]) * 0x1p-31 + static_cast<double>(sm.hist_lo[bin]) * 0x1p-63;
 }
 
-// Adds (1, q) to bin `bin` for every lane with bin >= 0. A warp whose lanes
-// all have the same bin (all-equal rows, -inf masks, the many lanes outside
-// a refinement's range) adds once; others add lane by lane (spread values:
-// few conflicts). Integer atomics: the sums do not depend on their order.
-__device__ __forceinline__ void HistAdd(SampleSmem& sm, int bin, uint64_t q, bool mass) {
-  const int bin0 = __shfl_sync(kFullMask, bin, 0);
-  if (__all_sync(kFullMask, bin == bin0)) {
-    if (bin0 < 0) return;
-    uint32_t p0 = 0, p1 = 0, p2 = 0;  // q in 21-bit parts: warp sums fit 32 bits
-    if (mass) {
-      p0 = __reduce_add_sync(kFullMask, static_cast<uint32_t>(q & 0x1fffffu));
-      p1 = __reduce_add_sync(kFullMask, static_cast<uint32_t>((q >> 21) & 0x1fffffu));
-      p2 = __reduce_add_sync(kFullMask, static_cast<uint32_t>(q >> 42));
+// A thread's run of consecutive elements in one histogram bin, added with
+// one set of atomics when the bin changes: rows of equal values or -inf
+// masks (one bin for most of the row) then add once a run instead of once an
+// element on one address. Integer atomics: sums do not depend on the order.
+struct HistRun {
+  int bin = -1;
+  uint32_t count = 0;
+  unsigned long long hi = 0, lo = 0;  // mass = (hi * 2^32 + lo) * 2^-63
+
+  __device__ __forceinline__ void Flush(SampleSmem& sm) {
+    if (bin < 0) return;
+    atomicAdd(&sm.hist_count[bin], count);
+    if (hi | lo) {
+      atomicAdd(&sm.hist_hi[bin], hi);
+      atomicAdd(&sm.hist_lo[bin], lo);
     }
-    if (LaneId() != 0) return;
-    atomicAdd(&sm.hist_count[bin0], 32u);
-    if (mass) {  // sum = hi * 2^32 + lo
-      atomicAdd(&sm.hist_lo[bin0], p0 + (static_cast<unsigned long long>(p1 & 0x7ffu) << 21));
-      atomicAdd(&sm.hist_hi[bin0], (p1 >> 11) + (static_cast<unsigned long long>(p2) << 10));
+    bin = -1;
+  }
+  // Adds (1, q) to `b` (>= 0).
+  __device__ __forceinline__ void Add(SampleSmem& sm, int b, uint64_t q) {
+    if (b != bin) {
+      Flush(sm);
+      bin = b;
+      count = 0;
+      hi = lo = 0;
     }
-    return;
+    ++count;
+    hi += q >> 32;
+    lo += q & 0xffffffffu;
   }
-  if (bin < 0) return;
-  atomicAdd(&sm.hist_count[bin], 1u);
-  if (mass) {
-    atomicAdd(&sm.hist_lo[bin], static_cast<unsigned long long>(q & 0xffffffffu));
-    atomicAdd(&sm.hist_hi[bin], static_cast<unsigned long long>(q >> 32));
-  }
-}
+};
 
 struct KeyRange {
   uint32_t lo, hi;  // inclusive
@@ -214,17 +216,19 @@ __device__ __forceinline__ void HistPass(const RowCtx& c, SampleSmem& sm, uint64
   const uint32_t mask = DigitMask(level);
   uint32_t pre_count = 0;
   unsigned long long pre_hi = 0, pre_lo = 0;
+  HistRun run;
   ForEachElement(c, [&](int i, float v, bool valid) {
     const uint32_t key = DescKey(v);
-    const bool in = valid && key >= r.lo && key <= r.hi && SortKey(key, i) <= lim;
-    const uint64_t q = in && mass ? MassUnits(v, top) : 0ull;
-    HistAdd(sm, in ? static_cast<int>((key >> shift) & mask) : -1, q, mass);
-    if (prefix && in && key <= split) {
+    if (!valid || key < r.lo || key > r.hi || SortKey(key, i) > lim) return;
+    const uint64_t q = mass ? MassUnits(v, top) : 0ull;
+    run.Add(sm, static_cast<int>((key >> shift) & mask), q);
+    if (prefix && key <= split) {
       ++pre_count;
       pre_hi += q >> 32;
       pre_lo += q & 0xffffffffu;
     }
   });
+  run.Flush(sm);
   if (prefix) {
     prefix->count = static_cast<uint32_t>(BlockSumU64(pre_count));
     prefix->hi = BlockSumU64(pre_hi);
@@ -243,14 +247,9 @@ __device__ __forceinline__ int GatherSorted(const RowCtx& c, SampleSmem& sm, uin
   ForEachElement(c, [&](int i, float v, bool valid) {
     const uint32_t key = DescKey(v);
     const uint64_t sk = SortKey(key, i);
-    const bool in = valid && key >= r.lo && key <= r.hi && sk <= lim;
-    const unsigned ballot = __ballot_sync(kFullMask, in);
-    if (ballot == 0) return;
-    int base = 0;
-    if (LaneId() == 0) base = atomicAdd(&count, __popc(ballot));
-    base = __shfl_sync(kFullMask, base, 0);
-    const int slot = base + __popc(ballot & ((1u << LaneId()) - 1));
-    if (in && slot < kCandidates) sm.cand[slot] = sk;
+    if (!valid || key < r.lo || key > r.hi || sk > lim) return;
+    const int slot = atomicAdd(&count, 1);  // few elements qualify: at most kCandidates
+    if (slot < kCandidates) sm.cand[slot] = sk;
   });
   __syncthreads();
   const int n = min(count, kCandidates);

@@ -51,7 +51,7 @@ struct RowSamplingParams {
   float frequency_penalty;   // 0 = off
   int32_t penalty_slot;      // row of the PenaltyState; -1 = none (no penalties, nothing recorded)
   int32_t num_logprobs;      // top-n logprobs of the raw row, 0..kMaxTopLogprobs
-  double uniform;            // the draw in [0, 1): CounterUniform(seed, n) as the CPU sampler uses it
+  double uniform;  // the draw in [0, 1): CounterUniform(seed, n) as the CPU sampler uses it
 };
 
 // One sampled row. logprob and top_logprobs are log-softmax values of the RAW

@@ -29,16 +29,18 @@ cudaError_t ClearPenaltySlot(const PenaltyState& state, int slot, int vocab, cud
   const size_t at = static_cast<size_t>(slot) * vocab;
   const cudaError_t err = cudaMemsetAsync(state.seen + at, 0, vocab, stream);
   if (err != cudaSuccess) return err;
-  return cudaMemsetAsync(state.counts + at, 0, static_cast<size_t>(vocab) * sizeof(int32_t), stream);
+  return cudaMemsetAsync(state.counts + at, 0, static_cast<size_t>(vocab) * sizeof(int32_t),
+                         stream);
 }
 
 cudaError_t LaunchMarkSeen(const PenaltyState& state, int slot, int vocab, const int32_t* tokens,
                            int n, cudaStream_t stream) {
   if (n <= 0) return cudaSuccess;
   if (!ValidSlot(state, slot, vocab) || !tokens) return cudaErrorInvalidValue;
-  const int threads = 256, blocks = (n + threads - 1) / threads < 1024 ? (n + threads - 1) / threads : 1024;
-  MarkSeenKernel<<<blocks, threads, 0, stream>>>(state.seen + static_cast<size_t>(slot) * vocab, vocab,
-                                                 tokens, n);
+  const int threads = 256,
+            blocks = (n + threads - 1) / threads < 1024 ? (n + threads - 1) / threads : 1024;
+  MarkSeenKernel<<<blocks, threads, 0, stream>>>(state.seen + static_cast<size_t>(slot) * vocab,
+                                                 vocab, tokens, n);
   return cudaGetLastError();
 }
 

@@ -22,8 +22,8 @@ namespace dms::cuda {
 namespace {
 
 using sampling::Cut;
-using sampling::KeyRange;
 using sampling::kCandidates;
+using sampling::KeyRange;
 using sampling::kSampleThreads;
 using sampling::PrefixTotals;
 using sampling::RowCtx;
@@ -43,7 +43,8 @@ __device__ void SelectBest(const RowCtx& c, SampleSmem& sm, int n) {
   const Target t{false, false, static_cast<uint32_t>(n), 0.0};
   const sampling::Bucket bk = sampling::LocateBucket(sm, t, 0, 0.0);
   if (bk.count_before + bk.count <= static_cast<uint32_t>(kCandidates)) {  // bins up to n's
-    sampling::GatherSorted(c, sm, kAll, KeyRange{0u, (static_cast<uint32_t>(bk.bin) << 21) | 0x1fffffu});
+    sampling::GatherSorted(c, sm, kAll,
+                           KeyRange{0u, (static_cast<uint32_t>(bk.bin) << 21) | 0x1fffffu});
     return;
   }
   bool level0 = true;
@@ -115,7 +116,9 @@ __device__ int SampleShortList(const RowCtx& c, SampleSmem& sm, int n, const Row
 // The smallest float s kept by min-p: exp(s - top) >= min_p (the CPU keeps
 // p_i >= min_p * p_0 with p_0 = exp(0) / sum).
 __device__ float MinPThreshold(float top, float min_p) {
-  auto kept = [&](float s) { return exp(static_cast<double>(s) - top) >= static_cast<double>(min_p); };
+  auto kept = [&](float s) {
+    return exp(static_cast<double>(s) - top) >= static_cast<double>(min_p);
+  };
   float s = static_cast<float>(static_cast<double>(top) + log(static_cast<double>(min_p)));
   for (int i = 0; i < 64 && !kept(s); ++i) s = nextafterf(s, INFINITY);
   for (int i = 0; i < 64 && kept(nextafterf(s, -INFINITY)); ++i) s = nextafterf(s, -INFINITY);
@@ -123,13 +126,15 @@ __device__ float MinPThreshold(float top, float min_p) {
 }
 
 // Kept list longer than kCandidates (top-k n_k of the sorted order): no sort.
-__device__ int SampleLongList(const RowCtx& c, SampleSmem& sm, int n_k, const RowSamplingParams& p) {
+__device__ int SampleLongList(const RowCtx& c, SampleSmem& sm, int n_k,
+                              const RowSamplingParams& p) {
   const float top = sampling::SortKeyValue(sampling::MaxPass(c));
   bool level0 = false;
   uint64_t set = kAll;  // the top-k prefix
   if (n_k < c.vocab) {
     set = sampling::Select(c, sm, kAll, top, Target{false, false, static_cast<uint32_t>(n_k), 0.0},
-                           &level0).sk;
+                           &level0)
+              .sk;
     level0 = false;
   }
   const bool min_p = p.min_p > 0.0f && isfinite(top);
@@ -139,13 +144,15 @@ __device__ int SampleLongList(const RowCtx& c, SampleSmem& sm, int n_k, const Ro
                      min_p_key);
   level0 = true;
   const int a = 2 * threadIdx.x, b = a + 1;
-  const double total = static_cast<double>(sampling::BlockSumU64(sm.hist_hi[a] + sm.hist_hi[b])) * 0x1p-31 +
-                       static_cast<double>(sampling::BlockSumU64(sm.hist_lo[a] + sm.hist_lo[b])) * 0x1p-63;
+  const double total =
+      static_cast<double>(sampling::BlockSumU64(sm.hist_hi[a] + sm.hist_hi[b])) * 0x1p-31 +
+      static_cast<double>(sampling::BlockSumU64(sm.hist_lo[a] + sm.hist_lo[b])) * 0x1p-63;
   // The kept prefix ends at `limit`; `kept` is its mass.
   uint64_t limit = set;
   double kept = total;
   if (p.top_p < 1.0f) {
-    const Cut cut = sampling::Select(c, sm, set, top, Target{true, false, 0, p.top_p * total}, &level0);
+    const Cut cut =
+        sampling::Select(c, sm, set, top, Target{true, false, 0, p.top_p * total}, &level0);
     limit = cut.sk;
     kept = cut.mass;
   }
@@ -153,13 +160,16 @@ __device__ int SampleLongList(const RowCtx& c, SampleSmem& sm, int n_k, const Ro
   const bool min_p_cuts = min_p && min_p_limit < limit;
   if (min_p_cuts) {
     limit = min_p_limit;
-    kept = static_cast<double>(min_p_set.hi) * 0x1p-31 + static_cast<double>(min_p_set.lo) * 0x1p-63;
+    kept =
+        static_cast<double>(min_p_set.hi) * 0x1p-31 + static_cast<double>(min_p_set.lo) * 0x1p-63;
   }
-  uint64_t pick = sampling::Select(c, sm, set, top, Target{true, true, 0, p.uniform * kept}, &level0).sk;
+  uint64_t pick =
+      sampling::Select(c, sm, set, top, Target{true, true, 0, p.uniform * kept}, &level0).sk;
   if (pick > limit && !min_p_cuts) pick = limit;
   if (pick > limit) {  // the draw rounded past the kept prefix: its last token, as the CPU
     level0 = false;
-    pick = sampling::Select(c, sm, set, top, Target{false, false, min_p_set.count, 0.0}, &level0).sk;
+    pick =
+        sampling::Select(c, sm, set, top, Target{false, false, min_p_set.count, 0.0}, &level0).sk;
   }
   return sampling::SortKeyId(pick);
 }
@@ -175,8 +185,10 @@ __global__ void __launch_bounds__(kSampleThreads, 1)
   const double lse = summaries[row].log_sum_exp;
   const bool has_slot = penalties.seen && penalties.counts && p.penalty_slot >= 0 &&
                         p.penalty_slot < penalties.num_slots;
-  uint8_t* seen = has_slot ? penalties.seen + static_cast<int64_t>(p.penalty_slot) * vocab : nullptr;
-  int32_t* counts = has_slot ? penalties.counts + static_cast<int64_t>(p.penalty_slot) * vocab : nullptr;
+  uint8_t* seen =
+      has_slot ? penalties.seen + static_cast<int64_t>(p.penalty_slot) * vocab : nullptr;
+  int32_t* counts =
+      has_slot ? penalties.counts + static_cast<int64_t>(p.penalty_slot) * vocab : nullptr;
 
   const int n_top = min(max(p.num_logprobs, 0), min(vocab, kMaxTopLogprobs));
   if (n_top > 0) {
@@ -189,8 +201,15 @@ __global__ void __launch_bounds__(kSampleThreads, 1)
 
   const bool repetition = has_slot && p.repetition_penalty != 1.0f;
   const bool by_count = has_slot && (p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f);
-  RowCtx c{x, repetition || by_count ? seen : nullptr, by_count ? counts : nullptr, vocab,
-           p.repetition_penalty, p.presence_penalty, p.frequency_penalty, 1.0f, false};
+  RowCtx c{x,
+           repetition || by_count ? seen : nullptr,
+           by_count ? counts : nullptr,
+           vocab,
+           p.repetition_penalty,
+           p.presence_penalty,
+           p.frequency_penalty,
+           1.0f,
+           false};
   int id;
   if (p.temperature == 0.0f || p.top_k == 1) {  // SamplingParams::greedy(): no temperature
     id = sampling::SortKeyId(sampling::MaxPass(c));
@@ -226,7 +245,7 @@ cudaError_t LaunchSampleRows(const float* logits, int rows, int vocab,
       cudaFuncSetAttribute(SampleRowsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
   SampleRowsKernel<<<rows, kSampleThreads, smem, stream>>>(logits, vocab, params, summaries,
-                                                            penalties, out);
+                                                           penalties, out);
   return cudaGetLastError();
 }
 

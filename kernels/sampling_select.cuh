@@ -30,13 +30,15 @@ constexpr int kCandidates = 2048;  // elements sorted in shared memory at once
 constexpr int kBins = 2048;        // histogram bins (11-bit digits)
 constexpr int kLevels = 3;
 
-__device__ __forceinline__ int DigitShift(int level) { return level == 0 ? 21 : level == 1 ? 10 : 0; }
+__device__ __forceinline__ int DigitShift(int level) {
+  return level == 0 ? 21 : level == 1 ? 10 : 0;
+}
 __device__ __forceinline__ uint32_t DigitMask(int level) { return level == 2 ? 0x3ffu : 0x7ffu; }
 
 // The kernel's shared memory (dynamic, 72 KiB).
 struct SampleSmem {
-  uint64_t cand[kCandidates];   // sort keys of gathered elements
-  double weight[kCandidates];   // their probabilities (exp(v - top)), CPU-order work
+  uint64_t cand[kCandidates];  // sort keys of gathered elements
+  double weight[kCandidates];  // their probabilities (exp(v - top)), CPU-order work
   uint32_t hist_count[kBins];
   unsigned long long hist_hi[kBins];  // mass of a bin = (hi * 2^32 + lo) * 2^-63
   unsigned long long hist_lo[kBins];
@@ -58,7 +60,9 @@ __device__ __forceinline__ uint64_t SortKey(uint32_t key, int id) {
 }
 
 __device__ __forceinline__ int SortKeyId(uint64_t sk) { return static_cast<int>(sk & 0xffffffffu); }
-__device__ __forceinline__ float SortKeyValue(uint64_t sk) { return KeyValue(static_cast<uint32_t>(sk >> 32)); }
+__device__ __forceinline__ float SortKeyValue(uint64_t sk) {
+  return KeyValue(static_cast<uint32_t>(sk >> 32));
+}
 
 // One row and how its values are made from the logits.
 struct RowCtx {
@@ -67,8 +71,8 @@ struct RowCtx {
   const int32_t* counts;  // [vocab] output counts; null: no presence/frequency penalty
   int vocab;
   float repetition, presence, frequency;
-  float inv_t;            // 1 / temperature (1: greedy)
-  bool raw;               // the raw logits (top logprobs): no penalties, no temperature
+  float inv_t;  // 1 / temperature (1: greedy)
+  bool raw;     // the raw logits (top logprobs): no penalties, no temperature
 };
 
 __device__ __forceinline__ float Canonical(float v) {
@@ -82,7 +86,8 @@ __device__ __forceinline__ float RowValue(const RowCtx& c, int i, float x, bool 
   if (c.raw) return Canonical(x);
   float v = x;
   if (seen) {
-    if (c.repetition != 1.0f) v = v > 0.0f ? __fdiv_rn(v, c.repetition) : __fmul_rn(v, c.repetition);
+    if (c.repetition != 1.0f)
+      v = v > 0.0f ? __fdiv_rn(v, c.repetition) : __fmul_rn(v, c.repetition);
     if (c.counts) {
       const int n = c.counts[i];
       if (n > 0) v = __fsub_rn(v, __fadd_rn(__fmul_rn(c.frequency, __int2float_rn(n)), c.presence));
@@ -155,7 +160,8 @@ __device__ __forceinline__ uint64_t MassUnits(float v, float top) {
 }
 
 __device__ __forceinline__ double BinMass(const SampleSmem& sm, int bin) {
-  return static_cast<double>(sm.hist_hi[bin]) * 0x1p-31 + static_cast<double>(sm.hist_lo[bin]) * 0x1p-63;
+  return static_cast<double>(sm.hist_hi[bin]) * 0x1p-31 +
+         static_cast<double>(sm.hist_lo[bin]) * 0x1p-63;
 }
 
 // A thread's run of consecutive elements in one histogram bin, added with
@@ -204,8 +210,8 @@ struct PrefixTotals {
 // whose key lies in r: counts, and masses exp(v - top) when `mass`. With
 // `prefix`, also the totals of the set's elements with key <= split.
 __device__ __forceinline__ void HistPass(const RowCtx& c, SampleSmem& sm, uint64_t lim, KeyRange r,
-                                         int level, bool mass, float top, PrefixTotals* prefix = nullptr,
-                                         uint32_t split = 0) {
+                                         int level, bool mass, float top,
+                                         PrefixTotals* prefix = nullptr, uint32_t split = 0) {
   __syncthreads();  // the previous histogram may still be read
   for (int b = threadIdx.x; b < kBins; b += kSampleThreads) {
     sm.hist_count[b] = 0;
@@ -239,7 +245,8 @@ __device__ __forceinline__ void HistPass(const RowCtx& c, SampleSmem& sm, uint64
 
 // Gathers the sort keys of the set's elements with key in r into sm.cand
 // (at most kCandidates: the caller knows the count) and sorts them.
-__device__ __forceinline__ int GatherSorted(const RowCtx& c, SampleSmem& sm, uint64_t lim, KeyRange r) {
+__device__ __forceinline__ int GatherSorted(const RowCtx& c, SampleSmem& sm, uint64_t lim,
+                                            KeyRange r) {
   __shared__ int count;
   __syncthreads();
   if (threadIdx.x == 0) count = 0;
@@ -270,7 +277,8 @@ __device__ __forceinline__ int TieScan(const RowCtx& c, uint64_t lim, uint32_t k
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       const int i = i0 + e;
-      if (i < c.vocab && DescKey(LoadValue(c, i)) == key && SortKey(key, i) <= lim) match |= 1u << e;
+      if (i < c.vocab && DescKey(LoadValue(c, i)) == key && SortKey(key, i) <= lim)
+        match |= 1u << e;
     }
     uint32_t total = 0;
     const uint32_t rank = done + BlockExclusiveScan<uint32_t>(__popc(match), &total);
@@ -299,10 +307,10 @@ struct Bucket {
 };
 
 struct Target {
-  bool mass;        // false: count
-  bool strict;      // mass: first running mass > value (the draw), else >=
-  uint32_t count;   // count target, 1-based (the k-th element)
-  double value;     // mass target, in exp(v - top) units
+  bool mass;       // false: count
+  bool strict;     // mass: first running mass > value (the draw), else >=
+  uint32_t count;  // count target, 1-based (the k-th element)
+  double value;    // mass target, in exp(v - top) units
 };
 
 __device__ __forceinline__ Bucket LocateBucket(const SampleSmem& sm, const Target& t,
@@ -344,9 +352,9 @@ struct Cut {
 };
 
 // Within a bin gathered into shared memory: the element reaching the target.
-__device__ __forceinline__ Cut FinishInBin(const RowCtx& c, SampleSmem& sm, uint64_t lim, KeyRange bin,
-                                           float top, const Target& t, uint32_t base_count,
-                                           double base_mass) {
+__device__ __forceinline__ Cut FinishInBin(const RowCtx& c, SampleSmem& sm, uint64_t lim,
+                                           KeyRange bin, float top, const Target& t,
+                                           uint32_t base_count, double base_mass) {
   __shared__ Cut result;
   const int n = GatherSorted(c, sm, lim, bin);
   if (!t.mass) {
@@ -372,9 +380,9 @@ __device__ __forceinline__ Cut FinishInBin(const RowCtx& c, SampleSmem& sm, uint
 
 // A bin of one key with more than kCandidates elements: all weigh the same,
 // so the target's rank among them follows by division; its id by a scan.
-__device__ __forceinline__ Cut FinishTies(const RowCtx& c, uint64_t lim, uint32_t key, uint32_t count,
-                                          float top, const Target& t, uint32_t base_count,
-                                          double base_mass) {
+__device__ __forceinline__ Cut FinishTies(const RowCtx& c, uint64_t lim, uint32_t key,
+                                          uint32_t count, float top, const Target& t,
+                                          uint32_t base_count, double base_mass) {
   long long j;  // 0-based rank among the tied elements
   double w = 1.0;
   if (!t.mass) {
@@ -417,7 +425,8 @@ __device__ __forceinline__ Cut Select(const RowCtx& c, SampleSmem& sm, uint64_t 
     if (bk.count <= static_cast<uint32_t>(kCandidates)) {
       return FinishInBin(c, sm, lim, bin, top, t, base_count, base_mass);
     }
-    if (level == kLevels - 1) return FinishTies(c, lim, bin.lo, bk.count, top, t, base_count, base_mass);
+    if (level == kLevels - 1)
+      return FinishTies(c, lim, bin.lo, bk.count, top, t, base_count, base_mass);
     r = bin;
   }
   return Cut{~0ull, 0.0};  // not reached

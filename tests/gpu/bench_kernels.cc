@@ -216,7 +216,11 @@ void BenchGemv(double copy_bytes_per_s) {
 
 void BenchSampleRows(const std::vector<int>& rows_list, double copy_bytes_per_s) {
   constexpr int kVocab = 151936;
-  struct Config { const char* name; float temperature, top_p; int top_k; };
+  struct Config {
+    const char* name;
+    float temperature, top_p;
+    int top_k;
+  };
   const Config configs[] = {{"t0.6_p0.95_k20", 0.6f, 0.95f, 20}, {"t1.0", 1.0f, 1.0f, 0}};
   const int max_rows = *std::max_element(rows_list.begin(), rows_list.end());
   // Language-model-like rows: a bulk of N(0, 2)-ish values (sum of uniforms)
@@ -225,7 +229,8 @@ void BenchSampleRows(const std::vector<int>& rows_list, double copy_bytes_per_s)
   std::vector<float> logits(static_cast<size_t>(max_rows) * kVocab);
   for (float& x : logits) x = rng.Uniform(-2, 2) + rng.Uniform(-2, 2) + rng.Uniform(-2, 2);
   for (int r = 0; r < max_rows; ++r) {
-    for (int j = 0; j < 30; ++j) logits[static_cast<size_t>(r) * kVocab + rng.Next() % kVocab] += rng.Uniform(5, 15);
+    for (int j = 0; j < 30; ++j)
+      logits[static_cast<size_t>(r) * kVocab + rng.Next() % kVocab] += rng.Uniform(5, 15);
   }
   float* d_logits = DeviceCopy(logits);
   cuda::LogitRowSummary* d_summary = nullptr;
@@ -238,22 +243,32 @@ void BenchSampleRows(const std::vector<int>& rows_list, double copy_bytes_per_s)
   for (const Config& cfg : configs) {
     std::vector<cuda::RowSamplingParams> params(max_rows);
     for (int r = 0; r < max_rows; ++r) {
-      params[r] = cuda::RowSamplingParams{cfg.temperature, cfg.top_k, cfg.top_p, 0.0f, 1.0f, 0.0f, 0.0f,
-                                          -1, 0, (rng.Next() >> 11) * (1.0 / 9007199254740992.0)};
+      params[r] = cuda::RowSamplingParams{cfg.temperature,
+                                          cfg.top_k,
+                                          cfg.top_p,
+                                          0.0f,
+                                          1.0f,
+                                          0.0f,
+                                          0.0f,
+                                          -1,
+                                          0,
+                                          (rng.Next() >> 11) * (1.0 / 9007199254740992.0)};
     }
     cuda::RowSamplingParams* d_params = DeviceCopy(params);
     for (int rows : rows_list) {
       cudaError_t err = cudaSuccess;
       const double ms = MedianMs(21, [&] {
-        err = cuda::LaunchSampleRows(d_logits, rows, kVocab, d_params, d_summary, cuda::PenaltyState{},
-                                     nullptr, d_out, nullptr);
+        err = cuda::LaunchSampleRows(d_logits, rows, kVocab, d_params, d_summary,
+                                     cuda::PenaltyState{}, nullptr, d_out, nullptr);
       });
       const cudaError_t sync = cudaDeviceSynchronize();
       const double bytes = static_cast<double>(rows) * kVocab * sizeof(float);
-      std::printf("{\"kind\":\"sampler\",\"config\":\"%s\",\"rows\":%d,\"vocab\":%d,\"us\":%.1f,"
-                  "\"GBps\":%.0f,\"copy_fraction\":%.3f,\"error\":\"%s\"}\n",
-                  cfg.name, rows, kVocab, ms * 1e3, bytes / (ms * 1e6), bytes / (ms * 1e-3) / copy_bytes_per_s,
-                  cudaGetErrorString(err != cudaSuccess ? err : sync));
+      std::printf(
+          "{\"kind\":\"sampler\",\"config\":\"%s\",\"rows\":%d,\"vocab\":%d,\"us\":%.1f,"
+          "\"GBps\":%.0f,\"copy_fraction\":%.3f,\"error\":\"%s\"}\n",
+          cfg.name, rows, kVocab, ms * 1e3, bytes / (ms * 1e6),
+          bytes / (ms * 1e-3) / copy_bytes_per_s,
+          cudaGetErrorString(err != cudaSuccess ? err : sync));
       std::fflush(stdout);
     }
     cudaFree(d_params);

@@ -136,7 +136,8 @@ int Run(int argc, char** argv) {
     else if (k == "--batch-streams") batch.streams = ParseList(argv[i + 1]);
     else if (k == "--batch-context") batch.context = std::atoi(argv[i + 1]);
     else if (k == "--capacity-context") batch.capacity_context = std::atoi(argv[i + 1]);
-    else if (k == "--sampler-rows") sampler_rows = ParseList(argv[i + 1]), sampler_only = true;
+    else if (k == "--sampler-rows")
+      sampler_rows = ParseList(argv[i + 1]), sampler_only = true;
   }
   if (sampler_only) {
     const double bw = CopyBandwidth();

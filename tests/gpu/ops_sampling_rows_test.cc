@@ -42,7 +42,8 @@ struct History {
 };
 
 // Sampler::ApplyPenalties on a copy of the row.
-std::vector<float> Penalized(const float* logits, int vocab, const SamplingParams& sp, const History& h) {
+std::vector<float> Penalized(const float* logits, int vocab, const SamplingParams& sp,
+                             const History& h) {
   std::vector<float> w(logits, logits + vocab);
   for (int i = 0; i < vocab; ++i) {
     if (sp.repetition_penalty != 1.0f && h.seen[i]) {
@@ -158,11 +159,16 @@ Trace TraceSample(std::vector<float> work, const SamplingParams& sp, double u) {
 enum class Style { kLlm, kUniform, kQuantized, kEqual, kMasked };
 const char* StyleName(Style s) {
   switch (s) {
-    case Style::kLlm: return "llm";
-    case Style::kUniform: return "uniform";
-    case Style::kQuantized: return "quantized";
-    case Style::kEqual: return "equal";
-    case Style::kMasked: return "masked";
+    case Style::kLlm:
+      return "llm";
+    case Style::kUniform:
+      return "uniform";
+    case Style::kQuantized:
+      return "quantized";
+    case Style::kEqual:
+      return "equal";
+    case Style::kMasked:
+      return "masked";
   }
   return "?";
 }
@@ -173,16 +179,27 @@ std::vector<float> MakeRow(Style style, int vocab, std::mt19937_64& rng) {
   std::vector<float> x(vocab);
   for (float& v : x) {
     switch (style) {
-      case Style::kLlm: v = normal(rng); break;
-      case Style::kUniform: v = uni(rng); break;
-      case Style::kQuantized: v = std::round(normal(rng) * 2.0f) / 2.0f; break;  // few values
-      case Style::kEqual: v = 1.5f; break;
-      case Style::kMasked: v = rng() % 10 == 0 ? normal(rng) : -INFINITY; break;
+      case Style::kLlm:
+        v = normal(rng);
+        break;
+      case Style::kUniform:
+        v = uni(rng);
+        break;
+      case Style::kQuantized:
+        v = std::round(normal(rng) * 2.0f) / 2.0f;
+        break;  // few values
+      case Style::kEqual:
+        v = 1.5f;
+        break;
+      case Style::kMasked:
+        v = rng() % 10 == 0 ? normal(rng) : -INFINITY;
+        break;
     }
   }
   if (style == Style::kMasked) x[rng() % vocab] = 3.0f;  // at least one finite
   if (style == Style::kLlm) {  // a few likely tokens, as a language model's row
-    for (int i = 0; i < std::min(vocab, 30); ++i) x[rng() % vocab] += 5.0f + 10.0f * (rng() % 1000) / 1000.0f;
+    for (int i = 0; i < std::min(vocab, 30); ++i)
+      x[rng() % vocab] += 5.0f + 10.0f * (rng() % 1000) / 1000.0f;
   }
   return x;
 }
@@ -236,7 +253,8 @@ struct RunStats {
 
 // Logprobs: within 1e-5, or both -inf (a masked token).
 bool LogprobClose(float got, double want) {
-  return (std::isinf(got) && std::isinf(want) && got < 0 && want < 0) || std::abs(got - want) <= 1e-5;
+  return (std::isinf(got) && std::isinf(want) && got < 0 && want < 0) ||
+         std::abs(got - want) <= 1e-5;
 }
 
 template <typename LogitsFn>
@@ -262,7 +280,8 @@ void RunAndCompare(std::vector<Sequence>& seqs, int vocab, int steps, LogitsFn l
     if (!s.prompt.empty()) {
       DevArray<int32_t> tokens;
       tokens.Upload(s.prompt);
-      EXPECT_EQ(cuda::LaunchMarkSeen(state, r, vocab, tokens.get(), static_cast<int>(s.prompt.size()), nullptr),
+      EXPECT_EQ(cuda::LaunchMarkSeen(state, r, vocab, tokens.get(),
+                                     static_cast<int>(s.prompt.size()), nullptr),
                 cudaSuccess);
       cudaDeviceSynchronize();
     }
@@ -274,7 +293,8 @@ void RunAndCompare(std::vector<Sequence>& seqs, int vocab, int steps, LogitsFn l
     for (int r = 0; r < rows; ++r) {
       const std::vector<float> row = logits_for(step, r);
       std::copy(row.begin(), row.end(), logits.begin() + static_cast<size_t>(r) * vocab);
-      params[r] = DeviceParams(seqs[r], r, CounterUniform(seqs[r].seed, seqs[r].cpu->num_generated()));
+      params[r] =
+          DeviceParams(seqs[r], r, CounterUniform(seqs[r].seed, seqs[r].cpu->num_generated()));
     }
     DevArray<float> d_logits;
     d_logits.Upload(logits);
@@ -282,11 +302,11 @@ void RunAndCompare(std::vector<Sequence>& seqs, int vocab, int steps, LogitsFn l
     d_params.Upload(params);
     DevArray<cuda::LogitRowSummary> d_summary(rows);
     DevArray<cuda::SampledRow> d_out(rows);  // poisoned
-    EXPECT_EQ(cuda::LaunchLogitSummary(d_logits.get(), rows, vocab, summary_scratch.get(), d_summary.get(),
-                                       nullptr),
+    EXPECT_EQ(cuda::LaunchLogitSummary(d_logits.get(), rows, vocab, summary_scratch.get(),
+                                       d_summary.get(), nullptr),
               cudaSuccess);
-    EXPECT_EQ(cuda::LaunchSampleRows(d_logits.get(), rows, vocab, d_params.get(), d_summary.get(), state,
-                                     nullptr, d_out.get(), nullptr),
+    EXPECT_EQ(cuda::LaunchSampleRows(d_logits.get(), rows, vocab, d_params.get(), d_summary.get(),
+                                     state, nullptr, d_out.get(), nullptr),
               cudaSuccess);
     EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     const std::vector<cuda::SampledRow> got = d_out.Download();
@@ -298,13 +318,13 @@ void RunAndCompare(std::vector<Sequence>& seqs, int vocab, int steps, LogitsFn l
       const std::vector<float> work = Penalized(row, vocab, s.sp, s.history);
       const SampledToken want = s.cpu->Sample(std::span<const float>(row, vocab));
       const cuda::SampledRow& g = got[r];
-      const std::string where = label + " step " + std::to_string(step) + " row " + std::to_string(r) +
-                                " T=" + std::to_string(s.sp.temperature) + " k=" + std::to_string(s.sp.top_k) +
-                                " p=" + std::to_string(s.sp.top_p) + " min_p=" + std::to_string(s.sp.min_p) +
-                                " rep=" + std::to_string(s.sp.repetition_penalty) +
-                                " pres=" + std::to_string(s.sp.presence_penalty) +
-                                " freq=" + std::to_string(s.sp.frequency_penalty) +
-                                " u=" + std::to_string(uniform);
+      const std::string where =
+          label + " step " + std::to_string(step) + " row " + std::to_string(r) +
+          " T=" + std::to_string(s.sp.temperature) + " k=" + std::to_string(s.sp.top_k) +
+          " p=" + std::to_string(s.sp.top_p) + " min_p=" + std::to_string(s.sp.min_p) +
+          " rep=" + std::to_string(s.sp.repetition_penalty) +
+          " pres=" + std::to_string(s.sp.presence_penalty) +
+          " freq=" + std::to_string(s.sp.frequency_penalty) + " u=" + std::to_string(uniform);
       ++st.rows;
       ASSERT_TRUE(g.id >= 0 && g.id < vocab) << where << ": id " << g.id;
       if (g.id == want.id) {
@@ -348,7 +368,8 @@ std::vector<int32_t> RandomPrompt(std::mt19937_64& rng, int vocab) {
 
 void ReportStats(const std::string& label, const RunStats& st) {
   char buf[128];
-  std::snprintf(buf, sizeof(buf), "rows=%d exact=%d borderline=%d", st.rows, st.exact, st.borderline);
+  std::snprintf(buf, sizeof(buf), "rows=%d exact=%d borderline=%d", st.rows, st.exact,
+                st.borderline);
   const bool ok = st.borderline * 50 <= st.rows + 50;  // rare: about 2% at most (plus slack)
   Report("sample_rows", label, buf, ok);
   EXPECT_TRUE(ok) << label << ": too many borderline mismatches (" << buf << ")";
@@ -361,7 +382,8 @@ TEST(SampleRowsOp, SweepMatchesTheCpuSampler) {
   std::mt19937_64 rng(11);
   for (int vocab : {1, 2, 7, 256, 1000, 32000, 151936}) {
     const bool big = vocab > 100000;
-    for (Style style : {Style::kLlm, Style::kUniform, Style::kQuantized, Style::kEqual, Style::kMasked}) {
+    for (Style style :
+         {Style::kLlm, Style::kUniform, Style::kQuantized, Style::kEqual, Style::kMasked}) {
       if (big && (style == Style::kUniform || style == Style::kMasked)) continue;  // host time
       std::vector<Sequence> seqs(big ? 12 : 40);
       for (Sequence& s : seqs) {
@@ -373,7 +395,9 @@ TEST(SampleRowsOp, SweepMatchesTheCpuSampler) {
       for (size_t r = 0; r < seqs.size() * 3; ++r) rows.push_back(MakeRow(style, vocab, rng));
       const std::string label = std::string(StyleName(style)) + " vocab=" + std::to_string(vocab);
       RunStats st;
-      RunAndCompare(seqs, vocab, 3, [&](int step, int r) { return rows[step * seqs.size() + r]; }, label, &st);
+      RunAndCompare(
+          seqs, vocab, 3, [&](int step, int r) { return rows[step * seqs.size() + r]; }, label,
+          &st);
       if (HasFatalFailure()) return;
       ReportStats(label, st);
     }
@@ -398,7 +422,8 @@ TEST(SampleRowsOp, EachParameterAlone) {
       }
     };
     for (float t : {0.3f, 0.6f, 1.0f, 2.5f}) add([&](SamplingParams& sp) { sp.temperature = t; });
-    for (int k : {1, 5, 20, 50, 1500, 2048, 2049, 5000, vocab}) add([&](SamplingParams& sp) { sp.top_k = k; });
+    for (int k : {1, 5, 20, 50, 1500, 2048, 2049, 5000, vocab})
+      add([&](SamplingParams& sp) { sp.top_k = k; });
     for (float p : {0.95f, 0.5f, 1e-6f}) add([&](SamplingParams& sp) { sp.top_p = p; });
     for (float m : {0.05f, 0.5f, 1.0f}) add([&](SamplingParams& sp) { sp.min_p = m; });
     for (float r : {1.3f, 0.8f}) add([&](SamplingParams& sp) { sp.repetition_penalty = r; });
@@ -413,7 +438,8 @@ TEST(SampleRowsOp, EachParameterAlone) {
     for (size_t r = 0; r < seqs.size() * 2; ++r) rows.push_back(MakeRow(Style::kLlm, vocab, rng));
     const std::string label = "alone vocab=" + std::to_string(vocab);
     RunStats st;
-    RunAndCompare(seqs, vocab, 2, [&](int step, int r) { return rows[step * seqs.size() + r]; }, label, &st);
+    RunAndCompare(
+        seqs, vocab, 2, [&](int step, int r) { return rows[step * seqs.size() + r]; }, label, &st);
     if (HasFatalFailure()) return;
     ReportStats(label, st);
   }
@@ -433,7 +459,8 @@ TEST(SampleRowsOp, PenaltiesAccumulateOnTheDevice) {
       sp.presence_penalty = r % 2 ? 1.5f : 0.0f;
       sp.frequency_penalty = r % 3 == 1 ? 0.8f : r % 3 == 2 ? -0.3f : 0.0f;
       sp.repetition_penalty = r % 4 == 0 ? 1.3f : 1.0f;
-      if (sp.presence_penalty == 0 && sp.frequency_penalty == 0 && sp.repetition_penalty == 1) sp.presence_penalty = 0.4f;
+      if (sp.presence_penalty == 0 && sp.frequency_penalty == 0 && sp.repetition_penalty == 1)
+        sp.presence_penalty = 0.4f;
       sp.top_k = r == 5 ? 0 : 8;
       sp.logprobs = 3;
       seqs[r].seed = rng();
@@ -443,7 +470,8 @@ TEST(SampleRowsOp, PenaltiesAccumulateOnTheDevice) {
     for (size_t r = 0; r < seqs.size(); ++r) rows.push_back(MakeRow(Style::kLlm, vocab, rng));
     const std::string label = "penalties vocab=" + std::to_string(vocab) + " steps=16";
     RunStats st;
-    RunAndCompare(seqs, vocab, 16, [&](int, int r) { return rows[r]; }, label, &st);
+    RunAndCompare(
+        seqs, vocab, 16, [&](int, int r) { return rows[r]; }, label, &st);
     if (HasFatalFailure()) return;
     ReportStats(label, st);
   }
@@ -460,8 +488,12 @@ TEST(SampleRowsOp, DrawsAtTheEdges) {
       const std::vector<float> row = MakeRow(style, vocab, rng);
       std::vector<double> draws = {0.0, 1e-300, 1e-12, 0.5, 1.0 - 1e-12, 1.0 - 0x1p-53};
       while (draws.size() < 64) draws.push_back(std::uniform_real_distribution<double>(0, 1)(rng));
-      for (const auto& [k, top_p, min_p] : std::vector<std::tuple<int, float, float>>{
-               {0, 1.0f, 0.0f}, {20, 1.0f, 0.0f}, {0, 0.95f, 0.0f}, {0, 1.0f, 0.05f}, {5000, 0.9f, 0.0f}}) {
+      for (const auto& [k, top_p, min_p] :
+           std::vector<std::tuple<int, float, float>>{{0, 1.0f, 0.0f},
+                                                      {20, 1.0f, 0.0f},
+                                                      {0, 0.95f, 0.0f},
+                                                      {0, 1.0f, 0.05f},
+                                                      {5000, 0.9f, 0.0f}}) {
         SamplingParams sp;
         sp.temperature = 1.0f, sp.top_k = k, sp.top_p = top_p, sp.min_p = min_p;
         const int rows = static_cast<int>(draws.size());
@@ -480,9 +512,11 @@ TEST(SampleRowsOp, DrawsAtTheEdges) {
         DevArray<cuda::LogitRowSummary> d_summary(rows);
         DevArray<uint8_t> scratch(cuda::LogitSummaryScratchBytes(rows, vocab));
         DevArray<cuda::SampledRow> d_out(rows);
-        DMS_CUDA_CHECK(cuda::LaunchLogitSummary(d_logits.get(), rows, vocab, scratch.get(), d_summary.get(), nullptr));
-        DMS_CUDA_CHECK(cuda::LaunchSampleRows(d_logits.get(), rows, vocab, d_params.get(), d_summary.get(),
-                                              cuda::PenaltyState{}, nullptr, d_out.get(), nullptr));
+        DMS_CUDA_CHECK(cuda::LaunchLogitSummary(d_logits.get(), rows, vocab, scratch.get(),
+                                                d_summary.get(), nullptr));
+        DMS_CUDA_CHECK(cuda::LaunchSampleRows(d_logits.get(), rows, vocab, d_params.get(),
+                                              d_summary.get(), cuda::PenaltyState{}, nullptr,
+                                              d_out.get(), nullptr));
         const std::vector<cuda::SampledRow> got = d_out.Download();
         int exact = 0, borderline = 0;
         for (int r = 0; r < rows; ++r) {
@@ -492,9 +526,10 @@ TEST(SampleRowsOp, DrawsAtTheEdges) {
             const double u0 = CounterUniform(5, 0);
             EXPECT_EQ(TraceSample(row, sp, u0).id, cpu.Sample(row).id);
           }
-          const std::string where = std::string(StyleName(style)) + " vocab " + std::to_string(vocab) +
-                                    " k " + std::to_string(k) + " top_p " + std::to_string(top_p) +
-                                    " min_p " + std::to_string(min_p) + " u " + std::to_string(draws[r]);
+          const std::string where = std::string(StyleName(style)) + " vocab " +
+                                    std::to_string(vocab) + " k " + std::to_string(k) + " top_p " +
+                                    std::to_string(top_p) + " min_p " + std::to_string(min_p) +
+                                    " u " + std::to_string(draws[r]);
           if (got[r].id == t.id) {
             ++exact;
           } else {
@@ -505,9 +540,10 @@ TEST(SampleRowsOp, DrawsAtTheEdges) {
         }
         char buf[96];
         std::snprintf(buf, sizeof(buf), "draws=%d exact=%d borderline=%d", rows, exact, borderline);
-        Report("sample_rows", std::string("edges ") + StyleName(style) + " vocab=" + std::to_string(vocab) +
-                                  " k=" + std::to_string(k) + " p=" + std::to_string(top_p) +
-                                  " min_p=" + std::to_string(min_p),
+        Report("sample_rows",
+               std::string("edges ") + StyleName(style) + " vocab=" + std::to_string(vocab) +
+                   " k=" + std::to_string(k) + " p=" + std::to_string(top_p) +
+                   " min_p=" + std::to_string(min_p),
                buf, borderline * 8 <= rows);
         EXPECT_LE(borderline * 8, rows);
       }

@@ -34,12 +34,12 @@ constexpr uint64_t kAll = ~0ull;  // a set limit that keeps every element
 constexpr KeyRange kAnyKey{0u, 0xffffffffu};
 
 // sm.cand[0, n) = sort keys of the set's n best elements, sorted.
-__device__ void SelectBest(const RowCtx& c, SampleSmem& sm, int n) {
+__device__ __forceinline__ void SelectBest(const RowCtx& c, SampleSmem& sm, int n) {
   if (n >= c.vocab) {
     sampling::GatherSorted(c, sm, kAll, kAnyKey);
     return;
   }
-  sampling::HistPass(c, sm, kAll, kAnyKey, 0, /*mass=*/false, 0.0f);
+  sampling::HistPass<false>(c, sm, kAll, kAnyKey, 0, 0.0f);
   const Target t{false, false, static_cast<uint32_t>(n), 0.0};
   const sampling::Bucket bk = sampling::LocateBucket(sm, t, 0, 0.0);
   if (bk.count_before + bk.count <= static_cast<uint32_t>(kCandidates)) {  // bins up to n's
@@ -53,7 +53,8 @@ __device__ void SelectBest(const RowCtx& c, SampleSmem& sm, int n) {
 }
 
 // Top-n logprobs of the raw row into out (all threads call; n >= 1).
-__device__ void TopLogprobs(const RowCtx& raw, SampleSmem& sm, int n, double lse, SampledRow* out) {
+__device__ __forceinline__ void TopLogprobs(const RowCtx& raw, SampleSmem& sm, int n, double lse,
+                                            SampledRow* out) {
   SelectBest(raw, sm, n);
   if (threadIdx.x < kMaxTopLogprobs) {
     const int j = threadIdx.x;
@@ -66,7 +67,7 @@ __device__ void TopLogprobs(const RowCtx& raw, SampleSmem& sm, int n, double lse
 
 // Sampler::Sample's arithmetic after top-k on probs[0, n) = exp(v - top) of
 // the kept list in order: normalise, top-p, min-p, the draw. One thread.
-__device__ int CpuOrderDraw(double* probs, int n, const RowSamplingParams& p) {
+__device__ __forceinline__ int CpuOrderDraw(double* probs, int n, const RowSamplingParams& p) {
   double sum = 0;
   for (int i = 0; i < n; ++i) sum += probs[i];
   for (int i = 0; i < n; ++i) probs[i] /= sum;
@@ -100,7 +101,8 @@ __device__ int CpuOrderDraw(double* probs, int n, const RowSamplingParams& p) {
 }
 
 // Kept list of n <= kCandidates: select, sort, then the CPU's arithmetic.
-__device__ int SampleShortList(const RowCtx& c, SampleSmem& sm, int n, const RowSamplingParams& p) {
+__device__ __forceinline__ int SampleShortList(const RowCtx& c, SampleSmem& sm, int n,
+                                               const RowSamplingParams& p) {
   __shared__ int pick;
   SelectBest(c, sm, n);
   const double top = sampling::SortKeyValue(sm.cand[0]);
@@ -115,7 +117,7 @@ __device__ int SampleShortList(const RowCtx& c, SampleSmem& sm, int n, const Row
 
 // The smallest float s kept by min-p: exp(s - top) >= min_p (the CPU keeps
 // p_i >= min_p * p_0 with p_0 = exp(0) / sum).
-__device__ float MinPThreshold(float top, float min_p) {
+__device__ __forceinline__ float MinPThreshold(float top, float min_p) {
   auto kept = [&](float s) {
     return exp(static_cast<double>(s) - top) >= static_cast<double>(min_p);
   };
@@ -125,10 +127,18 @@ __device__ float MinPThreshold(float top, float min_p) {
   return s;
 }
 
+// The row's largest value. Without penalties it is the raw maximum times
+// 1/T (rounding x * (1/T) is monotone in x), which saves a pass.
+__device__ __forceinline__ float RowTop(const RowCtx& c, float max_logit) {
+  if (!c.seen && isfinite(max_logit)) return sampling::Canonical(__fmul_rn(max_logit, c.inv_t));
+  return sampling::SortKeyValue(sampling::MaxPass(c));
+}
+
 // Kept list longer than kCandidates (top-k n_k of the sorted order): no sort.
-__device__ int SampleLongList(const RowCtx& c, SampleSmem& sm, int n_k,
-                              const RowSamplingParams& p) {
-  const float top = sampling::SortKeyValue(sampling::MaxPass(c));
+// max_logit: the raw row's maximum (LogitRowSummary).
+__device__ __forceinline__ int SampleLongList(const RowCtx& c, SampleSmem& sm, int n_k,
+                                              float max_logit, const RowSamplingParams& p) {
+  const float top = RowTop(c, max_logit);
   bool level0 = false;
   uint64_t set = kAll;  // the top-k prefix
   if (n_k < c.vocab) {
@@ -140,8 +150,7 @@ __device__ int SampleLongList(const RowCtx& c, SampleSmem& sm, int n_k,
   const bool min_p = p.min_p > 0.0f && isfinite(top);
   const uint32_t min_p_key = min_p ? sampling::DescKey(MinPThreshold(top, p.min_p)) : 0xffffffffu;
   PrefixTotals min_p_set{};  // the set's tokens min-p keeps
-  sampling::HistPass(c, sm, set, kAnyKey, 0, /*mass=*/true, top, min_p ? &min_p_set : nullptr,
-                     min_p_key);
+  sampling::HistPass<true>(c, sm, set, kAnyKey, 0, top, min_p ? &min_p_set : nullptr, min_p_key);
   level0 = true;
   const int a = 2 * threadIdx.x, b = a + 1;
   const double total =
@@ -216,7 +225,8 @@ __global__ void __launch_bounds__(kSampleThreads, 1)
   } else {
     c.inv_t = __fdiv_rn(1.0f, p.temperature);
     const int n_k = p.top_k > 0 && p.top_k < vocab ? p.top_k : vocab;
-    id = n_k <= kCandidates ? SampleShortList(c, sm, n_k, p) : SampleLongList(c, sm, n_k, p);
+    id = n_k <= kCandidates ? SampleShortList(c, sm, n_k, p)
+                            : SampleLongList(c, sm, n_k, summaries[row].max_logit, p);
   }
   id = id >= 0 && id < vocab ? id : 0;
   __syncthreads();  // every read of the penalty slot is done
@@ -241,9 +251,9 @@ cudaError_t LaunchSampleRows(const float* logits, int rows, int vocab,
   if (rows <= 0) return cudaSuccess;
   if (vocab <= 0 || !logits || !params || !summaries || !out) return cudaErrorInvalidValue;
   const int smem = static_cast<int>(sizeof(SampleSmem));
-  const cudaError_t err =
+  static const cudaError_t attr =
       cudaFuncSetAttribute(SampleRowsKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-  if (err != cudaSuccess) return err;
+  if (attr != cudaSuccess) return attr;
   SampleRowsKernel<<<rows, kSampleThreads, smem, stream>>>(logits, vocab, params, summaries,
                                                            penalties, out);
   return cudaGetLastError();

@@ -168,6 +168,7 @@ __device__ __forceinline__ double BinMass(const SampleSmem& sm, int bin) {
 // one set of atomics when the bin changes: rows of equal values or -inf
 // masks (one bin for most of the row) then add once a run instead of once an
 // element on one address. Integer atomics: sums do not depend on the order.
+template <bool kMass>
 struct HistRun {
   int bin = -1;
   uint32_t count = 0;
@@ -176,7 +177,7 @@ struct HistRun {
   __device__ __forceinline__ void Flush(SampleSmem& sm) {
     if (bin < 0) return;
     atomicAdd(&sm.hist_count[bin], count);
-    if (hi | lo) {
+    if (kMass && (hi | lo)) {
       atomicAdd(&sm.hist_hi[bin], hi);
       atomicAdd(&sm.hist_lo[bin], lo);
     }
@@ -191,8 +192,10 @@ struct HistRun {
       hi = lo = 0;
     }
     ++count;
-    hi += q >> 32;
-    lo += q & 0xffffffffu;
+    if (kMass) {
+      hi += q >> 32;
+      lo += q & 0xffffffffu;
+    }
   }
 };
 
@@ -207,11 +210,12 @@ struct PrefixTotals {
 };
 
 // Histogram by the digit at `level` of the set's elements (sort key <= lim)
-// whose key lies in r: counts, and masses exp(v - top) when `mass`. With
-// `prefix`, also the totals of the set's elements with key <= split.
+// whose key lies in r: counts, and masses exp(v - top) when kMass. With
+// `prefix` (kMass only), also the totals of the set's elements with key <= split.
+template <bool kMass>
 __device__ __forceinline__ void HistPass(const RowCtx& c, SampleSmem& sm, uint64_t lim, KeyRange r,
-                                         int level, bool mass, float top,
-                                         PrefixTotals* prefix = nullptr, uint32_t split = 0) {
+                                         int level, float top, PrefixTotals* prefix = nullptr,
+                                         uint32_t split = 0) {
   __syncthreads();  // the previous histogram may still be read
   for (int b = threadIdx.x; b < kBins; b += kSampleThreads) {
     sm.hist_count[b] = 0;
@@ -222,13 +226,13 @@ __device__ __forceinline__ void HistPass(const RowCtx& c, SampleSmem& sm, uint64
   const uint32_t mask = DigitMask(level);
   uint32_t pre_count = 0;
   unsigned long long pre_hi = 0, pre_lo = 0;
-  HistRun run;
+  HistRun<kMass> run;
   ForEachElement(c, [&](int i, float v, bool valid) {
     const uint32_t key = DescKey(v);
     if (!valid || key < r.lo || key > r.hi || SortKey(key, i) > lim) return;
-    const uint64_t q = mass ? MassUnits(v, top) : 0ull;
+    const uint64_t q = kMass ? MassUnits(v, top) : 0ull;
     run.Add(sm, static_cast<int>((key >> shift) & mask), q);
-    if (prefix && key <= split) {
+    if (kMass && prefix && key <= split) {
       ++pre_count;
       pre_hi += q >> 32;
       pre_lo += q & 0xffffffffu;
@@ -413,7 +417,11 @@ __device__ __forceinline__ Cut Select(const RowCtx& c, SampleSmem& sm, uint64_t 
   double base_mass = 0.0;
   for (int level = 0; level < kLevels; ++level) {
     if (level > 0 || !*level0) {
-      HistPass(c, sm, lim, r, level, t.mass, top);
+      if (t.mass) {
+        HistPass<true>(c, sm, lim, r, level, top);
+      } else {
+        HistPass<false>(c, sm, lim, r, level, top);
+      }
       *level0 = level == 0;
     }
     const Bucket bk = LocateBucket(sm, t, base_count, base_mass);

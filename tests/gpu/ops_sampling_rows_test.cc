@@ -64,9 +64,20 @@ struct Trace {
   bool borderline = false;
 };
 
+// Ids by value descending, ties by lower id (the CPU sampler's order).
+std::vector<int> SortedOrder(const std::vector<float>& work) {
+  std::vector<int> order(work.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(),
+            [&](int a, int b) { return work[a] > work[b] || (work[a] == work[b] && a < b); });
+  return order;
+}
+
 // Sampler::Sample's algorithm on penalized values with draw u, enumerating
-// the outcomes of decisions that lie within kTol of their boundary.
-Trace TraceSample(std::vector<float> work, const SamplingParams& sp, double u) {
+// the outcomes of decisions that lie within kTol of their boundary. `sorted`:
+// SortedOrder of the scaled values when the caller has it (many draws).
+Trace TraceSample(std::vector<float> work, const SamplingParams& sp, double u,
+                  const std::vector<int>* sorted = nullptr) {
   Trace t;
   const int v = static_cast<int>(work.size());
   if (sp.greedy()) {
@@ -76,10 +87,7 @@ Trace TraceSample(std::vector<float> work, const SamplingParams& sp, double u) {
   }
   const float inv_t = 1.0f / sp.temperature;
   for (float& x : work) x *= inv_t;
-  std::vector<int> order(v);
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(),
-            [&](int a, int b) { return work[a] > work[b] || (work[a] == work[b] && a < b); });
+  const std::vector<int> order = sorted ? *sorted : SortedOrder(work);
   const int n = sp.top_k > 0 && sp.top_k < v ? sp.top_k : v;
   const float top = work[order[0]];
   std::vector<double> p(n);
@@ -486,6 +494,7 @@ TEST(SampleRowsOp, DrawsAtTheEdges) {
   for (int vocab : {1000, 151936}) {
     for (Style style : {Style::kLlm, Style::kEqual, Style::kQuantized}) {
       const std::vector<float> row = MakeRow(style, vocab, rng);
+      const std::vector<int> order = SortedOrder(row);  // temperature 1: the row's own order
       std::vector<double> draws = {0.0, 1e-300, 1e-12, 0.5, 1.0 - 1e-12, 1.0 - 0x1p-53};
       while (draws.size() < 64) draws.push_back(std::uniform_real_distribution<double>(0, 1)(rng));
       for (const auto& [k, top_p, min_p] :
@@ -520,7 +529,7 @@ TEST(SampleRowsOp, DrawsAtTheEdges) {
         const std::vector<cuda::SampledRow> got = d_out.Download();
         int exact = 0, borderline = 0;
         for (int r = 0; r < rows; ++r) {
-          const Trace t = TraceSample(row, sp, draws[r]);
+          const Trace t = TraceSample(row, sp, draws[r], &order);
           if (r == 0) {  // the trace is the CPU sampler
             Sampler cpu(sp, 5, vocab);
             const double u0 = CounterUniform(5, 0);

@@ -7,7 +7,8 @@
 //   sampling_rows_emu VOCAB 0 SEED alone          each parameter alone, 16-step
 //                                                 penalties, draws at the edges
 
-// clang-format off: the emulator must come before any kernel header
+// The emulator must come before any kernel header.
+// clang-format off
 #include "tests/gpu/sampling_emu/block_emu.h"
 
 #include <algorithm>
@@ -208,6 +209,7 @@ void Alone(int vocab, std::mt19937_64& rng) {
 void Edges(int vocab, std::mt19937_64& rng) {
   for (Style style : {Style::kLlm, Style::kEqual, Style::kQuantized}) {
     const std::vector<float> row = MakeRow(style, vocab, rng);
+    const std::vector<int> order = SortedOrder(row);
     std::vector<double> draws = {0.0, 1e-300, 1e-12, 0.5, 1.0 - 1e-12, 1.0 - 0x1p-53};
     while (draws.size() < 24) draws.push_back(std::uniform_real_distribution<double>(0, 1)(rng));
     for (const auto& [k, top_p, min_p] :
@@ -231,7 +233,7 @@ void Edges(int vocab, std::mt19937_64& rng) {
       EmuLaunch(logits, rows, vocab, params, cuda::PenaltyState{}, &got);
       int exact = 0, border = 0;
       for (int r = 0; r < rows; ++r) {
-        const Trace t = TraceSample(row, sp, draws[r]);
+        const Trace t = TraceSample(row, sp, draws[r], &order);
         if (got[r].id == t.id) {
           ++exact;
           continue;

@@ -8,6 +8,7 @@
 
 #include "engine/model/json_fields.h"
 #include "engine/model/tensor_layout.h"
+#include "engine/util/bounded_json.h"
 #include "engine/util/mapped_file.h"
 #include "engine/util/text_escape.h"
 
@@ -48,8 +49,9 @@ Status IndexSingleFile(const std::string& dir, std::vector<std::unique_ptr<Safet
 Status IndexShards(const std::string& dir, std::vector<std::unique_ptr<SafetensorsFile>>* files,
                    TensorIndex* index) {
   const std::string idx_path = dir + "/" + kIndexFile;
-  DMS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(idx_path));
-  DMS_ASSIGN_OR_RETURN(json j, json_fields::ParseJson(text, idx_path, "index"));
+  DMS_ASSIGN_OR_RETURN(std::string text,
+                       ReadFileToString(idx_path, kShardIndexJsonLimits.max_bytes));
+  DMS_ASSIGN_OR_RETURN(json j, ParseBoundedJson(text, kShardIndexJsonLimits, idx_path, "index"));
   if (!j.is_object()) {
     return InvalidArgumentError(idx_path + ": expected a JSON object, found " +
                                 json_fields::Describe(j));

@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "engine/model/json_fields.h"
+#include "engine/util/bounded_json.h"
 #include "engine/util/mapped_file.h"
 #include "engine/util/text_escape.h"
 
@@ -200,7 +201,7 @@ Status ReadDms(const json& j, const std::string& source, DmsConfig* d) {
 }  // namespace
 
 StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text, const std::string& source) {
-  DMS_ASSIGN_OR_RETURN(json j, json_fields::ParseJson(json_text, source, "config"));
+  DMS_ASSIGN_OR_RETURN(json j, ParseBoundedJson(json_text, kConfigJsonLimits, source, "config"));
   if (!j.is_object()) {
     return InvalidArgumentError(source + ": expected a JSON object, found " + Describe(j));
   }
@@ -280,7 +281,7 @@ StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text, const std::
 
 StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir) {
   std::string path = model_dir + "/config.json";
-  DMS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  DMS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, kConfigJsonLimits.max_bytes));
   return ParseModelConfig(text, path);
 }
 

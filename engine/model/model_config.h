@@ -52,9 +52,10 @@ struct ModelConfig {
 //   "config.json: unsupported config: use_sliding_window is true (sliding-window attention is not supported)"
 //   "config.json: rope_scaling type 'yarn' is not supported (only default RoPE)"
 //   "config.json: num_attention_heads (6) is not a multiple of num_key_value_heads (4)"
+// The text must be within kConfigJsonLimits (engine/util/bounded_json.h).
 StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text, const std::string& source);
 
-// Reads and parses DIR/config.json.
+// Reads and parses DIR/config.json (a regular file within kConfigJsonLimits).
 StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir);
 
 // The config as JSON (for `dms-engine info` and GetModelInfo).

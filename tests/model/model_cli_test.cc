@@ -31,6 +31,12 @@ std::string MakeModel(const std::string& out, const std::string& extra = "") {
          extra;
 }
 
+// `info` with a small stack (recursion over deep input shows as a crash) and
+// a time limit (a read that never ends shows as exit 124).
+std::string Info(const std::string& dir) {
+  return "ulimit -s 1024; timeout 60 " + Engine() + " info --model '" + dir + "'";
+}
+
 TEST(ModelCliTest, MakeModelThenInfo) {
   TempDir tmp;
   const std::string tok = tmp.File("tok");
@@ -149,7 +155,7 @@ TEST_P(InfoBadCheckpointTest, OneLineOnStderrExit1) {
   TempDir tmp;
   const std::string dir = tmp.File("model");
   const std::string expected = GetParam().build(dir);
-  CommandResult r = RunCommand(Engine() + " info --model '" + dir + "'");
+  CommandResult r = RunCommand(Info(dir));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "dms-engine: " + expected + "\n");
@@ -164,7 +170,7 @@ TEST(ModelCliTest, InfoOnSharedFixtureModels) {
   if (shared.empty() || !fs::is_directory(shared + "/models")) GTEST_SKIP() << "no shared fixtures";
   for (const auto& e : fs::directory_iterator(shared + "/models")) {
     if (!fs::exists(e.path() / "config.json")) continue;
-    CommandResult r = RunCommand(Engine() + " info --model '" + e.path().string() + "'");
+    CommandResult r = RunCommand(Info(e.path().string()));
     ASSERT_EQ(r.exit_code, 0) << e.path() << ": " << r.err;
     auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["config"]["model_type"], "qwen3");

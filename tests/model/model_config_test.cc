@@ -295,6 +295,25 @@ TEST(ModelConfigErrorTest, HiddenAct) {
             "config.json: unsupported config: hidden_act 'gelu' (only silu)");
 }
 
+// Text beyond kConfigJsonLimits is refused before it is parsed; nesting is
+// refused on a small stack, where a recursive walk of it would crash.
+TEST(ModelConfigErrorTest, TextBeyondTheLimits) {
+  std::string big = SmallConfig().dump();
+  big.append((1 << 20) + 1 - big.size(), ' ');
+  EXPECT_EQ(ParseModelConfig(big, "config.json").status().message(),
+            "config.json: config is larger than 1048576 bytes");
+  std::string deep = SmallConfig().dump();
+  deep.insert(1, "\"x\": " + testing::DeeplyNestedJson(100000) + ", ");
+  testing::RunWithStack(testing::kSmallStackBytes, [&] {
+    EXPECT_EQ(ParseModelConfig(deep, "config.json").status().message(),
+              "config.json: config is nested deeper than 64 levels");
+  });
+  // 64 levels are fine.
+  std::string ok = SmallConfig().dump();
+  ok.insert(1, "\"x\": " + testing::DeeplyNestedJson(63) + ", ");
+  EXPECT_TRUE(ParseModelConfig(ok, "config.json").ok());
+}
+
 TEST(ModelConfigTest, LoadModelConfigNamesThePath) {
   testing::TempDir tmp;
   auto missing = LoadModelConfig(tmp.path());

@@ -24,6 +24,16 @@ inline std::string ReplaceWeights(const std::string& dir, const std::string& byt
   return dir + "/model.safetensors";
 }
 
+// A valid SmallConfig() checkpoint whose config.json then gets `key` = `value`.
+inline std::string ConfigWith(const std::string& dir, const std::string& key,
+                              const nlohmann::json& value) {
+  WriteTestCheckpoint(dir, SmallConfig());
+  auto cfg = SmallConfig();
+  cfg[key] = value;
+  WriteFile(dir + "/config.json", cfg.dump());
+  return dir + "/config.json";
+}
+
 // A one-tensor header whose `field` is `value` (raw JSON text).
 inline std::string HeaderWith(const std::string& field, const std::string& value) {
   nlohmann::json entry{{"dtype", "F32"},
@@ -263,7 +273,8 @@ inline std::vector<BadCheckpointCase> BadCheckpointCases() {
          WriteFile(d + idx, "{\"metadata\": {}}");
          return d + idx + ": missing 'weight_map' object";
        }},
-      // Hostile inputs (docs/security.md): nesting, sizes and special files.
+      // Hostile inputs (docs/security.md): nesting, sizes, special files and
+      // sizes that pass the per-field checks but cannot be served.
       {"HeaderNestedDeepInMetadata",
        [](const std::string& d) {
          const std::string header =
@@ -324,6 +335,22 @@ inline std::vector<BadCheckpointCase> BadCheckpointCases() {
          WriteSharded(d);
          GrowSparse(d + idx, (16 << 20) + 1);
          return d + idx + ": file is larger than 16777216 bytes";
+       }},
+      {"TenMillionLayers",
+       [](const std::string& d) {
+         std::string p = ConfigWith(d, "num_hidden_layers", 10'000'000);
+         return p + ": num_hidden_layers (10000000) is more than the layers in " + d +
+                "/model.safetensors (2)";
+       }},
+      {"WindowLongerThanContext",
+       [](const std::string& d) {
+         std::string p = ConfigWith(d, "dms_window_size", 1 << 30);
+         return p + ": dms_window_size (1073741824) is larger than max_position_embeddings (256)";
+       }},
+      {"ContextOfOnePosition",
+       [](const std::string& d) {
+         std::string p = ConfigWith(d, "max_position_embeddings", 1);
+         return p + ": max_position_embeddings (1) must be between 16 and 1048576";
        }},
       {"TruncatedShard",
        [](const std::string& d) {

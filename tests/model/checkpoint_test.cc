@@ -34,6 +34,23 @@ TEST_P(BadCheckpointTest, FailsWithExactMessage) {
   });
 }
 
+// LoadModelConfig (what dms-server sizes its per-layer metrics by) refuses
+// what Load refuses about the config and the layers.
+TEST(CheckpointTest, LoadModelConfigChecksLayersAgainstTheWeights) {
+  TempDir tmp;
+  const std::string dir = tmp.File("model");
+  const std::string expected = testing::ConfigWith(dir, "num_hidden_layers", 10'000'000) +
+                               ": num_hidden_layers (10000000) is more than the layers in " +
+                               dir + "/model.safetensors (2)";
+  auto config = LoadModelConfig(dir);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().message(), expected);
+  WriteTestCheckpoint(dir, SmallConfig());
+  config = LoadModelConfig(dir);
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->num_layers, 2);
+}
+
 INSTANTIATE_TEST_SUITE_P(Cases, BadCheckpointTest,
                          ::testing::ValuesIn(testing::BadCheckpointCases()),
                          [](const auto& info) { return info.param.name; });

@@ -1,19 +1,28 @@
 #include "engine/util/bounded_json.h"
 
 #include <algorithm>
+#include <cstring>
 
 namespace dms {
 
 int JsonNestingDepth(std::string_view text, int stop_above) {
   int depth = 0;
   int deepest = 0;
-  size_t i = 0;
-  while (i < text.size()) {
-    const char c = text[i++];
+  const char* p = text.data();
+  const char* const end = p + text.size();
+  while (p < end) {
+    const char c = *p++;
     if (c == '"') {
-      // Skip the string: a backslash escapes the byte after it.
-      while (i < text.size() && text[i] != '"') i += text[i] == '\\' ? 2 : 1;
-      ++i;  // the closing quote
+      // Skip the string (most of a tokenizer.json): it ends at the first
+      // quote after an even run of backslashes.
+      while (true) {
+        const auto* q = static_cast<const char*>(std::memchr(p, '"', end - p));
+        if (q == nullptr) return deepest;  // unterminated: invalid JSON
+        const char* run = q;
+        while (run > p && run[-1] == '\\') --run;
+        p = q + 1;
+        if ((q - run) % 2 == 0) break;
+      }
     } else if (c == '[' || c == '{') {
       if (++depth > stop_above) return stop_above + 1;
       deepest = std::max(deepest, depth);

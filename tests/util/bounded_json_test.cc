@@ -31,6 +31,9 @@ TEST(BoundedJsonTest, NestingDepthCountsBracketsOutsideStrings) {
   // Brackets, escaped quotes and backslashes inside strings do not count.
   EXPECT_EQ(JsonNestingDepth(R"(["[[[{{{", "\"[[[", "\\", [2]])", 64), 2);
   EXPECT_EQ(JsonNestingDepth(R"("\\\"[[[")", 64), 0);
+  // A quote ends the string after an even run of backslashes, not after an odd one.
+  EXPECT_EQ(JsonNestingDepth(R"(["a\\\\", [1]])", 64), 2);
+  EXPECT_EQ(JsonNestingDepth(R"(["a\\\"]", 1])", 64), 1);
   EXPECT_EQ(JsonNestingDepth(DeeplyNestedJson(64), 64), 64);
   // The scan stops just past the limit.
   EXPECT_EQ(JsonNestingDepth(DeeplyNestedJson(100000), 64), 65);

@@ -5,6 +5,8 @@
 #include <random>
 #include <sstream>
 
+#include "engine/util/bounded_json.h"
+
 namespace dms::client {
 namespace {
 
@@ -110,6 +112,8 @@ StatusOr<std::vector<BenchPrompt>> ParseJsonlPrompts(const std::string& contents
   while (std::getline(in, line)) {
     ++number;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = name + ":" + std::to_string(number);
+    DMS_RETURN_IF_ERROR(CheckJsonLimits(line, kJsonLineLimits, where, "JSON"));
     nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) return LineError(name, number, "not valid JSON");
     DMS_ASSIGN_OR_RETURN(BenchPrompt p, ParsePromptObject(j, name, number));

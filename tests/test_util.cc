@@ -1,5 +1,6 @@
 #include "tests/test_util.h"
 
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -41,6 +42,25 @@ std::string SharedFixturesDir() {
 }
 
 std::string BinDir() { return Env("DMS_BIN_DIR", DMS_DEFAULT_BIN_DIR); }
+
+void RunWithStack(size_t stack_bytes, const std::function<void()>& fn) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, stack_bytes);
+  pthread_t thread;
+  auto run = [](void* arg) -> void* {
+    (*static_cast<const std::function<void()>*>(arg))();
+    return nullptr;
+  };
+  const int rc = pthread_create(&thread, &attr, run, const_cast<std::function<void()>*>(&fn));
+  pthread_attr_destroy(&attr);
+  if (rc != 0) throw std::runtime_error("pthread_create failed");
+  pthread_join(thread, nullptr);
+}
+
+std::string DeeplyNestedJson(int levels) {
+  return std::string(levels, '[') + std::string(levels, ']');
+}
 
 TempDir::TempDir() {
   std::string base = Env("TMPDIR", "/tmp");

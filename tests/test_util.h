@@ -4,6 +4,8 @@
 
 #include <sys/types.h>
 
+#include <cstddef>
+#include <functional>
 #include <string>
 
 namespace dms::testing {
@@ -44,6 +46,15 @@ CommandResult RunCommand(const std::string& command, const std::string& stdin_te
 // code, or -signal if a signal ended it (*pid becomes -1 either way); -1000
 // if it is still running at the deadline.
 int WaitForChild(pid_t* pid, double timeout_s);
+
+// Runs `fn` on a thread with a stack of `stack_bytes` and waits for it. Code
+// that recurses once per nesting level of its input overflows such a stack
+// (and crashes the test) long before 100,000 levels, whatever the frame size.
+inline constexpr size_t kSmallStackBytes = size_t{1} << 20;
+void RunWithStack(size_t stack_bytes, const std::function<void()>& fn);
+
+// "[[[...]]]": JSON arrays nested `levels` deep (100,000 levels: 200 kB).
+std::string DeeplyNestedJson(int levels);
 
 void WriteFile(const std::string& path, const std::string& contents);
 std::string ReadFile(const std::string& path);

@@ -1,5 +1,6 @@
-// dms-engine info --model DIR: loads and validates a checkpoint, prints JSON
-// (config, parameter count, dtypes, files, tokenizer presence) on stdout.
+// dms-engine info --model DIR: loads and validates a model directory exactly
+// as dms-server does at start (LoadModel: config, weights, tokenizer), prints
+// JSON (config, parameter count, dtypes, files, tokenizer presence) on stdout.
 #include <CLI/CLI.hpp>
 
 #include <nlohmann/json.hpp>
@@ -10,19 +11,20 @@
 #include <string>
 
 #include "engine/cli/commands.h"
-#include "engine/model/checkpoint.h"
+#include "engine/runtime/model_loader.h"
 
 namespace dms::cli {
 
 namespace {
 
 int RunInfo(const std::string& model_dir) {
-  auto ckpt = Checkpoint::Load(model_dir);
-  if (!ckpt.ok()) return Fail(ckpt.status().message());
-  nlohmann::ordered_json j = nlohmann::ordered_json::parse((*ckpt)->SummaryJson(-1));
+  StatusOr<LoadedModel> model = LoadModel(model_dir);
+  if (!model.ok()) return Fail(model.status().message());
+  const Checkpoint& ckpt = *model->checkpoint;
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(ckpt.SummaryJson(-1));
   nlohmann::ordered_json tok;
   for (const char* name : {"tokenizer.json", "tokenizer_config.json"}) {
-    tok[name] = std::filesystem::exists((*ckpt)->dir() + "/" + name);
+    tok[name] = std::filesystem::exists(ckpt.dir() + "/" + name);
   }
   j["tokenizer"] = std::move(tok);
   std::printf("%s\n", j.dump(2).c_str());
@@ -34,7 +36,8 @@ int RunInfo(const std::string& model_dir) {
 void RegisterInfoCommand(CLI::App& app, int* exit_code) {
   CLI::App* cmd = app.add_subcommand(
       "info",
-      "Validate a checkpoint and print its config, parameter count, dtypes and files as JSON");
+      "Validate a model directory as dms-server does at start (config, weights, tokenizer) and "
+      "print its config, parameter count, dtypes and files as JSON");
   auto model_dir = std::make_shared<std::string>();
   cmd->add_option("--model", *model_dir, "Model directory (config.json + safetensors)")
       ->required();

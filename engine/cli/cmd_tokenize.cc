@@ -14,6 +14,7 @@
 #include "engine/tokenizer/chat_request.h"
 #include "engine/tokenizer/chat_template.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "engine/util/bounded_json.h"
 
 namespace dms::cli {
 namespace {
@@ -27,14 +28,18 @@ int ForEachLine(Handler handle) {
   std::string line;
   for (size_t number = 1; std::getline(std::cin, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = "line " + std::to_string(number);
+    if (Status st = CheckJsonLimits(line, kJsonLineLimits, where, "JSON"); !st.ok()) {
+      return Fail(st.message());
+    }
     json request;
     try {
       request = json::parse(line);
     } catch (const json::exception& e) {
-      return Fail("line " + std::to_string(number) + ": invalid JSON: " + e.what());
+      return Fail(where + ": invalid JSON: " + e.what());
     }
     StatusOr<ordered_json> result = handle(request);
-    if (!result.ok()) return Fail("line " + std::to_string(number) + ": " + result.status().message());
+    if (!result.ok()) return Fail(where + ": " + result.status().message());
     std::string out = result->dump(-1, ' ', false, json::error_handler_t::replace);
     out.push_back('\n');
     std::fwrite(out.data(), 1, out.size(), stdout);

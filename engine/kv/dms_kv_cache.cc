@@ -24,12 +24,7 @@ DmsKvCache::~DmsKvCache() = default;
 SeqId DmsKvCache::AddSequence() {
   auto state = std::make_unique<SeqState>();
   state->heads.resize(static_cast<size_t>(config_.num_layers) * config_.num_kv_heads);
-  if (config_.window != kDenseWindow) {
-    for (HeadState& h : state->heads) {
-      h.ring_slot.assign(config_.window + 1, -1);
-      h.ring_evict.assign(config_.window + 1, 0);
-    }
-  }
+  // Rings grow with the tokens appended (Append), so W costs nothing up front.
   SeqId id;
   if (!free_ids_.empty()) {
     id = free_ids_.back();
@@ -124,8 +119,13 @@ Status DmsKvCache::Append(SeqId seq, int layer, int head, const float* k, const 
     } else {
       slot = h.length++;        // it is kept (or the window is not full yet)
     }
-    h.ring_slot[idx] = slot;
-    h.ring_evict[idx] = 0;  // unknown until the successor arrives
+    if (t < ring) {  // the ring grows to W+1 entries as the first tokens arrive
+      h.ring_slot.push_back(slot);
+      h.ring_evict.push_back(0);
+    } else {
+      h.ring_slot[idx] = slot;
+      h.ring_evict[idx] = 0;  // unknown until the successor arrives
+    }
   }
   const int bs = config_.block_size;
   if (slot / bs >= static_cast<int>(h.blocks.size())) {

@@ -133,8 +133,10 @@ class DmsKvCache {
     std::vector<int32_t> blocks;      // page table
     int length = 0;                   // retained slots in use
     int num_tokens = 0;               // logical tokens appended
-    std::vector<int32_t> ring_slot;   // [W+1] slot of position p at p % (W+1)
-    std::vector<uint8_t> ring_evict;  // [W+1] d[p+1] for position p
+    // [min(num_tokens, W+1)]: grown by Append, so memory follows the tokens
+    // held rather than W (which may be as long as the context).
+    std::vector<int32_t> ring_slot;   // slot of position p at p % (W+1)
+    std::vector<uint8_t> ring_evict;  // d[p+1] for position p
   };
   struct SeqState {
     std::vector<HeadState> heads;  // [layers * kv_heads]

@@ -2,12 +2,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include <charconv>
 #include <filesystem>
 #include <map>
 #include <set>
 
 #include "engine/model/json_fields.h"
 #include "engine/model/tensor_layout.h"
+#include "engine/util/bounded_json.h"
 #include "engine/util/mapped_file.h"
 #include "engine/util/text_escape.h"
 
@@ -48,8 +50,9 @@ Status IndexSingleFile(const std::string& dir, std::vector<std::unique_ptr<Safet
 Status IndexShards(const std::string& dir, std::vector<std::unique_ptr<SafetensorsFile>>* files,
                    TensorIndex* index) {
   const std::string idx_path = dir + "/" + kIndexFile;
-  DMS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(idx_path));
-  DMS_ASSIGN_OR_RETURN(json j, json_fields::ParseJson(text, idx_path, "index"));
+  DMS_ASSIGN_OR_RETURN(std::string text,
+                       ReadFileToString(idx_path, kShardIndexJsonLimits.max_bytes));
+  DMS_ASSIGN_OR_RETURN(json j, ParseBoundedJson(text, kShardIndexJsonLimits, idx_path, "index"));
   if (!j.is_object()) {
     return InvalidArgumentError(idx_path + ": expected a JSON object, found " +
                                 json_fields::Describe(j));
@@ -127,6 +130,43 @@ const TensorView** SlotPointer(ModelWeights* w, const TensorSlot& slot) {
   }
 }
 
+// The config's layer count against the weights: at most the number of
+// distinct N in "model.layers.N." names, checked before anything is
+// allocated per layer (a config may claim millions).
+Status CheckLayersPresent(const std::string& dir, const ModelConfig& config,
+                          const TensorIndex& index) {
+  constexpr std::string_view kPrefix = "model.layers.";
+  std::set<int64_t> layers;
+  for (const auto& [name, view] : index.by_name) {
+    if (name.rfind(kPrefix, 0) != 0) continue;
+    const char* first = name.data() + kPrefix.size();
+    const char* last = name.data() + name.size();
+    int64_t n = 0;
+    auto [end, ec] = std::from_chars(first, last, n);
+    if (ec == std::errc() && end < last && *end == '.') layers.insert(n);
+  }
+  if (static_cast<size_t>(config.num_layers) > layers.size()) {
+    return InvalidArgumentError(dir + "/config.json: num_hidden_layers (" +
+                                std::to_string(config.num_layers) +
+                                ") is more than the layers in " + index.missing_source + " (" +
+                                std::to_string(layers.size()) + ")");
+  }
+  return OkStatus();
+}
+
+// Maps the weights (the single file, else the shards the index lists) and
+// parses their headers; no tensor is bound yet.
+Status IndexWeights(const std::string& dir, std::vector<std::unique_ptr<SafetensorsFile>>* files,
+                    TensorIndex* index, bool* sharded) {
+  // Hugging Face prefers the single file when both exist.
+  if (fs::exists(dir + "/" + kSingleFile)) return IndexSingleFile(dir, files, index);
+  if (fs::exists(dir + "/" + kIndexFile)) {
+    *sharded = true;
+    return IndexShards(dir, files, index);
+  }
+  return NotFoundError(dir + ": no " + kSingleFile + " or " + kIndexFile + " found");
+}
+
 std::string TrimTrailingSlashes(std::string dir) {
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   return dir;
@@ -139,19 +179,10 @@ StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Load(const std::string& model_
   ckpt->dir_ = TrimTrailingSlashes(model_dir);
   const std::string& dir = ckpt->dir_;
   if (!fs::is_directory(dir)) return NotFoundError(dir + ": no such model directory");
-  DMS_ASSIGN_OR_RETURN(ckpt->config_, LoadModelConfig(dir));
-
+  DMS_ASSIGN_OR_RETURN(ckpt->config_, ReadModelConfigFile(dir));
   TensorIndex index;
-  // Hugging Face prefers the single file when both exist.
-  if (fs::exists(dir + "/" + kSingleFile)) {
-    DMS_RETURN_IF_ERROR(IndexSingleFile(dir, &ckpt->files_, &index));
-  } else if (fs::exists(dir + "/" + kIndexFile)) {
-    ckpt->sharded_ = true;
-    DMS_RETURN_IF_ERROR(IndexShards(dir, &ckpt->files_, &index));
-  } else {
-    return NotFoundError(dir + ": no " + kSingleFile + " or " + kIndexFile + " found");
-  }
-
+  DMS_RETURN_IF_ERROR(IndexWeights(dir, &ckpt->files_, &index, &ckpt->sharded_));
+  DMS_RETURN_IF_ERROR(CheckLayersPresent(dir, ckpt->config_, index));
   ModelWeights& w = ckpt->weights_;
   w.layers.resize(ckpt->config_.num_layers);
   std::set<std::string> used;
@@ -173,6 +204,17 @@ StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Load(const std::string& model_
     if (used.count(name) == 0) ckpt->unexpected_.push_back(name);
   }
   return ckpt;
+}
+
+StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir) {
+  const std::string dir = TrimTrailingSlashes(model_dir);
+  DMS_ASSIGN_OR_RETURN(ModelConfig config, ReadModelConfigFile(dir));
+  std::vector<std::unique_ptr<SafetensorsFile>> files;
+  TensorIndex index;
+  bool sharded = false;
+  DMS_RETURN_IF_ERROR(IndexWeights(dir, &files, &index, &sharded));
+  DMS_RETURN_IF_ERROR(CheckLayersPresent(dir, config, index));
+  return config;
 }
 
 std::vector<const TensorView*> Checkpoint::UsedTensors() const {

@@ -47,6 +47,12 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
 };
 
+// DIR/config.json checked against the weights' headers without binding any
+// tensor: num_hidden_layers is at most the layers the tensor names hold. What
+// a caller may size things by (dms-server's per-layer metrics) before
+// Checkpoint::Load. Errors as Load's.
+StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir);
+
 class Checkpoint {
  public:
   // Errors are one line: "<file>: <tensor>: expected shape [128, 96], found [96, 128]",

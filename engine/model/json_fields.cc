@@ -20,21 +20,6 @@ std::string Describe(const json& value) {
   }
 }
 
-StatusOr<json> ParseJson(const std::string& text, const std::string& source,
-                         const std::string& what) {
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    // e.byte is 1-based; report the 0-based offset of the offending character
-    // (the text length when the input ends too early).
-    const size_t at = e.byte > 0 ? e.byte - 1 : 0;
-    return InvalidArgumentError(source + ": " + what + " is not valid JSON (syntax error at byte " +
-                                std::to_string(at) + ")");
-  } catch (const json::exception& e) {
-    return InvalidArgumentError(source + ": " + what + " is not valid JSON");
-  }
-}
-
 namespace {
 Status TypeError(const std::string& source, const std::string& key, const char* expected,
                  const json& found) {

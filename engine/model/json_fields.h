@@ -16,11 +16,6 @@ namespace dms::json_fields {
 // "string \"abc\"", "number 1.5", "null", "object", "list", "boolean true".
 std::string Describe(const nlohmann::json& value);
 
-// Parses JSON text; on a syntax error returns
-// "<source>: <what> is not valid JSON (syntax error at byte N)".
-StatusOr<nlohmann::json> ParseJson(const std::string& text, const std::string& source,
-                                   const std::string& what);
-
 // Each getter returns std::nullopt when the key is absent or null, an error
 // when present with the wrong type.
 StatusOr<std::optional<int64_t>> GetInt(const nlohmann::json& obj, const std::string& key,

@@ -4,8 +4,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 
 #include "engine/model/json_fields.h"
+#include "engine/util/bounded_json.h"
 #include "engine/util/mapped_file.h"
 #include "engine/util/text_escape.h"
 
@@ -139,6 +141,44 @@ Status ReadTokenIds(const json& j, const std::string& source, ModelConfig* c) {
   return OkStatus();
 }
 
+// A product of sizes within kMaxSizeProduct: the backends index tensors
+// (rows * width) and per-sequence tables in int.
+Status CheckProduct(std::initializer_list<int64_t> sizes, const char* what,
+                    const std::string& source) {
+  int64_t n = 1;
+  for (int64_t s : sizes) {
+    if (__builtin_mul_overflow(n, s, &n) || n > kMaxSizeProduct) {
+      return InvalidArgumentError(source + ": " + what + " is larger than " +
+                                  std::to_string(kMaxSizeProduct));
+    }
+  }
+  return OkStatus();
+}
+
+// Bounds on what the sizes allocate before any weight is checked: the
+// context and products of dimensions (each size alone is <= 2^30).
+Status CheckSizeBounds(const ModelConfig& c, const std::string& source) {
+  if (c.max_position_embeddings < kMinPositionEmbeddings ||
+      c.max_position_embeddings > kMaxPositionEmbeddings) {
+    return InvalidArgumentError(source + ": max_position_embeddings (" +
+                                std::to_string(c.max_position_embeddings) + ") must be between " +
+                                std::to_string(kMinPositionEmbeddings) + " and " +
+                                std::to_string(kMaxPositionEmbeddings));
+  }
+  const int64_t D = c.hidden_size;
+  DMS_RETURN_IF_ERROR(CheckProduct({c.vocab_size, D}, "vocab_size * hidden_size", source));
+  DMS_RETURN_IF_ERROR(
+      CheckProduct({c.intermediate_size, D}, "intermediate_size * hidden_size", source));
+  DMS_RETURN_IF_ERROR(CheckProduct({c.num_q_heads, c.head_dim, D},
+                                   "num_attention_heads * head_dim * hidden_size", source));
+  // The fused q/k/v projection's width: [(Hq + 2 Hkv) * hd] per token.
+  DMS_RETURN_IF_ERROR(CheckProduct({c.num_q_heads + 2LL * c.num_kv_heads, c.head_dim},
+                                   "(num_attention_heads + 2 * num_key_value_heads) * head_dim",
+                                   source));
+  return CheckProduct({c.num_layers, c.num_kv_heads},
+                      "num_hidden_layers * num_key_value_heads", source);
+}
+
 // A float-valued field: finite once narrowed to float.
 Status CheckFiniteFloat(double v, const std::string& source, const char* field) {
   if (!std::isfinite(static_cast<float>(v))) {
@@ -148,7 +188,9 @@ Status CheckFiniteFloat(double v, const std::string& source, const char* field) 
   return OkStatus();
 }
 
-Status ReadDms(const json& j, const std::string& source, DmsConfig* d) {
+// W is bounded by the context: a longer window never evicts, and the cache
+// keeps a ring of W+1 entries per head.
+Status ReadDms(const json& j, const std::string& source, int max_positions, DmsConfig* d) {
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (it.key().rfind("dms_", 0) == 0) d->enabled = true;
   }
@@ -168,9 +210,14 @@ Status ReadDms(const json& j, const std::string& source, DmsConfig* d) {
   DMS_ASSIGN_OR_RETURN(std::optional<int64_t> window,
                        json_fields::GetInt(j, "dms_window_size", source));
   if (window) {
-    if (*window < 0 || *window > (int64_t{1} << 30)) {
+    if (*window < 0) {
       return InvalidArgumentError(source + ": dms_window_size must be >= 0, found " +
                                   std::to_string(*window));
+    }
+    if (*window > max_positions) {
+      return InvalidArgumentError(source + ": dms_window_size (" + std::to_string(*window) +
+                                  ") is larger than max_position_embeddings (" +
+                                  std::to_string(max_positions) + ")");
     }
     d->window_size = static_cast<int>(*window);
   }
@@ -200,7 +247,7 @@ Status ReadDms(const json& j, const std::string& source, DmsConfig* d) {
 }  // namespace
 
 StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text, const std::string& source) {
-  DMS_ASSIGN_OR_RETURN(json j, json_fields::ParseJson(json_text, source, "config"));
+  DMS_ASSIGN_OR_RETURN(json j, ParseBoundedJson(json_text, kConfigJsonLimits, source, "config"));
   if (!j.is_object()) {
     return InvalidArgumentError(source + ": expected a JSON object, found " + Describe(j));
   }
@@ -252,6 +299,7 @@ StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text, const std::
     return InvalidArgumentError(source + ": head_dim (" + std::to_string(c.head_dim) +
                                 ") must be even (RoPE rotates pairs of elements)");
   }
+  DMS_RETURN_IF_ERROR(CheckSizeBounds(c, source));
 
   DMS_RETURN_IF_ERROR(ReadPositiveNumber(j, "rms_norm_eps", source, &c.rms_norm_eps));
   c.rope_theta = 10000.0;  // Hugging Face Qwen3Config default
@@ -274,13 +322,13 @@ StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text, const std::
   }
   c.torch_dtype = dtype.value_or("");
   DMS_RETURN_IF_ERROR(ReadTokenIds(j, source, &c));
-  DMS_RETURN_IF_ERROR(ReadDms(j, source, &c.dms));
+  DMS_RETURN_IF_ERROR(ReadDms(j, source, c.max_position_embeddings, &c.dms));
   return c;
 }
 
-StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir) {
+StatusOr<ModelConfig> ReadModelConfigFile(const std::string& model_dir) {
   std::string path = model_dir + "/config.json";
-  DMS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  DMS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, kConfigJsonLimits.max_bytes));
   return ParseModelConfig(text, path);
 }
 

@@ -47,15 +47,30 @@ struct ModelConfig {
   int group_size() const { return num_q_heads / num_kv_heads; }  // g = Hq / Hkv
 };
 
+// Bounds ParseModelConfig enforces beyond "positive and at most 2^30" per
+// size (docs/security.md). The context must hold a prompt, a generated token
+// and dms-server's warm-up (4 tokens by default); tables sized by it (the
+// CUDA backend's RoPE table, the DMS window ring) stay small. Qwen3 models
+// use 40,960 (262,144 for the 2507 releases).
+inline constexpr int kMinPositionEmbeddings = 16;
+inline constexpr int kMaxPositionEmbeddings = 1 << 20;
+// Every product of sizes that one tensor or one per-sequence table holds
+// (vocab_size * hidden_size, ...) fits an int; Qwen3-32B's largest is 778M.
+inline constexpr int64_t kMaxSizeProduct = INT32_MAX;
+
 // Parses config.json text. `source` names the file in error messages.
 // Errors are one line naming the file and the field, e.g.
 //   "config.json: unsupported config: use_sliding_window is true (sliding-window attention is not supported)"
 //   "config.json: rope_scaling type 'yarn' is not supported (only default RoPE)"
 //   "config.json: num_attention_heads (6) is not a multiple of num_key_value_heads (4)"
+//   "config.json: dms_window_size (1073741824) is larger than max_position_embeddings (40960)"
+// The text must be within kConfigJsonLimits (engine/util/bounded_json.h).
 StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text, const std::string& source);
 
-// Reads and parses DIR/config.json.
-StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir);
+// Reads and parses DIR/config.json (a regular file within kConfigJsonLimits),
+// without looking at the weights; LoadModelConfig (checkpoint.h) checks the
+// config against them too.
+StatusOr<ModelConfig> ReadModelConfigFile(const std::string& model_dir);
 
 // The config as JSON (for `dms-engine info` and GetModelInfo).
 std::string ModelConfigToJson(const ModelConfig& config, int indent = 2);

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "engine/model/json_fields.h"
+#include "engine/util/bounded_json.h"
 #include "engine/util/text_escape.h"
 
 namespace dms {
@@ -136,8 +137,8 @@ StatusOr<SafetensorsHeader> ParseSafetensorsHeader(const uint8_t* data, size_t s
   header.data_start = 8 + header_len;
   const uint64_t data_size = size - header.data_start;
 
-  std::string text(reinterpret_cast<const char*>(data + 8), header_len);
-  DMS_ASSIGN_OR_RETURN(json j, json_fields::ParseJson(text, source, "header"));
+  const std::string_view text(reinterpret_cast<const char*>(data + 8), header_len);
+  DMS_ASSIGN_OR_RETURN(json j, ParseBoundedJson(text, kSafetensorsHeaderLimits, source, "header"));
   if (!j.is_object()) {
     return InvalidArgumentError(source + ": header is not a JSON object (found " +
                                 json_fields::Describe(j) + ")");

@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "engine/util/bounded_json.h"
+
 namespace dms {
 namespace {
 
@@ -194,6 +196,8 @@ class Reader final : public json::json_sax_t {
 }  // namespace
 
 StatusOr<TokenizerJson> ReadTokenizerJson(const std::string& path, std::string_view text) {
+  // The tree part is copied and compared recursively later: bound its depth.
+  DMS_RETURN_IF_ERROR(CheckJsonLimits(text, kTokenizerJsonLimits, path, "JSON"));
   TokenizerJson out;
   Reader reader(&out);
   if (!json::sax_parse(text.begin(), text.end(), &reader)) {

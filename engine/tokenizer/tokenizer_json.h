@@ -39,7 +39,9 @@ struct TokenizerJson {
 };
 
 // `text` is the file's contents; `path` names it in errors ("<path>: invalid
-// JSON: ..."). INVALID_ARGUMENT for malformed JSON.
+// JSON: ..."). INVALID_ARGUMENT for malformed JSON, and for text beyond
+// kTokenizerJsonLimits ("<path>: JSON is larger than N bytes", "<path>: JSON
+// is nested deeper than 64 levels").
 StatusOr<TokenizerJson> ReadTokenizerJson(const std::string& path, std::string_view text);
 
 }  // namespace dms

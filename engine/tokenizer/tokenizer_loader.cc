@@ -8,6 +8,7 @@
 #include "engine/tokenizer/byte_level.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "engine/tokenizer/tokenizer_json.h"
+#include "engine/util/bounded_json.h"
 #include "engine/util/mapped_file.h"
 
 namespace dms {
@@ -47,10 +48,13 @@ bool FlagIs(const json& j, const char* key, bool value) {
   return !j.contains(key) || (j[key].is_boolean() && j[key].get<bool>() == value);
 }
 
-StatusOr<json> ParseJsonFile(const std::string& path) {
-  DMS_ASSIGN_OR_RETURN(MappedFile file, MappedFile::Open(path));
+// tokenizer_config.json, within kTokenizerConfigJsonLimits.
+StatusOr<json> ParseConfigFile(const std::string& path) {
+  const JsonLimits& limits = kTokenizerConfigJsonLimits;
+  DMS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, limits.max_bytes));
+  DMS_RETURN_IF_ERROR(CheckJsonLimits(text, limits, path, "JSON"));
   try {
-    return json::parse(file.data(), file.data() + file.size());
+    return json::parse(text);
   } catch (const json::exception& e) {
     return InvalidArgumentError(path + ": invalid JSON: " + e.what());
   }
@@ -244,7 +248,7 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& path, Op
   json config;
   bool have_config = fs::exists(config_path, ec);
   if (have_config) {
-    DMS_ASSIGN_OR_RETURN(config, ParseJsonFile(config_path.string()));
+    DMS_ASSIGN_OR_RETURN(config, ParseConfigFile(config_path.string()));
     if (!config.is_object()) {
       return InvalidArgumentError(config_path.string() + ": expected a JSON object");
     }

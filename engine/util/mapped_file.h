@@ -12,8 +12,9 @@ namespace dms {
 
 class MappedFile {
  public:
-  // Errors: NOT_FOUND if the file does not exist, otherwise INTERNAL naming
-  // the path and the system error.
+  // Errors: NOT_FOUND if the file does not exist, INVALID_ARGUMENT
+  // "<path>: not a regular file" (a FIFO, a device such as /dev/zero, a
+  // directory), otherwise INTERNAL naming the path and the system error.
   static StatusOr<MappedFile> Open(const std::string& path);
 
   MappedFile() = default;
@@ -33,7 +34,11 @@ class MappedFile {
   std::string path_;
 };
 
-// Reads a whole (small) file into a string. NOT_FOUND / INTERNAL on failure.
-StatusOr<std::string> ReadFileToString(const std::string& path);
+// Reads a whole (small) regular file into a string. NOT_FOUND, INVALID_ARGUMENT
+// "<path>: not a regular file" or "<path>: file is larger than N bytes" (only
+// max_bytes + 1 bytes are ever read), INTERNAL on a read error.
+inline constexpr uint64_t kSmallFileMaxBytes = uint64_t{16} << 20;
+StatusOr<std::string> ReadFileToString(const std::string& path,
+                                       uint64_t max_bytes = kSmallFileMaxBytes);
 
 }  // namespace dms

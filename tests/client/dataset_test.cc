@@ -118,6 +118,9 @@ TEST(JsonlDatasetTest, ErrorsNameFileAndLine) {
             "p.jsonl:1: messages[0] must be {\"role\": string, \"content\": string}");
   EXPECT_EQ(err("{\"prompt\": \"a\", \"max_tokens\": 0}\n"), "p.jsonl:1: \"max_tokens\" must be a positive integer");
   EXPECT_EQ(err("\n\n"), "p.jsonl: no prompts (expected one JSON object per line)");
+  // Nesting beyond kJsonMaxDepth, refused before the line is parsed.
+  EXPECT_EQ(err("{\"prompt\": \"a\"}\n{\"messages\": " + testing::DeeplyNestedJson(100000) + "}\n"),
+            "p.jsonl:2: JSON is nested deeper than 64 levels");
   EXPECT_EQ(LoadJsonlPrompts("/nonexistent/p.jsonl", IntRange{8, 8}, 0).status().message(),
             "--dataset-path: cannot read '/nonexistent/p.jsonl': No such file or directory");
 }

@@ -220,5 +220,31 @@ TEST(KvCache, EvictionKeepsMemoryFlat) {
   EXPECT_DOUBLE_EQ(st.compression_ratio, 25.0);
 }
 
+// The window ring grows with the tokens appended: a window as long as the
+// longest context allowed (2^20) costs nothing up front, where 36 layers x 8
+// KV heads of 2^20 + 1 ring entries would be 1.5 GB a sequence.
+TEST(KvCache, WindowRingGrowsWithTheTokens) {
+  KvCacheConfig cfg{36, 8, 2, 1 << 20, 16, 36 * 8};
+  DmsKvCache cache(cfg);
+  const int64_t before = ResidentBytes();
+  SeqId s = cache.AddSequence();
+  ASSERT_TRUE(cache.Reserve(s, 3).ok());
+  float kv[2] = {1, 2};
+  for (int t = 0; t < 3; ++t) {
+    for (int l = 0; l < cfg.num_layers; ++l) {
+      for (int h = 0; h < cfg.num_kv_heads; ++h) {
+        ASSERT_TRUE(cache.Append(s, l, h, kv, kv, /*decision=*/t == 2).ok());
+      }
+    }
+  }
+  EXPECT_LT(ResidentBytes() - before, int64_t{64} << 20);
+  // Nothing has left the window: all 3 kept; position 1 carries its successor's mark.
+  HeadCacheView view = cache.View(s, 35, 7);
+  EXPECT_EQ(view.length(), 3);
+  EXPECT_FALSE(view.EvictMarked(0));
+  EXPECT_TRUE(view.EvictMarked(1));
+  EXPECT_FALSE(view.EvictMarked(2));
+}
+
 }  // namespace
 }  // namespace dms

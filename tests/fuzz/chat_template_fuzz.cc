@@ -6,7 +6,9 @@
 // at the first such message; an accepted request keeps each message's role,
 // content and reasoning and the two options exactly as the JSON gave them;
 // and the rendering equals an independent transcription of the Jinja
-// template (tests/fuzz/reference_chat.h).
+// template (tests/fuzz/reference_chat.h). The text is read as dms-engine
+// reads a JSON line: beyond kJsonLineLimits (size, nesting) it is refused
+// with exactly that limit's line, and only then (CheckJsonLimitsContract).
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -64,8 +66,12 @@ void CheckRendered(const ChatRequest& req) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace dms::fuzz;
-  const nlohmann::json j = nlohmann::json::parse(data, data + size, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return 0;  // not JSON: the caller reports that, not this code
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  dms::StatusOr<nlohmann::json> parsed =
+      dms::ParseBoundedJson(text, dms::kJsonLineLimits, "line 1", "JSON");
+  if (CheckJsonLimitsContract(text, dms::kJsonLineLimits, parsed.status(), "line 1: JSON")) return 0;
+  if (!parsed.ok()) return 0;  // not JSON: the caller reports that, not this code
+  const nlohmann::json& j = *parsed;
   dms::StatusOr<dms::ChatRequest> req = dms::ParseChatRequest(j);
   if (!req.ok()) {
     CheckErrorAnyPrefix(req.status(), {"request: ", "messages: ", "messages[", "tools: ", "enable_thinking: ",

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <utility>
+#include <vector>
 
 namespace dms::fuzz {
 
@@ -47,6 +49,48 @@ void CheckErrorAnyPrefix(const Status& status, std::initializer_list<std::string
   for (std::string_view p : prefixes) named = named || m.starts_with(p);
   FUZZ_CHECK(named, "error message does not start with the file or field it is about: \"" +
                         Printable(m) + "\"");
+}
+
+int TreeDepth(const nlohmann::json& root) {
+  int deepest = 0;
+  std::vector<std::pair<const nlohmann::json*, int>> stack{{&root, 0}};
+  while (!stack.empty()) {
+    const auto [j, depth] = stack.back();
+    stack.pop_back();
+    if (!j->is_structured()) continue;
+    deepest = std::max(deepest, depth + 1);
+    for (const nlohmann::json& child : *j) stack.emplace_back(&child, depth + 1);
+  }
+  return deepest;
+}
+
+bool CheckJsonLimitsContract(std::string_view text, const JsonLimits& limits, const Status& status,
+                             const std::string& prefix) {
+  const std::string too_large =
+      prefix + " is larger than " + std::to_string(limits.max_bytes) + " bytes";
+  const std::string too_deep =
+      prefix + " is nested deeper than " + std::to_string(limits.max_depth) + " levels";
+  const std::string& got = status.message();
+  if (text.size() > limits.max_bytes) {
+    FUZZ_CHECK(got == too_large,
+               "text of " + std::to_string(text.size()) + " bytes: \"" + Printable(got) + "\"");
+    return true;
+  }
+  FUZZ_CHECK(got != too_large, "refused " + std::to_string(text.size()) + " bytes as too large");
+  // nlohmann's parser keeps its own stack: safe at any depth, as is the destructor.
+  const nlohmann::json ref = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (ref.is_discarded()) {
+    FUZZ_CHECK(!status.ok(), "accepted text that is not JSON");
+    return got == too_deep;
+  }
+  const int depth = TreeDepth(ref);
+  if (depth > limits.max_depth) {
+    FUZZ_CHECK(got == too_deep,
+               "JSON " + std::to_string(depth) + " levels deep: \"" + Printable(got) + "\"");
+    return true;
+  }
+  FUZZ_CHECK(got != too_deep, "refused JSON " + std::to_string(depth) + " levels deep as too deep");
+  return false;
 }
 
 uint32_t ByteReader::U32() {

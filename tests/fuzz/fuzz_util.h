@@ -13,7 +13,10 @@
 #include <string>
 #include <string_view>
 
+#include <nlohmann/json.hpp>
+
 #include "engine/tokenizer/tokenizer.h"
+#include "engine/util/bounded_json.h"
 #include "engine/util/status.h"
 
 namespace dms::fuzz {
@@ -38,6 +41,20 @@ bool IsOneLine(std::string_view s);
 void CheckError(const Status& status, std::string_view prefix);
 // Same, where the message must start with one of several field names.
 void CheckErrorAnyPrefix(const Status& status, std::initializer_list<std::string_view> prefixes);
+
+// Depth of a parsed tree ("1" -> 0, "[]" -> 1), walked with an explicit
+// stack: recursion over a deep input would overflow the fuzzer's stack.
+int TreeDepth(const nlohmann::json& j);
+
+// The bounded reader's contract (engine/util/bounded_json.h) for `text` read
+// under `limits` and answered with `status`; `prefix` is "<source>: <what>".
+// Text over the size limit, or valid JSON deeper than the depth limit (by an
+// independent nlohmann parse), is refused with exactly that limit's line;
+// valid JSON within both limits never is. Invalid JSON must be refused, with
+// the depth line or another. True when `status` is a limit's refusal (the
+// caller then checks nothing more).
+bool CheckJsonLimitsContract(std::string_view text, const JsonLimits& limits, const Status& status,
+                             const std::string& prefix);
 
 // Reads structured choices from fuzz input; past the end it yields zeros.
 class ByteReader {

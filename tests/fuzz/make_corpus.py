@@ -26,6 +26,16 @@ def write(target, name, data):
         f.write(data)
 
 
+def nested(levels):
+    """JSON arrays nested `levels` deep: the shape of the deep-nesting probes (issue 29)."""
+    return "[" * levels + "]" * levels
+
+
+def with_raw(obj, key, raw):
+    """json.dumps(obj) with `key` set to the raw JSON text `raw` (e.g. a deep nest)."""
+    return json.dumps(dict(obj, **{key: "RAW"})).replace('"RAW"', raw, 1)
+
+
 def jsonl(path):
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -82,6 +92,19 @@ def safetensors():
     write("safetensors", "overlap", img.replace(b'"data_offsets":[8,16]', b'"data_offsets":[4,12]'))
     write("safetensors", "bad-dtype", safetensors_image([("w", "F32", [1])]).replace(b"F32", b"I64"))
     write("safetensors", "tiny", b"\x02\x00\x00\x00\x00\x00\x00\x00{}")
+    # Nesting at the 64-level limit (accepted), one past it, and far past it
+    # where a recursive dump of the value would show (docs/security.md).
+    def raw_header(text, data=b""):
+        return struct.pack("<Q", len(text)) + text.encode() + data
+    entry = '{"w":{"dtype":"F32","shape":%s,"data_offsets":%s}}'
+    write("safetensors", "metadata-nested-64-levels",
+          raw_header('{"__metadata__":{"x":%s}}' % nested(62)))
+    write("safetensors", "metadata-nested-65-levels",
+          raw_header('{"__metadata__":{"x":%s}}' % nested(63)))
+    write("safetensors", "shape-nested-5000-levels",
+          raw_header(entry % (nested(5000), "[0,4]"), bytes(4)))
+    write("safetensors", "data-offsets-nested-5000-levels",
+          raw_header(entry % ("[1]", nested(5000)), bytes(4)))
 
 
 # --- model_config: the project's test configs and a Qwen3-8B-DMS-like one.
@@ -111,6 +134,21 @@ def model_config():
     v5["dtype"] = "bfloat16"
     v5["layer_types"] = ["full_attention"] * 36
     write("model_config", "qwen3-8b-v5", json.dumps(v5))
+    # Nesting at the limit (accepted: an unknown key), past it, far past it.
+    write("model_config", "nested-64-levels", with_raw(qwen3_8b, "x", nested(63)))
+    write("model_config", "nested-65-levels", with_raw(qwen3_8b, "x", nested(64)))
+    write("model_config", "nested-5000-levels", with_raw(qwen3_8b, "rope_scaling", nested(5000)))
+    # Sizes each within 2^30 that cannot be served (docs/security.md).
+    huge = {
+        "layers-10000000": {"num_hidden_layers": 10000000},
+        "window-2-30": {"dms_window_size": 1 << 30},
+        "context-1": {"max_position_embeddings": 1},
+        "context-2-30": {"max_position_embeddings": 1 << 30, "dms_window_size": 1 << 30},
+        "vocab-times-hidden-2-60": {"vocab_size": 1 << 30, "hidden_size": 1 << 30},
+        "layers-times-kv-heads-2-31": {"num_hidden_layers": 1 << 28},
+    }
+    for name, edit in huge.items():
+        write("model_config", name, json.dumps(dict(qwen3_8b, **edit)))
 
 
 # --- chat_template: JSON requests from the chat cases, plus refusals.
@@ -120,6 +158,9 @@ def chat_template():
         write("chat_template", "case-%03d" % i, json.dumps(req, ensure_ascii=False))
     write("chat_template", "tool-role", json.dumps({"messages": [{"role": "tool", "content": "x"}]}))
     write("chat_template", "tools", json.dumps({"tools": [{"type": "function"}], "messages": []}))
+    for levels in (61, 62, 4997):  # message content: 3 levels down, so 64, 65, 5000 deep
+        write("chat_template", "nested-%d-levels" % (levels + 3), json.dumps(
+            {"messages": [{"role": "user", "content": "RAW"}]}).replace('"RAW"', nested(levels)))
     write("chat_template", "reasoning-null", json.dumps({"messages": [
         {"role": "user", "content": "q"},
         {"role": "assistant", "content": "<think>\nr\n</think>\n\na", "reasoning_content": None}]}))
@@ -206,6 +247,9 @@ def shard_index():
     write("shard_index", "path-escape", json.dumps(escape))
     not_shard = dict(index, weight_map=dict(wm, **{names[2]: "config.json"}))
     write("shard_index", "config-as-shard", json.dumps(not_shard))
+    write("shard_index", "nested-64-levels", with_raw(index, "x", nested(63)))
+    write("shard_index", "nested-65-levels", with_raw(index, "x", nested(64)))
+    write("shard_index", "nested-5000-levels", with_raw(index, "metadata", nested(5000)))
 
 
 # --- tokenizer_json: tokenizer.json text (small byte-level BPE files and edits of them).
@@ -247,6 +291,9 @@ def tokenizer_json():
           '"model": {"vocab": 5, "vocab": {"b": 2}, "merges": [], "merges": {}}, "x": {"model": {"vocab": {}}}}')
     write("tokenizer_json", "not-an-object", '[{"model": {"vocab": {"a": 1}}}]')
     write("tokenizer_json", "truncated", json.dumps(base)[:700])
+    write("tokenizer_json", "nested-64-levels", with_raw(base, "normalizer", nested(63)))
+    write("tokenizer_json", "nested-65-levels", with_raw(base, "normalizer", nested(64)))
+    write("tokenizer_json", "nested-5000-levels", with_raw(base, "normalizer", nested(5000)))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,11 @@
 // Fuzz target: ParseModelConfig over config.json text (the input).
 //
-// Properties: an error is one non-empty line starting with "config.json: ".
+// Properties: an error is one non-empty line starting with "config.json: ";
+// text beyond kConfigJsonLimits (size, nesting) is refused with exactly that
+// limit's line, and only then (fuzz_util.h, CheckJsonLimitsContract).
 // An accepted config is servable (positive sizes, Hq a multiple of Hkv, even
-// head_dim, finite positive eps and theta, W >= 0, finite DMS alpha scale
+// head_dim, a context in [16, 2^20], W in [0, context], products of sizes
+// within INT32_MAX, finite positive eps and theta, finite DMS alpha scale
 // and offset), every integer it read equals the JSON value exactly (an
 // independent nlohmann parse: no silent truncation of sizes or token ids),
 // it survives ModelConfigToJson and a second parse unchanged, and
@@ -108,7 +111,20 @@ void CheckAccepted(const std::string& text, const ModelConfig& c) {
   FUZZ_CHECK(c.head_dim % 2 == 0, "odd head_dim");
   FUZZ_CHECK(std::isfinite(c.rms_norm_eps) && c.rms_norm_eps > 0, "rms_norm_eps");
   FUZZ_CHECK(std::isfinite(c.rope_theta) && c.rope_theta > 0, "rope_theta");
-  FUZZ_CHECK(c.dms.window_size >= 0, "dms_window_size");
+  FUZZ_CHECK(c.max_position_embeddings >= kMinPositionEmbeddings &&
+                 c.max_position_embeddings <= kMaxPositionEmbeddings,
+             "max_position_embeddings " + std::to_string(c.max_position_embeddings));
+  FUZZ_CHECK(c.dms.window_size >= 0 && c.dms.window_size <= c.max_position_embeddings,
+             "dms_window_size " + std::to_string(c.dms.window_size));
+  const int64_t D = c.hidden_size, hd = c.head_dim;
+  for (const auto& [what, product] :
+       {std::pair<const char*, __int128>{"V * D", __int128{c.vocab_size} * D},
+        {"I * D", __int128{c.intermediate_size} * D},
+        {"Hq * hd * D", __int128{c.num_q_heads} * hd * D},
+        {"(Hq + 2 Hkv) * hd", (__int128{c.num_q_heads} + 2 * c.num_kv_heads) * hd},
+        {"L * Hkv", __int128{c.num_layers} * c.num_kv_heads}}) {
+    FUZZ_CHECK(product <= kMaxSizeProduct, std::string(what) + " is over INT32_MAX");
+  }
   // A JSON number beyond float range must be refused, not become infinity.
   FUZZ_CHECK(std::isfinite(c.dms.alpha_scale) && std::isfinite(c.dms.initial_alpha_offset),
              "dms_alpha_scale " + std::to_string(c.dms.alpha_scale) + ", dms_initial_alpha_offset " +
@@ -138,6 +154,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace dms::fuzz;
   const std::string text(reinterpret_cast<const char*>(data), size);
   dms::StatusOr<dms::ModelConfig> c = dms::ParseModelConfig(text, kSource);
+  if (CheckJsonLimitsContract(text, dms::kConfigJsonLimits, c.status(), "config.json: config")) {
+    return 0;
+  }
   if (c.ok()) {
     CheckAccepted(text, *c);
   } else {

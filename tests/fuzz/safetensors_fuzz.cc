@@ -5,7 +5,9 @@
 // after the declared header, every tensor's [begin, end) lies inside the
 // data section and holds exactly dtype size * prod(shape) bytes, non-empty
 // ranges never overlap, names are unique, and every key of the JSON header
-// (checked by an independent parse) is a tensor or the metadata.
+// (checked by an independent parse) is a tensor or the metadata. A header
+// beyond kSafetensorsHeaderLimits (size, nesting) is refused with exactly
+// that limit's line, and only then (fuzz_util.h, CheckJsonLimitsContract).
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -81,6 +83,13 @@ void CheckAccepted(const SafetensorsHeader& h, const uint8_t* data, size_t size)
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace dms::fuzz;
   dms::StatusOr<dms::SafetensorsHeader> h = dms::ParseSafetensorsHeader(data, size, kSource);
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0 && size >= 8; --i) header_len = (header_len << 8) | data[i];
+  if (size >= 8 && header_len <= size - 8) {
+    const std::string_view text(reinterpret_cast<const char*>(data) + 8, header_len);
+    const std::string prefix = std::string(kSource) + ": header";
+    if (CheckJsonLimitsContract(text, dms::kSafetensorsHeaderLimits, h.status(), prefix)) return 0;
+  }
   if (h.ok()) {
     CheckAccepted(*h, data, size);
   } else {

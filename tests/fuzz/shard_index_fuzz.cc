@@ -6,7 +6,9 @@
 // Properties: an error is one non-empty line starting with the model
 // directory's path; the writer's own index is accepted. An accepted index yields exactly the reference weights
 // (same names, shapes and bytes in every slot as the writer's own index
-// gives), and every tensor reported as unused is one the index lists.
+// gives), and every tensor reported as unused is one the index lists. An
+// index beyond kShardIndexJsonLimits (size, nesting) is refused with exactly
+// that limit's line, and only then (fuzz_util.h, CheckJsonLimitsContract).
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
@@ -130,6 +132,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   dms::StatusOr<std::unique_ptr<dms::Checkpoint>> c = dms::Checkpoint::Load(f.dir);
   FUZZ_CHECK(c.ok() || text != f.writer_index, "the writer's own index is refused: " + c.status().message());
+  if (CheckJsonLimitsContract(text, dms::kShardIndexJsonLimits, c.status(), f.index_path + ": index")) {
+    return 0;
+  }
   if (c.ok()) {
     CheckAccepted(**c, f, text);
   } else {

@@ -2,8 +2,11 @@
 // arbitrary text (the input), against nlohmann's whole-file tree parse as the
 // reference.
 //
-// Properties: it accepts exactly the texts the tree parse accepts, and an
-// error is one line starting with "tokenizer.json: invalid JSON: "; it
+// Properties: text beyond kTokenizerJsonLimits (size, nesting) is refused
+// with exactly that limit's line, and only then (fuzz_util.h,
+// CheckJsonLimitsContract); otherwise it accepts exactly the texts the tree
+// parse accepts, and an error is one line starting with
+// "tokenizer.json: invalid JSON: "; it
 // streams root.model.vocab exactly when the reference's is an object and
 // root.model.merges exactly when it is an array, and its tree is the
 // reference's without what it streamed; the streamed vocab, a later
@@ -82,6 +85,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace dms::fuzz;
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   dms::StatusOr<dms::TokenizerJson> got = dms::ReadTokenizerJson(kPath, text);
+  const std::string prefix = std::string(kPath) + ": JSON";
+  if (CheckJsonLimitsContract(text, dms::kTokenizerJsonLimits, got.status(), prefix)) return 0;
   json ref = json::parse(text, nullptr, /*allow_exceptions=*/false);
   FUZZ_CHECK(got.ok() == !ref.is_discarded(),
              got.ok() ? "accepted what the tree parse refuses" : got.status().ToString());

@@ -24,6 +24,31 @@ inline std::string ReplaceWeights(const std::string& dir, const std::string& byt
   return dir + "/model.safetensors";
 }
 
+// A valid SmallConfig() checkpoint whose config.json then gets `key` = `value`.
+inline std::string ConfigWith(const std::string& dir, const std::string& key,
+                              const nlohmann::json& value) {
+  WriteTestCheckpoint(dir, SmallConfig());
+  auto cfg = SmallConfig();
+  cfg[key] = value;
+  WriteFile(dir + "/config.json", cfg.dump());
+  return dir + "/config.json";
+}
+
+// A one-tensor header whose `field` is `value` (raw JSON text).
+inline std::string HeaderWith(const std::string& field, const std::string& value) {
+  nlohmann::json entry{{"dtype", "F32"},
+                       {"shape", nlohmann::json::array({1})},
+                       {"data_offsets", nlohmann::json::array({0, 4})}};
+  entry[field] = "VALUE";
+  std::string header = nlohmann::json{{"w", entry}}.dump();
+  return header.replace(header.find("\"VALUE\""), 7, value);
+}
+
+// Makes `path` a sparse file of `size` bytes (zeros past its contents).
+inline void GrowSparse(const std::string& path, uint64_t size) {
+  std::filesystem::resize_file(path, size);
+}
+
 // A sharded SmallConfig() checkpoint: 4 shards of <= 30 kB.
 inline void WriteSharded(const std::string& dir) {
   WriteTestCheckpoint(dir, SmallConfig(), {}, 30000);
@@ -247,6 +272,85 @@ inline std::vector<BadCheckpointCase> BadCheckpointCases() {
          WriteSharded(d);
          WriteFile(d + idx, "{\"metadata\": {}}");
          return d + idx + ": missing 'weight_map' object";
+       }},
+      // Hostile inputs (docs/security.md): nesting, sizes, special files and
+      // sizes that pass the per-field checks but cannot be served.
+      {"HeaderNestedDeepInMetadata",
+       [](const std::string& d) {
+         const std::string header =
+             "{\"__metadata__\": {\"x\": " + DeeplyNestedJson(100000) + "}}";
+         std::string p = ReplaceWeights(d, RawSafetensors(header, 0));
+         return p + ": header is nested deeper than 64 levels";
+       }},
+      {"HeaderNestedDeepInShape",
+       [](const std::string& d) {
+         std::string p =
+             ReplaceWeights(d, RawSafetensors(HeaderWith("shape", DeeplyNestedJson(100000)), 4));
+         return p + ": header is nested deeper than 64 levels";
+       }},
+      {"HeaderNestedDeepInDataOffsets",
+       [](const std::string& d) {
+         std::string p = ReplaceWeights(
+             d, RawSafetensors(HeaderWith("data_offsets", DeeplyNestedJson(100000)), 4));
+         return p + ": header is nested deeper than 64 levels";
+       }},
+      {"HeaderLargerThanLimit",
+       [](const std::string& d) {
+         // The declared header fits in the (sparse) file but is over 100 MB.
+         std::string p = ReplaceWeights(d, RawSafetensors("{}", 0, 100'000'001));
+         GrowSparse(p, 8 + 100'000'001);
+         return p + ": header is larger than 100000000 bytes";
+       }},
+      {"ConfigNestedDeep",
+       [](const std::string& d) {
+         WriteTestCheckpoint(d, SmallConfig());
+         std::string text = SmallConfig().dump();
+         text.insert(1, "\"x\": " + DeeplyNestedJson(100000) + ", ");
+         WriteFile(d + "/config.json", text);
+         return d + "/config.json: config is nested deeper than 64 levels";
+       }},
+      {"ConfigLargerThanLimit",
+       [](const std::string& d) {
+         WriteTestCheckpoint(d, SmallConfig());
+         GrowSparse(d + "/config.json", (1 << 20) + 1);
+         return d + "/config.json: file is larger than 1048576 bytes";
+       }},
+      {"ConfigLinkedToDevZero",
+       [](const std::string& d) {
+         WriteTestCheckpoint(d, SmallConfig());
+         fs::remove(d + "/config.json");
+         fs::create_symlink("/dev/zero", d + "/config.json");
+         return d + "/config.json: not a regular file";
+       }},
+      {"IndexNestedDeep",
+       [idx](const std::string& d) {
+         WriteSharded(d);
+         std::string text = ReadFile(d + idx);
+         text.insert(1, "\"x\": " + DeeplyNestedJson(100000) + ", ");
+         WriteFile(d + idx, text);
+         return d + idx + ": index is nested deeper than 64 levels";
+       }},
+      {"IndexLargerThanLimit",
+       [idx](const std::string& d) {
+         WriteSharded(d);
+         GrowSparse(d + idx, (16 << 20) + 1);
+         return d + idx + ": file is larger than 16777216 bytes";
+       }},
+      {"TenMillionLayers",
+       [](const std::string& d) {
+         std::string p = ConfigWith(d, "num_hidden_layers", 10'000'000);
+         return p + ": num_hidden_layers (10000000) is more than the layers in " + d +
+                "/model.safetensors (2)";
+       }},
+      {"WindowLongerThanContext",
+       [](const std::string& d) {
+         std::string p = ConfigWith(d, "dms_window_size", 1 << 30);
+         return p + ": dms_window_size (1073741824) is larger than max_position_embeddings (256)";
+       }},
+      {"ContextOfOnePosition",
+       [](const std::string& d) {
+         std::string p = ConfigWith(d, "max_position_embeddings", 1);
+         return p + ": max_position_embeddings (1) must be between 16 and 1048576";
        }},
       {"TruncatedShard",
        [](const std::string& d) {

@@ -21,14 +21,34 @@ namespace fs = std::filesystem;
 
 class BadCheckpointTest : public ::testing::TestWithParam<BadCheckpointCase> {};
 
+// On a small stack, so that recursion over a deeply nested input crashes.
 TEST_P(BadCheckpointTest, FailsWithExactMessage) {
   TempDir tmp;
   const std::string dir = tmp.File("model");
   const std::string expected = GetParam().build(dir);
-  auto ckpt = Checkpoint::Load(dir);
-  ASSERT_FALSE(ckpt.ok());
-  EXPECT_EQ(ckpt.status().message(), expected);
-  EXPECT_EQ(ckpt.status().message().find('\n'), std::string::npos);
+  testing::RunWithStack(testing::kSmallStackBytes, [&] {
+    auto ckpt = Checkpoint::Load(dir);
+    ASSERT_FALSE(ckpt.ok());
+    EXPECT_EQ(ckpt.status().message(), expected);
+    EXPECT_EQ(ckpt.status().message().find('\n'), std::string::npos);
+  });
+}
+
+// LoadModelConfig (what dms-server sizes its per-layer metrics by) refuses
+// what Load refuses about the config and the layers.
+TEST(CheckpointTest, LoadModelConfigChecksLayersAgainstTheWeights) {
+  TempDir tmp;
+  const std::string dir = tmp.File("model");
+  const std::string expected = testing::ConfigWith(dir, "num_hidden_layers", 10'000'000) +
+                               ": num_hidden_layers (10000000) is more than the layers in " +
+                               dir + "/model.safetensors (2)";
+  auto config = LoadModelConfig(dir);
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.status().message(), expected);
+  WriteTestCheckpoint(dir, SmallConfig());
+  config = LoadModelConfig(dir);
+  ASSERT_TRUE(config.ok()) << config.status().message();
+  EXPECT_EQ(config->num_layers, 2);
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, BadCheckpointTest,

@@ -1,8 +1,10 @@
 // `dms-engine info` and `dms-engine make-model`, end to end through the
-// built binary, as a user runs them.
+// built binary, as a user runs them; `info` refuses what dms-server refuses.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+
+#include <sys/stat.h>
 
 #include <filesystem>
 
@@ -31,12 +33,22 @@ std::string MakeModel(const std::string& out, const std::string& extra = "") {
          extra;
 }
 
+// `info` with a small stack (recursion over deep input shows as a crash) and
+// a time limit (a read that never ends shows as exit 124).
+std::string Info(const std::string& dir) {
+  return "ulimit -s 1024; timeout 60 " + Engine() + " info --model '" + dir + "'";
+}
+
+// dms-server on `dir`, which must refuse it at start (a timeout otherwise).
+std::string Server(const std::string& dir) {
+  return "ulimit -s 1024; timeout 60 " + testing::BinDir() + "/dms-server --model '" + dir +
+         "' --listen 127.0.0.1:0 --metrics-listen off --backend cpu --threads 1";
+}
+
 TEST(ModelCliTest, MakeModelThenInfo) {
   TempDir tmp;
-  const std::string tok = tmp.File("tok");
-  fs::create_directories(tok);
-  testing::WriteFile(tok + "/tokenizer.json", "{}");
-  testing::WriteFile(tok + "/tokenizer_config.json", "{}");
+  // The real tokenizer: info loads it as dms-server does.
+  const std::string tok = testing::TokenizerDir();
   const std::string out = tmp.File("m");
   // Vocabulary as large as the tokenizer's, so it is copied.
   CommandResult made = RunCommand(Engine() + " make-model --out '" + out +
@@ -149,7 +161,7 @@ TEST_P(InfoBadCheckpointTest, OneLineOnStderrExit1) {
   TempDir tmp;
   const std::string dir = tmp.File("model");
   const std::string expected = GetParam().build(dir);
-  CommandResult r = RunCommand(Engine() + " info --model '" + dir + "'");
+  CommandResult r = RunCommand(Info(dir));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "dms-engine: " + expected + "\n");
@@ -159,12 +171,85 @@ INSTANTIATE_TEST_SUITE_P(Cases, InfoBadCheckpointTest,
                          ::testing::ValuesIn(testing::BadCheckpointCases()),
                          [](const auto& info) { return info.param.name; });
 
+// Model directories whose weights load but whose tokenizer (or a file that
+// cannot be read at all) dms-server refuses at start.
+std::vector<testing::BadCheckpointCase> BadModelDirCases() {
+  using testing::SmallConfig;
+  using testing::WriteFile;
+  using testing::WriteTestCheckpoint;
+  return {
+      {"BadTokenizerJson",
+       [](const std::string& d) {
+         WriteTestCheckpoint(d, SmallConfig());
+         WriteFile(d + "/tokenizer.json", "{}");
+         return d + "/tokenizer.json: pre_tokenizer: expected Sequence[Split(Regex, Isolated), "
+                    "ByteLevel(add_prefix_space=false, use_regex=false)]";
+       }},
+      {"TokenizerJsonNestedDeep",
+       [](const std::string& d) {
+         WriteTestCheckpoint(d, SmallConfig());
+         WriteFile(d + "/tokenizer.json",
+                   "{\"normalizer\": " + testing::DeeplyNestedJson(100000) + "}");
+         return d + "/tokenizer.json: JSON is nested deeper than 64 levels";
+       }},
+      {"TokenizerConfigNestedDeep",
+       [](const std::string& d) {
+         WriteTestCheckpoint(d, SmallConfig());
+         WriteFile(d + "/tokenizer.json", "{}");
+         WriteFile(d + "/tokenizer_config.json",
+                   "{\"x\": " + testing::DeeplyNestedJson(100000) + "}");
+         return d + "/tokenizer_config.json: JSON is nested deeper than 64 levels";
+       }},
+      {"ConfigIsAFifo",
+       [](const std::string& d) {
+         WriteTestCheckpoint(d, SmallConfig());
+         fs::remove(d + "/config.json");
+         if (::mkfifo((d + "/config.json").c_str(), 0600) != 0) throw std::runtime_error("mkfifo");
+         return d + "/config.json: not a regular file";
+       }},
+  };
+}
+
+class InfoBadModelDirTest : public ::testing::TestWithParam<testing::BadCheckpointCase> {};
+
+TEST_P(InfoBadModelDirTest, OneLineOnStderrExit1) {
+  TempDir tmp;
+  const std::string dir = tmp.File("model");
+  const std::string expected = GetParam().build(dir);
+  CommandResult r = RunCommand(Info(dir));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "dms-engine: " + expected + "\n");
+}
+
+INSTANTIATE_TEST_SUITE_P(Cases, InfoBadModelDirTest, ::testing::ValuesIn(BadModelDirCases()),
+                         [](const auto& info) { return info.param.name; });
+
+// Both tools give the same line for every refused model directory (the
+// server's last line; before it the server may log that it listens).
+TEST(ModelCliTest, ServerRefusesWhatInfoRefusesWithTheSameLine) {
+  if (!fs::exists(testing::BinDir() + "/dms-server")) GTEST_SKIP() << "dms-server not built";
+  std::vector<testing::BadCheckpointCase> cases = testing::BadCheckpointCases();
+  for (auto& c : BadModelDirCases()) cases.push_back(std::move(c));
+  for (const testing::BadCheckpointCase& c : cases) {
+    TempDir tmp;
+    const std::string dir = tmp.File("model");
+    const std::string expected = c.build(dir);
+    CommandResult r = RunCommand(Server(dir));
+    EXPECT_EQ(r.exit_code, 1) << c.name << ": " << r.err;
+    const std::string line = "dms-server: " + expected + "\n";
+    EXPECT_TRUE(r.err.size() >= line.size() &&
+                r.err.compare(r.err.size() - line.size(), line.size(), line) == 0)
+        << c.name << ": " << r.err;
+  }
+}
+
 TEST(ModelCliTest, InfoOnSharedFixtureModels) {
   const std::string shared = testing::SharedFixturesDir();
   if (shared.empty() || !fs::is_directory(shared + "/models")) GTEST_SKIP() << "no shared fixtures";
   for (const auto& e : fs::directory_iterator(shared + "/models")) {
     if (!fs::exists(e.path() / "config.json")) continue;
-    CommandResult r = RunCommand(Engine() + " info --model '" + e.path().string() + "'");
+    CommandResult r = RunCommand(Info(e.path().string()));
     ASSERT_EQ(r.exit_code, 0) << e.path() << ": " << r.err;
     auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["config"]["model_type"], "qwen3");

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/model/checkpoint.h"
 #include "tests/model/model_test_util.h"
 #include "tests/test_util.h"
 
@@ -293,6 +294,65 @@ TEST(ModelConfigErrorTest, ModelType) {
 TEST(ModelConfigErrorTest, HiddenAct) {
   EXPECT_EQ(ErrorOf(With(SmallConfig(), "hidden_act", "gelu")),
             "config.json: unsupported config: hidden_act 'gelu' (only silu)");
+}
+
+// Sizes that pass "positive and at most 2^30" one by one but cannot be
+// served: the context, the window against it, products of dimensions.
+TEST(ModelConfigErrorTest, SizesBeyondWhatCanBeServed) {
+  const std::string range = " must be between 16 and 1048576";
+  EXPECT_EQ(ErrorOf(With(SmallConfig(), "max_position_embeddings", 1)),
+            "config.json: max_position_embeddings (1)" + range);
+  EXPECT_EQ(ErrorOf(With(SmallConfig(), "max_position_embeddings", 15)),
+            "config.json: max_position_embeddings (15)" + range);
+  EXPECT_EQ(ErrorOf(With(SmallConfig(), "max_position_embeddings", (1 << 20) + 1)),
+            "config.json: max_position_embeddings (1048577)" + range);
+  EXPECT_TRUE(Parse(With(SmallConfig(), "max_position_embeddings", 16)).ok());
+  EXPECT_TRUE(Parse(With(SmallConfig(), "max_position_embeddings", 1 << 20)).ok());
+
+  EXPECT_EQ(ErrorOf(With(SmallConfig(), "dms_window_size", 1 << 30)),
+            "config.json: dms_window_size (1073741824) is larger than max_position_embeddings "
+            "(256)");
+  EXPECT_EQ(ErrorOf(With(SmallConfig(), "dms_window_size", 257)),
+            "config.json: dms_window_size (257) is larger than max_position_embeddings (256)");
+  EXPECT_TRUE(Parse(With(SmallConfig(), "dms_window_size", 256)).ok());
+
+  EXPECT_EQ(ErrorOf(With(With(SmallConfig(), "vocab_size", 1 << 30), "hidden_size", 1 << 30)),
+            "config.json: vocab_size * hidden_size is larger than 2147483647");
+  EXPECT_EQ(ErrorOf(With(SmallConfig(), "intermediate_size", 1 << 30)),
+            "config.json: intermediate_size * hidden_size is larger than 2147483647");
+  // 2^28 heads of 16 times 48: each product of two fits, of three not.
+  EXPECT_EQ(ErrorOf(With(With(SmallConfig(), "num_attention_heads", 1 << 28),
+                         "num_key_value_heads", 1 << 28)),
+            "config.json: num_attention_heads * head_dim * hidden_size is larger than 2147483647");
+  // 2^26 heads of 16, hidden_size 1: q fits (2^30), q + k + v (3 * 2^30) not.
+  json wide = With(With(SmallConfig(), "num_attention_heads", 1 << 26), "num_key_value_heads",
+                   1 << 26);
+  wide["hidden_size"] = 1;
+  EXPECT_EQ(ErrorOf(wide),
+            "config.json: (num_attention_heads + 2 * num_key_value_heads) * head_dim is larger "
+            "than 2147483647");
+  EXPECT_EQ(ErrorOf(With(With(SmallConfig(), "num_hidden_layers", 1 << 30), "num_key_value_heads",
+                         4)),
+            "config.json: num_hidden_layers * num_key_value_heads is larger than 2147483647");
+}
+
+// Text beyond kConfigJsonLimits is refused before it is parsed; nesting is
+// refused on a small stack, where a recursive walk of it would crash.
+TEST(ModelConfigErrorTest, TextBeyondTheLimits) {
+  std::string big = SmallConfig().dump();
+  big.append((1 << 20) + 1 - big.size(), ' ');
+  EXPECT_EQ(ParseModelConfig(big, "config.json").status().message(),
+            "config.json: config is larger than 1048576 bytes");
+  std::string deep = SmallConfig().dump();
+  deep.insert(1, "\"x\": " + testing::DeeplyNestedJson(100000) + ", ");
+  testing::RunWithStack(testing::kSmallStackBytes, [&] {
+    EXPECT_EQ(ParseModelConfig(deep, "config.json").status().message(),
+              "config.json: config is nested deeper than 64 levels");
+  });
+  // 64 levels are fine.
+  std::string ok = SmallConfig().dump();
+  ok.insert(1, "\"x\": " + testing::DeeplyNestedJson(63) + ", ");
+  EXPECT_TRUE(ParseModelConfig(ok, "config.json").ok());
 }
 
 TEST(ModelConfigTest, LoadModelConfigNamesThePath) {

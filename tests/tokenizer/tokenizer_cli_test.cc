@@ -112,6 +112,19 @@ TEST(TokenizerCli, BadLinesNameTheLineNumber) {
   EXPECT_EQ(r4.err, "dms-engine: line 1: tools: tool definitions are not supported\n");
 }
 
+// A line nested deeper than kJsonMaxDepth is refused before it is parsed
+// (on a small stack, where recursion over it would crash).
+TEST(TokenizerCli, DeeplyNestedLinesAreRefused) {
+  const std::string tok = "--tokenizer '" + testing::TokenizerDir() + "'";
+  const std::string deep = testing::DeeplyNestedJson(100000);
+  for (const char* command : {"tokenize ", "chat-template "}) {
+    auto r = RunCommand("ulimit -s 1024; " + Engine(command + tok),
+                        "{\"messages\": " + deep + ", \"text\": " + deep + "}\n");
+    EXPECT_EQ(r.exit_code, 1) << command;
+    EXPECT_EQ(r.err, "dms-engine: line 1: JSON is nested deeper than 64 levels\n") << command;
+  }
+}
+
 TEST(TokenizerCli, MissingTokenizer) {
   auto res = RunCommand(Engine("tokenize --tokenizer /nonexistent/tok"), "{\"text\": \"a\"}\n");
   EXPECT_EQ(res.exit_code, 1);

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -143,6 +145,42 @@ TEST_F(LoadTest, InvalidJson) {
   auto c = Tokenizer::Load(dir_.path());
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().message().rfind(dir_.File("tokenizer_config.json") + ": invalid JSON: ", 0), 0u);
+}
+
+// Hostile files (docs/security.md): deep nesting is refused before the
+// loader copies or compares the tree (on a small stack, where that recursion
+// would crash); sizes beyond the limits and devices are refused unread.
+TEST_F(LoadTest, DeepNestingAndSizesBeyondTheLimitsAreRefused) {
+  json t = MinimalTokenizer();
+  t["normalizer"] = "DEEP";
+  std::string text = t.dump();
+  text.replace(text.find("\"DEEP\""), 6, testing::DeeplyNestedJson(100000));
+  testing::WriteFile(file(), text);
+  testing::RunWithStack(testing::kSmallStackBytes, [&] {
+    EXPECT_EQ(Tokenizer::Load(dir_.path()).status().message(),
+              file() + ": JSON is nested deeper than 64 levels");
+  });
+
+  testing::WriteFile(file(), MinimalTokenizer().dump());
+  testing::WriteFile(dir_.File("tokenizer_config.json"),
+                     "{\"chat_template\": " + testing::DeeplyNestedJson(100000) + "}");
+  testing::RunWithStack(testing::kSmallStackBytes, [&] {
+    EXPECT_EQ(Tokenizer::Load(dir_.path()).status().message(),
+              dir_.File("tokenizer_config.json") + ": JSON is nested deeper than 64 levels");
+  });
+
+  std::filesystem::resize_file(dir_.File("tokenizer_config.json"), (16 << 20) + 1);
+  EXPECT_EQ(Tokenizer::Load(dir_.path()).status().message(),
+            dir_.File("tokenizer_config.json") + ": file is larger than 16777216 bytes");
+  std::filesystem::remove(dir_.File("tokenizer_config.json"));
+  std::filesystem::create_symlink("/dev/zero", dir_.File("tokenizer_config.json"));
+  EXPECT_EQ(Tokenizer::Load(dir_.path()).status().message(),
+            dir_.File("tokenizer_config.json") + ": not a regular file");
+  std::filesystem::remove(dir_.File("tokenizer_config.json"));
+
+  std::filesystem::resize_file(file(), (64 << 20) + 1);  // sparse
+  EXPECT_EQ(Tokenizer::Load(dir_.path()).status().message(),
+            file() + ": JSON is larger than 67108864 bytes");
 }
 
 TEST_F(LoadTest, UnsupportedPipelinesAreRefusedByName) {

@@ -12,7 +12,8 @@
 #
 #   scripts/gpu.sh build                  here
 #   scripts/gpu-decode-bench.sh run       on the GPU machine, .carry/gpu.tgz carried
-# Env: STREAMS (1,8,32,64,128), CONTEXT (8192), PEER/ENGINE/SAMPLED/SERVER=0 skip a part.
+# Env: STREAMS (1,8,32,64,128), CONTEXT (8192), PEER/ENGINE/SAMPLED/SERVER=0 skip a part,
+# DEVICE_SAMPLING (the server flag, default --device-sampling; " " for host sampling).
 set -euo pipefail
 source "$(dirname "$0")/gpu-bench-env.sh"
 ensure_bench_model
@@ -41,7 +42,8 @@ fi
 if [ "${SERVER:-1}" = 1 ]; then
   port=50161
   "$bundle/bin/dms-server" --backend cuda --model "$model" --listen "127.0.0.1:$port" --metrics-listen off \
-    --kv-memory 0.9 --max-running 64 --generation-config ignore > "$out/decode-server.log" 2>&1 &
+    --kv-memory 0.9 --max-running 64 --generation-config ignore ${DEVICE_SAMPLING:---device-sampling} \
+    > "$out/decode-server.log" 2>&1 &
   spid=$!
   for _ in $(seq 1 120); do
     "$bundle/bin/dms" health --target "127.0.0.1:$port" >/dev/null 2>&1 && break

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "engine/backends/backend_factory.h"
+#include "engine/runtime/generation_config.h"
 #include "engine/runtime/model_loader.h"
 #include "engine/util/mapped_file.h"
 #include "server/auth.h"
@@ -62,9 +63,8 @@ Status WarmUp(Backend& backend, int num_tokens, int chunk_tokens) {
   return st;
 }
 
-// --generation-config: the checkpoint's sampling defaults (auto) or none.
-GenerationDefaults SamplingDefaults(const ServerOptions& o, const LoadedModel& model) {
-  if (o.generation_config == "ignore") return GenerationDefaults{};
+// The checkpoint's sampling defaults (none with --generation-config ignore).
+GenerationDefaults SamplingDefaults(const LoadedModel& model) {
   const GenerationDefaults& d = model.generation_defaults;
   if (!d.empty()) {
     const SamplingParams p = d.Apply(SamplingParams{});
@@ -143,6 +143,9 @@ int RunServer(const ServerOptions& o) {
     return StartupError(InvalidArgumentError("--generation-config: expected auto or ignore, got '" +
                                              o.generation_config + "'"));
   }
+  if (o.generation_config == "auto") {  // read again by LoadModel; a bad file fails here, before listening
+    if (StatusOr<GenerationDefaults> g = LoadGenerationConfig(o.model); !g.ok()) return StartupError(g.status());
+  }
   StatusOr<KvMemorySpec> kv_memory = ParseKvMemory(o.kv_memory);
   if (!kv_memory.ok()) return StartupError(kv_memory.status());
   std::vector<double> buckets;
@@ -199,7 +202,7 @@ int RunServer(const ServerOptions& o) {
                o.tls_cert.empty() ? "plaintext" : (o.tls_client_ca.empty() ? "TLS" : "mutual TLS"),
                mo.listen.empty() ? std::string("off") : mo.listen);
 
-  StatusOr<LoadedModel> model = LoadModel(o.model, o.tokenizer);
+  StatusOr<LoadedModel> model = LoadModel(o.model, o.tokenizer, o.generation_config == "auto");
   if (!model.ok()) return StartupError(model.status());
   BackendOptions bo;
   bo.kind = o.backend;
@@ -210,6 +213,7 @@ int RunServer(const ServerOptions& o) {
   // Any policy but auto serves a dense cache (a DMS checkpoint's decisions ignored).
   bo.force_dense = *kv_policy != KvPolicyKind::kAuto;
   bo.precision = o.precision;
+  bo.device_sampling = o.device_sampling;
   bo.max_batch_tokens = o.max_batch_tokens;
   bo.max_sequences = o.max_running + 1;  // + the one being admitted
   StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(model->checkpoint, bo);
@@ -245,7 +249,7 @@ int RunServer(const ServerOptions& o) {
   serving.limits.max_stop_string_bytes = o.max_stop_string_bytes;
   serving.limits.default_kv_policy = *kv_policy;
   serving.limits.default_compression_ratio = o.compression_ratio;
-  serving.limits.sampling_defaults = SamplingDefaults(o, *model);
+  serving.limits.sampling_defaults = SamplingDefaults(*model);
   service.SetModel(serving);  // the engine published initial stats to the metrics
   health.SetStatus(kServiceName, true);
   spdlog::info("serving {} on {} backend ({}): {} layers, DMS {}, KV policy {}{}, KV pool {} blocks x {} tokens, "

@@ -28,6 +28,11 @@ struct CudaBackendOptions {
   std::string precision = "bf16";
   int max_batch_tokens = 8192;         // tokens per Forward step (workspace size)
   int max_sequences = 64;              // live sequences (page-table slots)
+  // Sample the rows of ForwardChunk::sampling on the device
+  // (BackendInfo::sampling; docs/cuda.md). Off: the engine brings sampled
+  // rows to the host sampler whole. Off by default until the device sampler
+  // has run on a GPU (docs/batch-decode.md).
+  bool device_sampling = false;
 };
 
 // Everything the module's factory needs; abi_version guards against a module
@@ -38,7 +43,7 @@ struct CudaModuleArgs {
   CudaBackendOptions options;
 };
 
-inline constexpr int kCudaModuleAbiVersion = 3;
+inline constexpr int kCudaModuleAbiVersion = 4;
 inline constexpr const char* kCudaModuleFile = "libdms_cuda.so";
 inline constexpr const char* kCudaModuleSymbol = "DmsCreateCudaBackend";
 

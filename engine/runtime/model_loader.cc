@@ -5,11 +5,14 @@
 
 namespace dms {
 
-StatusOr<LoadedModel> LoadModel(const std::string& model_dir, const std::string& tokenizer_override) {
+StatusOr<LoadedModel> LoadModel(const std::string& model_dir, const std::string& tokenizer_override,
+                                bool read_generation_config) {
   LoadedModel m;
   DMS_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> ckpt, Checkpoint::Load(model_dir));
   m.checkpoint = std::move(ckpt);
-  DMS_ASSIGN_OR_RETURN(m.generation_defaults, LoadGenerationConfig(model_dir));
+  if (read_generation_config) {
+    DMS_ASSIGN_OR_RETURN(m.generation_defaults, LoadGenerationConfig(model_dir));
+  }
   std::string tok_path = tokenizer_override;
   if (tok_path.empty() && std::filesystem::exists(model_dir + "/tokenizer.json")) tok_path = model_dir;
   if (!tok_path.empty()) {

@@ -27,6 +27,9 @@ struct LoadedModel {
 // tokenizer_override: a tokenizer.json or directory to use instead of the
 // model's own ("" = the model directory's, if any). A tokenizer whose vocab
 // does not fit the model is an INVALID_ARGUMENT naming both sizes.
-StatusOr<LoadedModel> LoadModel(const std::string& model_dir, const std::string& tokenizer_override = "");
+// read_generation_config false leaves generation_defaults empty and the file
+// unread (dms-server --generation-config ignore).
+StatusOr<LoadedModel> LoadModel(const std::string& model_dir, const std::string& tokenizer_override = "",
+                                bool read_generation_config = true);
 
 }  // namespace dms

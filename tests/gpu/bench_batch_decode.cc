@@ -65,6 +65,7 @@ int RunConfig(const BatchDecodeArgs& a, std::shared_ptr<const Checkpoint> ckpt, 
   o.max_sequences = *std::max_element(a.streams.begin(), a.streams.end()) + 1;
   o.kv_cache_bytes = kv_bytes;
   o.force_dense = dense;
+  o.device_sampling = a.temperature > 0;
   auto made = CudaBackend::Create(ckpt, o);
   if (!made.ok()) {
     std::fprintf(stderr, "batch decode (%s): %s\n", name, made.status().ToString().c_str());

@@ -92,7 +92,7 @@ float MaxDiff(const std::vector<float>& got, const std::vector<float>& want, siz
 }
 
 std::unique_ptr<CudaBackend> MakeBackend(const std::string& dir, const std::string& precision,
-                                         int max_batch_tokens = 1024) {
+                                         int max_batch_tokens = 1024, bool device_sampling = false) {
   auto ckpt = Checkpoint::Load(dir);
   EXPECT_TRUE(ckpt.ok()) << ckpt.status().ToString();
   if (!ckpt.ok()) return nullptr;
@@ -102,6 +102,7 @@ std::unique_ptr<CudaBackend> MakeBackend(const std::string& dir, const std::stri
   o.max_batch_tokens = max_batch_tokens;
   o.max_sequences = 8;
   o.kv_cache_bytes = 64 << 20;
+  o.device_sampling = device_sampling;
   auto b = CudaBackend::Create(std::shared_ptr<const Checkpoint>(std::move(*ckpt)), o);
   EXPECT_TRUE(b.ok()) << b.status().ToString();
   return b.ok() ? std::move(*b) : nullptr;
@@ -442,8 +443,9 @@ TEST(CudaGolden, SampledRowsAreTheHostSamplersOnTheFullRows) {
   const std::string dir = testing::TestDataDir() + "/models/dms-neuron-w16-long";
   const Golden g = LoadGoldenModel(dir);
   auto full = MakeBackend(dir, "bf16");
-  auto dev = MakeBackend(dir, "bf16");
+  auto dev = MakeBackend(dir, "bf16", 1024, /*device_sampling=*/true);
   ASSERT_TRUE(full && dev);
+  ASSERT_TRUE(dev->info().sampling);
   const int V = full->config().vocab_size;
   std::vector<RowSampling> params(4);
   params[0].params.temperature = 0.6f, params[0].params.top_p = 0.95f, params[0].params.top_k = 20;

@@ -63,6 +63,7 @@ nlohmann::json RunJson(const RunReport& run, const BenchConfig& config) {
                  {"duration_limit_s", s.spec.duration_s},
                  {"warmup_requests", config.warmup_requests},
                  {"dataset", config.dataset},
+                 {"sampling", config.sampling},
                  {"seed", config.seed}};
   j["units"] = {{"latency", "s"}, {"throughput", "per s"}};
   j["launched"] = s.launched;

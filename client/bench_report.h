@@ -24,6 +24,7 @@ struct BenchConfig {
   std::string dataset;
   int64_t warmup_requests = 0;
   uint64_t seed = 0;
+  std::string sampling;  // the sampling fields sent ("temperature 0.6 top_p 0.95 top_k 20", unset ones left out)
 };
 
 struct RunReport {

@@ -38,6 +38,10 @@ struct BenchArgs {
   double needle_depth = -1;
   std::string ignore_eos = "auto";
   double temperature = 0;
+  // Set only when given (CLI::Option::count): else the server's defaults.
+  double top_p = 1, min_p = 0;
+  int32_t top_k = 0;
+  CLI::Option *top_p_opt = nullptr, *top_k_opt = nullptr, *min_p_opt = nullptr;
   uint64_t seed = 0;
   double timeout_s = 0;
   std::string goodput, json_path, csv_path, plot_dir;
@@ -144,6 +148,9 @@ int RunBench(const BenchArgs& a) {
 
   RequestTemplate request;
   request.sampling.set_temperature(static_cast<float>(a.temperature));
+  if (a.top_p_opt->count() > 0) request.sampling.set_top_p(static_cast<float>(a.top_p));
+  if (a.top_k_opt->count() > 0) request.sampling.set_top_k(a.top_k);
+  if (a.min_p_opt->count() > 0) request.sampling.set_min_p(static_cast<float>(a.min_p));
   request.sampling.set_seed(a.seed);
   // Random prompts make random replies: without ignore_eos their lengths
   // would vary with the weights rather than with --output-len.
@@ -193,6 +200,7 @@ int RunBench(const BenchArgs& a) {
   config.dataset = a.dataset;
   config.warmup_requests = a.warmup;
   config.seed = a.seed;
+  config.sampling = request.sampling.ShortDebugString();
   if (!a.json_path.empty()) {
     const std::string text = BenchJson(runs, config).dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
     if (Status st = WriteTextFile(a.json_path, text + "\n"); !st.ok()) return Fail("--json: " + st.message());
@@ -243,6 +251,9 @@ void RegisterBenchCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--ignore-eos", a->ignore_eos, "auto (true for random prompts) | true | false")
       ->capture_default_str();
   cmd->add_option("--temperature", a->temperature, "Sampling temperature (0 = greedy)")->capture_default_str();
+  a->top_p_opt = cmd->add_option("--top-p", a->top_p, "Nucleus sampling mass in (0, 1] (default: the model's)");
+  a->top_k_opt = cmd->add_option("--top-k", a->top_k, "Keep the k most likely tokens, 0 = off (default: the model's)");
+  a->min_p_opt = cmd->add_option("--min-p", a->min_p, "Drop tokens below min-p x the top probability");
   cmd->add_option("--seed", a->seed, "Seed of prompts, arrivals and sampling")->capture_default_str();
   cmd->add_option("--timeout", a->timeout_s, "Per-request deadline in seconds (0 = none)");
   cmd->add_option("--goodput", a->goodput, "SLOs in seconds, e.g. ttft=0.5,tpot=0.05,e2e=10");

@@ -14,8 +14,8 @@ void FillSampling(const GenerationFlags& f, dms::v1::SamplingParams* s) {
     s->set_repetition_penalty(static_cast<float>(f.repetition_penalty));
   }
   if (f.seed_opt && f.seed_opt->count() > 0) s->set_seed(f.seed);
-  s->set_top_k(f.top_k);
-  s->set_min_p(static_cast<float>(f.min_p));
+  if (f.top_k_opt && f.top_k_opt->count() > 0) s->set_top_k(f.top_k);
+  if (f.min_p_opt && f.min_p_opt->count() > 0) s->set_min_p(static_cast<float>(f.min_p));
   s->set_presence_penalty(static_cast<float>(f.presence_penalty));
   s->set_frequency_penalty(static_cast<float>(f.frequency_penalty));
 }
@@ -43,10 +43,11 @@ Status FillCommon(const GenerationFlags& f, Request* r) {
 
 void AddGenerationFlags(CLI::App* cmd, GenerationFlags* f) {
   cmd->add_option("--max-tokens", f->max_tokens, "Maximum new tokens (0: the server's default, 256)");
-  f->temperature_opt = cmd->add_option("--temperature", f->temperature, "Sampling temperature, 0 = greedy (default 1)");
-  f->top_p_opt = cmd->add_option("--top-p", f->top_p, "Nucleus sampling mass in (0, 1] (default 1)");
-  cmd->add_option("--top-k", f->top_k, "Keep the k most likely tokens (0 = off)");
-  cmd->add_option("--min-p", f->min_p, "Drop tokens below min-p x the top probability");
+  f->temperature_opt = cmd->add_option("--temperature", f->temperature,
+                                       "Sampling temperature, 0 = greedy (default: the model's, else 1)");
+  f->top_p_opt = cmd->add_option("--top-p", f->top_p, "Nucleus sampling mass in (0, 1] (default: the model's, else 1)");
+  f->top_k_opt = cmd->add_option("--top-k", f->top_k, "Keep the k most likely tokens, 0 = off (default: the model's)");
+  f->min_p_opt = cmd->add_option("--min-p", f->min_p, "Drop tokens below min-p x the top probability");
   f->repetition_penalty_opt = cmd->add_option("--repetition-penalty", f->repetition_penalty, "> 0 (default 1)");
   cmd->add_option("--presence-penalty", f->presence_penalty, "In [-2, 2]");
   cmd->add_option("--frequency-penalty", f->frequency_penalty, "In [-2, 2]");

@@ -30,6 +30,8 @@ struct GenerationFlags {
   CLI::Option* temperature_opt = nullptr;
   CLI::Option* top_p_opt = nullptr;
   CLI::Option* repetition_penalty_opt = nullptr;
+  CLI::Option* top_k_opt = nullptr;
+  CLI::Option* min_p_opt = nullptr;
   CLI::Option* seed_opt = nullptr;
 };
 

@@ -45,8 +45,7 @@ StatusOr<std::unique_ptr<RequestAuthorizer>> RequestAuthorizer::Create(const Aut
   return a;
 }
 
-StatusOr<std::string> RequestAuthorizer::CheckToken(const grpc::CallbackServerContext& ctx) const {
-  if (tokens_.empty()) return std::string();
+StatusOr<int> RequestAuthorizer::MatchToken(const grpc::CallbackServerContext& ctx) const {
   const auto& md = ctx.client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) return UnauthenticatedError("missing 'authorization: Bearer <token>' metadata");
@@ -56,10 +55,20 @@ StatusOr<std::string> RequestAuthorizer::CheckToken(const grpc::CallbackServerCo
     return UnauthenticatedError("the authorization metadata is not 'Bearer <token>'");
   }
   const std::string token = value.substr(sizeof(kPrefix) - 1);
-  bool ok = false;
-  for (const std::string& t : tokens_) ok |= ConstantTimeEquals(token, t);  // no early exit
-  if (!ok) return UnauthenticatedError("invalid bearer token");
-  return token;
+  int match = -1;
+  for (int i = static_cast<int>(tokens_.size()) - 1; i >= 0; --i) {  // no early exit
+    if (ConstantTimeEquals(token, tokens_[i])) match = i;
+  }
+  if (match < 0) return UnauthenticatedError("invalid bearer token");
+  return match;
+}
+
+StatusOr<int> RequestAuthorizer::CheckToken(const grpc::CallbackServerContext& ctx,
+                                            std::string_view rpc) const {
+  if (tokens_.empty()) return -1;
+  StatusOr<int> match = MatchToken(ctx);
+  if (!match.ok()) audit_.Refused(ctx.peer(), rpc, match.status().message());
+  return match;
 }
 
 Status RequestAuthorizer::CheckRate(const std::string& key) const {
@@ -83,15 +92,40 @@ Status RequestAuthorizer::CheckRate(const std::string& key) const {
   return OkStatus();
 }
 
-Status RequestAuthorizer::Authorize(const grpc::CallbackServerContext& ctx) const {
-  DMS_ASSIGN_OR_RETURN(std::string token, CheckToken(ctx));
-  // Rate by token when auth is on (tokens are per client), else by address.
-  return CheckRate(token.empty() ? PeerAddress(ctx.peer()) : "token:" + token);
+namespace {
+
+// The verified client certificate's identity ("" without one).
+std::string CertificateIdentity(const grpc::CallbackServerContext& ctx) {
+  std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+  if (!auth || !auth->IsPeerAuthenticated()) return "";
+  std::string id;
+  for (const grpc::string_ref& part : auth->GetPeerIdentity()) {
+    if (!id.empty()) id += ",";
+    id.append(part.data(), part.size());
+  }
+  return id;
 }
 
-Status RequestAuthorizer::AuthorizeHealth(const grpc::CallbackServerContext& ctx) const {
+}  // namespace
+
+StatusOr<std::string> RequestAuthorizer::Authorize(const grpc::CallbackServerContext& ctx,
+                                                   std::string_view rpc) const {
+  DMS_ASSIGN_OR_RETURN(int token, CheckToken(ctx, rpc));
+  std::string caller;
+  if (token >= 0) caller = "token#" + std::to_string(token);
+  if (std::string cert = CertificateIdentity(ctx); !cert.empty()) {
+    caller += (caller.empty() ? "" : " ") + ("cert:" + cert);
+  }
+  if (caller.empty()) caller = "peer:" + PeerAddress(ctx.peer());
+  // Rate by token when auth is on (tokens are per client), else by address.
+  DMS_RETURN_IF_ERROR(CheckRate(token >= 0 ? "token#" + std::to_string(token) : PeerAddress(ctx.peer())));
+  return caller;
+}
+
+Status RequestAuthorizer::AuthorizeHealth(const grpc::CallbackServerContext& ctx,
+                                          std::string_view rpc) const {
   if (options_.health_exempt) return OkStatus();
-  return CheckToken(ctx).status();
+  return CheckToken(ctx, rpc).status();
 }
 
 Status RequestAuthorizer::AcquireStream(const std::string& peer) {

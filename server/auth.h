@@ -1,7 +1,13 @@
 // Who may call: bearer tokens, per-peer stream limits and per-token request
 // rates. Every RPC asks the RequestAuthorizer first; refusals are
 // UNAUTHENTICATED (no or wrong token) or RESOURCE_EXHAUSTED (a limit), with a
-// message that never echoes the token.
+// message that never echoes the token. Each refused authentication goes to
+// the audit log (peer, RPC, reason; rate-limited).
+//
+// An authorized inference call gets its caller's identity: the tenant that
+// owns its request ids and sessions. It is the bearer token (by its position
+// in the token file), the verified client certificate's identity, both when
+// both are in use, or the peer's address when neither is.
 //
 // Threading: all methods are thread-safe.
 #pragma once
@@ -12,9 +18,11 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "engine/util/status.h"
+#include "server/audit_log.h"
 
 namespace dms::server {
 
@@ -30,9 +38,10 @@ class RequestAuthorizer {
  public:
   static StatusOr<std::unique_ptr<RequestAuthorizer>> Create(const AuthOptions& options);
 
-  // Checks the bearer token and the request rate of an inference RPC.
-  Status Authorize(const grpc::CallbackServerContext& ctx) const;
-  Status AuthorizeHealth(const grpc::CallbackServerContext& ctx) const;
+  // Checks the bearer token and the request rate of an inference RPC named
+  // `rpc` (for the audit log); returns the caller's identity.
+  StatusOr<std::string> Authorize(const grpc::CallbackServerContext& ctx, std::string_view rpc) const;
+  Status AuthorizeHealth(const grpc::CallbackServerContext& ctx, std::string_view rpc) const;
 
   // A stream slot for the caller's address; release it when the stream ends.
   // RESOURCE_EXHAUSTED when the peer already has max_streams_per_peer.
@@ -48,11 +57,14 @@ class RequestAuthorizer {
 
  private:
   explicit RequestAuthorizer(const AuthOptions& options) : options_(options) {}
-  // The caller's token ("" when none) or UNAUTHENTICATED.
-  StatusOr<std::string> CheckToken(const grpc::CallbackServerContext& ctx) const;
+  // The caller's token's position in the file (-1 when auth is off) or
+  // UNAUTHENTICATED, logged to the audit trail.
+  StatusOr<int> CheckToken(const grpc::CallbackServerContext& ctx, std::string_view rpc) const;
+  StatusOr<int> MatchToken(const grpc::CallbackServerContext& ctx) const;
   Status CheckRate(const std::string& key) const;
 
   AuthOptions options_;
+  mutable AuditLog audit_;
   std::vector<std::string> tokens_;
 
   struct Bucket {

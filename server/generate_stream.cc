@@ -2,8 +2,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <optional>
+
 #include "server/logging.h"
 #include "server/status_mapping.h"
+#include "server/wire.h"
 
 namespace dms::server {
 
@@ -12,6 +15,7 @@ struct GenerateStream::Shared {
   std::recursive_mutex mu;
   GenerateStream* reactor = nullptr;  // null once OnDone ran
   std::string request_id;
+  std::optional<RequestHandle> handle;  // set once the engine accepted the request
   std::deque<v1::GenerateResponse> queue;  // front is being written when writing
   bool writing = false;
   bool final_queued = false;   // the last response is in the queue
@@ -114,14 +118,18 @@ GenerateStream* GenerateStream::Start(grpc::CallbackServerContext* context, Engi
   }
   const size_t prompt_len = request.prompt_tokens.size();
   const uint32_t max_tokens = request.max_tokens;
-  Status st = engine->Submit(std::move(request), std::make_shared<Sink>(shared));
+  // Held across Submit: the engine's first callback waits until the stream
+  // knows its handle (a write failing at once must be able to cancel).
   std::lock_guard<std::recursive_mutex> lock(shared->mu);
-  if (!st.ok()) {
+  StatusOr<RequestHandle> handle = engine->Submit(std::move(request), std::make_shared<Sink>(shared));
+  if (!handle.ok()) {
+    const Status& st = handle.status();
     spdlog::info("request id={} refused: {}", LogEscape(shared->request_id), LogEscape(st.message(), 256));
     shared->finished = true;
     stream->Finish(ToGrpcStatus(st));
     return stream;
   }
+  shared->handle = *handle;
   spdlog::debug("request accepted prompt_tokens={} max_tokens={}", prompt_len, max_tokens);
   return stream;
 }
@@ -131,7 +139,8 @@ void GenerateStream::PumpLocked() {
   if (s.finished || s.writing) return;
   if (!s.queue.empty()) {
     s.writing = true;
-    StartWrite(&s.queue.front());
+    SerializeMessage(s.queue.front(), &out_);
+    StartWrite(&out_);
     return;
   }
   if (s.final_queued) {
@@ -146,7 +155,7 @@ void GenerateStream::OnWriteDone(bool ok) {
   if (!shared_->queue.empty()) shared_->queue.pop_front();
   if (!ok) {
     // The client is gone: stop generating; finish once the engine confirms.
-    engine_->Cancel(shared_->request_id);
+    if (shared_->handle) engine_->Cancel(*shared_->handle);
     shared_->queue.clear();
     if (!shared_->finished) {
       shared_->finished = true;
@@ -158,14 +167,15 @@ void GenerateStream::OnWriteDone(bool ok) {
 }
 
 void GenerateStream::OnCancel() {
-  std::string id;
+  std::optional<RequestHandle> handle;
   {
     std::lock_guard<std::recursive_mutex> lock(shared_->mu);
-    id = shared_->request_id;
+    handle = shared_->handle;
   }
   // Frees the request's KV blocks within one engine step. The stream itself
-  // finishes when the engine reports the cancellation.
-  engine_->Cancel(id);
+  // finishes when the engine reports the cancellation (a refused request has
+  // no handle and is finished already).
+  if (handle) engine_->Cancel(*handle);
 }
 
 void GenerateStream::OnDone() {

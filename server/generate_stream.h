@@ -5,6 +5,7 @@
 //                  pile up while a write is in flight) -> StartWrite
 //   gRPC thread:   OnWriteDone -> next write, or Finish(status) after the last
 //                  OnCancel (client cancel, disconnect, deadline) -> Engine::Cancel
+//                  of this stream's own handle (never another stream's)
 //                  OnDone -> the reactor is deleted; the sink outlives it safely
 //
 // Threading: the queue is guarded by a mutex shared by both sides. The sink
@@ -25,7 +26,7 @@
 
 namespace dms::server {
 
-class GenerateStream : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+class GenerateStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   // Submits `request` to `engine` and streams the result. Refusals (queue
   // full, bad request) finish the stream at once with the mapped status.
@@ -49,6 +50,7 @@ class GenerateStream : public grpc::ServerWriteReactor<v1::GenerateResponse> {
 
   Engine* engine_;
   std::shared_ptr<Shared> shared_;
+  grpc::ByteBuffer out_;  // the queue's front, serialized while it is written
   std::function<void()> on_done_;
 };
 

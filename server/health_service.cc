@@ -1,18 +1,22 @@
 #include "server/health_service.h"
 
+#include "engine/util/text_escape.h"
 #include "server/status_mapping.h"
+#include "server/wire.h"
 
 namespace dms::server {
 
 using grpc::health::v1::HealthCheckRequest;
 using grpc::health::v1::HealthCheckResponse;
 
-// One Watch stream: writes the current status, then every change.
-class HealthService::Watcher : public grpc::ServerWriteReactor<HealthCheckResponse> {
+// One Watch stream: writes the current status, then every change. Finish is
+// called exactly once, whichever comes first: a refusal, shutdown, or the
+// client's cancel.
+class HealthService::Watcher : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   Watcher(HealthService* owner, std::string service) : owner_(owner), service_(std::move(service)) {}
 
-  // Called with owner_->mu_ held.
+  // Called with owner_->mu_ held (or before the watcher is registered).
   void PushLocked(ServingStatus status) {
     std::lock_guard<std::recursive_mutex> lock(mu_);
     if (done_) return;
@@ -21,15 +25,13 @@ class HealthService::Watcher : public grpc::ServerWriteReactor<HealthCheckRespon
       has_pending_ = true;
       return;
     }
-    out_.set_status(status);
-    writing_ = true;
-    StartWrite(&out_);
+    WriteLocked(status);
   }
-  void FinishLocked() {
+  void FinishLocked(const grpc::Status& status) {
     std::lock_guard<std::recursive_mutex> lock(mu_);
     if (done_) return;
     done_ = true;
-    Finish(grpc::Status::OK);
+    Finish(status);
   }
   const std::string& service() const { return service_; }
 
@@ -39,18 +41,10 @@ class HealthService::Watcher : public grpc::ServerWriteReactor<HealthCheckRespon
     if (!ok || done_) return;
     if (has_pending_) {
       has_pending_ = false;
-      out_.set_status(pending_);
-      writing_ = true;
-      StartWrite(&out_);
+      WriteLocked(pending_);
     }
   }
-  void OnCancel() override {
-    std::lock_guard<std::recursive_mutex> lock(mu_);
-    if (!done_) {
-      done_ = true;
-      Finish(grpc::Status::CANCELLED);
-    }
-  }
+  void OnCancel() override { FinishLocked(grpc::Status::CANCELLED); }
   void OnDone() override {
     {
       std::lock_guard<std::recursive_mutex> lock(owner_->mu_);
@@ -60,10 +54,18 @@ class HealthService::Watcher : public grpc::ServerWriteReactor<HealthCheckRespon
   }
 
  private:
+  void WriteLocked(ServingStatus status) {
+    HealthCheckResponse out;
+    out.set_status(status);
+    SerializeMessage(out, &buffer_);
+    writing_ = true;
+    StartWrite(&buffer_);
+  }
+
   HealthService* owner_;
   std::string service_;
   std::recursive_mutex mu_;
-  HealthCheckResponse out_;
+  grpc::ByteBuffer buffer_;
   bool writing_ = false, done_ = false, has_pending_ = false;
   ServingStatus pending_ = HealthCheckResponse::UNKNOWN;
 };
@@ -91,47 +93,49 @@ void HealthService::SetStatus(const std::string& service, bool serving) {
 void HealthService::Shutdown() {
   std::lock_guard<std::recursive_mutex> lock(mu_);
   shutdown_ = true;
-  for (Watcher* w : watchers_) w->FinishLocked();
+  for (Watcher* w : watchers_) w->FinishLocked(grpc::Status::OK);
 }
 
-grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* ctx,
-                                               const HealthCheckRequest* req, HealthCheckResponse* resp) {
+grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                               grpc::ByteBuffer* resp) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
-  if (auth_) {
-    Status st = auth_->AuthorizeHealth(*ctx);
-    if (!st.ok()) {
-      r->Finish(ToGrpcStatus(st));
-      return r;
-    }
-  }
-  std::lock_guard<std::recursive_mutex> lock(mu_);
-  const ServingStatus s = StatusOf(req->service());
-  if (s == HealthCheckResponse::SERVICE_UNKNOWN) {
-    r->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "unknown service '" + req->service() + "'"));
+  HealthCheckRequest request;
+  Status st = auth_ ? auth_->AuthorizeHealth(*ctx, "Health/Check") : OkStatus();
+  if (st.ok()) st = ParseMessage(*req, &request);
+  if (!st.ok()) {
+    r->Finish(ToGrpcStatus(st));
     return r;
   }
-  resp->set_status(s);
+  std::lock_guard<std::recursive_mutex> lock(mu_);
+  const ServingStatus s = StatusOf(request.service());
+  if (s == HealthCheckResponse::SERVICE_UNKNOWN) {
+    r->Finish(ToGrpcStatus(NotFoundError("unknown service '" + EscapeText(request.service(), 128) + "'")));
+    return r;
+  }
+  HealthCheckResponse response;
+  response.set_status(s);
+  SerializeMessage(response, resp);
   r->Finish(grpc::Status::OK);
   return r;
 }
 
-grpc::ServerWriteReactor<HealthCheckResponse>* HealthService::Watch(grpc::CallbackServerContext* ctx,
-                                                                    const HealthCheckRequest* req) {
-  auto* w = new Watcher(this, req->service());
-  if (auth_) {
-    Status st = auth_->AuthorizeHealth(*ctx);
-    if (!st.ok()) {
-      w->Finish(ToGrpcStatus(st));
-      return w;
-    }
+grpc::ServerWriteReactor<grpc::ByteBuffer>* HealthService::Watch(grpc::CallbackServerContext* ctx,
+                                                                 const grpc::ByteBuffer* req) {
+  HealthCheckRequest request;
+  Status st = auth_ ? auth_->AuthorizeHealth(*ctx, "Health/Watch") : OkStatus();
+  if (st.ok()) st = ParseMessage(*req, &request);
+  auto* w = new Watcher(this, request.service());
+  if (!st.ok()) {
+    w->FinishLocked(ToGrpcStatus(st));
+    return w;
   }
   std::lock_guard<std::recursive_mutex> lock(mu_);
   if (shutdown_) {
-    w->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server is shutting down"));
+    w->FinishLocked(ToGrpcStatus(UnavailableError("server is shutting down")));
     return w;
   }
   watchers_.insert(w);
-  w->PushLocked(StatusOf(req->service()));
+  w->PushLocked(StatusOf(request.service()));
   return w;
 }
 

@@ -6,6 +6,9 @@
 //                               warmed up, and again while draining (readiness)
 //   anything else               NOT_FOUND (Check) / SERVICE_UNKNOWN (Watch)
 //
+// Requests arrive as raw bytes (server/wire.h): a malformed one gets
+// INVALID_ARGUMENT after the auth check.
+//
 // Threading: SetStatus and the RPCs may run concurrently; Watch streams are
 // pushed every change.
 #pragma once
@@ -20,23 +23,25 @@
 
 namespace dms::server {
 
-class HealthService final : public grpc::health::v1::Health::CallbackService {
+using HealthServiceBase = grpc::health::v1::Health::WithRawCallbackMethod_Check<
+    grpc::health::v1::Health::WithRawCallbackMethod_Watch<grpc::health::v1::Health::Service>>;
+
+class HealthService final : public HealthServiceBase {
  public:
   using ServingStatus = grpc::health::v1::HealthCheckResponse::ServingStatus;
 
   // auth may be null (no auth) and is not owned.
-  HealthService(const RequestAuthorizer* auth);
+  explicit HealthService(const RequestAuthorizer* auth);
   ~HealthService() override;
 
   void SetStatus(const std::string& service, bool serving);
   // Ends every Watch stream (at shutdown, so the server can stop).
   void Shutdown();
 
-  grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* ctx,
-                                  const grpc::health::v1::HealthCheckRequest* req,
-                                  grpc::health::v1::HealthCheckResponse* resp) override;
-  grpc::ServerWriteReactor<grpc::health::v1::HealthCheckResponse>* Watch(
-      grpc::CallbackServerContext* ctx, const grpc::health::v1::HealthCheckRequest* req) override;
+  grpc::ServerUnaryReactor* Check(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                  grpc::ByteBuffer* resp) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Watch(grpc::CallbackServerContext* ctx,
+                                                    const grpc::ByteBuffer* req) override;
 
  private:
   class Watcher;

@@ -3,17 +3,20 @@
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <cstdio>
+#include <random>
 
 #include "server/generate_stream.h"
 #include "server/logging.h"
 #include "server/request_builder.h"
 #include "server/status_mapping.h"
+#include "server/wire.h"
 
 namespace dms::server {
 namespace {
 
 // A write reactor that only reports an error status.
-class FailedStream : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+class FailedStream : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   explicit FailedStream(const grpc::Status& st) { Finish(st); }
   void OnDone() override { delete this; }
@@ -25,7 +28,35 @@ grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* ctx, const Status& 
   return r;
 }
 
+// Serializes `response` into `out` and finishes OK.
+grpc::ServerUnaryReactor* ReplyWith(grpc::CallbackServerContext* ctx, const google::protobuf::Message& response,
+                                    grpc::ByteBuffer* out) {
+  SerializeMessage(response, out);
+  return Reply(ctx, OkStatus());
+}
+
+StatusOr<GenerationRequest> BuildRequest(const v1::GenerateRequest& req, const Tokenizer* tokenizer,
+                                         const ModelLimits& limits) {
+  return BuildGenerateRequest(req, tokenizer, limits);
+}
+StatusOr<GenerationRequest> BuildRequest(const v1::ChatRequest& req, const Tokenizer* tokenizer,
+                                         const ModelLimits& limits) {
+  return BuildChatRequest(req, tokenizer, limits);
+}
+
+// SplitMix64's finalizer: a bijection, so distinct counters give distinct ids.
+uint64_t Mix(uint64_t x) {
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 }  // namespace
+
+InferenceService::InferenceService(ServerMetrics* metrics, RequestAuthorizer* auth)
+    : metrics_(metrics),
+      auth_(auth),
+      id_key_((static_cast<uint64_t>(std::random_device{}()) << 32) ^ std::random_device{}()) {}
 
 void InferenceService::SetModel(const ServingModel& model) {
   model_ = model;
@@ -34,17 +65,21 @@ void InferenceService::SetModel(const ServingModel& model) {
   model_ready_.store(true, std::memory_order_release);
 }
 
-Status InferenceService::CheckServing(const grpc::CallbackServerContext& ctx) const {
+StatusOr<std::string> InferenceService::CheckServing(const grpc::CallbackServerContext& ctx,
+                                                     std::string_view rpc) const {
   if (draining_.load()) return UnavailableError("server is shutting down");
   if (!model_ready_.load(std::memory_order_acquire)) return UnavailableError("model is loading");
-  return auth_->Authorize(ctx);
+  return auth_->Authorize(ctx, rpc);
 }
 
 std::string InferenceService::NewRequestId() {
-  return "req-" + std::to_string(next_id_.fetch_add(1));
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "req-%016llx",
+                static_cast<unsigned long long>(Mix(id_key_ ^ Mix(next_id_.fetch_add(1)))));
+  return buf;
 }
 
-grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::StartStream(
+grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::StartStream(
     grpc::CallbackServerContext* ctx, const std::string& client_id, StatusOr<GenerationRequest> request) {
   if (!request.ok()) {
     spdlog::info("request id={} peer={} refused: {}", LogEscape(client_id), LogEscape(ctx->peer()),
@@ -66,42 +101,65 @@ grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::StartStream(
                                [auth, peer] { auth->ReleaseStream(peer); });
 }
 
-grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
-    grpc::CallbackServerContext* ctx, const v1::GenerateRequest* req) {
-  Status st = CheckServing(*ctx);
-  if (!st.ok()) return new FailedStream(ToGrpcStatus(st));
-  return StartStream(ctx, req->request_id(), BuildGenerateRequest(*req, model_.tokenizer, model_.limits));
+template <typename Proto>
+grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::OpenStream(grpc::CallbackServerContext* ctx,
+                                                                     const grpc::ByteBuffer& bytes,
+                                                                     const char* rpc) {
+  StatusOr<std::string> caller = CheckServing(*ctx, rpc);
+  if (!caller.ok()) return new FailedStream(ToGrpcStatus(caller.status()));
+  Proto req;
+  if (Status st = ParseMessage(bytes, &req); !st.ok()) return StartStream(ctx, "", st);
+  StatusOr<GenerationRequest> request = BuildRequest(req, model_.tokenizer, model_.limits);
+  if (request.ok()) request->owner = *caller;
+  return StartStream(ctx, req.request_id(), std::move(request));
 }
 
-grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Chat(grpc::CallbackServerContext* ctx,
-                                                                       const v1::ChatRequest* req) {
-  Status st = CheckServing(*ctx);
-  if (!st.ok()) return new FailedStream(ToGrpcStatus(st));
-  return StartStream(ctx, req->request_id(), BuildChatRequest(*req, model_.tokenizer, model_.limits));
+grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Generate(grpc::CallbackServerContext* ctx,
+                                                                   const grpc::ByteBuffer* req) {
+  return OpenStream<v1::GenerateRequest>(ctx, *req, "Inference/Generate");
 }
 
-grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* ctx,
-                                                     const v1::TokenizeRequest* req,
-                                                     v1::TokenizeResponse* resp) {
-  Status st = CheckServing(*ctx);
-  if (!st.ok()) return Reply(ctx, st);
+grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Chat(grpc::CallbackServerContext* ctx,
+                                                               const grpc::ByteBuffer* req) {
+  return OpenStream<v1::ChatRequest>(ctx, *req, "Inference/Chat");
+}
+
+StatusOr<v1::TokenizeResponse> InferenceService::TokenizeText(const v1::TokenizeRequest& req) const {
   if (!model_.tokenizer) {
-    return Reply(ctx, FailedPreconditionError(
-                          "this model has no tokenizer (no tokenizer.json in the checkpoint)"));
+    return FailedPreconditionError("this model has no tokenizer (no tokenizer.json in the checkpoint)");
   }
+  v1::TokenizeResponse resp;
   std::string text;
-  bool allow_special = req->allow_special();
-  if (req->has_chat()) {
-    StatusOr<std::string> rendered = RenderChat(req->chat(), model_.tokenizer);
-    if (!rendered.ok()) return Reply(ctx, rendered.status());
-    text = *rendered;
+  // Special tokens written in the text are recognised unless the request
+  // says otherwise: the same ids Generate serves for that text.
+  bool allow_special = !req.has_allow_special() || req.allow_special();
+  if (req.has_chat()) {
+    DMS_ASSIGN_OR_RETURN(text, RenderChat(req.chat(), model_.tokenizer));
     allow_special = true;
   } else {
-    text = req->text();
+    text = req.text();
   }
-  for (int32_t id : model_.tokenizer->Encode(text, allow_special)) resp->add_token_ids(id);
-  resp->set_text(text);
-  return Reply(ctx, OkStatus());
+  const std::vector<int32_t> ids = model_.tokenizer->Encode(text, allow_special);
+  // No reply larger than a request the model could serve.
+  if (static_cast<int64_t>(ids.size()) > model_.limits.max_model_len) {
+    return InvalidArgumentError(std::string(req.has_chat() ? "chat" : "text") + " has " +
+                                std::to_string(ids.size()) + " tokens, more than the model's context of " +
+                                std::to_string(model_.limits.max_model_len));
+  }
+  for (int32_t id : ids) resp.add_token_ids(id);
+  if (req.has_chat()) resp.set_text(text);  // the rendered template; plain text is not echoed
+  return resp;
+}
+
+grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                                     grpc::ByteBuffer* resp) {
+  StatusOr<std::string> caller = CheckServing(*ctx, "Inference/Tokenize");
+  if (!caller.ok()) return Reply(ctx, caller.status());
+  v1::TokenizeRequest request;
+  if (Status st = ParseMessage(*req, &request); !st.ok()) return Reply(ctx, st);
+  StatusOr<v1::TokenizeResponse> response = TokenizeText(request);
+  if (!response.ok()) return Reply(ctx, response.status());
+  return ReplyWith(ctx, *response, resp);
 }
 
 void FillModelInfo(const ServingModel& model, uint32_t context_length, v1::ModelInfo* info) {
@@ -142,6 +200,13 @@ void FillModelInfo(const ServingModel& model, uint32_t context_length, v1::Model
   info->set_kv_capacity_tokens(static_cast<int64_t>(bi.kv_num_blocks) * bi.kv_block_size / heads);
   for (int32_t id : model.eos_token_ids) info->add_eos_token_ids(id);
   info->set_version(DMS_VERSION);
+  const SamplingParams defaults = model.limits.sampling_defaults.Apply(SamplingParams{});
+  v1::SamplingParams* ds = info->mutable_default_sampling();
+  ds->set_temperature(defaults.temperature);
+  ds->set_top_p(defaults.top_p);
+  ds->set_top_k(defaults.top_k);
+  ds->set_min_p(defaults.min_p);
+  ds->set_repetition_penalty(defaults.repetition_penalty);
 
   // Admitted-stream capacity at a context length: each (layer, KV head)
   // retains about min(T, W+1) + (T - W - 1) / r entries, r the LIVE
@@ -169,35 +234,39 @@ void FillModelInfo(const ServingModel& model, uint32_t context_length, v1::Model
 }
 
 grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerContext* ctx,
-                                                         const v1::GetModelInfoRequest* req,
-                                                         v1::ModelInfo* resp) {
-  Status st = CheckServing(*ctx);
-  if (!st.ok()) return Reply(ctx, st);
-  FillModelInfo(model_, req->context_length(), resp);
-  return Reply(ctx, OkStatus());
+                                                         const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
+  StatusOr<std::string> caller = CheckServing(*ctx, "Inference/GetModelInfo");
+  if (!caller.ok()) return Reply(ctx, caller.status());
+  v1::GetModelInfoRequest request;
+  if (Status st = ParseMessage(*req, &request); !st.ok()) return Reply(ctx, st);
+  v1::ModelInfo info;
+  FillModelInfo(model_, request.context_length(), &info);
+  return ReplyWith(ctx, info, resp);
 }
 
 grpc::ServerUnaryReactor* InferenceService::GetServerStatus(grpc::CallbackServerContext* ctx,
-                                                            const v1::GetServerStatusRequest* req,
-                                                            v1::ServerStatus* resp) {
-  Status auth = auth_->Authorize(*ctx);
-  if (!auth.ok()) return Reply(ctx, auth);
-  resp->set_ready(ready() && !draining_.load());
-  resp->set_draining(draining_.load());
+                                                            const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
+  StatusOr<std::string> caller = auth_->Authorize(*ctx, "Inference/GetServerStatus");
+  if (!caller.ok()) return Reply(ctx, caller.status());
+  v1::GetServerStatusRequest request;
+  if (Status st = ParseMessage(*req, &request); !st.ok()) return Reply(ctx, st);
+  v1::ServerStatus status;
+  status.set_ready(ready() && !draining_.load());
+  status.set_draining(draining_.load());
   if (ready()) {
     const EngineStats st = model_.engine->Stats();
-    resp->set_requests_running(st.running);
-    resp->set_requests_waiting(st.waiting);
-    resp->set_kv_blocks_total(st.kv.num_blocks);
-    resp->set_kv_blocks_used(st.kv.blocks_used);
-    resp->set_kv_blocks_free(st.kv.blocks_free);
-    resp->set_kv_logical_tokens(st.kv.logical_tokens);
-    resp->set_kv_retained_tokens(st.kv.retained_tokens);
-    resp->set_preemptions(st.preemptions);
-    resp->set_steps(st.steps);
-    resp->set_generated_tokens(st.tokens_generated);
+    status.set_requests_running(st.running);
+    status.set_requests_waiting(st.waiting);
+    status.set_kv_blocks_total(st.kv.num_blocks);
+    status.set_kv_blocks_used(st.kv.blocks_used);
+    status.set_kv_blocks_free(st.kv.blocks_free);
+    status.set_kv_logical_tokens(st.kv.logical_tokens);
+    status.set_kv_retained_tokens(st.kv.retained_tokens);
+    status.set_preemptions(st.preemptions);
+    status.set_steps(st.steps);
+    status.set_generated_tokens(st.tokens_generated);
   }
-  return Reply(ctx, OkStatus());
+  return ReplyWith(ctx, status, resp);
 }
 
 }  // namespace dms::server

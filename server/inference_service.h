@@ -2,7 +2,11 @@
 // enqueue and stream; the engine thread does the work.
 //
 // Before the model is loaded (and while draining on SIGTERM) inference RPCs
-// answer UNAVAILABLE; GetServerStatus always answers.
+// answer UNAVAILABLE; GetServerStatus always answers. Every RPC is
+// authorized first, then its request is parsed from the raw bytes
+// (server/wire.h), so a malformed message gets INVALID_ARGUMENT naming the
+// field. Request ids and sessions belong to the authorized caller
+// (RequestAuthorizer::Authorize).
 // Threading: all methods are called concurrently by gRPC threads.
 #pragma once
 
@@ -27,36 +31,44 @@ struct ServingModel {
   ModelLimits limits;  // vocab and context filled from the engine by SetModel
 };
 
-class InferenceService final : public v1::Inference::CallbackService {
+using InferenceServiceBase = v1::Inference::WithRawCallbackMethod_Generate<
+    v1::Inference::WithRawCallbackMethod_Chat<v1::Inference::WithRawCallbackMethod_Tokenize<
+        v1::Inference::WithRawCallbackMethod_GetModelInfo<
+            v1::Inference::WithRawCallbackMethod_GetServerStatus<v1::Inference::Service>>>>>;
+
+class InferenceService final : public InferenceServiceBase {
  public:
   // Neither is owned; auth is never null (it may allow everything).
-  InferenceService(ServerMetrics* metrics, RequestAuthorizer* auth) : metrics_(metrics), auth_(auth) {}
+  InferenceService(ServerMetrics* metrics, RequestAuthorizer* auth);
 
   // Publishes the model (release store: RPCs then see a complete struct).
   void SetModel(const ServingModel& model);
   void SetDraining() { draining_.store(true); }
   bool ready() const { return model_ready_.load(std::memory_order_acquire); }
 
-  grpc::ServerWriteReactor<v1::GenerateResponse>* Generate(grpc::CallbackServerContext* ctx,
-                                                           const v1::GenerateRequest* req) override;
-  grpc::ServerWriteReactor<v1::GenerateResponse>* Chat(grpc::CallbackServerContext* ctx,
-                                                       const v1::ChatRequest* req) override;
-  grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* ctx, const v1::TokenizeRequest* req,
-                                     v1::TokenizeResponse* resp) override;
-  grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* ctx,
-                                         const v1::GetModelInfoRequest* req,
-                                         v1::ModelInfo* resp) override;
-  grpc::ServerUnaryReactor* GetServerStatus(grpc::CallbackServerContext* ctx,
-                                            const v1::GetServerStatusRequest* req,
-                                            v1::ServerStatus* resp) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Generate(grpc::CallbackServerContext* ctx,
+                                                       const grpc::ByteBuffer* req) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Chat(grpc::CallbackServerContext* ctx,
+                                                   const grpc::ByteBuffer* req) override;
+  grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                     grpc::ByteBuffer* resp) override;
+  grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                         grpc::ByteBuffer* resp) override;
+  grpc::ServerUnaryReactor* GetServerStatus(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+                                            grpc::ByteBuffer* resp) override;
 
  private:
-  // OK when inference RPCs may run now for this caller: UNAVAILABLE while
-  // loading or draining, else the authorizer's verdict.
-  Status CheckServing(const grpc::CallbackServerContext& ctx) const;
-  grpc::ServerWriteReactor<v1::GenerateResponse>* StartStream(grpc::CallbackServerContext* ctx,
-                                                              const std::string& client_id,
-                                                              StatusOr<GenerationRequest> request);
+  // The caller's identity when inference RPCs may run now for it:
+  // UNAVAILABLE while loading or draining, else the authorizer's verdict.
+  StatusOr<std::string> CheckServing(const grpc::CallbackServerContext& ctx, std::string_view rpc) const;
+  // Authorizes, parses and builds a Generate or Chat request, then streams it.
+  template <typename Proto>
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* OpenStream(grpc::CallbackServerContext* ctx,
+                                                         const grpc::ByteBuffer& bytes, const char* rpc);
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* StartStream(grpc::CallbackServerContext* ctx,
+                                                          const std::string& client_id,
+                                                          StatusOr<GenerationRequest> request);
+  StatusOr<v1::TokenizeResponse> TokenizeText(const v1::TokenizeRequest& req) const;
   std::string NewRequestId();
 
   ServerMetrics* metrics_;
@@ -65,6 +77,7 @@ class InferenceService final : public v1::Inference::CallbackService {
   std::atomic<bool> model_ready_{false};
   std::atomic<bool> draining_{false};
   std::atomic<uint64_t> next_id_{0};
+  const uint64_t id_key_;  // random per process: server-made ids are not guessable
 };
 
 // Fills ModelInfo from the engine (also used by `dms-server --print-info`).

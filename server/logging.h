@@ -11,6 +11,8 @@
 namespace dms::server {
 
 // format: "text" | "json"; level: trace|debug|info|warn|error|critical|off.
+// gRPC's and protobuf's own log lines go through the same logger (escaped,
+// at the level set here), so nothing else writes to stderr.
 Status SetupLogging(const std::string& format, const std::string& level);
 
 // Client-supplied text as it may appear in a log line: EscapeText

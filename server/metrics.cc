@@ -6,6 +6,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "server/listen_check.h"
+
 namespace dms::server {
 namespace {
 
@@ -74,7 +76,7 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
   };
   running_ = gauge("dms_requests_running", "Requests resident in the engine");
   waiting_ = gauge("dms_requests_waiting", "Requests queued for admission");
-  decode_rate_ = gauge("dms_decode_tokens_per_second", "Generated tokens per second over the last 10 s");
+  decode_rate_ = std::make_shared<DecodeRate>();
   auto& kv_blocks = BuildGauge().Name("dms_kv_blocks").Help("KV pool blocks").Register(*registry_);
   kv_used_ = &kv_blocks.Add({{"state", "used"}});
   kv_free_ = &kv_blocks.Add({{"state", "free"}});
@@ -98,9 +100,8 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
   device_memory_ = &BuildGauge().Name("dms_device_memory_bytes")
                         .Help("Device memory (GPU on CUDA; the process on the CPU backend)")
                         .Register(*registry_);
-  BuildGauge().Name("dms_build_info").Help("Build and model").Register(*registry_)
-      .Add({{"version", options.version}, {"backend", options.backend}, {"model", options.model}})
-      .Set(1);
+  build_info_ = &BuildGauge().Name("dms_build_info").Help("Build and model").Register(*registry_);
+  SetBackend(options.backend);
   kv_ratio_->Set(1);
 }
 
@@ -110,15 +111,27 @@ StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(const MetricsOpti
     try {
       m->exposer_ = std::make_unique<prometheus::Exposer>(options.listen);
     } catch (const std::exception& e) {
-      return UnavailableError("--metrics-listen " + options.listen + ": cannot serve metrics: " + e.what());
+      // CivetWeb's own message says nothing useful ("null context ...").
+      Status why = CheckCanListen("--metrics-listen", options.listen);
+      return why.ok() ? UnavailableError("--metrics-listen " + options.listen + ": cannot serve metrics there")
+                      : why;
     }
     m->exposer_->RegisterCollectable(m->registry_);
+    m->exposer_->RegisterCollectable(m->decode_rate_);
   }
   if (options.cpu_process_memory) m->UpdateProcessMemory();
   return m;
 }
 
 ServerMetrics::~ServerMetrics() = default;
+
+void ServerMetrics::SetBackend(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (build_info_series_) build_info_->Remove(build_info_series_);
+  build_info_series_ =
+      &build_info_->Add({{"version", options_.version}, {"backend", name}, {"model", options_.model}});
+  build_info_series_->Set(1);
+}
 
 int ServerMetrics::port() const {
   if (!exposer_) return 0;
@@ -156,7 +169,8 @@ void ServerMetrics::OnStep(const EngineStats& st) {
   }
   kv_logical_->Set(logical);
   kv_retained_->Set(retained);
-  if (retained > 0) kv_ratio_->Set(static_cast<double>(logical) / retained);
+  // Nothing cached: nothing compressed (not the last request's ratio).
+  kv_ratio_->Set(retained > 0 ? static_cast<double>(logical) / retained : 1.0);
   if (st.last_step_sequences > 0) batch_size_->Observe(st.last_step_sequences);
 
   std::lock_guard<std::mutex> lock(mu_);
@@ -174,14 +188,7 @@ void ServerMetrics::OnStep(const EngineStats& st) {
   last_session_misses_ = st.session_misses;
   session_evictions_->Increment(st.session_evictions - last_session_evictions_);
   last_session_evictions_ = st.session_evictions;
-  const auto now = std::chrono::steady_clock::now();
-  rate_window_.emplace_back(now, st.tokens_generated);
-  while (rate_window_.size() > 2 && now - rate_window_.front().first > std::chrono::seconds(10)) {
-    rate_window_.pop_front();
-  }
-  const double secs =
-      std::chrono::duration<double>(rate_window_.back().first - rate_window_.front().first).count();
-  decode_rate_->Set(secs > 0 ? (rate_window_.back().second - rate_window_.front().second) / secs : 0.0);
+  decode_rate_->Add(std::chrono::steady_clock::now(), st.tokens_generated);
   if (st.device_memory.available) {
     if (options_.cpu_process_memory) {
       // A GPU backend reports device memory: drop the process series.

@@ -2,7 +2,7 @@
 // docs/metrics.md). Served by prometheus-cpp's exposer on --metrics-listen.
 //
 // Threading: all methods are thread-safe (prometheus-cpp metrics are atomic;
-// the rolling decode-rate window has its own lock). OnStep/OnFinish run on the
+// DecodeRate has its own lock). OnStep/OnFinish run on the
 // engine thread, ObserveInterToken on the engine thread via stream sinks.
 #pragma once
 
@@ -20,6 +20,7 @@
 #include <prometheus/registry.h>
 
 #include "engine/runtime/engine.h"
+#include "server/decode_rate.h"
 
 namespace dms::server {
 
@@ -44,6 +45,8 @@ class ServerMetrics : public EngineObserver {
   void OnStep(const EngineStats& stats) override;
   void OnFinish(const GenerationRequest& request, const RequestFinish& finish) override;
   void ObserveInterToken(double seconds) { itl_->Observe(seconds); }
+  // The backend in use (dms_build_info's backend label; "auto" until known).
+  void SetBackend(const std::string& name);
   // Device memory from the backend (CUDA) when it reports it.
   void SetDeviceMemory(int64_t used, int64_t total, int64_t peak, const std::string& device);
 
@@ -56,6 +59,7 @@ class ServerMetrics : public EngineObserver {
 
   MetricsOptions options_;
   std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<DecodeRate> decode_rate_;
   std::unique_ptr<prometheus::Exposer> exposer_;
 
   prometheus::Histogram* ttft_ = nullptr;
@@ -70,7 +74,6 @@ class ServerMetrics : public EngineObserver {
   prometheus::Family<prometheus::Counter>* finished_ = nullptr;
   prometheus::Gauge* running_ = nullptr;
   prometheus::Gauge* waiting_ = nullptr;
-  prometheus::Gauge* decode_rate_ = nullptr;
   prometheus::Gauge* kv_used_ = nullptr;
   prometheus::Gauge* kv_free_ = nullptr;
   prometheus::Gauge* kv_logical_ = nullptr;
@@ -78,6 +81,8 @@ class ServerMetrics : public EngineObserver {
   prometheus::Gauge* kv_ratio_ = nullptr;
   std::vector<prometheus::Gauge*> kv_ratio_layer_;
   prometheus::Family<prometheus::Gauge>* device_memory_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* build_info_ = nullptr;
+  prometheus::Gauge* build_info_series_ = nullptr;
   prometheus::Gauge* sessions_ = nullptr;
   prometheus::Gauge* session_blocks_ = nullptr;
   prometheus::Counter* session_hits_ = nullptr;
@@ -89,7 +94,6 @@ class ServerMetrics : public EngineObserver {
   int64_t last_prompt_tokens_ = 0;
   int64_t last_generated_ = 0;
   int64_t last_session_hits_ = 0, last_session_misses_ = 0, last_session_evictions_ = 0;
-  std::deque<std::pair<std::chrono::steady_clock::time_point, int64_t>> rate_window_;
 };
 
 }  // namespace dms::server

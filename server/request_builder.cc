@@ -8,6 +8,7 @@
 namespace dms::server {
 namespace {
 
+constexpr size_t kMaxRequestIdBytes = 128;
 constexpr char kNoTokenizer[] =
     "this model has no tokenizer (no tokenizer.json in the checkpoint): send prompt_token_ids";
 
@@ -18,15 +19,21 @@ Status PrefixField(const Status& st, const std::string& field) {
 // Fields shared by Generate and Chat.
 template <typename Proto>
 Status FillCommon(const Proto& req, const ModelLimits& limits, GenerationRequest* out) {
+  // Echoed in every streamed message: bounded like session_id.
+  if (req.request_id().size() > kMaxRequestIdBytes) {
+    return InvalidArgumentError("request_id is " + std::to_string(req.request_id().size()) +
+                                " bytes; the limit is " + std::to_string(kMaxRequestIdBytes));
+  }
   out->request_id = req.request_id();
   const v1::SamplingParams& s = req.sampling();
   SamplingParams& p = out->sampling;
-  p.temperature = s.has_temperature() ? s.temperature() : 1.0f;
-  p.top_p = s.has_top_p() ? s.top_p() : 1.0f;
-  p.top_k = s.top_k();
-  p.min_p = s.min_p();
+  p = limits.sampling_defaults.Apply(SamplingParams{});
+  if (s.has_temperature()) p.temperature = s.temperature();
+  if (s.has_top_p()) p.top_p = s.top_p();
+  if (s.has_top_k()) p.top_k = s.top_k();
+  if (s.has_min_p()) p.min_p = s.min_p();
   if (s.has_seed()) p.seed = s.seed();
-  p.repetition_penalty = s.has_repetition_penalty() ? s.repetition_penalty() : 1.0f;
+  if (s.has_repetition_penalty()) p.repetition_penalty = s.repetition_penalty();
   p.presence_penalty = s.presence_penalty();
   p.frequency_penalty = s.frequency_penalty();
   if (req.logprobs() > 20) {

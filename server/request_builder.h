@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "dms/v1/inference.pb.h"
+#include "engine/runtime/generation_config.h"
 #include "engine/runtime/request.h"
 #include "engine/tokenizer/tokenizer.h"
 
@@ -25,6 +26,8 @@ struct ModelLimits {
   // (--kv-policy, --compression-ratio).
   KvPolicyKind default_kv_policy = KvPolicyKind::kAuto;
   double default_compression_ratio = 0.5;
+  // Sampling fields a request leaves unset (generation_config.json).
+  GenerationDefaults sampling_defaults;
 };
 
 StatusOr<GenerationRequest> BuildGenerateRequest(const v1::GenerateRequest& req,

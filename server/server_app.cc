@@ -1,6 +1,5 @@
 #include "server/server_app.h"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
@@ -12,13 +11,16 @@
 #include <thread>
 
 #include "engine/backends/backend_factory.h"
+#include "engine/runtime/generation_config.h"
 #include "engine/runtime/model_loader.h"
 #include "engine/util/mapped_file.h"
 #include "server/auth.h"
 #include "server/health_service.h"
 #include "server/inference_service.h"
+#include "server/listen_check.h"
 #include "server/logging.h"
 #include "server/metrics.h"
+#include "server/reflection_service.h"
 
 namespace dms::server {
 namespace {
@@ -61,6 +63,22 @@ Status WarmUp(Backend& backend, int num_tokens, int chunk_tokens) {
   return st;
 }
 
+// --generation-config: the checkpoint's sampling defaults, or none.
+StatusOr<GenerationDefaults> LoadSamplingDefaults(const ServerOptions& o) {
+  if (o.generation_config == "ignore") return GenerationDefaults{};
+  if (o.generation_config != "auto") {
+    return InvalidArgumentError("--generation-config: expected auto or ignore, got '" + o.generation_config + "'");
+  }
+  DMS_ASSIGN_OR_RETURN(GenerationDefaults d, LoadGenerationConfig(o.model));
+  if (!d.empty()) {
+    const SamplingParams p = d.Apply(SamplingParams{});
+    spdlog::info("sampling defaults from generation_config.json: temperature {} top_p {} top_k {} min_p {} "
+                 "repetition_penalty {}",
+                 p.temperature, p.top_p, p.top_k, p.min_p, p.repetition_penalty);
+  }
+  return d;
+}
+
 void WriteReadyFile(const std::string& path, int grpc_port, int metrics_port) {
   if (path.empty()) return;
   const std::string tmp = path + ".tmp";
@@ -94,6 +112,7 @@ StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(const S
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
   DMS_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem("--tls-cert", o.tls_cert));
   DMS_ASSIGN_OR_RETURN(pair.private_key, ReadPem("--tls-key", o.tls_key));
+  DMS_RETURN_IF_ERROR(CheckTlsKeyPair(pair.cert_chain, pair.private_key));
   ssl.pem_key_cert_pairs.push_back(pair);
   if (!o.tls_client_ca.empty()) {
     DMS_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPem("--tls-client-ca", o.tls_client_ca));
@@ -124,6 +143,8 @@ int RunServer(const ServerOptions& o) {
   if (Status st = ValidateCompressionRatio(o.compression_ratio, "--compression-ratio"); !st.ok()) {
     return StartupError(st);
   }
+  StatusOr<GenerationDefaults> sampling_defaults = LoadSamplingDefaults(o);
+  if (!sampling_defaults.ok()) return StartupError(sampling_defaults.status());
   StatusOr<KvMemorySpec> kv_memory = ParseKvMemory(o.kv_memory);
   if (!kv_memory.ok()) return StartupError(kv_memory.status());
   std::vector<double> buckets;
@@ -158,16 +179,23 @@ int RunServer(const ServerOptions& o) {
   InferenceService service(metrics->get(), auth->get());
   HealthService health(auth->get());
   health.SetStatus(kServiceName, false);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  std::vector<std::unique_ptr<grpc::Service>> reflection =
+      MakeReflectionServices(auth->get(), {kServiceName, "grpc.health.v1.Health"});
+  // A used port is named in one line before gRPC logs its own failure.
+  if (Status st = CheckCanListen("--listen", o.listen); !st.ok()) return StartupError(st);
   grpc::ServerBuilder builder;
   int grpc_port = 0;
   builder.AddListeningPort(o.listen, *creds, &grpc_port);
+  // A second server on a used port must fail, not share its connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(o.max_message_bytes);
   builder.RegisterService(&service);
   builder.RegisterService(&health);
+  for (auto& r : reflection) builder.RegisterService(r.get());
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || grpc_port == 0) {
-    return StartupError(UnavailableError("--listen " + o.listen + ": cannot listen there"));
+    Status why = CheckCanListen("--listen", o.listen);
+    return StartupError(why.ok() ? UnavailableError("--listen " + o.listen + ": cannot listen there") : why);
   }
   spdlog::info("listening on {} (port {}, {}), metrics on {}", o.listen, grpc_port,
                o.tls_cert.empty() ? "plaintext" : (o.tls_client_ca.empty() ? "TLS" : "mutual TLS"),
@@ -204,6 +232,7 @@ int RunServer(const ServerOptions& o) {
   eo.session_ttl_s = o.session_ttl_s;
   eo.session_pool_fraction = o.session_pool_fraction;
   const BackendInfo info = (*backend)->info();
+  (*metrics)->SetBackend(info.name);
   Engine engine(std::move(*backend), model->tokenizer, eo, metrics->get());
 
   ServingModel serving;
@@ -218,6 +247,7 @@ int RunServer(const ServerOptions& o) {
   serving.limits.max_stop_string_bytes = o.max_stop_string_bytes;
   serving.limits.default_kv_policy = *kv_policy;
   serving.limits.default_compression_ratio = o.compression_ratio;
+  serving.limits.sampling_defaults = *sampling_defaults;
   service.SetModel(serving);  // the engine published initial stats to the metrics
   health.SetStatus(kServiceName, true);
   spdlog::info("serving {} on {} backend ({}): {} layers, DMS {}, KV policy {}{}, KV pool {} blocks x {} tokens, "

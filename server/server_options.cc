@@ -25,6 +25,10 @@ void AddServerFlags(CLI::App& app, ServerOptions* o) {
       ->capture_default_str();
   app.add_option("--default-max-tokens", o->default_max_tokens, "max_tokens when a request leaves it unset")
       ->capture_default_str();
+  app.add_option("--generation-config", o->generation_config,
+                 "auto: sampling fields a request leaves unset take the model's generation_config.json "
+                 "(Qwen3: temperature 0.6, top_p 0.95, top_k 20); ignore: temperature 1, no truncation")
+      ->capture_default_str();
   app.add_option("--kv-memory", o->kv_memory, "KV pool: bytes (2GiB, 512MiB) or a fraction of free memory (0.9: of the GPU's after weights, or of the host's)")
       ->capture_default_str();
   app.add_option("--kv-block-size", o->kv_block_size, "Token slots per KV block")->capture_default_str();

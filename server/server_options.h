@@ -21,6 +21,9 @@ struct ServerOptions {
   int max_batch_tokens = 2048;
   int max_model_len = 0;                 // 0: the model's max_position_embeddings
   uint32_t default_max_tokens = 256;
+  // auto: unset sampling fields take the model's generation_config.json;
+  // ignore: the plain defaults (temperature 1, no truncation).
+  std::string generation_config = "auto";
   std::string kv_memory = "1GiB";        // bytes ("2GiB", "512MiB") or a fraction of free memory ("0.9")
   int kv_block_size = 16;
   // auto (DMS when the checkpoint has it) | dense | knorm | snapkv | streaming |

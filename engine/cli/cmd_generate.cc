@@ -108,7 +108,7 @@ Status RunGenerate(GenerateOptions o) {
   Engine engine(std::move(backend), model.tokenizer, eo);
   auto sink = std::make_shared<PrintingSink>(o.stream, o.json);
   auto done = sink->Done();
-  DMS_RETURN_IF_ERROR(engine.Submit(req, sink));
+  DMS_RETURN_IF_ERROR(engine.Submit(req, sink).status());
   const RequestFinish f = done.get();
   engine.Stop();
   if (f.reason == FinishReason::kError) return f.error;

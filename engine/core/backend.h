@@ -20,12 +20,29 @@
 #include <string>
 #include <vector>
 
+#include "engine/core/sampling_params.h"
 #include "engine/kv/dms_kv_cache.h"
 #include "engine/model/model_config.h"
 #include "engine/policies/kv_policy.h"
 #include "engine/util/status.h"
 
 namespace dms {
+
+// A token drawn from a logit row, with the model's logprobs (raw logits).
+struct SampledToken {
+  int32_t id = -1;
+  float logprob = 0;                              // log p(id) under the raw logits
+  std::vector<std::pair<int32_t, float>> top;     // top-n (id, logprob), most likely first
+};
+
+// Sampling a backend does itself (BackendInfo::sampling) for a chunk's last
+// logit row: SampleRow (engine/core/sampler.h) with these parameters, the
+// draw `uniform` and the sequence's token history (SetTokenHistory, then
+// every token the backend samples for it).
+struct RowSampling {
+  SamplingParams params;
+  double uniform = 0;
+};
 
 struct ForwardChunk {
   SeqId seq = -1;
@@ -35,6 +52,9 @@ struct ForwardChunk {
   // the rows themselves (a greedy request needs no more; a decode step then
   // copies a few bytes per sequence to the host instead of a vocabulary row).
   bool full_logits = true;
+  // Non-null (num_logits 1, full_logits false): the backend samples the row
+  // into ForwardResult::sampled; only the token crosses to the host.
+  const RowSampling* sampling = nullptr;
 };
 
 // What greedy sampling and its reported logprob need of a logit row: the
@@ -52,6 +72,7 @@ struct LogitSummary {
 struct ForwardResult {
   std::vector<float> logits;
   std::vector<LogitSummary> summaries;
+  std::vector<SampledToken> sampled;  // one per logit row; set for rows of chunks with sampling
 };
 
 struct BackendInfo {
@@ -69,6 +90,8 @@ struct BackendInfo {
   // implements SetKvCapture / ScoreKvLayer / CompactKv.
   bool dms_eviction = false;
   bool kv_policies = false;
+  // Whether Forward honours ForwardChunk::sampling (and SetTokenHistory).
+  bool sampling = false;
 };
 
 // Device memory as the backend sees it (GPU memory on CUDA).
@@ -107,6 +130,15 @@ class Backend {
   // batch order and, within a chunk, in position order. Every chunk must
   // have full_logits.
   Status Forward(std::span<const ForwardChunk> batch, std::vector<float>* logits);
+
+  // The history the penalties of `seq`'s sampled rows see: prompt tokens and
+  // the output so far (called before its first sampled step, and again when
+  // a preempted request restarts). Tokens the backend samples for `seq` are
+  // added to it. Backends without sampling answer UNIMPLEMENTED.
+  virtual Status SetTokenHistory(SeqId seq, std::span<const int32_t> prompt,
+                                 std::span<const int32_t> output) {
+    return UnimplementedError(info().name + " backend: sampling is not implemented");
+  }
 
   virtual SequenceKvStats SequenceStats(SeqId seq) const = 0;
   virtual KvPoolStats PoolStats() const = 0;

@@ -23,6 +23,10 @@ Status ValidateForwardBatch(const ModelConfig& cfg, std::span<const ForwardChunk
       return InvalidArgumentError("num_logits " + std::to_string(c.num_logits) + " outside [0, " +
                                   std::to_string(c.tokens.size()) + "]");
     }
+    if (c.sampling && (c.num_logits != 1 || c.full_logits)) {
+      return InvalidArgumentError("sampling on the backend needs num_logits 1 and full_logits false");
+    }
+    if (c.sampling) DMS_RETURN_IF_ERROR(ValidateSamplingParams(c.sampling->params));
     for (int32_t t : c.tokens) {
       if (t < 0 || t >= cfg.vocab_size) {
         return InvalidArgumentError("token id " + std::to_string(t) + " outside the vocabulary [0, " +
@@ -54,13 +58,23 @@ Status Backend::Forward(std::span<const ForwardChunk> batch, std::vector<float>*
 }
 
 void FinishForwardResult(std::span<const ForwardChunk> batch, int vocab, std::vector<float>* all_rows,
+                         const std::function<TokenHistory*(SeqId)>& history, SampleScratch* scratch,
                          ForwardResult* out) {
   out->summaries.clear();
+  out->sampled.clear();
   size_t rows = 0, kept = 0;
   for (const ForwardChunk& c : batch) {
     for (int i = 0; i < c.num_logits; ++i, ++rows) {
       const float* row = all_rows->data() + rows * vocab;
-      out->summaries.push_back(SummarizeLogits(std::span<const float>(row, vocab)));
+      const std::span<const float> logits(row, vocab);
+      out->summaries.push_back(SummarizeLogits(logits));
+      out->sampled.emplace_back();
+      if (c.sampling) {
+        TokenHistory* h = history(c.seq);
+        out->sampled.back() = SampleRow(c.sampling->params, logits, out->summaries.back(), c.sampling->uniform,
+                                        *h, scratch);
+        h->AddOutput(out->sampled.back().id);
+      }
       if (!c.full_logits) continue;
       if (kept != rows) std::memmove(all_rows->data() + kept * vocab, row, sizeof(float) * vocab);
       ++kept;

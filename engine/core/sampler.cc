@@ -16,27 +16,131 @@ double CounterUniform(uint64_t seed, uint64_t counter) {
 }
 
 Sampler::Sampler(const SamplingParams& params, uint64_t seed, int vocab_size)
-    : params_(params), seed_(seed), vocab_size_(vocab_size), seen_(vocab_size, 0) {}
+    : params_(params), seed_(seed), vocab_size_(vocab_size), history_(vocab_size) {}
 
-void Sampler::AddPromptTokens(std::span<const int32_t> tokens) {
+void TokenHistory::AddPrompt(std::span<const int32_t> tokens) {
   for (int32_t t : tokens) {
-    if (t >= 0 && t < vocab_size_) seen_[t] = 1;
+    if (t >= 0 && t < static_cast<int32_t>(seen_.size())) seen_[t] = 1;
   }
 }
 
-void Sampler::ApplyPenalties(std::vector<float>& logits) const {
-  const float rep = params_.repetition_penalty;
+void TokenHistory::AddOutput(int32_t id) {
+  seen_[id] = 1;
+  ++out_count_[id];
+}
+
+void Sampler::AddPromptTokens(std::span<const int32_t> tokens) { history_.AddPrompt(tokens); }
+
+namespace {
+
+// Repetition (HF rule) over seen tokens, then presence and frequency
+// (OpenAI rule) over output tokens.
+void ApplyPenalties(const SamplingParams& params, const TokenHistory& history, std::vector<float>& logits) {
+  const float rep = params.repetition_penalty;
   if (rep != 1.0f) {
-    for (int i = 0; i < vocab_size_; ++i) {
-      if (!seen_[i]) continue;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      if (!history.seen(static_cast<int32_t>(i))) continue;
       logits[i] = logits[i] > 0 ? logits[i] / rep : logits[i] * rep;
     }
   }
-  if (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) {
-    for (const auto& [id, count] : out_count_) {
-      logits[id] -= params_.frequency_penalty * count + params_.presence_penalty;
+  if (params.presence_penalty != 0.0f || params.frequency_penalty != 0.0f) {
+    for (const auto& [id, count] : history.output_counts()) {
+      logits[id] -= params.frequency_penalty * count + params.presence_penalty;
     }
   }
+}
+
+// Temperature, top-k, top-p and min-p over the penalized row in `work`, then
+// the draw: the id whose cumulative mass, in (logit desc, id asc) order, first
+// passes uniform * the kept mass.
+int32_t DrawFromRow(const SamplingParams& params, double uniform, SampleScratch* scratch) {
+  std::vector<float>& work = scratch->work;
+  std::vector<int32_t>& order = scratch->order;
+  const int v = static_cast<int>(work.size());
+  const float inv_t = 1.0f / params.temperature;
+  for (float& x : work) x *= inv_t;
+  // Candidates sorted by logit (desc), ties by id: top-k cuts this list.
+  order.resize(v);
+  std::iota(order.begin(), order.end(), 0);
+  auto better = [&](int32_t a, int32_t b) { return work[a] > work[b] || (work[a] == work[b] && a < b); };
+  int n = v;
+  if (params.top_k > 0 && params.top_k < v) {
+    n = params.top_k;
+    std::partial_sort(order.begin(), order.begin() + n, order.end(), better);
+  } else {
+    std::sort(order.begin(), order.end(), better);
+  }
+  // Softmax over the candidates (first is the max).
+  const float top = work[order[0]];
+  std::vector<double>& probs = scratch->probs;
+  probs.resize(n);
+  double sum = 0;
+  for (int i = 0; i < n; ++i) sum += probs[i] = std::exp(static_cast<double>(work[order[i]]) - top);
+  for (double& p : probs) p /= sum;
+  // top-p: the smallest prefix whose mass reaches top_p.
+  if (params.top_p < 1.0f) {
+    double cum = 0;
+    int keep = n;
+    for (int i = 0; i < n; ++i) {
+      cum += probs[i];
+      if (cum >= params.top_p) {
+        keep = i + 1;
+        break;
+      }
+    }
+    n = keep;
+  }
+  // min-p: relative to the most likely token.
+  if (params.min_p > 0.0f) {
+    const double floor = params.min_p * probs[0];
+    int keep = 1;
+    while (keep < n && probs[keep] >= floor) ++keep;
+    n = keep;
+  }
+  double mass = 0;
+  for (int i = 0; i < n; ++i) mass += probs[i];
+  const double u = uniform * mass;
+  double cum = 0;
+  for (int i = 0; i < n; ++i) {
+    cum += probs[i];
+    if (u < cum) return order[i];
+  }
+  return order[n - 1];
+}
+
+// The n most likely tokens of the raw row (ties by id) with their logprobs.
+void TopLogprobs(std::span<const float> logits, double lse, int n, std::vector<int32_t>* order,
+                 SampledToken* out) {
+  const int v = static_cast<int>(logits.size());
+  const int k = std::min(n, v);
+  order->resize(v);
+  std::iota(order->begin(), order->end(), 0);
+  std::partial_sort(order->begin(), order->begin() + k, order->end(), [&](int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  for (int i = 0; i < k; ++i) {
+    out->top.emplace_back((*order)[i], static_cast<float>(logits[(*order)[i]] - lse));
+  }
+}
+
+}  // namespace
+
+SampledToken SampleRow(const SamplingParams& params, std::span<const float> logits,
+                       const LogitSummary& summary, double uniform, const TokenHistory& history,
+                       SampleScratch* scratch) {
+  SampledToken out;
+  scratch->work.assign(logits.begin(), logits.end());
+  ApplyPenalties(params, history, scratch->work);
+  if (params.greedy()) {
+    out.id = static_cast<int32_t>(std::max_element(scratch->work.begin(), scratch->work.end()) -
+                                  scratch->work.begin());
+  } else {
+    out.id = DrawFromRow(params, uniform, scratch);
+  }
+  // The model's own log-softmax, for reported logprobs.
+  out.logprob = static_cast<float>(logits[out.id] - summary.log_sum_exp);
+  if (params.logprobs > 0) TopLogprobs(logits, summary.log_sum_exp, params.logprobs, &scratch->order, &out);
+  return out;
 }
 
 LogitSummary SummarizeLogits(std::span<const float> logits) {
@@ -64,93 +168,18 @@ SampledToken Sampler::SampleFromSummary(const LogitSummary& summary) {
 }
 
 void Sampler::Record(int32_t id) {
-  seen_[id] = 1;
-  ++out_count_[id];
+  history_.AddOutput(id);
   ++num_generated_;
 }
+
+double Sampler::NextUniform() const { return CounterUniform(seed_, num_generated_); }
 
 SampledToken Sampler::Sample(std::span<const float> logits) {
   return Sample(logits, SummarizeLogits(logits.first(vocab_size_)));
 }
 
 SampledToken Sampler::Sample(std::span<const float> logits, const LogitSummary& summary) {
-  SampledToken out;
-  const int v = vocab_size_;
-  // The model's own log-softmax, for reported logprobs.
-  const double lse = summary.log_sum_exp;
-
-  work_.assign(logits.begin(), logits.begin() + v);
-  ApplyPenalties(work_);
-
-  if (params_.greedy()) {
-    out.id = static_cast<int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
-  } else {
-    const float inv_t = 1.0f / params_.temperature;
-    for (float& x : work_) x *= inv_t;
-    // Candidates sorted by logit (desc), ties by id: top-k cuts this list.
-    order_.resize(v);
-    std::iota(order_.begin(), order_.end(), 0);
-    auto better = [&](int32_t a, int32_t b) {
-      return work_[a] > work_[b] || (work_[a] == work_[b] && a < b);
-    };
-    int n = v;
-    if (params_.top_k > 0 && params_.top_k < v) {
-      n = params_.top_k;
-      std::partial_sort(order_.begin(), order_.begin() + n, order_.end(), better);
-    } else {
-      std::sort(order_.begin(), order_.end(), better);
-    }
-    // Softmax over the candidates (first is the max).
-    const float top = work_[order_[0]];
-    std::vector<double> probs(n);
-    double sum = 0;
-    for (int i = 0; i < n; ++i) sum += probs[i] = std::exp(static_cast<double>(work_[order_[i]]) - top);
-    for (double& p : probs) p /= sum;
-    // top-p: the smallest prefix whose mass reaches top_p.
-    if (params_.top_p < 1.0f) {
-      double cum = 0;
-      int keep = n;
-      for (int i = 0; i < n; ++i) {
-        cum += probs[i];
-        if (cum >= params_.top_p) {
-          keep = i + 1;
-          break;
-        }
-      }
-      n = keep;
-    }
-    // min-p: relative to the most likely token.
-    if (params_.min_p > 0.0f) {
-      const double floor = params_.min_p * probs[0];
-      int keep = 1;
-      while (keep < n && probs[keep] >= floor) ++keep;
-      n = keep;
-    }
-    double mass = 0;
-    for (int i = 0; i < n; ++i) mass += probs[i];
-    const double u = CounterUniform(seed_, num_generated_) * mass;
-    double cum = 0;
-    out.id = order_[n - 1];
-    for (int i = 0; i < n; ++i) {
-      cum += probs[i];
-      if (u < cum) {
-        out.id = order_[i];
-        break;
-      }
-    }
-  }
-  out.logprob = static_cast<float>(logits[out.id] - lse);
-  if (params_.logprobs > 0) {
-    const int k = std::min(params_.logprobs, v);
-    order_.resize(v);
-    std::iota(order_.begin(), order_.end(), 0);
-    std::partial_sort(order_.begin(), order_.begin() + k, order_.end(), [&](int32_t a, int32_t b) {
-      return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-    });
-    for (int i = 0; i < k; ++i) {
-      out.top.emplace_back(order_[i], static_cast<float>(logits[order_[i]] - lse));
-    }
-  }
+  SampledToken out = SampleRow(params_, logits.first(vocab_size_), summary, NextUniform(), history_, &scratch_);
   Record(out.id);
   return out;
 }

@@ -9,7 +9,8 @@
 //
 // Randomness is counter-based: the draw for output token n of a request is a
 // pure function of (seed, n), so the same seed gives the same output however
-// the request is batched, and the GPU sampler can reproduce the stream.
+// the request is batched, and a backend that samples on its device
+// (SampleRow is its reference) reproduces the stream.
 //
 // Threading: one Sampler per request; not shared between threads.
 #pragma once
@@ -25,14 +26,39 @@
 
 namespace dms {
 
-struct SampledToken {
-  int32_t id = -1;
-  float logprob = 0;                              // log p(id) under the raw logits
-  std::vector<std::pair<int32_t, float>> top;     // top-n (id, logprob), most likely first
-};
-
 // Uniform double in [0, 1) for draw `counter` of stream `seed` (SplitMix64).
 double CounterUniform(uint64_t seed, uint64_t counter);
+
+// What the penalties see of one request: the tokens of its prompt and
+// output (repetition penalty) and how often each was generated (presence and
+// frequency penalties).
+class TokenHistory {
+ public:
+  explicit TokenHistory(int vocab_size) : seen_(vocab_size, 0) {}
+  void AddPrompt(std::span<const int32_t> tokens);
+  void AddOutput(int32_t id);
+  bool seen(int32_t id) const { return seen_[id] != 0; }
+  const std::unordered_map<int32_t, int>& output_counts() const { return out_count_; }
+
+ private:
+  std::vector<uint8_t> seen_;                   // [vocab] in prompt or output
+  std::unordered_map<int32_t, int> out_count_;  // output token counts
+};
+
+// Scratch reused across SampleRow calls (no allocation per token).
+struct SampleScratch {
+  std::vector<float> work;      // [vocab]
+  std::vector<int32_t> order;   // [vocab]
+  std::vector<double> probs;
+};
+
+// One token from one logit row [vocab] for `params` (valid), given the row's
+// summary, the draw `uniform` in [0, 1) and the request's history. This is the
+// reference every backend that samples on its device matches (given the same
+// uniform, the same token).
+SampledToken SampleRow(const SamplingParams& params, std::span<const float> logits,
+                       const LogitSummary& summary, double uniform, const TokenHistory& history,
+                       SampleScratch* scratch);
 
 // argmax: the first index of the largest logit (std::max_element);
 // log_sum_exp = log(sum(exp(row - max))) + max, summed in double in index
@@ -60,20 +86,24 @@ class Sampler {
   // !NeedsFullLogits().
   SampledToken SampleFromSummary(const LogitSummary& summary);
 
+  // The draw the next Sample uses: CounterUniform(seed, num_generated()).
+  double NextUniform() const;
+  // Records a token sampled elsewhere (on the device, with NextUniform()).
+  void Accept(const SampledToken& token) { Record(token.id); }
+
+  const SamplingParams& params() const { return params_; }
+  const TokenHistory& history() const { return history_; }
   int num_generated() const { return num_generated_; }
 
  private:
-  void ApplyPenalties(std::vector<float>& logits) const;
   void Record(int32_t id);
 
   SamplingParams params_;
   uint64_t seed_;
   int vocab_size_;
   int num_generated_ = 0;
-  std::vector<uint8_t> seen_;                   // [vocab] in prompt or output
-  std::unordered_map<int32_t, int> out_count_;  // output token counts
-  std::vector<float> work_;                     // scratch [vocab]
-  std::vector<int32_t> order_;                  // scratch [vocab]
+  TokenHistory history_;
+  SampleScratch scratch_;
 };
 
 }  // namespace dms

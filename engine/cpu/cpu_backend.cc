@@ -88,6 +88,7 @@ BackendInfo CpuBackend::info() const {
   i.kv_pool_bytes = static_cast<int64_t>(i.kv_num_blocks) * i.kv_bytes_per_block;
   i.dms_eviction = window_ != kDenseWindow;
   i.kv_policies = true;
+  i.sampling = true;
   return i;
 }
 
@@ -95,7 +96,20 @@ StatusOr<SeqId> CpuBackend::CreateSequence() { return cache_->AddSequence(); }
 
 void CpuBackend::ReleaseSequence(SeqId seq) {
   captures_.erase(seq);
+  histories_.erase(seq);
   cache_->FreeSequence(seq);
+}
+
+Status CpuBackend::SetTokenHistory(SeqId seq, std::span<const int32_t> prompt, std::span<const int32_t> output) {
+  if (!cache_->HasSequence(seq)) return InvalidArgumentError("unknown sequence id " + std::to_string(seq));
+  TokenHistory h(config().vocab_size);
+  h.AddPrompt(prompt);
+  for (int32_t id : output) {
+    if (id < 0 || id >= config().vocab_size) return InvalidArgumentError("output token id outside the vocabulary");
+    h.AddOutput(id);
+  }
+  histories_.insert_or_assign(seq, std::move(h));
+  return OkStatus();
 }
 
 int CpuBackend::KvBlocksNeeded(SeqId seq, int num_new_tokens) const {
@@ -165,7 +179,11 @@ Status CpuBackend::Forward(std::span<const ForwardChunk> batch, ForwardResult* o
   if (rows > 0) {
     MatMul(pool_, s_.h.data(), rows, D, *checkpoint_->weights().lm_head, nullptr, s_.logits.data());
   }
-  FinishForwardResult(batch, cfg.vocab_size, &s_.logits, out);
+  // A sequence sampled without SetTokenHistory starts with an empty history.
+  auto history = [&](SeqId seq) {
+    return &histories_.try_emplace(seq, cfg.vocab_size).first->second;
+  };
+  FinishForwardResult(batch, cfg.vocab_size, &s_.logits, history, &sample_scratch_, out);
   return OkStatus();
 }
 

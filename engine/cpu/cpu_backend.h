@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/core/backend.h"
+#include "engine/core/sampler.h"
 #include "engine/cpu/query_capture.h"
 #include "engine/cpu/thread_pool.h"
 #include "engine/kv/dms_kv_cache.h"
@@ -39,6 +40,8 @@ class CpuBackend : public Backend {
   int KvBlocksNeeded(SeqId seq, int num_new_tokens) const override;
   using Backend::Forward;
   Status Forward(std::span<const ForwardChunk> batch, ForwardResult* out) override;
+  Status SetTokenHistory(SeqId seq, std::span<const int32_t> prompt,
+                         std::span<const int32_t> output) override;
   SequenceKvStats SequenceStats(SeqId seq) const override;
   KvPoolStats PoolStats() const override;
   // Training-free KV policies (cpu_kv_policy.cc).
@@ -67,6 +70,8 @@ class CpuBackend : public Backend {
   std::vector<float> final_norm_;
   std::vector<double> inv_freq_;
   std::unordered_map<SeqId, std::unique_ptr<CpuQueryCapture>> captures_;  // SetKvCapture
+  std::unordered_map<SeqId, TokenHistory> histories_;                     // SetTokenHistory
+  SampleScratch sample_scratch_;
 
   // Step scratch, sized to the largest step seen (grows, never shrinks).
   struct Scratch {

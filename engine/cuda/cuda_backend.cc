@@ -174,6 +174,7 @@ Status CudaBackend::Init() {
   // free memory sees what is really left.
   ws_ = std::make_unique<Workspace>();
   DMS_RETURN_IF_ERROR(ws_->Allocate(cfg, o.max_batch_tokens, accurate_, kv.dtype));
+  DMS_RETURN_IF_ERROR(sampler_.Init(o.max_sequences, ws_->logit_rows, cfg.vocab_size));
   kv.max_sequences = o.max_sequences;
   const int blocks_per_context = (max_positions_ + o.kv_block_size - 1) / o.kv_block_size;
   kv.max_blocks_per_head = blocks_per_context;
@@ -201,7 +202,7 @@ Status CudaBackend::Init() {
   const int64_t max_pairs = static_cast<int64_t>(cache_->heads_per_sequence()) *
                             (o.max_batch_tokens / bs + 2 * max_chunks);
   DMS_RETURN_IF_ERROR(meta_.Init(o.max_batch_tokens, max_chunks, static_cast<int>(max_pairs)));
-  plan_.workspace = ws_->arena.planned();
+  plan_.workspace = ws_->arena.planned() + sampler_.device_bytes();
   DMS_RETURN_IF_ERROR(host_logits_.Allocate(
       static_cast<size_t>(ws_->logit_rows) * cfg.vocab_size * 4, "logits (host)"));
   DMS_RETURN_IF_ERROR(host_summaries_.Allocate(
@@ -227,6 +228,7 @@ BackendInfo CudaBackend::info() const {
   i.workspace_bytes = static_cast<int64_t>(plan_.workspace + plan_.cublas);
   i.dms_eviction = window_ != kDenseWindow;
   i.kv_policies = true;  // cuda_kv_policy.cc (refused on an evicting cache)
+  i.sampling = true;     // device_sampler.h
   return i;
 }
 
@@ -244,7 +246,16 @@ DeviceMemoryInfo CudaBackend::DeviceMemory() const {
   return m;
 }
 
-StatusOr<SeqId> CudaBackend::CreateSequence() { return cache_->AddSequence(stream_); }
+StatusOr<SeqId> CudaBackend::CreateSequence() {
+  DMS_ASSIGN_OR_RETURN(SeqId seq, cache_->AddSequence(stream_));
+  DMS_RETURN_IF_ERROR(sampler_.Clear(seq, stream_));  // no history: an empty one
+  return seq;
+}
+
+Status CudaBackend::SetTokenHistory(SeqId seq, std::span<const int32_t> prompt, std::span<const int32_t> output) {
+  if (!cache_->HasSequence(seq)) return InvalidArgumentError("unknown sequence id " + std::to_string(seq));
+  return sampler_.SetHistory(seq, prompt, output, stream_);
+}
 
 void CudaBackend::ReleaseSequence(SeqId seq) {
   captures_.erase(seq);

@@ -24,6 +24,7 @@
 #include "engine/cuda/cuda_module_api.h"
 #include "engine/cuda/cuda_weights.h"
 #include "engine/cuda/device_memory.h"
+#include "engine/cuda/device_sampler.h"
 #include "engine/cuda/step_graphs.h"
 #include "engine/cuda/step_metadata.h"
 #include "engine/model/checkpoint.h"
@@ -60,6 +61,9 @@ class CudaBackend : public Backend {
   Status Forward(std::span<const ForwardChunk> batch, ForwardResult* out) override;
   SequenceKvStats SequenceStats(SeqId seq) const override;
   KvPoolStats PoolStats() const override;
+  // Sampling on the device (device_sampler.h).
+  Status SetTokenHistory(SeqId seq, std::span<const int32_t> prompt,
+                         std::span<const int32_t> output) override;
 
   // Training-free KV policies (cuda_kv_policy.cc, docs/kv-policies.md): the
   // queries are recorded on the device during prefill, a layer's entries are
@@ -179,6 +183,8 @@ class CudaBackend : public Backend {
   PinnedBuffer host_logits_;    // [logit_chunk_rows, vocab]
   PinnedBuffer host_summaries_; // [logit_chunk_rows] cuda::LogitRowSummary
   std::vector<bool> full_rows_; // [step logit rows] ComputeLogits scratch
+  std::vector<SampleRowRequest> sample_rows_;  // [step logit rows] ComputeLogits scratch
+  DeviceSampler sampler_;
   PinnedBuffer host_lengths_;   // [max_sequences * layers * kv_heads]
   PinnedBuffer host_trace_;     // [layers, max_batch_tokens, Hkv] when tracing
   std::vector<uint8_t>* trace_sink_ = nullptr;

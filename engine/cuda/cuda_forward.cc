@@ -378,8 +378,14 @@ Status CudaBackend::ComputeLogits(std::span<const ForwardChunk> batch, int rows,
                               cache_->heads_per_sequence() * sizeof(int32_t);
   // full[r]: logit row r goes to the host in full.
   full_rows_.clear();
-  for (const ForwardChunk& c : batch) full_rows_.insert(full_rows_.end(), c.num_logits, c.full_logits);
+  sample_rows_.clear();
+  for (const ForwardChunk& c : batch) {
+    full_rows_.insert(full_rows_.end(), c.num_logits, c.full_logits);
+    sample_rows_.insert(sample_rows_.end(), c.num_logits, SampleRowRequest{c.seq, nullptr});
+    if (c.num_logits > 0) sample_rows_.back().sampling = c.sampling;  // the chunk's last row
+  }
   out->summaries.resize(rows);
+  out->sampled.assign(rows, SampledToken{});
   out->logits.resize(static_cast<size_t>(std::count(full_rows_.begin(), full_rows_.end(), true)) * V);
   float* host_logits = static_cast<float*>(host_logits_.get());
   // w.logit_rows rows per LM-head pass; the first pass is already enqueued.
@@ -389,6 +395,7 @@ Status CudaBackend::ComputeLogits(std::span<const ForwardChunk> batch, int rows,
     const int rc = std::min(w.logit_rows, rows - r0);
     if (r0 > 0) DMS_RETURN_IF_ERROR(EnqueueLogits(r0, rc));
     int full_here = 0;
+    bool sampled_here = false;
     if (rc > 0) {
       DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchLogitSummary(w.logits, rc, V, w.summary_scratch, w.summaries, stream_),
                                "logit summaries");
@@ -396,6 +403,8 @@ Status CudaBackend::ComputeLogits(std::span<const ForwardChunk> batch, int rows,
                                                static_cast<size_t>(rc) * sizeof(LogitSummary),
                                                cudaMemcpyDeviceToHost, stream_),
                                "logit summaries copy");
+      DMS_ASSIGN_OR_RETURN(sampled_here,
+                           sampler_.Enqueue(std::span(sample_rows_).subspan(r0, rc), w.logits, w.summaries, stream_));
       // Runs of full rows, one copy each (a decode step's rows are all full
       // or all summarised, so usually one copy or none).
       for (int r = 0; r < rc;) {
@@ -426,6 +435,7 @@ Status CudaBackend::ComputeLogits(std::span<const ForwardChunk> batch, int rows,
                   static_cast<size_t>(rc) * sizeof(LogitSummary));
       std::memcpy(out->logits.data() + full_out * V, host_logits,
                   static_cast<size_t>(full_here) * V * sizeof(float));
+      if (sampled_here) sampler_.Collect(std::span(sample_rows_).subspan(r0, rc), out->sampled.data() + r0);
       full_out += full_here;
     }
     r0 += rc;

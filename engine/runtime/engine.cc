@@ -22,6 +22,12 @@ namespace {
 double Ms(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
 }
+
+// A request id or session id within its owner's namespace (ids may hold any
+// byte but NUL never ends an owner: the owner's length leads).
+std::string OwnerScopedKey(const std::string& owner, const std::string& id) {
+  return std::to_string(owner.size()) + ":" + owner + id;
+}
 }  // namespace
 
 Engine::Engine(std::unique_ptr<Backend> backend, std::shared_ptr<const Tokenizer> tokenizer,
@@ -36,6 +42,7 @@ Engine::Engine(std::unique_ptr<Backend> backend, std::shared_ptr<const Tokenizer
   const BackendInfo info = backend_->info();
   backend_dms_eviction_ = info.dms_eviction;
   backend_kv_policies_ = info.kv_policies;
+  backend_sampling_ = info.sampling;
   backend_name_ = info.name;
   scheduler_.SetReclaimer([this] { return EvictOneSession(); });
   PublishStats(0, 0, 0);  // before the thread starts: stats are valid from the start
@@ -54,7 +61,7 @@ void Engine::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-Status Engine::Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink) {
+StatusOr<RequestHandle> Engine::Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink) {
   const ModelConfig& cfg = backend_->config();
   if (request.prompt_tokens.empty()) return InvalidArgumentError("prompt is empty");
   for (int32_t t : request.prompt_tokens) {
@@ -128,6 +135,7 @@ Status Engine::Submit(GenerationRequest request, std::shared_ptr<RequestSink> si
     seq->text = std::make_unique<TextOutput>(tokenizer_.get(), request.stop_strings);
   }
   seq->sink = std::move(sink);
+  RequestHandle handle = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return UnavailableError("engine is shutting down");
@@ -136,23 +144,25 @@ Status Engine::Submit(GenerationRequest request, std::shared_ptr<RequestSink> si
                                     " waiting); retry later");
     }
     if (request.request_id.empty()) request.request_id = "req-" + std::to_string(next_arrival_);
-    if (in_flight_.count(request.request_id)) {
+    if (!in_flight_ids_.insert(OwnerScopedKey(request.owner, request.request_id)).second) {
       return AlreadyExistsError("request_id '" + request.request_id + "' is already in flight");
     }
-    in_flight_[request.request_id] = true;
     seq->arrival = next_arrival_++;
+    seq->handle = seq->arrival;
+    in_flight_handles_.insert(seq->handle);
     seq->request = std::move(request);
+    handle = seq->handle;
     inbox_.added.push_back(std::move(seq));
   }
   cv_.notify_all();
-  return OkStatus();
+  return handle;
 }
 
-void Engine::Cancel(const std::string& request_id) {
+void Engine::Cancel(RequestHandle handle) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (!in_flight_.count(request_id)) return;
-    inbox_.cancelled.push_back(request_id);
+    if (!in_flight_handles_.count(handle)) return;
+    inbox_.cancelled.push_back(handle);
   }
   cv_.notify_all();
 }
@@ -198,10 +208,10 @@ void Engine::Loop() {
   }
 }
 
-void Engine::HandleCancelsAndDeadlines(const std::vector<std::string>& cancelled) {
+void Engine::HandleCancelsAndDeadlines(const std::vector<RequestHandle>& cancelled) {
   const Clock::time_point now = Clock::now();
   for (Sequence* s : scheduler_.All()) {
-    if (std::find(cancelled.begin(), cancelled.end(), s->request.request_id) != cancelled.end()) {
+    if (std::find(cancelled.begin(), cancelled.end(), s->handle) != cancelled.end()) {
       Finish(s, FinishReason::kCancelled, CancelledError("cancelled by the client"));
     } else if (s->request.deadline && now >= *s->request.deadline) {
       Finish(s, FinishReason::kCancelled,
@@ -243,18 +253,27 @@ void Engine::Step() {
   }
   const Clock::time_point start = Clock::now();
   chunks_.clear();
+  row_sampling_.assign(plan.size(), RowSampling{});
   int step_tokens = 0;
-  for (const PlannedChunk& p : plan) {
-    Sequence* s = p.seq;
+  for (auto it = plan.begin(); it != plan.end();) {
+    Sequence* s = it->seq;
     if (!s->scheduled_once) {
       s->scheduled_once = true;
       s->scheduled_at = start;
     }
-    // Greedy requests take the step's per-row summary, so a decode step
-    // does not bring a vocabulary row per sequence to the host.
-    chunks_.push_back({s->kv, std::span<const int32_t>(s->tokens.data() + s->num_cached, p.num_tokens),
-                       p.wants_logits ? 1 : 0, s->sampler->NeedsFullLogits()});
-    step_tokens += p.num_tokens;
+    StatusOr<ForwardChunk> chunk = MakeChunk(*it, &row_sampling_[chunks_.size()]);
+    if (!chunk.ok()) {
+      it = plan.erase(it);
+      Finish(s, FinishReason::kError, chunk.status());
+      continue;
+    }
+    chunks_.push_back(*chunk);
+    step_tokens += it->num_tokens;
+    ++it;
+  }
+  if (plan.empty()) {
+    PublishStats(0, 0, 0);
+    return;
   }
   Status st = backend_->Forward(chunks_, &step_out_);
   if (!st.ok()) {
@@ -280,6 +299,30 @@ void Engine::Step() {
   PublishStats(Ms(start, Clock::now()), step_tokens, static_cast<int>(plan.size()));
 }
 
+StatusOr<ForwardChunk> Engine::MakeChunk(const PlannedChunk& p, RowSampling* sampling) {
+  Sequence* s = p.seq;
+  ForwardChunk c{s->kv, std::span<const int32_t>(s->tokens.data() + s->num_cached, p.num_tokens),
+                 p.wants_logits ? 1 : 0, false, nullptr};
+  // Plain greedy requests take the step's per-row summary; the rest sample
+  // on the backend when it can (only the token crosses to the host), else
+  // bring their row to the host sampler.
+  if (!p.wants_logits || !s->sampler->NeedsFullLogits()) return c;
+  if (!backend_sampling_) {
+    c.full_logits = true;
+    return c;
+  }
+  if (!s->token_history_set) {
+    const std::span<const int32_t> tokens(s->tokens);
+    DMS_RETURN_IF_ERROR(backend_->SetTokenHistory(s->kv, tokens.first(s->num_prompt),
+                                                  tokens.subspan(s->num_prompt, s->num_generated)));
+    s->token_history_set = true;
+  }
+  sampling->params = s->sampler->params();
+  sampling->uniform = s->sampler->NextUniform();
+  c.sampling = sampling;
+  return c;
+}
+
 void Engine::ProcessLogits(const std::vector<PlannedChunk>& plan, const ForwardResult& step,
                            const std::unordered_set<const Sequence*>& skip) {
   const int vocab = backend_->config().vocab_size;
@@ -294,8 +337,15 @@ void Engine::ProcessLogits(const std::vector<PlannedChunk>& plan, const ForwardR
     if (skip.count(s)) continue;
     const GenerationRequest& req = s->request;
     const LogitSummary& summary = step.summaries[r];
-    SampledToken tok = full ? s->sampler->Sample(std::span<const float>(full_logits, vocab), summary)
-                            : s->sampler->SampleFromSummary(summary);
+    SampledToken tok;
+    if (chunks_[i].sampling) {
+      tok = step.sampled[r];
+      s->sampler->Accept(tok);
+    } else if (full) {
+      tok = s->sampler->Sample(std::span<const float>(full_logits, vocab), summary);
+    } else {
+      tok = s->sampler->SampleFromSummary(summary);
+    }
     const Clock::time_point now = Clock::now();
     if (s->num_generated == 0) s->first_token_at = now;
     s->last_token_at = now;
@@ -365,7 +415,8 @@ void Engine::Finish(Sequence* seq, FinishReason reason, Status error, std::strin
   owned->sink->OnFinish(f);
   if (observer_) observer_->OnFinish(owned->request, f);
   std::lock_guard<std::mutex> lock(mu_);
-  in_flight_.erase(owned->request.request_id);
+  in_flight_ids_.erase(OwnerScopedKey(owned->request.owner, owned->request.request_id));
+  in_flight_handles_.erase(owned->handle);
 }
 
 void Engine::PublishStats(double step_ms, int step_tokens, int step_seqs) {
@@ -432,9 +483,8 @@ Status Engine::RunPendingKvPolicy(Sequence* seq) {
 int Engine::SessionBlocks(SeqId kv) const { return backend_->SequenceStats(kv).blocks; }
 
 void Engine::AttachSession(Sequence* seq) {
-  const std::string& id = seq->request.session_id;
-  if (id.empty()) return;
-  auto it = sessions_.find(id);
+  if (seq->request.session_id.empty()) return;
+  auto it = sessions_.find(OwnerScopedKey(seq->request.owner, seq->request.session_id));
   if (it == sessions_.end()) {
     ++session_misses_;
     return;
@@ -465,7 +515,8 @@ bool Engine::KeepSession(Sequence* seq) {
   sess.tokens.assign(seq->tokens.begin(), seq->tokens.begin() + seq->num_cached);
   sess.last_used = Clock::now();
   // A newer turn under the same id replaces the old cache.
-  auto old = sessions_.find(seq->request.session_id);
+  const std::string key = OwnerScopedKey(seq->request.owner, seq->request.session_id);
+  auto old = sessions_.find(key);
   if (old != sessions_.end()) {
     backend_->ReleaseSequence(old->second.kv);
     sessions_.erase(old);
@@ -485,7 +536,7 @@ bool Engine::KeepSession(Sequence* seq) {
     held = 0;
     for (const auto& [id, s] : sessions_) held += SessionBlocks(s.kv);
   }
-  sessions_.emplace(seq->request.session_id, std::move(sess));
+  sessions_.emplace(key, std::move(sess));
   return true;
 }
 

@@ -84,13 +84,14 @@ class Engine {
          const EngineOptions& options, EngineObserver* observer = nullptr);
   ~Engine();  // stops the thread; pending requests finish as cancelled
 
-  // Validates and queues a request. Errors: INVALID_ARGUMENT (bad field, named),
-  // FAILED_PRECONDITION (text asked but no tokenizer), RESOURCE_EXHAUSTED
-  // (queue full), ALREADY_EXISTS (request_id in flight), UNAVAILABLE (stopping).
-  Status Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink);
-  // Cancels a request by id (no-op if unknown or done); its sink gets
-  // finish_reason cancelled. Thread-safe, returns immediately.
-  void Cancel(const std::string& request_id);
+  // Validates and queues a request; returns the handle that cancels it.
+  // Errors: INVALID_ARGUMENT (bad field, named), FAILED_PRECONDITION (text
+  // asked but no tokenizer), RESOURCE_EXHAUSTED (queue full), ALREADY_EXISTS
+  // (the owner has this request_id in flight), UNAVAILABLE (stopping).
+  StatusOr<RequestHandle> Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink);
+  // Cancels the request Submit returned `handle` for (no-op once it is done);
+  // its sink gets finish_reason cancelled. Thread-safe, returns immediately.
+  void Cancel(RequestHandle handle);
 
   // Stops accepting work; finishes in-flight requests as cancelled; joins.
   void Stop();
@@ -103,14 +104,16 @@ class Engine {
  private:
   struct Inbox {
     std::vector<std::unique_ptr<Sequence>> added;
-    std::vector<std::string> cancelled;
+    std::vector<RequestHandle> cancelled;
   };
 
   void Loop();
   void Step();
   void Finish(Sequence* seq, FinishReason reason, Status error = OkStatus(),
               std::string stop_matched = "");
-  void HandleCancelsAndDeadlines(const std::vector<std::string>& cancelled);
+  void HandleCancelsAndDeadlines(const std::vector<RequestHandle>& cancelled);
+  // The chunk that forwards `p`, sampling on the backend when it can.
+  StatusOr<ForwardChunk> MakeChunk(const PlannedChunk& p, RowSampling* sampling);
   // Samples for the planned chunks that asked for logits, except `skip`
   // (failed this step; their rows are passed over).
   void ProcessLogits(const std::vector<PlannedChunk>& plan, const ForwardResult& step,
@@ -134,13 +137,17 @@ class Engine {
   int max_model_len_ = 0;
   bool backend_dms_eviction_ = false;  // BackendInfo, read once
   bool backend_kv_policies_ = false;
+  bool backend_sampling_ = false;  // BackendInfo::sampling
   std::string backend_name_;
   Scheduler scheduler_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   Inbox inbox_;                                     // guarded by mu_
-  std::unordered_map<std::string, bool> in_flight_; // ids, guarded by mu_
+  // Requests submitted and not finished, guarded by mu_: the owner-scoped
+  // request ids (InFlightKey) and the handles.
+  std::unordered_set<std::string> in_flight_ids_;
+  std::unordered_set<RequestHandle> in_flight_handles_;
   bool stopping_ = false;                           // guarded by mu_
   uint64_t next_arrival_ = 0;                       // guarded by mu_
   EngineStats stats_;                               // guarded by mu_
@@ -148,6 +155,7 @@ class Engine {
   // Engine-thread state.
   ForwardResult step_out_;  // reused: no allocation per step
   std::vector<ForwardChunk> chunks_;
+  std::vector<RowSampling> row_sampling_;  // [plan size]; chunks_ point into it
   int64_t steps_ = 0, tokens_generated_ = 0, prompt_tokens_ = 0;
   DeviceMemoryInfo last_device_memory_;
   struct Session {
@@ -155,7 +163,7 @@ class Engine {
     std::vector<int32_t> tokens;  // exactly what the cache holds
     Clock::time_point last_used;
   };
-  std::unordered_map<std::string, Session> sessions_;
+  std::unordered_map<std::string, Session> sessions_;  // by OwnerScopedKey(owner, session_id)
   int64_t session_hits_ = 0, session_misses_ = 0, session_evictions_ = 0;
 
   std::thread thread_;

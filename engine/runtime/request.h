@@ -19,8 +19,17 @@ namespace dms {
 
 using Clock = std::chrono::steady_clock;
 
+// An engine-issued name for a submitted request: only its submitter can
+// cancel it (a client's request_id names nothing outside its owner).
+using RequestHandle = uint64_t;
+
 struct GenerationRequest {
-  std::string request_id;              // echoed back; unique per engine
+  // Who sent the request (the server sets it from the bearer token, the
+  // client certificate or the peer address). Request ids and sessions are
+  // scoped to it: two owners may use the same ids without touching each
+  // other's requests or caches. "" is one owner like any other.
+  std::string owner;
+  std::string request_id;              // echoed back; unique per owner in flight
   std::vector<int32_t> prompt_tokens;  // non-empty
   SamplingParams sampling;
   uint32_t max_tokens = 256;                 // >= 1
@@ -31,8 +40,8 @@ struct GenerationRequest {
   int priority = 0;                          // lower runs first (as vLLM); FIFO within
   std::optional<Clock::time_point> deadline; // finish with DEADLINE_EXCEEDED after it
   // Keep the compressed cache after this turn under this id; a later request
-  // with the same id whose prompt starts with this turn's tokens prefills
-  // only what is new. Empty: no session.
+  // of the same owner with the same id whose prompt starts with this turn's
+  // tokens prefills only what is new. Empty: no session.
   std::string session_id;
   // KV policy (docs/kv-policies.md). A training-free one prunes the prompt's
   // cache right after its prefill to max(1, floor(n * (1 - compression_ratio)))

@@ -60,6 +60,7 @@ void Scheduler::Preempt(SeqList::iterator it) {
   running_.erase(it);
   backend_->ReleaseSequence(seq->kv);
   seq->kv = -1;
+  seq->token_history_set = false;
   seq->num_cached = 0;  // recomputed from its tokens (prompt + generated so far)
   seq->kv_policy_pending = IsTrainingFree(seq->request.kv_policy);  // and pruned again
   ++seq->preemptions;
@@ -165,6 +166,7 @@ std::vector<PlannedChunk> Scheduler::Schedule() {
     if (n == 0) {
       backend_->ReleaseSequence(s.kv);
       s.kv = -1;
+      s.token_history_set = false;
       s.num_cached = 0;  // a continued session starts over
       if (alone) {
         unschedulable_.push_back(&s);

@@ -17,6 +17,7 @@ enum class SequenceState { kWaiting, kRunning, kFinished };
 
 struct Sequence {
   uint64_t arrival = 0;  // FIFO order among equal priorities
+  RequestHandle handle = 0;
   GenerationRequest request;
   std::shared_ptr<RequestSink> sink;
   SequenceState state = SequenceState::kWaiting;
@@ -32,6 +33,9 @@ struct Sequence {
   // exactly the prompt, so chunks stop at the prompt's end until then (also
   // when a preempted sequence is recomputed).
   bool kv_policy_pending = false;
+  // The backend holds this request's token history for `kv` (sampling on the
+  // backend): set before its first sampled step, cleared with the cache.
+  bool token_history_set = false;
 
   std::unique_ptr<Sampler> sampler;
   std::unique_ptr<TextOutput> text;  // null when not detokenizing

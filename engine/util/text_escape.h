@@ -14,4 +14,8 @@ namespace dms {
 // and safe inside a JSON string.
 std::string EscapeText(std::string_view text, size_t max_bytes = 256);
 
+// Whether text is valid UTF-8 (no overlong forms, surrogates or code points
+// past U+10FFFF: the rule protobuf applies to string fields).
+bool IsValidUtf8(std::string_view text);
+
 }  // namespace dms

@@ -153,6 +153,83 @@ TEST(Engine, ConcurrentRequestsUnderPreemptionMatchSoloRuns) {
   EXPECT_EQ(engine->Stats().kv.blocks_used, 0);
 }
 
+// The CPU backend with its sampling hidden: the engine then samples every
+// row on the host (the path a backend without sampling takes).
+class HostSamplingBackend : public Backend {
+ public:
+  explicit HostSamplingBackend(std::unique_ptr<Backend> inner) : inner_(std::move(inner)) {}
+  const ModelConfig& config() const override { return inner_->config(); }
+  BackendInfo info() const override {
+    BackendInfo i = inner_->info();
+    i.sampling = false;
+    return i;
+  }
+  StatusOr<SeqId> CreateSequence() override { return inner_->CreateSequence(); }
+  void ReleaseSequence(SeqId seq) override { inner_->ReleaseSequence(seq); }
+  int KvBlocksNeeded(SeqId seq, int n) const override { return inner_->KvBlocksNeeded(seq, n); }
+  using Backend::Forward;
+  Status Forward(std::span<const ForwardChunk> batch, ForwardResult* out) override {
+    for (const ForwardChunk& c : batch) {
+      if (c.sampling) return InternalError("the engine asked a backend without sampling to sample");
+    }
+    return inner_->Forward(batch, out);
+  }
+  SequenceKvStats SequenceStats(SeqId seq) const override { return inner_->SequenceStats(seq); }
+  KvPoolStats PoolStats() const override { return inner_->PoolStats(); }
+
+ private:
+  std::unique_ptr<Backend> inner_;
+};
+
+// Sampling on the backend (penalties tracked there across preemption and
+// recompute) gives the tokens the host sampler gives for the same seeds.
+TEST(Engine, BackendSamplingEqualsHostSamplingUnderPreemption) {
+  const GoldenRun g = Goldens().front();
+  auto run = [&](bool backend_sampling) {
+    auto ckpt = Checkpoint::Load(g.dir);
+    EXPECT_TRUE(ckpt.ok());
+    BackendOptions bo;
+    bo.kv_block_size = 4;
+    bo.kv_num_blocks = 260;
+    auto backend = CreateBackend(std::shared_ptr<const Checkpoint>(std::move(*ckpt)), bo);
+    EXPECT_TRUE(backend.ok());
+    std::unique_ptr<Backend> b = std::move(*backend);
+    if (!backend_sampling) b = std::make_unique<HostSamplingBackend>(std::move(b));
+    EXPECT_EQ(b->info().sampling, backend_sampling);
+    EngineOptions eo;
+    eo.scheduler.max_batch_tokens = 48;
+    Engine engine(std::move(b), nullptr, eo);
+    std::vector<std::shared_ptr<CollectingSink>> sinks;
+    for (int i = 0; i < 6; ++i) {
+      GenerationRequest r = Greedy(std::vector<int32_t>(g.prompt.begin(), g.prompt.end() - i * 7), 40);
+      r.ignore_eos = true;
+      r.sampling.temperature = 0.4f + 0.3f * i;
+      r.sampling.top_k = i % 3 == 0 ? 0 : 5 * i;
+      r.sampling.top_p = i % 2 ? 0.9f : 1.0f;
+      r.sampling.min_p = i == 4 ? 0.05f : 0.0f;
+      r.sampling.repetition_penalty = i % 2 ? 1.3f : 1.0f;
+      r.sampling.presence_penalty = i == 2 ? 0.5f : 0.0f;
+      r.sampling.frequency_penalty = i == 3 ? 0.7f : 0.0f;
+      r.sampling.logprobs = i == 5 ? 3 : 0;
+      r.sampling.seed = 100 + i;
+      sinks.push_back(std::make_shared<CollectingSink>());
+      EXPECT_TRUE(engine.Submit(r, sinks.back()).ok());
+    }
+    for (auto& s : sinks) s->Wait();
+    EXPECT_GT(engine.Stats().preemptions, 0) << "the pool was meant to force preemption";
+    std::vector<std::vector<int32_t>> out;
+    for (auto& s : sinks) out.push_back(s->ids);
+    return out;
+  };
+  const auto on_backend = run(true);
+  const auto on_host = run(false);
+  ASSERT_EQ(on_backend.size(), on_host.size());
+  for (size_t i = 0; i < on_host.size(); ++i) {
+    EXPECT_EQ(on_backend[i], on_host[i]) << "stream " << i;
+    EXPECT_EQ(on_host[i].size(), 40u);
+  }
+}
+
 TEST(Engine, StopTokenIdsMaxTokensAndValidation) {
   const GoldenRun g = Goldens().front();
   auto engine = MakeEngine(g.dir, 4096);
@@ -166,7 +243,7 @@ TEST(Engine, StopTokenIdsMaxTokensAndValidation) {
   EXPECT_LE(sink->ids.size(), 4u);
 
   auto bad = [&](GenerationRequest req, StatusCode code, const std::string& msg) {
-    Status st = engine->Submit(std::move(req), std::make_shared<CollectingSink>());
+    Status st = engine->Submit(std::move(req), std::make_shared<CollectingSink>()).status();
     EXPECT_EQ(st.code(), code);
     EXPECT_EQ(st.message(), msg);
   };
@@ -191,11 +268,13 @@ TEST(Engine, CancelFreesTheCacheAndReportsCancelled) {
   GenerationRequest r = Greedy(g.prompt, 3000);
   r.request_id = "long";
   r.ignore_eos = true;
-  ASSERT_TRUE(engine->Submit(r, sink).ok());
+  StatusOr<RequestHandle> handle = engine->Submit(r, sink);
+  ASSERT_TRUE(handle.ok());
   // Same id while in flight is refused.
-  EXPECT_EQ(engine->Submit(r, std::make_shared<CollectingSink>()).code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(engine->Submit(r, std::make_shared<CollectingSink>()).status().code(),
+            StatusCode::kAlreadyExists);
   while (engine->Stats().tokens_generated < 3) std::this_thread::yield();
-  engine->Cancel("long");
+  engine->Cancel(*handle);
   sink->Wait();
   EXPECT_EQ(sink->finish.reason, FinishReason::kCancelled);
   EXPECT_EQ(sink->finish.error.code(), StatusCode::kCancelled);
@@ -314,6 +393,61 @@ TEST(Engine, SessionContinuationEqualsAFullResend) {
   EXPECT_EQ(out3->ids, out1->ids);
   engine->Stop();
   EXPECT_EQ(engine->Stats().kv.blocks_used, 0) << "stopping releases session caches";
+}
+
+// Request ids and sessions belong to their owner: another owner may reuse the
+// same ids without seeing, cancelling or evicting anything of the first.
+TEST(Engine, RequestIdsAndSessionsAreScopedToTheirOwner) {
+  const GoldenRun g = Goldens().front();
+  auto engine = MakeEngine(g.dir, 4096);
+  auto victim = std::make_shared<CollectingSink>();
+  GenerationRequest a = Greedy(g.prompt, 3000, "victim-1");
+  a.owner = "token-a";
+  a.ignore_eos = true;
+  StatusOr<RequestHandle> ha = engine->Submit(a, victim);
+  ASSERT_TRUE(ha.ok());
+  // The same owner may not reuse an id in flight; another owner may.
+  EXPECT_EQ(engine->Submit(a, std::make_shared<CollectingSink>()).status().code(),
+            StatusCode::kAlreadyExists);
+  GenerationRequest b = a;
+  b.owner = "token-b";
+  b.max_tokens = 2;
+  auto other = std::make_shared<CollectingSink>();
+  StatusOr<RequestHandle> hb = engine->Submit(b, other);
+  ASSERT_TRUE(hb.ok());
+  EXPECT_NE(*ha, *hb);
+  engine->Cancel(*hb);  // cancels b (or nothing, if it already finished), never a
+  other->Wait();
+  while (engine->Stats().tokens_generated < 10) std::this_thread::yield();
+  EXPECT_FALSE(victim->done) << "another owner's cancel of the same id ended the victim";
+  engine->Cancel(*ha);
+  victim->Wait();
+  EXPECT_EQ(victim->finish.reason, FinishReason::kCancelled);
+
+  auto run = [&](GenerationRequest r) {
+    auto sink = std::make_shared<CollectingSink>();
+    EXPECT_TRUE(engine->Submit(std::move(r), sink).ok());
+    sink->Wait();
+    return sink;
+  };
+  GenerationRequest t1 = Greedy(g.prompt, 8, "t1");
+  t1.owner = "token-a";
+  t1.session_id = "conv";
+  auto out1 = run(t1);
+  std::vector<int32_t> prompt2 = g.prompt;
+  prompt2.insert(prompt2.end(), out1->ids.begin(), out1->ids.end());
+  prompt2.push_back(7);
+  // Owner b sends a's conversation under a's session id: no reuse, and a's
+  // cache survives for a's own next turn.
+  GenerationRequest guess = Greedy(prompt2, 4, "guess");
+  guess.owner = "token-b";
+  guess.session_id = "conv";
+  EXPECT_EQ(run(guess)->finish.cached_prompt_tokens, 0);
+  GenerationRequest t2 = Greedy(prompt2, 4, "t2");
+  t2.owner = "token-a";
+  t2.session_id = "conv";
+  EXPECT_EQ(run(t2)->finish.cached_prompt_tokens,
+            static_cast<int>(g.prompt.size() + out1->ids.size() - 1));
 }
 
 TEST(Engine, SessionCachesAreReclaimedBeforeRunningWorkIsPreempted) {

@@ -104,7 +104,7 @@ std::vector<ModelCase> Cases() {
 
 std::shared_ptr<CollectingSink> RunRequest(Engine& e, GenerationRequest r) {
   auto sink = std::make_shared<CollectingSink>();
-  Status st = e.Submit(std::move(r), sink);
+  Status st = e.Submit(std::move(r), sink).status();
   EXPECT_TRUE(st.ok()) << st.ToString();
   if (st.ok()) sink->Wait();
   return sink;
@@ -202,7 +202,7 @@ TEST(KvPolicyEngine, RefusalsNameTheProblem) {
   const ModelCase plain = Cases().front();
   GenerationRequest base = plain.settings[0].request;
   auto expect = [](Engine& e, const GenerationRequest& r, StatusCode code, const std::string& msg) {
-    Status st = e.Submit(r, std::make_shared<CollectingSink>());
+    Status st = e.Submit(r, std::make_shared<CollectingSink>()).status();
     EXPECT_EQ(st.code(), code) << st.ToString();
     EXPECT_EQ(st.message(), msg);
   };

@@ -109,6 +109,7 @@ bool ExpectAccept(const Proto& req, const Prompt& prompt, const Tokenizer* tok, 
     if (id < 0 || id >= lim.vocab_size) return false;
   }
   if (SessionIdBytes(req) > 256) return false;
+  if (req.request_id().size() > 128) return false;
   if (req.stop_size() > 0 && tok == nullptr) return false;
   if (!KvPolicyAcceptable(req)) return false;
   return true;
@@ -150,7 +151,7 @@ void CheckRefused(const Status& st, const Tokenizer* tok) {
                  (st.code() == StatusCode::kFailedPrecondition && tok == nullptr),
              std::string(StatusCodeName(st.code())) + ": " + Printable(st.message()));
   CheckErrorAnyPrefix(st, {"prompt", "messages", "max_tokens ", "stop", "sampling.", "logprobs ", "session_id ",
-                           "kv_policy: ", "compression_ratio "});
+                           "kv_policy: ", "compression_ratio ", "request_id "});
 }
 
 template <typename Proto>

@@ -10,6 +10,7 @@
 // prefill (measured footprint; DMS frees slots as tokens leave the window).
 #include "tests/gpu/bench_batch_decode.h"
 
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -18,7 +19,9 @@
 #include <memory>
 #include <random>
 #include <span>
+#include <string>
 
+#include "engine/core/sampler.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/model/checkpoint.h"
 
@@ -38,6 +41,13 @@ double WeightBytes(const ModelConfig& c) {
   const double per_layer = D * (c.num_q_heads + 2.0 * c.num_kv_heads) * hd + c.num_q_heads * hd * D +
                            3.0 * D * I;
   return 2.0 * (c.vocab_size * D * (c.tie_word_embeddings ? 1 : 2) + c.num_layers * per_layer);
+}
+
+std::string SamplingName(const BatchDecodeArgs& a) {
+  if (a.temperature <= 0) return "greedy";
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "T%g top_p %g top_k %d", a.temperature, a.top_p, a.top_k);
+  return buf;
 }
 
 int64_t Retained(const SequenceKvStats& s) {
@@ -101,17 +111,31 @@ int RunConfig(const BatchDecodeArgs& a, std::shared_ptr<const Checkpoint> ckpt, 
     std::vector<double> ms;
     int64_t retained = 0;
     Status st = OkStatus();
-    // Greedy streams as the engine runs them: each row comes back as its
-    // summary (argmax, log-sum-exp), not as a vocabulary row.
+    // Streams as the engine runs them: a greedy row comes back as its summary
+    // (argmax, log-sum-exp), a sampled one as its token (backend sampling).
+    const bool sampled = a.temperature > 0;
+    std::vector<RowSampling> sampling(S);
+    for (int i = 0; i < S && sampled; ++i) {
+      st = b.SetTokenHistory(seqs[i], {}, {});
+      sampling[i].params.temperature = a.temperature;
+      sampling[i].params.top_p = a.top_p;
+      sampling[i].params.top_k = a.top_k;
+    }
     ForwardResult out;
     for (int step = 0; step < a.steps + 2 && st.ok(); ++step) {
       std::vector<ForwardChunk> batch;
-      for (int i = 0; i < S; ++i) batch.push_back({seqs[i], std::span<const int32_t>(&next[i], 1), 1, false});
+      for (int i = 0; i < S; ++i) {
+        sampling[i].uniform = CounterUniform(i, step);
+        batch.push_back({seqs[i], std::span<const int32_t>(&next[i], 1), 1, false,
+                         sampled ? &sampling[i] : nullptr});
+      }
+      if (a.profile && step == 2) cudaProfilerStart();
       const auto t0 = Clock::now();
       st = b.Forward(batch, &out);
       if (step >= 2) ms.push_back(Ms(t0, Clock::now()));  // two warm-up steps (graph capture)
-      for (int i = 0; i < S && st.ok(); ++i) next[i] = out.summaries[i].argmax;
+      for (int i = 0; i < S && st.ok(); ++i) next[i] = sampled ? out.sampled[i].id : out.summaries[i].argmax;
     }
+    if (a.profile) cudaProfilerStop();
     if (!st.ok()) {
       std::fprintf(stderr, "batch decode (%s, %d streams): %s\n", name, S, st.ToString().c_str());
       return 1;
@@ -122,13 +146,14 @@ int RunConfig(const BatchDecodeArgs& a, std::shared_ptr<const Checkpoint> ckpt, 
     const double kv_gb = retained * kv_token_bytes / 1e9;
     const double bytes = b.memory_plan().weights + retained * kv_token_bytes;
     std::printf("{\"kind\":\"batch_decode\",\"config\":\"%s\",\"context\":%d,\"streams\":%d,\"fits\":true,"
-                "\"ms_per_step\":%.3f,\"tokens_per_s\":%.1f,\"kv_read_GB_per_step\":%.2f,"
+                "\"sampling\":\"%s\",\"ms_per_step\":%.3f,\"tokens_per_s\":%.1f,\"kv_read_GB_per_step\":%.2f,"
                 "\"bytes_bw_fraction\":%.3f}\n",
-                name, a.context, S, med, S * 1e3 / med, kv_gb,
+                name, a.context, S, SamplingName(a).c_str(), med, S * 1e3 / med, kv_gb,
                 a.copy_bytes_per_s > 0 ? bytes / (med * 1e-3) / a.copy_bytes_per_s : 0.0);
     std::fflush(stdout);
   }
   for (SeqId s : seqs) b.ReleaseSequence(s);
+  if (!a.capacity) return 0;
   // Capacity at capacity_context: one sequence's footprint after its prefill.
   SeqId s = *b.CreateSequence();
   std::vector<int32_t> long_prompt(a.capacity_context);
@@ -170,8 +195,12 @@ int RunBatchDecode(const BatchDecodeArgs& a) {
   // the step workspace and cuBLAS (~3 GB), times kv_fraction.
   const double room = static_cast<double>(free_bytes) - WeightBytes(shared->config()) - 3e9;
   const int64_t kv_bytes = static_cast<int64_t>(std::max(1e9, room * a.kv_fraction));
-  for (bool dense : {false, true}) {
-    if (int rc = RunConfig(a, shared, dense, kv_bytes); rc != 0) return rc;
+  for (const std::string& config : a.configs) {
+    if (config != "dms" && config != "dense") {
+      std::fprintf(stderr, "batch decode: unknown config '%s' (dms, dense)\n", config.c_str());
+      return 2;
+    }
+    if (int rc = RunConfig(a, shared, config == "dense", kv_bytes); rc != 0) return rc;
   }
   return 0;
 }

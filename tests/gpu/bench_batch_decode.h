@@ -17,6 +17,13 @@ struct BatchDecodeArgs {
   int capacity_context = 32768;               // context of the capacity measurement
   double kv_fraction = 0.9;                   // of free memory after weights + workspace
   double copy_bytes_per_s = 0;                // measured ceiling, for the KV bandwidth figure
+  std::vector<std::string> configs = {"dms", "dense"};  // which caches to run
+  // Sampled rows (temperature > 0): every stream samples on the backend with
+  // these parameters, as a default request does; 0: greedy summaries.
+  float temperature = 0, top_p = 1;
+  int top_k = 0;
+  bool profile = false;  // cudaProfilerStart/Stop around the timed steps (ncu --profile-from-start off)
+  bool capacity = true;  // the capacity measurement after the decode
 };
 
 // Returns non-zero on a setup failure (printed on stderr).

@@ -10,6 +10,7 @@
 
 #include "engine/cuda/cublas_linear.h"
 #include "kernels/attention.h"
+#include "kernels/sampling.h"
 
 namespace dms::bench {
 namespace {
@@ -211,6 +212,71 @@ void BenchGemv(double copy_bytes_per_s) {
   cudaFree(pool);
   cudaFree(d_x);
   cudaFree(d_y);
+}
+
+void BenchSampleRows(const std::vector<int>& rows_list, double copy_bytes_per_s) {
+  constexpr int kVocab = 151936;
+  struct Config {
+    const char* name;
+    float temperature, top_p;
+    int top_k;
+  };
+  const Config configs[] = {{"t0.6_p0.95_k20", 0.6f, 0.95f, 20}, {"t1.0", 1.0f, 1.0f, 0}};
+  const int max_rows = *std::max_element(rows_list.begin(), rows_list.end());
+  // Language-model-like rows: a bulk of N(0, 2)-ish values (sum of uniforms)
+  // and a few tokens 5-15 above it.
+  Rng rng;
+  std::vector<float> logits(static_cast<size_t>(max_rows) * kVocab);
+  for (float& x : logits) x = rng.Uniform(-2, 2) + rng.Uniform(-2, 2) + rng.Uniform(-2, 2);
+  for (int r = 0; r < max_rows; ++r) {
+    for (int j = 0; j < 30; ++j)
+      logits[static_cast<size_t>(r) * kVocab + rng.Next() % kVocab] += rng.Uniform(5, 15);
+  }
+  float* d_logits = DeviceCopy(logits);
+  cuda::LogitRowSummary* d_summary = nullptr;
+  cuda::SampledRow* d_out = nullptr;
+  void* d_scratch = nullptr;
+  cudaMalloc(&d_summary, max_rows * sizeof(cuda::LogitRowSummary));
+  cudaMalloc(&d_out, max_rows * sizeof(cuda::SampledRow));
+  cudaMalloc(&d_scratch, std::max<size_t>(1, cuda::LogitSummaryScratchBytes(max_rows, kVocab)));
+  cuda::LaunchLogitSummary(d_logits, max_rows, kVocab, d_scratch, d_summary, nullptr);
+  for (const Config& cfg : configs) {
+    std::vector<cuda::RowSamplingParams> params(max_rows);
+    for (int r = 0; r < max_rows; ++r) {
+      params[r] = cuda::RowSamplingParams{cfg.temperature,
+                                          cfg.top_k,
+                                          cfg.top_p,
+                                          0.0f,
+                                          1.0f,
+                                          0.0f,
+                                          0.0f,
+                                          -1,
+                                          0,
+                                          (rng.Next() >> 11) * (1.0 / 9007199254740992.0)};
+    }
+    cuda::RowSamplingParams* d_params = DeviceCopy(params);
+    for (int rows : rows_list) {
+      cudaError_t err = cudaSuccess;
+      const double ms = MedianMs(21, [&] {
+        err = cuda::LaunchSampleRows(d_logits, rows, kVocab, d_params, d_summary,
+                                     cuda::PenaltyState{}, nullptr, d_out, nullptr);
+      });
+      const cudaError_t sync = cudaDeviceSynchronize();
+      const double bytes = static_cast<double>(rows) * kVocab * sizeof(float);
+      std::printf(
+          "{\"kind\":\"sampler\",\"config\":\"%s\",\"rows\":%d,\"vocab\":%d,\"us\":%.1f,"
+          "\"GBps\":%.0f,\"copy_fraction\":%.3f,\"error\":\"%s\"}\n",
+          cfg.name, rows, kVocab, ms * 1e3, bytes / (ms * 1e6),
+          bytes / (ms * 1e-3) / copy_bytes_per_s,
+          cudaGetErrorString(err != cudaSuccess ? err : sync));
+      std::fflush(stdout);
+    }
+    cudaFree(d_params);
+  }
+  cudaFree(d_logits);
+  cudaFree(d_summary);
+  cudaFree(d_out);
+  cudaFree(d_scratch);
 }
 
 // Prefill GEMMs as the backend runs them (CublasLinear: bf16 in, fp32 out,

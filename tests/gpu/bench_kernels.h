@@ -1,6 +1,7 @@
 // Kernel microbenchmarks for dms-cuda-bench (one JSON object per line):
-// the tensor-core DMS prefill attention's rate on the visible work, and the
-// decode GEMV against cuBLAS at m = 1 against the copy bandwidth.
+// the tensor-core DMS prefill attention's rate on the visible work, the
+// decode GEMV against cuBLAS at m = 1 against the copy bandwidth, and the
+// device row sampler.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -45,6 +46,13 @@ void BenchPrefillAttention(const std::vector<int>& lengths);
 
 // Qwen3-8B decode shapes (k x n of q;k;v, o, gate;up, down, LM head) at m = 1.
 void BenchGemv(double copy_bytes_per_s);
+
+// LaunchSampleRows at Qwen3's vocabulary (151,936) for `rows` rows of
+// language-model-like logits, in two configurations: Qwen3's generation
+// config (temperature 0.6, top-p 0.95, top-k 20) and temperature 1.0 alone
+// (no sort cut: the whole vocabulary). Prints microseconds per launch and the
+// logits' bytes (one read) per second as a share of the copy bandwidth.
+void BenchSampleRows(const std::vector<int>& rows, double copy_bytes_per_s);
 
 // Qwen3-8B prefill GEMM shapes at m rows through the backend's linear layer,
 // with their fraction of the measured bf16 GEMM rate.

@@ -10,7 +10,14 @@
 //                  [--attn-lengths 4096,16384] [--micro 0|1]
 //   dms-cuda-bench --model DIR --batch-streams 1,8,32,64 [--batch-context 8192]
 //                  [--capacity-context 32768]   batched decode, DMS vs dense
+//                  [--batch-steps 16] [--batch-configs dms,dense]
+//                  [--batch-temperature T --batch-top-p P --batch-top-k K]  sampled rows
+//                  [--batch-profile 1]  profiler range around the timed steps
+//                  [--batch-capacity 0] skip the capacity measurement
 //                                                (bench_batch_decode.h), only
+//   dms-cuda-bench --sampler-rows 1,8,32,64,128  the device row sampler only
+//                                                (no model needed); also run
+//                                                with the micro benchmarks
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -39,6 +46,21 @@ std::vector<int> ParseList(const char* s) {
     out.push_back(std::atoi(p));
     while (*p && *p != ',') ++p;
     if (*p == ',') ++p;
+  }
+  return out;
+}
+
+std::vector<std::string> SplitList(const char* s) {
+  std::vector<std::string> out;
+  std::string item;
+  for (const char* p = s;; ++p) {
+    if (*p == ',' || *p == '\0') {
+      if (!item.empty()) out.push_back(item);
+      item.clear();
+      if (*p == '\0') break;
+    } else {
+      item += *p;
+    }
   }
   return out;
 }
@@ -114,6 +136,8 @@ int Run(int argc, char** argv) {
   std::string model;
   std::vector<int> prompts = {4096, 8192, 16384, 32768}, contexts = {4096, 16384};
   std::vector<int> attn_lengths = {4096, 8192, 16384, 32768};
+  std::vector<int> sampler_rows = {1, 8, 32, 64, 128};
+  bool sampler_only = false;
   int steps = 64, max_step = 8192, micro = 1;
   double kv_gb = 12;
   bench::BatchDecodeArgs batch;
@@ -131,6 +155,21 @@ int Run(int argc, char** argv) {
     else if (k == "--batch-streams") batch.streams = ParseList(argv[i + 1]);
     else if (k == "--batch-context") batch.context = std::atoi(argv[i + 1]);
     else if (k == "--capacity-context") batch.capacity_context = std::atoi(argv[i + 1]);
+    else if (k == "--batch-steps") batch.steps = std::atoi(argv[i + 1]);
+    else if (k == "--batch-configs") batch.configs = SplitList(argv[i + 1]);
+    else if (k == "--batch-temperature") batch.temperature = std::atof(argv[i + 1]);
+    else if (k == "--batch-top-p") batch.top_p = std::atof(argv[i + 1]);
+    else if (k == "--batch-top-k") batch.top_k = std::atoi(argv[i + 1]);
+    else if (k == "--batch-profile") batch.profile = std::atoi(argv[i + 1]) != 0;
+    else if (k == "--batch-capacity") batch.capacity = std::atoi(argv[i + 1]) != 0;
+    else if (k == "--sampler-rows")
+      sampler_rows = ParseList(argv[i + 1]), sampler_only = true;
+  }
+  if (sampler_only) {
+    const double bw = CopyBandwidth();
+    std::printf("{\"kind\":\"ceilings\",\"copy_GBps\":%.1f}\n", bw / 1e9);
+    bench::BenchSampleRows(sampler_rows, bw);
+    return 0;
   }
   if (model.empty()) {
     std::fprintf(stderr, "usage: dms-cuda-bench --model DIR [--prompts a,b] ...\n");
@@ -285,6 +324,7 @@ int Run(int argc, char** argv) {
               (g_total - g_min_free) / 1e9, g_total / 1e9);
   std::fflush(stdout);
   if (micro) {
+    bench::BenchSampleRows(sampler_rows, bw);
     bench::BenchGemv(bw);
     bench::BenchPrefillGemm(max_step, gemm);
     bench::BenchPrefillAttention(attn_lengths);

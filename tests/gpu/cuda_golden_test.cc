@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "engine/backends/backend_factory.h"
+#include "engine/core/sampler.h"
 #include "engine/cuda/cuda_backend.h"
 #include "engine/model/checkpoint.h"
 #include "engine/model/demo_model.h"
@@ -430,6 +431,72 @@ TEST(CudaGolden, SummarisedRowsMatchTheFullRows) {
   }
   gpu_testing::Report("summaries", "3 sequences, prefill + 5 decode steps", "argmax/max exact, lse 1e-12",
                       ok);
+}
+
+// Rows sampled on the device (ForwardChunk::sampling) against SampleRow on
+// the host over the same rows brought back in full by a second backend with
+// the same steps (the logits are the same bits: SummarisedRowsMatchTheFullRows),
+// with penalties accumulating in the device state, logprobs and top-n.
+TEST(CudaGolden, SampledRowsAreTheHostSamplersOnTheFullRows) {
+  DMS_SKIP_WITHOUT_GPU();
+  const std::string dir = testing::TestDataDir() + "/models/dms-neuron-w16-long";
+  const Golden g = LoadGoldenModel(dir);
+  auto full = MakeBackend(dir, "bf16");
+  auto dev = MakeBackend(dir, "bf16");
+  ASSERT_TRUE(full && dev);
+  const int V = full->config().vocab_size;
+  std::vector<RowSampling> params(4);
+  params[0].params.temperature = 0.6f, params[0].params.top_p = 0.95f, params[0].params.top_k = 20;
+  params[1].params.temperature = 1.0f;
+  params[2].params.temperature = 0.8f, params[2].params.repetition_penalty = 1.3f;
+  params[2].params.presence_penalty = 0.5f, params[2].params.frequency_penalty = 0.3f;
+  params[2].params.logprobs = 5;
+  params[3].params.temperature = 0.0f, params[3].params.repetition_penalty = 1.2f, params[3].params.logprobs = 3;
+  std::vector<SeqId> a, b;
+  std::vector<TokenHistory> history;
+  std::vector<std::vector<int32_t>> next(4);
+  for (int i = 0; i < 4; ++i) {
+    a.push_back(*full->CreateSequence());
+    b.push_back(*dev->CreateSequence());
+    const std::span<const int32_t> prompt(g.tokens.data() + 5 * i, 30 + 11 * i);
+    ASSERT_TRUE(dev->SetTokenHistory(b[i], prompt, {}).ok());
+    history.emplace_back(V);
+    history.back().AddPrompt(prompt);
+    next[i].assign(prompt.begin(), prompt.end());
+  }
+  SampleScratch scratch;
+  int compared = 0, mismatched = 0;
+  for (int step = 0; step < 9; ++step) {  // the prompts in one step, then decode steps
+    std::vector<ForwardChunk> ca, cb;
+    for (int i = 0; i < 4; ++i) {
+      params[i].uniform = CounterUniform(1000 + i, step);
+      ca.push_back({a[i], next[i], 1, true});
+      cb.push_back({b[i], next[i], 1, false, &params[i]});
+    }
+    ForwardResult ra, rb;
+    ASSERT_TRUE(full->Forward(ca, &ra).ok());
+    ASSERT_TRUE(dev->Forward(cb, &rb).ok());
+    ASSERT_EQ(rb.sampled.size(), 4u);
+    for (int i = 0; i < 4; ++i) {
+      const std::span<const float> row(ra.logits.data() + static_cast<size_t>(i) * V, V);
+      const SampledToken want =
+          SampleRow(params[i].params, row, ra.summaries[i], params[i].uniform, history[i], &scratch);
+      const SampledToken& got = rb.sampled[i];
+      ++compared;
+      if (got.id != want.id) ++mismatched;
+      EXPECT_EQ(got.id, want.id) << "sequence " << i << " step " << step;
+      EXPECT_NEAR(got.logprob, want.logprob, 1e-5);
+      ASSERT_EQ(got.top.size(), want.top.size());
+      for (size_t k = 0; k < want.top.size(); ++k) {
+        EXPECT_EQ(got.top[k].first, want.top[k].first);
+        EXPECT_NEAR(got.top[k].second, want.top[k].second, 1e-5);
+      }
+      history[i].AddOutput(want.id);
+      next[i] = {want.id};
+    }
+  }
+  gpu_testing::Report("sampled rows", std::to_string(compared) + " rows, 4 parameter sets with penalties",
+                      "the host sampler's token on the same row", mismatched == 0);
 }
 
 // The golden models are small (head_dim <= 64), so the wgmma attention core

@@ -17,30 +17,7 @@ using testing::ServerProcess;
 const std::string kModel = "dms-neuron-w16-long";
 std::string ModelDir() { return testing::TestDataDir() + "/models/" + kModel; }
 
-// A throwaway CA, a server certificate for 127.0.0.1 and a client certificate.
-struct Certs {
-  testing::TempDir dir;
-  std::string ca, server_cert, server_key, client_cert, client_key;
-  Certs() {
-    const std::string d = dir.path();
-    const std::string script =
-        "set -e; cd '" + d + "';"
-        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=dms-test-ca 2>/dev/null;"
-        "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext;"
-        "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null;"
-        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
-        "-extfile san.ext 2>/dev/null;"
-        "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=client 2>/dev/null;"
-        "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 2>/dev/null";
-    auto r = testing::RunCommand(script);
-    if (r.exit_code != 0) throw std::runtime_error("openssl failed: " + r.err);
-    ca = d + "/ca.pem";
-    server_cert = d + "/server.pem";
-    server_key = d + "/server.key";
-    client_cert = d + "/client.pem";
-    client_key = d + "/client.key";
-  }
-};
+using Certs = testing::TestCerts;
 
 grpc::Status Info(std::shared_ptr<grpc::Channel> ch, const std::string& token = "") {
   auto stub = v1::Inference::NewStub(ch);
@@ -60,13 +37,7 @@ grpc::Status Health(std::shared_ptr<grpc::Channel> ch) {
 }
 
 std::shared_ptr<grpc::Channel> TlsChannel(const ServerProcess& s, const Certs& c, bool client_cert) {
-  grpc::SslCredentialsOptions o;
-  o.pem_root_certs = testing::ReadFile(c.ca);
-  if (client_cert) {
-    o.pem_cert_chain = testing::ReadFile(c.client_cert);
-    o.pem_private_key = testing::ReadFile(c.client_key);
-  }
-  return grpc::CreateChannel(s.target(), grpc::SslCredentials(o));
+  return c.Channel(s.target(), client_cert);
 }
 
 TEST(Security, TlsRefusesPlaintextClients) {
@@ -136,7 +107,9 @@ TEST(Security, RequestLimitsAnswerWithClearStatuses) {
   auto expect = [&](const v1::GenerateRequest& req, grpc::StatusCode code, const std::string& msg) {
     grpc::Status st = GenerateStatus(*stub, req);
     EXPECT_EQ(st.error_code(), code) << st.error_message();
-    if (!msg.empty()) EXPECT_EQ(st.error_message(), msg);
+    if (!msg.empty()) {
+      EXPECT_EQ(st.error_message(), msg);
+    }
   };
   v1::GenerateRequest req;
   for (int i = 0; i < 60; ++i) req.add_prompt_token_ids(i);

@@ -359,6 +359,44 @@ TEST(ServerE2E, ModelInfoReportsGeometryDmsAndCapacity) {
 namespace dms {
 namespace {
 
+// A request that leaves sampling unset gets the checkpoint's
+// generation_config.json (here: greedy), GetModelInfo says so, and
+// --generation-config ignore restores the plain defaults.
+TEST(ServerE2E, UnsetSamplingTakesTheCheckpointsGenerationConfig) {
+  const Golden g = Goldens().front();
+  testing::TempDir dir;
+  const std::string model = dir.File("model");
+  fs::copy(g.dir, model, fs::copy_options::recursive);
+  testing::WriteFile(model + "/generation_config.json", R"({"do_sample": false, "top_k": 7, "top_p": 0.9})");
+  ServerProcess server({"--model", model});
+  auto stub = server.Stub();
+  v1::GenerateRequest req;
+  for (int32_t t : g.prompt) req.add_prompt_token_ids(t);
+  req.set_max_tokens(g.greedy.size());
+  StreamResult r = Generate(*stub, req);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_EQ(r.ids, g.greedy) << "unset sampling did not take do_sample false";
+  grpc::ClientContext ctx;
+  v1::ModelInfo info;
+  ASSERT_TRUE(stub->GetModelInfo(&ctx, {}, &info).ok());
+  EXPECT_EQ(info.default_sampling().temperature(), 0.0f);
+  EXPECT_EQ(info.default_sampling().top_k(), 7);
+  EXPECT_FLOAT_EQ(info.default_sampling().top_p(), 0.9f);
+  EXPECT_NE(server.Log().find("sampling defaults from generation_config.json"), std::string::npos);
+
+  ServerProcess plain({"--model", model, "--generation-config", "ignore"});
+  grpc::ClientContext ctx2;
+  ASSERT_TRUE(plain.Stub()->GetModelInfo(&ctx2, {}, &info).ok());
+  EXPECT_EQ(info.default_sampling().temperature(), 1.0f);
+  EXPECT_EQ(info.default_sampling().top_k(), 0);
+
+  testing::WriteFile(model + "/generation_config.json", R"({"temperature": -1})");
+  testing::CommandResult bad = testing::RunCommand(testing::BinDir() + "/dms-server --model " + model +
+                                                   " --listen 127.0.0.1:0 --metrics-listen off");
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_EQ(bad.err.rfind("dms-server: " + model + "/generation_config.json: temperature must be", 0), 0u) << bad.err;
+}
+
 TEST(ServerE2E, JsonLogsCarryEscapedRequestIdsAndNothingPerToken) {
   const Golden g = Goldens().front();
   ServerProcess server({"--model", g.dir, "--log-format", "json"});

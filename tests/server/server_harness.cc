@@ -16,6 +16,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <grpcpp/generic/generic_stub.h>
+
 namespace dms::testing {
 
 ServerProcess::ServerProcess(const std::vector<std::string>& args, bool wait_ready) {
@@ -106,6 +108,88 @@ void ServerProcess::Signal(int sig) {
 }
 
 int ServerProcess::Wait(double timeout_s) { return WaitForChild(&pid_, timeout_s); }
+
+bool ServerProcess::Alive() {
+  int status = 0;
+  if (pid_ <= 0) return false;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    pid_ = -1;
+    return false;
+  }
+  return true;
+}
+
+RawCallResult RawCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                      const std::string& request_bytes, const std::string& token, double deadline_s) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(static_cast<int64_t>(deadline_s * 1000)));
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  grpc::CompletionQueue cq;
+  void* tag = nullptr;
+  bool ok = false;
+  // Each operation is waited for before the next: one tag in flight.
+  auto wait = [&] { return cq.Next(&tag, &ok) && ok; };
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = stub.PrepareCall(&ctx, method, &cq);
+  RawCallResult result;
+  call->StartCall(nullptr);
+  if (wait()) {
+    grpc::Slice slice(request_bytes);
+    grpc::ByteBuffer request(&slice, 1);
+    call->Write(request, nullptr);
+    if (wait()) {
+      call->WritesDone(nullptr);
+      wait();
+    }
+    for (;;) {
+      grpc::ByteBuffer response;
+      call->Read(&response, nullptr);
+      if (!wait()) break;
+      std::vector<grpc::Slice> slices;
+      (void)response.Dump(&slices);
+      std::string bytes;
+      for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      result.responses.push_back(std::move(bytes));
+    }
+  }
+  call->Finish(&result.status, nullptr);
+  cq.Next(&tag, &ok);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  return result;
+}
+
+TestCerts::TestCerts() {
+  const std::string d = dir.path();
+  const std::string script =
+      "set -e; cd '" + d + "';"
+      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=dms-test-ca 2>/dev/null;"
+      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext;"
+      "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null;"
+      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
+      "-extfile san.ext 2>/dev/null;"
+      "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=client 2>/dev/null;"
+      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 2>/dev/null";
+  const CommandResult r = RunCommand(script);
+  if (r.exit_code != 0) throw std::runtime_error("openssl failed: " + r.err);
+  ca = d + "/ca.pem";
+  server_cert = d + "/server.pem";
+  server_key = d + "/server.key";
+  client_cert = d + "/client.pem";
+  client_key = d + "/client.key";
+}
+
+std::shared_ptr<grpc::Channel> TestCerts::Channel(const std::string& target, bool with_client_cert) const {
+  grpc::SslCredentialsOptions o;
+  o.pem_root_certs = ReadFile(ca);
+  if (with_client_cert) {
+    o.pem_cert_chain = ReadFile(client_cert);
+    o.pem_private_key = ReadFile(client_key);
+  }
+  return grpc::CreateChannel(target, grpc::SslCredentials(o));
+}
 
 std::string HttpGet(int port, const std::string& path) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -35,6 +35,8 @@ class ServerProcess {
   int Wait(double timeout_s = 60);
   // Everything the server wrote to stderr so far.
   std::string Log() const;
+  // Whether the process is still running (not exited or killed by a signal).
+  bool Alive();
   // Resident and peak resident memory of the server process, in bytes (from /proc).
   int64_t RssBytes() const;
   int64_t PeakRssBytes() const;
@@ -43,6 +45,28 @@ class ServerProcess {
   pid_t pid_ = -1;
   TempDir dir_;
   int grpc_port_ = 0, metrics_port_ = 0;
+};
+
+// One call of `method` ("/dms.v1.Inference/Generate") with hand-made request
+// bytes, the way a client with its own stubs (or none) would send them.
+struct RawCallResult {
+  grpc::Status status;
+  std::vector<std::string> responses;  // serialized response messages
+};
+RawCallResult RawCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                      const std::string& request_bytes, const std::string& token = "",
+                      double deadline_s = 10);
+
+// A throwaway CA, a server certificate for 127.0.0.1 and a client
+// certificate (openssl on the PATH).
+struct TestCerts {
+  TestCerts();
+  // A TLS channel to `target` trusting the CA, with the client certificate
+  // when asked.
+  std::shared_ptr<grpc::Channel> Channel(const std::string& target, bool client_cert) const;
+
+  TempDir dir;
+  std::string ca, server_cert, server_key, client_cert, client_key;
 };
 
 // GET http://127.0.0.1:port/path; returns the body ("" on failure).

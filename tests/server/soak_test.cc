@@ -1,10 +1,14 @@
-// Soak under faults: many concurrent clients that randomly cancel,
-// disconnect, set short deadlines and send malformed requests, against a
-// server whose KV pool is squeezed to force preemption, restarted once mid-load.
+// Soak under faults: many concurrent clients of two tenants (bearer tokens)
+// that randomly cancel, disconnect, set short deadlines and send malformed
+// requests, all drawing their request ids from a small shared pool so that
+// ids collide within and across tenants, against a server whose KV pool is
+// squeezed to force preemption, restarted once mid-load.
 //
 // Asserted: no crash; every well-formed request either completes with the
-// tokens it produces alone (greedy) or ends with a defined status; KV blocks
-// and running requests return to zero; memory growth stays bounded.
+// tokens it produces alone (greedy) or ends with a defined status (a
+// same-tenant id collision: ALREADY_EXISTS); no stream is ever cancelled by
+// another stream's cancel; KV blocks and running requests return to zero;
+// memory growth stays bounded.
 //
 // DMS_SOAK_SECONDS (default 20) sets the length; DMS_SOAK_REPORT=path writes
 // the counts as JSON (scripts/hardening-report.sh turns them into docs/);
@@ -29,7 +33,8 @@ using testing::ServerProcess;
 
 struct Counts {
   std::atomic<int64_t> requests{0}, completed{0}, matched{0}, mismatched{0}, cancels{0}, disconnects{0},
-      deadlines{0}, malformed{0}, malformed_refused{0}, unavailable{0}, exhausted{0}, other{0};
+      deadlines{0}, malformed{0}, malformed_refused{0}, unavailable{0}, exhausted{0}, duplicate_ids{0},
+      cancelled_by_another{0}, other{0};
 };
 
 double Env(const char* name, double fallback) {
@@ -68,6 +73,8 @@ TEST(Soak, ManyFaultyClientsAgainstASqueezedRestartingServer) {
   const int clients = static_cast<int>(Env("DMS_SOAK_CLIENTS", 24));
   const std::string model = testing::TestDataDir() + "/models/dms-proj-layer-alpha-long";
   const int port = testing::FreePort();
+  testing::TempDir tokens;
+  testing::WriteFile(tokens.File("tokens"), "tenant-a\ntenant-b\n");
   const std::string listen = "127.0.0.1:" + std::to_string(port);
   // 150 blocks of 16 slots: a few streams' worth, so preemption happens.
   const char* backend_env = std::getenv("DMS_SOAK_BACKEND");
@@ -75,7 +82,8 @@ TEST(Soak, ManyFaultyClientsAgainstASqueezedRestartingServer) {
   std::vector<std::string> args = {"--model", model, "--listen", listen, "--kv-block-size", "16",
                                    "--kv-memory", std::to_string(150 * 2 * 16 * 32 * 4),
                                    "--max-queued", "64", "--max-batch-tokens", "96",
-                                   "--drain-timeout", "2", "--backend", backend};
+                                   "--drain-timeout", "2", "--backend", backend,
+                                   "--auth-token-file", tokens.File("tokens")};
   // Exact greedy equality across batching needs the exact precision on GPU.
   if (backend == "cuda") args.insert(args.end(), {"--precision", "f32"});
   auto server = std::make_unique<ServerProcess>(args);
@@ -88,6 +96,7 @@ TEST(Soak, ManyFaultyClientsAgainstASqueezedRestartingServer) {
     auto stub = server->Stub();
     for (const auto& p : prompts) {
       grpc::ClientContext ctx;
+      ctx.AddMetadata("authorization", "Bearer tenant-a");
       std::vector<int32_t> ids;
       ASSERT_TRUE(Drain(stub->Generate(&ctx, Greedy(p, kMaxTokens)).get(), &ids).ok());
       expected.push_back(ids);
@@ -109,11 +118,16 @@ TEST(Soak, ManyFaultyClientsAgainstASqueezedRestartingServer) {
       const int p = std::uniform_int_distribution<int>(0, prompts.size() - 1)(rng);
       const int kind = std::uniform_int_distribution<int>(0, 9)(rng);
       ++c.requests;
+      const std::string token = id % 2 ? "Bearer tenant-b" : "Bearer tenant-a";
+      // Ids from a pool of 6 shared by every client of both tenants.
+      const std::string request_id = "soak-" + std::to_string(rng() % 6);
       grpc::ClientContext ctx;
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+      ctx.AddMetadata("authorization", token);
       if (kind == 0) {  // malformed: prompt and ids together, or a bad sampling value
         ++c.malformed;
         v1::GenerateRequest bad = Greedy(prompts[p], kMaxTokens);
+        bad.set_request_id(request_id);
         if (rng() % 2) bad.set_prompt("both");
         else bad.mutable_sampling()->set_top_p(7);
         std::vector<int32_t> ids;
@@ -135,12 +149,17 @@ TEST(Soak, ManyFaultyClientsAgainstASqueezedRestartingServer) {
         grpc::ClientContext short_ctx;
         short_ctx.set_deadline(std::chrono::system_clock::now() +
                                std::chrono::milliseconds(std::uniform_int_distribution<int>(1, 40)(rng)));
+        short_ctx.AddMetadata("authorization", token);
+        v1::GenerateRequest req = Greedy(prompts[p], kMaxTokens);
+        req.set_request_id(request_id);
         std::vector<int32_t> ids;
-        grpc::Status st = Drain(stub->Generate(&short_ctx, Greedy(prompts[p], kMaxTokens)).get(), &ids);
+        grpc::Status st = Drain(stub->Generate(&short_ctx, req).get(), &ids);
         if (st.ok() && ids != expected[p]) ++c.mismatched;
         continue;
       }
-      auto reader = stub->Generate(&ctx, Greedy(prompts[p], kMaxTokens));
+      v1::GenerateRequest req = Greedy(prompts[p], kMaxTokens);
+      req.set_request_id(request_id);
+      auto reader = stub->Generate(&ctx, req);
       if (kind == 2 || kind == 3) {  // cancel (or drop the stream) after a few tokens
         (kind == 2 ? c.cancels : c.disconnects)++;
         v1::GenerateResponse resp;
@@ -157,9 +176,14 @@ TEST(Soak, ManyFaultyClientsAgainstASqueezedRestartingServer) {
       if (st.ok()) {
         ++c.completed;
         (ids == expected[p] ? c.matched : c.mismatched)++;
+      } else if (st.error_code() == grpc::StatusCode::CANCELLED && st.error_message() == "cancelled by the client") {
+        ++c.cancelled_by_another;  // this client never cancelled this stream
+        ADD_FAILURE() << "a stream was cancelled by another stream's cancel";
       } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE || st.error_code() == grpc::StatusCode::CANCELLED) {
         ++c.unavailable;  // the restart: back off as a real client would
         backoff();
+      } else if (st.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
+        ++c.duplicate_ids;  // the same tenant has this id in flight
       } else if (st.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
         ++c.exhausted;
       } else {
@@ -194,6 +218,7 @@ TEST(Soak, ManyFaultyClientsAgainstASqueezedRestartingServer) {
   bool idle = false;
   for (int i = 0; i < 500 && !idle; ++i) {
     grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer tenant-a");
     v1::ServerStatus st;
     idle = stub->GetServerStatus(&ctx, {}, &st).ok() && st.kv_blocks_used() == 0 && st.requests_running() == 0 &&
            st.requests_waiting() == 0;
@@ -213,6 +238,7 @@ TEST(Soak, ManyFaultyClientsAgainstASqueezedRestartingServer) {
 
   EXPECT_EQ(c.mismatched.load(), 0) << "a completed request differed from its solo run";
   EXPECT_EQ(c.other.load(), 0);
+  EXPECT_EQ(c.cancelled_by_another.load(), 0);
   EXPECT_GT(c.matched.load(), 0);
   nlohmann::json report = {{"backend", backend}, {"seconds", seconds}, {"clients", clients}, {"requests", c.requests.load()},
                            {"completed", c.completed.load()}, {"matched_solo", c.matched.load()},
@@ -220,7 +246,8 @@ TEST(Soak, ManyFaultyClientsAgainstASqueezedRestartingServer) {
                            {"disconnects", c.disconnects.load()}, {"short_deadlines", c.deadlines.load()},
                            {"malformed", c.malformed.load()}, {"malformed_refused", c.malformed_refused.load()},
                            {"unavailable_during_restart", c.unavailable.load()},
-                           {"resource_exhausted", c.exhausted.load()}, {"preemptions", preemptions},
+                           {"resource_exhausted", c.exhausted.load()}, {"duplicate_ids", c.duplicate_ids.load()},
+                           {"cancelled_by_another", c.cancelled_by_another.load()}, {"preemptions", preemptions},
                            {"restarts", 1}, {"rss_start_mb", rss_start / 1048576.0},
                            {"rss_peak_end_mb", std::max(first_peak, rss_end) / 1048576.0}};
   std::printf("soak: %s\n", report.dump().c_str());

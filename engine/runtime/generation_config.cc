@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/model/json_fields.h"
+#include "engine/util/bounded_json.h"
 #include "engine/util/mapped_file.h"
 
 namespace dms {
@@ -18,7 +19,8 @@ SamplingParams GenerationDefaults::Apply(SamplingParams p) const {
 }
 
 StatusOr<GenerationDefaults> ParseGenerationConfig(const std::string& json_text, const std::string& source) {
-  DMS_ASSIGN_OR_RETURN(nlohmann::json j, json_fields::ParseJson(json_text, source, "generation config"));
+  DMS_ASSIGN_OR_RETURN(nlohmann::json j,
+                       ParseBoundedJson(json_text, kConfigJsonLimits, source, "generation config"));
   if (!j.is_object()) return InvalidArgumentError(source + ": expected a JSON object, found " + json_fields::Describe(j));
   GenerationDefaults d;
   auto number = [&](const char* key, std::optional<float>* out) -> Status {
@@ -50,7 +52,7 @@ StatusOr<GenerationDefaults> LoadGenerationConfig(const std::string& model_dir) 
   const std::string path = model_dir + "/generation_config.json";
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return GenerationDefaults{};
-  DMS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  DMS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path, kConfigJsonLimits.max_bytes));
   return ParseGenerationConfig(text, path);
 }
 

@@ -98,7 +98,10 @@ run_there() {
                 "memcheck:cuda_golden_test:CudaGolden.BatchedSequencesMatchSeparateRuns:CudaGolden.ErrorsAreTheCpuBackendsAndLeaveNoTrace" \
                 "memcheck:cuda_golden_test:CudaGolden.HeadDim128TensorCorePrefillMatchesTheMmaSyncCore" \
                 "racecheck:cuda_kernel_ops_test:AttentionOp.EvictionRatesAndSmallHeadDims" \
-                "racecheck:cuda_kernel_ops_test:KvAppendOp.MatchesTheCpuCacheBitForBit:QkvEpilogueOp.SweepMatchesTheCpuReference:ElementwiseOp.RmsNormWithResidualMatches:GemmOp.FoldedRmsNormMatchesTheCpuAndTheUnfoldedChain"; do
+                "racecheck:cuda_kernel_ops_test:KvAppendOp.MatchesTheCpuCacheBitForBit:QkvEpilogueOp.SweepMatchesTheCpuReference:ElementwiseOp.RmsNormWithResidualMatches:GemmOp.FoldedRmsNormMatchesTheCpuAndTheUnfoldedChain" \
+                "memcheck:cuda_kernel_ops_test:SampleRowsOp.PenaltiesAccumulateOnTheDevice:SampleRowsOp.PenaltyStateLaunchers" \
+                "memcheck:cuda_golden_test:CudaGolden.SampledRowsAreTheHostSamplersOnTheFullRows" \
+                "racecheck:cuda_kernel_ops_test:SampleRowsOp.PenaltiesAccumulateOnTheDevice"; do
       local tool="${spec%%:*}" rest="${spec#*:}"
       local bin="${rest%%:*}" filter="${rest#*:}"
       echo "##### $tool $bin $filter" >> "$out/sanitizer.log"

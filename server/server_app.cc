@@ -11,7 +11,6 @@
 #include <thread>
 
 #include "engine/backends/backend_factory.h"
-#include "engine/runtime/generation_config.h"
 #include "engine/runtime/model_loader.h"
 #include "engine/util/mapped_file.h"
 #include "server/auth.h"
@@ -63,13 +62,10 @@ Status WarmUp(Backend& backend, int num_tokens, int chunk_tokens) {
   return st;
 }
 
-// --generation-config: the checkpoint's sampling defaults, or none.
-StatusOr<GenerationDefaults> LoadSamplingDefaults(const ServerOptions& o) {
+// --generation-config: the checkpoint's sampling defaults (auto) or none.
+GenerationDefaults SamplingDefaults(const ServerOptions& o, const LoadedModel& model) {
   if (o.generation_config == "ignore") return GenerationDefaults{};
-  if (o.generation_config != "auto") {
-    return InvalidArgumentError("--generation-config: expected auto or ignore, got '" + o.generation_config + "'");
-  }
-  DMS_ASSIGN_OR_RETURN(GenerationDefaults d, LoadGenerationConfig(o.model));
+  const GenerationDefaults& d = model.generation_defaults;
   if (!d.empty()) {
     const SamplingParams p = d.Apply(SamplingParams{});
     spdlog::info("sampling defaults from generation_config.json: temperature {} top_p {} top_k {} min_p {} "
@@ -143,8 +139,10 @@ int RunServer(const ServerOptions& o) {
   if (Status st = ValidateCompressionRatio(o.compression_ratio, "--compression-ratio"); !st.ok()) {
     return StartupError(st);
   }
-  StatusOr<GenerationDefaults> sampling_defaults = LoadSamplingDefaults(o);
-  if (!sampling_defaults.ok()) return StartupError(sampling_defaults.status());
+  if (o.generation_config != "auto" && o.generation_config != "ignore") {
+    return StartupError(InvalidArgumentError("--generation-config: expected auto or ignore, got '" +
+                                             o.generation_config + "'"));
+  }
   StatusOr<KvMemorySpec> kv_memory = ParseKvMemory(o.kv_memory);
   if (!kv_memory.ok()) return StartupError(kv_memory.status());
   std::vector<double> buckets;
@@ -247,7 +245,7 @@ int RunServer(const ServerOptions& o) {
   serving.limits.max_stop_string_bytes = o.max_stop_string_bytes;
   serving.limits.default_kv_policy = *kv_policy;
   serving.limits.default_compression_ratio = o.compression_ratio;
-  serving.limits.sampling_defaults = *sampling_defaults;
+  serving.limits.sampling_defaults = SamplingDefaults(o, *model);
   service.SetModel(serving);  // the engine published initial stats to the metrics
   health.SetStatus(kServiceName, true);
   spdlog::info("serving {} on {} backend ({}): {} layers, DMS {}, KV policy {}{}, KV pool {} blocks x {} tokens, "

@@ -1,6 +1,7 @@
 // dms-engine info --model DIR: loads and validates a model directory exactly
-// as dms-server does at start (LoadModel: config, weights, tokenizer), prints
-// JSON (config, parameter count, dtypes, files, tokenizer presence) on stdout.
+// as dms-server does at start (LoadModel: config, weights, generation config,
+// tokenizer), prints JSON (config, parameter count, dtypes, files, tokenizer
+// presence, sampling defaults) on stdout.
 #include <CLI/CLI.hpp>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +28,10 @@ int RunInfo(const std::string& model_dir) {
     tok[name] = std::filesystem::exists(ckpt.dir() + "/" + name);
   }
   j["tokenizer"] = std::move(tok);
+  // What a request that leaves sampling unset gets (generation_config.json).
+  const SamplingParams d = model->generation_defaults.Apply(SamplingParams{});
+  j["default_sampling"] = {{"temperature", d.temperature}, {"top_p", d.top_p}, {"top_k", d.top_k},
+                           {"min_p", d.min_p}, {"repetition_penalty", d.repetition_penalty}};
   std::printf("%s\n", j.dump(2).c_str());
   return 0;
 }

@@ -19,8 +19,7 @@ SamplingParams GenerationDefaults::Apply(SamplingParams p) const {
 }
 
 StatusOr<GenerationDefaults> ParseGenerationConfig(const std::string& json_text, const std::string& source) {
-  DMS_ASSIGN_OR_RETURN(nlohmann::json j,
-                       ParseBoundedJson(json_text, kConfigJsonLimits, source, "generation config"));
+  DMS_ASSIGN_OR_RETURN(nlohmann::json j, ParseBoundedJson(json_text, kConfigJsonLimits, source, "generation config"));
   if (!j.is_object()) return InvalidArgumentError(source + ": expected a JSON object, found " + json_fields::Describe(j));
   GenerationDefaults d;
   auto number = [&](const char* key, std::optional<float>* out) -> Status {

@@ -9,6 +9,7 @@ StatusOr<LoadedModel> LoadModel(const std::string& model_dir, const std::string&
   LoadedModel m;
   DMS_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> ckpt, Checkpoint::Load(model_dir));
   m.checkpoint = std::move(ckpt);
+  DMS_ASSIGN_OR_RETURN(m.generation_defaults, LoadGenerationConfig(model_dir));
   std::string tok_path = tokenizer_override;
   if (tok_path.empty() && std::filesystem::exists(model_dir + "/tokenizer.json")) tok_path = model_dir;
   if (!tok_path.empty()) {

@@ -1,5 +1,6 @@
-// Loads what serving a model needs from its directory: the checkpoint and,
-// when present, the tokenizer (tokenizer.json + tokenizer_config.json).
+// Loads what serving a model needs from its directory: the checkpoint, the
+// sampling defaults of generation_config.json and, when present, the
+// tokenizer (tokenizer.json + tokenizer_config.json).
 #pragma once
 
 #include <memory>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "engine/model/checkpoint.h"
+#include "engine/runtime/generation_config.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "engine/util/status.h"
 
@@ -19,6 +21,7 @@ struct LoadedModel {
   // EOS ids that end generation: config eos_token_id(s) plus the tokenizer's
   // eos and <|endoftext|>, deduplicated.
   std::vector<int32_t> eos_token_ids;
+  GenerationDefaults generation_defaults;  // empty when the file is absent
 };
 
 // tokenizer_override: a tokenizer.json or directory to use instead of the

@@ -23,6 +23,13 @@ namespace {
 constexpr char kSingleFile[] = "model.safetensors";
 constexpr char kIndexFile[] = "model.safetensors.index.json";
 
+// Whether `path` exists; false also when it cannot be checked (a name past
+// NAME_MAX, say), where the throwing overload would abort the process.
+bool Exists(const std::string& path) {
+  std::error_code ec;
+  return fs::exists(path, ec);
+}
+
 std::string ShapeToString(const std::vector<int64_t>& shape) {
   TensorView v;
   v.shape = shape;
@@ -75,7 +82,7 @@ Status IndexShards(const std::string& dir, std::vector<std::unique_ptr<Safetenso
       return InvalidArgumentError(where + ": shard '" + EscapeText(shard) +
                                   "' must be a file name inside the model directory");
     }
-    if (!fs::exists(dir + "/" + shard)) {
+    if (!Exists(dir + "/" + shard)) {
       return NotFoundError(where + ": shard file '" + EscapeText(shard) + "' not found");
     }
     tensors_by_shard[shard].push_back(it.key());
@@ -159,8 +166,8 @@ Status CheckLayersPresent(const std::string& dir, const ModelConfig& config,
 Status IndexWeights(const std::string& dir, std::vector<std::unique_ptr<SafetensorsFile>>* files,
                     TensorIndex* index, bool* sharded) {
   // Hugging Face prefers the single file when both exist.
-  if (fs::exists(dir + "/" + kSingleFile)) return IndexSingleFile(dir, files, index);
-  if (fs::exists(dir + "/" + kIndexFile)) {
+  if (Exists(dir + "/" + kSingleFile)) return IndexSingleFile(dir, files, index);
+  if (Exists(dir + "/" + kIndexFile)) {
     *sharded = true;
     return IndexShards(dir, files, index);
   }
@@ -178,7 +185,8 @@ StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Load(const std::string& model_
   auto ckpt = std::unique_ptr<Checkpoint>(new Checkpoint());
   ckpt->dir_ = TrimTrailingSlashes(model_dir);
   const std::string& dir = ckpt->dir_;
-  if (!fs::is_directory(dir)) return NotFoundError(dir + ": no such model directory");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return NotFoundError(dir + ": no such model directory");
   DMS_ASSIGN_OR_RETURN(ckpt->config_, ReadModelConfigFile(dir));
   TensorIndex index;
   DMS_RETURN_IF_ERROR(IndexWeights(dir, &ckpt->files_, &index, &ckpt->sharded_));

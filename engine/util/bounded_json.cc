@@ -28,6 +28,8 @@ int JsonNestingDepth(std::string_view text, int stop_above) {
       deepest = std::max(deepest, depth);
     } else if (c == ']' || c == '}') {
       --depth;  // below 0 only in invalid JSON, which the parser refuses
+    } else if (c == '\0') {
+      return deepest;  // nlohmann's parser ends the input at a NUL outside strings
     }
   }
   return deepest;

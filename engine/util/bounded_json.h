@@ -39,8 +39,9 @@ inline constexpr JsonLimits kShardIndexJsonLimits{uint64_t{16} << 20, kJsonMaxDe
 inline constexpr JsonLimits kJsonLineLimits{uint64_t{16} << 20, kJsonMaxDepth};
 
 // Deepest nesting of arrays and objects in `text`, counting brackets outside
-// strings; for valid JSON this is the parsed tree's depth ("1" -> 0). Stops
-// scanning once past `stop_above` and returns stop_above + 1.
+// strings up to the first NUL outside a string (where nlohmann's parser ends
+// the input); for text the parser accepts this is the tree's depth ("1" ->
+// 0). Stops scanning once past `stop_above` and returns stop_above + 1.
 int JsonNestingDepth(std::string_view text, int stop_above);
 
 // OK, or one line:

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "tests/test_util.h"
 
 namespace dms {
@@ -58,6 +60,24 @@ TEST(GenerationConfig, AMissingFileMeansNoDefaults) {
   d = LoadGenerationConfig(dir.path());
   ASSERT_TRUE(d.ok());
   EXPECT_FLOAT_EQ(*d->temperature, 0.7f);
+}
+
+// Hostile files (docs/security.md): nesting, size and devices are refused
+// before anything is parsed; the deep one on a small stack.
+TEST(GenerationConfig, FilesBeyondTheJsonLimitsAreRefused) {
+  testing::TempDir dir;
+  const std::string path = dir.File("generation_config.json");
+  testing::WriteFile(path, "{\"top_k\": " + testing::DeeplyNestedJson(100000) + "}");
+  testing::RunWithStack(testing::kSmallStackBytes, [&] {
+    EXPECT_EQ(LoadGenerationConfig(dir.path()).status().message(),
+              path + ": generation config is nested deeper than 64 levels");
+  });
+  std::filesystem::resize_file(path, (1 << 20) + 1);
+  EXPECT_EQ(LoadGenerationConfig(dir.path()).status().message(),
+            path + ": file is larger than 1048576 bytes");
+  std::filesystem::remove(path);
+  std::filesystem::create_symlink("/dev/zero", path);
+  EXPECT_EQ(LoadGenerationConfig(dir.path()).status().message(), path + ": not a regular file");
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "engine/model/safetensors.h"
+#include "engine/util/text_escape.h"
 #include "tests/model/model_test_util.h"
 
 namespace dms::testing {
@@ -260,6 +261,16 @@ inline std::vector<BadCheckpointCase> BadCheckpointCases() {
          return d + idx +
                 ": weight_map: model.norm.weight: shard '../model-00001-of-00004.safetensors'"
                 " must be a file name inside the model directory";
+       }},
+      {"IndexShardNameTooLong",  // past NAME_MAX: std::filesystem::exists threw (fuzz finding)
+       [idx](const std::string& d) {
+         WriteSharded(d);
+         auto index = nlohmann::json::parse(ReadFile(d + idx));
+         const std::string shard = std::string(300, 'x') + ".safetensors";
+         index["weight_map"]["model.norm.weight"] = shard;
+         WriteFile(d + idx, index.dump(2));
+         return d + idx + ": weight_map: model.norm.weight: shard file '" + EscapeText(shard) +
+                "' not found";
        }},
       {"IndexMalformed",
        [idx](const std::string& d) {

@@ -35,6 +35,8 @@ TEST(BoundedJsonTest, NestingDepthCountsBracketsOutsideStrings) {
   EXPECT_EQ(JsonNestingDepth(R"(["a\\\\", [1]])", 64), 2);
   EXPECT_EQ(JsonNestingDepth(R"(["a\\\"]", 1])", 64), 1);
   EXPECT_EQ(JsonNestingDepth(DeeplyNestedJson(64), 64), 64);
+  // A NUL outside strings ends the text, as it ends nlohmann's parse.
+  EXPECT_EQ(JsonNestingDepth(std::string("[1]\0[[[[", 8), 1), 1);
   // The scan stops just past the limit.
   EXPECT_EQ(JsonNestingDepth(DeeplyNestedJson(100000), 64), 65);
   // Unterminated strings and stray closers end the scan without reading past the text.
@@ -54,6 +56,10 @@ TEST(BoundedJsonTest, RefusesTextBeyondItsLimitsWithOneLine) {
   auto parsed = ParseBoundedJson(R"({"a": [[2]]})", limits, "f.json", "header");
   ASSERT_TRUE(parsed.ok());
   EXPECT_EQ((*parsed)["a"][0][0], 2);
+  // What follows a NUL is not parsed, so it is not measured either (fuzz finding).
+  parsed = ParseBoundedJson(std::string("[1]\0[[[[[[", 10), limits, "f.json", "header");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  EXPECT_EQ(*parsed, nlohmann::json::array({1}));
 }
 
 // 100,000 levels on a small stack: refused before nlohmann builds a tree that

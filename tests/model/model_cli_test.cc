@@ -210,19 +210,7 @@ std::vector<testing::BadCheckpointCase> BadModelDirCases() {
   };
 }
 
-class InfoBadModelDirTest : public ::testing::TestWithParam<testing::BadCheckpointCase> {};
-
-TEST_P(InfoBadModelDirTest, OneLineOnStderrExit1) {
-  TempDir tmp;
-  const std::string dir = tmp.File("model");
-  const std::string expected = GetParam().build(dir);
-  CommandResult r = RunCommand(Info(dir));
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.out, "");
-  EXPECT_EQ(r.err, "dms-engine: " + expected + "\n");
-}
-
-INSTANTIATE_TEST_SUITE_P(Cases, InfoBadModelDirTest, ::testing::ValuesIn(BadModelDirCases()),
+INSTANTIATE_TEST_SUITE_P(ModelDir, InfoBadCheckpointTest, ::testing::ValuesIn(BadModelDirCases()),
                          [](const auto& info) { return info.param.name; });
 
 // Both tools give the same line for every refused model directory (the

@@ -251,9 +251,12 @@ void RegisterBenchCommand(CLI::App& app, int* exit_code) {
   cmd->add_option("--ignore-eos", a->ignore_eos, "auto (true for random prompts) | true | false")
       ->capture_default_str();
   cmd->add_option("--temperature", a->temperature, "Sampling temperature (0 = greedy)")->capture_default_str();
-  a->top_p_opt = cmd->add_option("--top-p", a->top_p, "Nucleus sampling mass in (0, 1] (default: the model's)");
-  a->top_k_opt = cmd->add_option("--top-k", a->top_k, "Keep the k most likely tokens, 0 = off (default: the model's)");
-  a->min_p_opt = cmd->add_option("--min-p", a->min_p, "Drop tokens below min-p x the top probability");
+  a->top_p_opt = cmd->add_option("--top-p", a->top_p,
+                                 "Nucleus sampling mass in (0, 1] (default: the model's)");
+  a->top_k_opt = cmd->add_option("--top-k", a->top_k,
+                                 "Keep the k most likely tokens, 0 = off (default: the model's)");
+  a->min_p_opt =
+      cmd->add_option("--min-p", a->min_p, "Drop tokens below min-p x the top probability");
   cmd->add_option("--seed", a->seed, "Seed of prompts, arrivals and sampling")->capture_default_str();
   cmd->add_option("--timeout", a->timeout_s, "Per-request deadline in seconds (0 = none)");
   cmd->add_option("--goodput", a->goodput, "SLOs in seconds, e.g. ttft=0.5,tpot=0.05,e2e=10");

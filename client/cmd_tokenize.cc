@@ -89,7 +89,8 @@ void RegisterTokenizeCommand(CLI::App& app, int* exit_code) {
   cmd->add_flag("--allow-special", a->allow_special,
                 "Recognise special tokens written in the text (the default, as generate does)");
   cmd->add_flag("--split-special", a->split_special, "Tokenize special-token text as plain text");
-  cmd->add_flag("--show-text", a->show_text, "Also print the text (with --chat: the rendered template)");
+  cmd->add_flag("--show-text", a->show_text,
+                "Also print the text (with --chat: the rendered template)");
   cmd->add_flag("--json", a->json, "Print {\"count\", \"token_ids\", \"text\"}");
   cmd->add_option("--timeout", a->timeout_s, "Deadline in seconds")->capture_default_str();
   AddConnectionFlags(cmd, &a->connection);

@@ -43,11 +43,15 @@ Status FillCommon(const GenerationFlags& f, Request* r) {
 
 void AddGenerationFlags(CLI::App* cmd, GenerationFlags* f) {
   cmd->add_option("--max-tokens", f->max_tokens, "Maximum new tokens (0: the server's default, 256)");
-  f->temperature_opt = cmd->add_option("--temperature", f->temperature,
-                                       "Sampling temperature, 0 = greedy (default: the model's, else 1)");
-  f->top_p_opt = cmd->add_option("--top-p", f->top_p, "Nucleus sampling mass in (0, 1] (default: the model's, else 1)");
-  f->top_k_opt = cmd->add_option("--top-k", f->top_k, "Keep the k most likely tokens, 0 = off (default: the model's)");
-  f->min_p_opt = cmd->add_option("--min-p", f->min_p, "Drop tokens below min-p x the top probability");
+  f->temperature_opt =
+      cmd->add_option("--temperature", f->temperature,
+                      "Sampling temperature, 0 = greedy (default: the model's, else 1)");
+  f->top_p_opt = cmd->add_option("--top-p", f->top_p,
+                                 "Nucleus sampling mass in (0, 1] (default: the model's, else 1)");
+  f->top_k_opt = cmd->add_option("--top-k", f->top_k,
+                                 "Keep the k most likely tokens, 0 = off (default: the model's)");
+  f->min_p_opt =
+      cmd->add_option("--min-p", f->min_p, "Drop tokens below min-p x the top probability");
   f->repetition_penalty_opt = cmd->add_option("--repetition-penalty", f->repetition_penalty, "> 0 (default 1)");
   cmd->add_option("--presence-penalty", f->presence_penalty, "In [-2, 2]");
   cmd->add_option("--frequency-penalty", f->frequency_penalty, "In [-2, 2]");

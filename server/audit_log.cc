@@ -24,9 +24,11 @@ void AuditLog::Refused(std::string_view peer, std::string_view rpc, std::string_
     ++logged_;
   }
   if (suppressed > 0) {
-    spdlog::warn("auth: {} more refusals were not logged in the last {} s", suppressed, window_.count());
+    spdlog::warn("auth: {} more refusals were not logged in the last {} s", suppressed,
+                 window_.count());
   }
-  spdlog::warn("auth: refused peer={} rpc={} reason={}", LogEscape(peer), LogEscape(rpc), LogEscape(reason));
+  spdlog::warn("auth: refused peer={} rpc={} reason={}", LogEscape(peer), LogEscape(rpc),
+               LogEscape(reason));
 }
 
 }  // namespace dms::server

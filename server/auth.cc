@@ -118,7 +118,8 @@ StatusOr<std::string> RequestAuthorizer::Authorize(const grpc::CallbackServerCon
   }
   if (caller.empty()) caller = "peer:" + PeerAddress(ctx.peer());
   // Rate by token when auth is on (tokens are per client), else by address.
-  DMS_RETURN_IF_ERROR(CheckRate(token >= 0 ? "token#" + std::to_string(token) : PeerAddress(ctx.peer())));
+  DMS_RETURN_IF_ERROR(
+      CheckRate(token >= 0 ? "token#" + std::to_string(token) : PeerAddress(ctx.peer())));
   return caller;
 }
 

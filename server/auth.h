@@ -40,7 +40,8 @@ class RequestAuthorizer {
 
   // Checks the bearer token and the request rate of an inference RPC named
   // `rpc` (for the audit log); returns the caller's identity.
-  StatusOr<std::string> Authorize(const grpc::CallbackServerContext& ctx, std::string_view rpc) const;
+  StatusOr<std::string> Authorize(const grpc::CallbackServerContext& ctx,
+                                  std::string_view rpc) const;
   Status AuthorizeHealth(const grpc::CallbackServerContext& ctx, std::string_view rpc) const;
 
   // A stream slot for the caller's address; release it when the stream ends.

@@ -6,7 +6,8 @@
 
 namespace dms::server {
 
-DecodeRate::DecodeRate(std::chrono::seconds window) : window_(window), start_(std::chrono::steady_clock::now()) {}
+DecodeRate::DecodeRate(std::chrono::seconds window)
+    : window_(window), start_(std::chrono::steady_clock::now()) {}
 
 void DecodeRate::Add(TimePoint now, int64_t total_tokens) {
   std::lock_guard<std::mutex> lock(mu_);

@@ -15,7 +15,7 @@ struct GenerateStream::Shared {
   std::recursive_mutex mu;
   GenerateStream* reactor = nullptr;  // null once OnDone ran
   std::string request_id;
-  std::optional<RequestHandle> handle;  // set once the engine accepted the request
+  std::optional<RequestHandle> handle;     // set once the engine accepted the request
   std::deque<v1::GenerateResponse> queue;  // front is being written when writing
   bool writing = false;
   bool final_queued = false;   // the last response is in the queue
@@ -121,7 +121,8 @@ GenerateStream* GenerateStream::Start(grpc::CallbackServerContext* context, Engi
   // Held across Submit: the engine's first callback waits until the stream
   // knows its handle (a write failing at once must be able to cancel).
   std::lock_guard<std::recursive_mutex> lock(shared->mu);
-  StatusOr<RequestHandle> handle = engine->Submit(std::move(request), std::make_shared<Sink>(shared));
+  StatusOr<RequestHandle> handle =
+      engine->Submit(std::move(request), std::make_shared<Sink>(shared));
   if (!handle.ok()) {
     const Status& st = handle.status();
     spdlog::info("request id={} refused: {}", LogEscape(shared->request_id), LogEscape(st.message(), 256));

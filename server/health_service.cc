@@ -96,7 +96,8 @@ void HealthService::Shutdown() {
   for (Watcher* w : watchers_) w->FinishLocked(grpc::Status::OK);
 }
 
-grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* ctx,
+                                               const grpc::ByteBuffer* req,
                                                grpc::ByteBuffer* resp) {
   grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
   HealthCheckRequest request;
@@ -109,7 +110,8 @@ grpc::ServerUnaryReactor* HealthService::Check(grpc::CallbackServerContext* ctx,
   std::lock_guard<std::recursive_mutex> lock(mu_);
   const ServingStatus s = StatusOf(request.service());
   if (s == HealthCheckResponse::SERVICE_UNKNOWN) {
-    r->Finish(ToGrpcStatus(NotFoundError("unknown service '" + EscapeText(request.service(), 128) + "'")));
+    r->Finish(ToGrpcStatus(
+        NotFoundError("unknown service '" + EscapeText(request.service(), 128) + "'")));
     return r;
   }
   HealthCheckResponse response;

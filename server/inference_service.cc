@@ -29,7 +29,8 @@ grpc::ServerUnaryReactor* Reply(grpc::CallbackServerContext* ctx, const Status& 
 }
 
 // Serializes `response` into `out` and finishes OK.
-grpc::ServerUnaryReactor* ReplyWith(grpc::CallbackServerContext* ctx, const google::protobuf::Message& response,
+grpc::ServerUnaryReactor* ReplyWith(grpc::CallbackServerContext* ctx,
+                                    const google::protobuf::Message& response,
                                     grpc::ByteBuffer* out) {
   SerializeMessage(response, out);
   return Reply(ctx, OkStatus());
@@ -80,7 +81,8 @@ std::string InferenceService::NewRequestId() {
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::StartStream(
-    grpc::CallbackServerContext* ctx, const std::string& client_id, StatusOr<GenerationRequest> request) {
+    grpc::CallbackServerContext* ctx, const std::string& client_id,
+    StatusOr<GenerationRequest> request) {
   if (!request.ok()) {
     spdlog::info("request id={} peer={} refused: {}", LogEscape(client_id), LogEscape(ctx->peer()),
                  LogEscape(request.status().message(), 256));
@@ -102,9 +104,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::StartStream(
 }
 
 template <typename Proto>
-grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::OpenStream(grpc::CallbackServerContext* ctx,
-                                                                     const grpc::ByteBuffer& bytes,
-                                                                     const char* rpc) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::OpenStream(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer& bytes, const char* rpc) {
   StatusOr<std::string> caller = CheckServing(*ctx, rpc);
   if (!caller.ok()) return new FailedStream(ToGrpcStatus(caller.status()));
   Proto req;
@@ -114,19 +115,21 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::OpenStream(grpc::C
   return StartStream(ctx, req.request_id(), std::move(request));
 }
 
-grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Generate(grpc::CallbackServerContext* ctx,
-                                                                   const grpc::ByteBuffer* req) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Generate(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req) {
   return OpenStream<v1::GenerateRequest>(ctx, *req, "Inference/Generate");
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Chat(grpc::CallbackServerContext* ctx,
-                                                               const grpc::ByteBuffer* req) {
+                                                                   const grpc::ByteBuffer* req) {
   return OpenStream<v1::ChatRequest>(ctx, *req, "Inference/Chat");
 }
 
-StatusOr<v1::TokenizeResponse> InferenceService::TokenizeText(const v1::TokenizeRequest& req) const {
+StatusOr<v1::TokenizeResponse> InferenceService::TokenizeText(
+    const v1::TokenizeRequest& req) const {
   if (!model_.tokenizer) {
-    return FailedPreconditionError("this model has no tokenizer (no tokenizer.json in the checkpoint)");
+    return FailedPreconditionError(
+        "this model has no tokenizer (no tokenizer.json in the checkpoint)");
   }
   v1::TokenizeResponse resp;
   std::string text;
@@ -142,16 +145,17 @@ StatusOr<v1::TokenizeResponse> InferenceService::TokenizeText(const v1::Tokenize
   const std::vector<int32_t> ids = model_.tokenizer->Encode(text, allow_special);
   // No reply larger than a request the model could serve.
   if (static_cast<int64_t>(ids.size()) > model_.limits.max_model_len) {
-    return InvalidArgumentError(std::string(req.has_chat() ? "chat" : "text") + " has " +
-                                std::to_string(ids.size()) + " tokens, more than the model's context of " +
-                                std::to_string(model_.limits.max_model_len));
+    return InvalidArgumentError(
+        std::string(req.has_chat() ? "chat" : "text") + " has " + std::to_string(ids.size()) +
+        " tokens, more than the model's context of " + std::to_string(model_.limits.max_model_len));
   }
   for (int32_t id : ids) resp.add_token_ids(id);
   if (req.has_chat()) resp.set_text(text);  // the rendered template; plain text is not echoed
   return resp;
 }
 
-grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* req,
+grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* ctx,
+                                                     const grpc::ByteBuffer* req,
                                                      grpc::ByteBuffer* resp) {
   StatusOr<std::string> caller = CheckServing(*ctx, "Inference/Tokenize");
   if (!caller.ok()) return Reply(ctx, caller.status());
@@ -234,7 +238,8 @@ void FillModelInfo(const ServingModel& model, uint32_t context_length, v1::Model
 }
 
 grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerContext* ctx,
-                                                         const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
+                                                         const grpc::ByteBuffer* req,
+                                                         grpc::ByteBuffer* resp) {
   StatusOr<std::string> caller = CheckServing(*ctx, "Inference/GetModelInfo");
   if (!caller.ok()) return Reply(ctx, caller.status());
   v1::GetModelInfoRequest request;
@@ -245,7 +250,8 @@ grpc::ServerUnaryReactor* InferenceService::GetModelInfo(grpc::CallbackServerCon
 }
 
 grpc::ServerUnaryReactor* InferenceService::GetServerStatus(grpc::CallbackServerContext* ctx,
-                                                            const grpc::ByteBuffer* req, grpc::ByteBuffer* resp) {
+                                                            const grpc::ByteBuffer* req,
+                                                            grpc::ByteBuffer* resp) {
   StatusOr<std::string> caller = auth_->Authorize(*ctx, "Inference/GetServerStatus");
   if (!caller.ok()) return Reply(ctx, caller.status());
   v1::GetServerStatusRequest request;

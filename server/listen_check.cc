@@ -23,16 +23,21 @@ bool SplitHostPort(const std::string& address, std::string* host, std::string* p
   *host = address.substr(0, colon);
   *port = address.substr(colon + 1);
   if (port->find_first_not_of("0123456789") != std::string::npos) return false;
-  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') *host = host->substr(1, host->size() - 2);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']')
+    *host = host->substr(1, host->size() - 2);
   return host->find('/') == std::string::npos;
 }
 
 std::string BindError(int err) {
   switch (err) {
-    case EADDRINUSE: return "address already in use (another server is listening there)";
-    case EACCES: return "permission denied (ports below 1024 need privileges)";
-    case EADDRNOTAVAIL: return "not an address of this machine";
-    default: return std::strerror(err);
+    case EADDRINUSE:
+      return "address already in use (another server is listening there)";
+    case EACCES:
+      return "permission denied (ports below 1024 need privileges)";
+    case EADDRNOTAVAIL:
+      return "not an address of this machine";
+    default:
+      return std::strerror(err);
   }
 }
 
@@ -45,7 +50,8 @@ Status CheckCanListen(const std::string& flag, const std::string& address) {
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   addrinfo* found = nullptr;
-  if (getaddrinfo(host.empty() || host == "*" ? nullptr : host.c_str(), port.c_str(), &hints, &found) != 0) {
+  if (getaddrinfo(host.empty() || host == "*" ? nullptr : host.c_str(), port.c_str(), &hints,
+                  &found) != 0) {
     return InvalidArgumentError(flag + " " + address + ": cannot resolve the host");
   }
   std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> list(found, freeaddrinfo);
@@ -66,17 +72,19 @@ namespace {
 
 Status MatchKeyPair(const std::string& cert_pem, const std::string& key_pem) {
   auto bio = [](const std::string& pem) {
-    return std::unique_ptr<BIO, decltype(&BIO_free)>(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())),
-                                                     BIO_free);
+    return std::unique_ptr<BIO, decltype(&BIO_free)>(
+        BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), BIO_free);
   };
   auto cert_bio = bio(cert_pem);
-  std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr),
-                                                   X509_free);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr), X509_free);
   if (!cert) return InvalidArgumentError("--tls-cert: no PEM certificate could be read from it");
   auto key_bio = bio(key_pem);
   std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
       PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
-  if (!key) return InvalidArgumentError("--tls-key: no PEM private key could be read from it (or it needs a passphrase)");
+  if (!key)
+    return InvalidArgumentError(
+        "--tls-key: no PEM private key could be read from it (or it needs a passphrase)");
   if (X509_check_private_key(cert.get(), key.get()) != 1) {
     return InvalidArgumentError("--tls-key is not the private key of --tls-cert's certificate");
   }

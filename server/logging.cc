@@ -16,16 +16,20 @@ namespace {
 // gRPC errors are mostly about one connection (a failed TLS handshake, a
 // malformed frame): warnings of the server, not errors.
 void GrpcLog(gpr_log_func_args* args) {
-  const spdlog::level::level_enum level = args->severity == GPR_LOG_SEVERITY_ERROR  ? spdlog::level::warn
-                                          : args->severity == GPR_LOG_SEVERITY_INFO ? spdlog::level::debug
-                                                                                    : spdlog::level::trace;
-  spdlog::log(level, "grpc: {} ({}:{})", LogEscape(args->message, 512), LogEscape(args->file), args->line);
+  const spdlog::level::level_enum level =
+      args->severity == GPR_LOG_SEVERITY_ERROR  ? spdlog::level::warn
+      : args->severity == GPR_LOG_SEVERITY_INFO ? spdlog::level::debug
+                                                : spdlog::level::trace;
+  spdlog::log(level, "grpc: {} ({}:{})", LogEscape(args->message, 512), LogEscape(args->file),
+              args->line);
 }
 
-void ProtobufLog(google::protobuf::LogLevel severity, const char* file, int line, const std::string& message) {
-  const spdlog::level::level_enum level = severity >= google::protobuf::LOGLEVEL_FATAL   ? spdlog::level::critical
-                                          : severity >= google::protobuf::LOGLEVEL_WARNING ? spdlog::level::warn
-                                                                                           : spdlog::level::debug;
+void ProtobufLog(google::protobuf::LogLevel severity, const char* file, int line,
+                 const std::string& message) {
+  const spdlog::level::level_enum level =
+      severity >= google::protobuf::LOGLEVEL_FATAL     ? spdlog::level::critical
+      : severity >= google::protobuf::LOGLEVEL_WARNING ? spdlog::level::warn
+                                                       : spdlog::level::debug;
   spdlog::log(level, "protobuf: {} ({}:{})", LogEscape(message, 512), LogEscape(file), line);
 }
 
@@ -49,7 +53,8 @@ Status SetupLogging(const std::string& format, const std::string& level) {
   logger->set_level(lvl);
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
-  gpr_set_log_verbosity(lvl <= spdlog::level::debug ? GPR_LOG_SEVERITY_DEBUG : GPR_LOG_SEVERITY_ERROR);
+  gpr_set_log_verbosity(lvl <= spdlog::level::debug ? GPR_LOG_SEVERITY_DEBUG
+                                                    : GPR_LOG_SEVERITY_ERROR);
   gpr_set_log_function(GrpcLog);
   google::protobuf::SetLogHandler(ProtobufLog);
   return OkStatus();

@@ -113,7 +113,8 @@ StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(const MetricsOpti
     } catch (const std::exception& e) {
       // CivetWeb's own message says nothing useful ("null context ...").
       Status why = CheckCanListen("--metrics-listen", options.listen);
-      return why.ok() ? UnavailableError("--metrics-listen " + options.listen + ": cannot serve metrics there")
+      return why.ok() ? UnavailableError("--metrics-listen " + options.listen +
+                                         ": cannot serve metrics there")
                       : why;
     }
     m->exposer_->RegisterCollectable(m->registry_);
@@ -128,8 +129,8 @@ ServerMetrics::~ServerMetrics() = default;
 void ServerMetrics::SetBackend(const std::string& name) {
   std::lock_guard<std::mutex> lock(mu_);
   if (build_info_series_) build_info_->Remove(build_info_series_);
-  build_info_series_ =
-      &build_info_->Add({{"version", options_.version}, {"backend", name}, {"model", options_.model}});
+  build_info_series_ = &build_info_->Add(
+      {{"version", options_.version}, {"backend", name}, {"model", options_.model}});
   build_info_series_->Set(1);
 }
 

@@ -21,13 +21,15 @@ using google::protobuf::FileDescriptor;
 void AddFileWithImports(const FileDescriptor* file, std::set<const FileDescriptor*>* sent,
                         refl::FileDescriptorResponse* out) {
   if (!sent->insert(file).second) return;
-  for (int i = 0; i < file->dependency_count(); ++i) AddFileWithImports(file->dependency(i), sent, out);
+  for (int i = 0; i < file->dependency_count(); ++i)
+    AddFileWithImports(file->dependency(i), sent, out);
   google::protobuf::FileDescriptorProto proto;
   file->CopyTo(&proto);
   out->add_file_descriptor_proto(proto.SerializeAsString());
 }
 
-void SetError(grpc::StatusCode code, const std::string& message, refl::ServerReflectionResponse* resp) {
+void SetError(grpc::StatusCode code, const std::string& message,
+              refl::ServerReflectionResponse* resp) {
   resp->mutable_error_response()->set_error_code(code);
   resp->mutable_error_response()->set_error_message(message);
 }
@@ -42,7 +44,8 @@ refl::ServerReflectionResponse Answer(const refl::ServerReflectionRequest& req,
   const FileDescriptor* file = nullptr;
   switch (req.message_request_case()) {
     case refl::ServerReflectionRequest::kListServices:
-      for (const std::string& s : services) resp.mutable_list_services_response()->add_service()->set_name(s);
+      for (const std::string& s : services)
+        resp.mutable_list_services_response()->add_service()->set_name(s);
       return resp;
     case refl::ServerReflectionRequest::kFileByFilename:
       file = pool->FindFileByName(req.file_by_filename());
@@ -51,8 +54,10 @@ refl::ServerReflectionResponse Answer(const refl::ServerReflectionRequest& req,
       file = pool->FindFileContainingSymbol(req.file_containing_symbol());
       break;
     case refl::ServerReflectionRequest::kFileContainingExtension: {
-      const auto* type = pool->FindMessageTypeByName(req.file_containing_extension().containing_type());
-      const auto* ext = type ? pool->FindExtensionByNumber(type, req.file_containing_extension().extension_number())
+      const auto* type =
+          pool->FindMessageTypeByName(req.file_containing_extension().containing_type());
+      const auto* ext = type ? pool->FindExtensionByNumber(
+                                   type, req.file_containing_extension().extension_number())
                              : nullptr;
       if (ext) file = ext->file();
       break;
@@ -66,7 +71,8 @@ refl::ServerReflectionResponse Answer(const refl::ServerReflectionRequest& req,
       std::vector<const google::protobuf::FieldDescriptor*> extensions;
       pool->FindAllExtensions(type, &extensions);
       resp.mutable_all_extension_numbers_response()->set_base_type_name(type->full_name());
-      for (const auto* e : extensions) resp.mutable_all_extension_numbers_response()->add_extension_number(e->number());
+      for (const auto* e : extensions)
+        resp.mutable_all_extension_numbers_response()->add_extension_number(e->number());
       return resp;
     }
     default:
@@ -84,7 +90,8 @@ refl::ServerReflectionResponse Answer(const refl::ServerReflectionRequest& req,
 
 class ReflectionStream : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  ReflectionStream(const std::vector<std::string>* services, const Status& auth) : services_(services) {
+  ReflectionStream(const std::vector<std::string>* services, const Status& auth)
+      : services_(services) {
     if (!auth.ok()) {
       Finish(ToGrpcStatus(auth));
       return;
@@ -120,9 +127,11 @@ class ReflectionStream : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::
 
 template <typename Generated>
 class ReflectionService final
-    : public Generated::template WithRawCallbackMethod_ServerReflectionInfo<typename Generated::Service> {
+    : public Generated::template WithRawCallbackMethod_ServerReflectionInfo<
+          typename Generated::Service> {
  public:
-  ReflectionService(const RequestAuthorizer* auth, std::vector<std::string> services, const char* rpc)
+  ReflectionService(const RequestAuthorizer* auth, std::vector<std::string> services,
+                    const char* rpc)
       : auth_(auth), services_(std::move(services)), rpc_(rpc) {}
 
   grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ServerReflectionInfo(
@@ -138,8 +147,8 @@ class ReflectionService final
 
 }  // namespace
 
-std::vector<std::unique_ptr<grpc::Service>> MakeReflectionServices(const RequestAuthorizer* auth,
-                                                                   std::vector<std::string> services) {
+std::vector<std::unique_ptr<grpc::Service>> MakeReflectionServices(
+    const RequestAuthorizer* auth, std::vector<std::string> services) {
   services.push_back("grpc.reflection.v1.ServerReflection");
   services.push_back("grpc.reflection.v1alpha.ServerReflection");
   std::vector<std::unique_ptr<grpc::Service>> out;

@@ -20,7 +20,7 @@ namespace dms::server {
 
 // Both reflection services, listing `services` (full names) in
 // list_services. auth is not owned and must outlive the services.
-std::vector<std::unique_ptr<grpc::Service>> MakeReflectionServices(const RequestAuthorizer* auth,
-                                                                   std::vector<std::string> services);
+std::vector<std::unique_ptr<grpc::Service>> MakeReflectionServices(
+    const RequestAuthorizer* auth, std::vector<std::string> services);
 
 }  // namespace dms::server

@@ -68,9 +68,10 @@ GenerationDefaults SamplingDefaults(const LoadedModel& model) {
   const GenerationDefaults& d = model.generation_defaults;
   if (!d.empty()) {
     const SamplingParams p = d.Apply(SamplingParams{});
-    spdlog::info("sampling defaults from generation_config.json: temperature {} top_p {} top_k {} min_p {} "
-                 "repetition_penalty {}",
-                 p.temperature, p.top_p, p.top_k, p.min_p, p.repetition_penalty);
+    spdlog::info(
+        "sampling defaults from generation_config.json: temperature {} top_p {} top_k {} min_p {} "
+        "repetition_penalty {}",
+        p.temperature, p.top_p, p.top_k, p.min_p, p.repetition_penalty);
   }
   return d;
 }
@@ -143,8 +144,10 @@ int RunServer(const ServerOptions& o) {
     return StartupError(InvalidArgumentError("--generation-config: expected auto or ignore, got '" +
                                              o.generation_config + "'"));
   }
-  if (o.generation_config == "auto") {  // read again by LoadModel; a bad file fails here, before listening
-    if (StatusOr<GenerationDefaults> g = LoadGenerationConfig(o.model); !g.ok()) return StartupError(g.status());
+  if (o.generation_config ==
+      "auto") {  // read again by LoadModel; a bad file fails here, before listening
+    if (StatusOr<GenerationDefaults> g = LoadGenerationConfig(o.model); !g.ok())
+      return StartupError(g.status());
   }
   StatusOr<KvMemorySpec> kv_memory = ParseKvMemory(o.kv_memory);
   if (!kv_memory.ok()) return StartupError(kv_memory.status());
@@ -196,7 +199,8 @@ int RunServer(const ServerOptions& o) {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || grpc_port == 0) {
     Status why = CheckCanListen("--listen", o.listen);
-    return StartupError(why.ok() ? UnavailableError("--listen " + o.listen + ": cannot listen there") : why);
+    return StartupError(
+        why.ok() ? UnavailableError("--listen " + o.listen + ": cannot listen there") : why);
   }
   spdlog::info("listening on {} (port {}, {}), metrics on {}", o.listen, grpc_port,
                o.tls_cert.empty() ? "plaintext" : (o.tls_client_ca.empty() ? "TLS" : "mutual TLS"),

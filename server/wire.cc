@@ -16,8 +16,8 @@ namespace {
 
 using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
-using google::protobuf::io::CodedInputStream;
 using google::protobuf::internal::WireFormatLite;
+using google::protobuf::io::CodedInputStream;
 
 constexpr int kMaxNesting = 32;  // our messages nest 3 deep
 
@@ -66,10 +66,12 @@ Status CheckStrings(CodedInputStream* in, const Descriptor* type, const Descript
 Status ParseMessageBytes(std::string_view bytes, google::protobuf::Message* message) {
   const Descriptor* type = message->GetDescriptor();
   {
-    CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()), static_cast<int>(bytes.size()));
+    CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                        static_cast<int>(bytes.size()));
     DMS_RETURN_IF_ERROR(CheckStrings(&in, type, type, "", 0));
   }
-  if (!message->ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return NotAMessage(type);
+  if (!message->ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+    return NotAMessage(type);
   return OkStatus();
 }
 
@@ -78,11 +80,13 @@ Status ParseMessage(const grpc::ByteBuffer& buffer, google::protobuf::Message* m
   if (!buffer.Dump(&slices).ok()) return NotAMessage(message->GetDescriptor());
   if (slices.size() == 1) {
     return ParseMessageBytes(
-        std::string_view(reinterpret_cast<const char*>(slices[0].begin()), slices[0].size()), message);
+        std::string_view(reinterpret_cast<const char*>(slices[0].begin()), slices[0].size()),
+        message);
   }
   std::string bytes;
   bytes.reserve(buffer.Length());
-  for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (const grpc::Slice& s : slices)
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   return ParseMessageBytes(bytes, message);
 }
 

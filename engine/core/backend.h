@@ -31,8 +31,8 @@ namespace dms {
 // A token drawn from a logit row, with the model's logprobs (raw logits).
 struct SampledToken {
   int32_t id = -1;
-  float logprob = 0;                              // log p(id) under the raw logits
-  std::vector<std::pair<int32_t, float>> top;     // top-n (id, logprob), most likely first
+  float logprob = 0;                           // log p(id) under the raw logits
+  std::vector<std::pair<int32_t, float>> top;  // top-n (id, logprob), most likely first
 };
 
 // Sampling a backend does itself (BackendInfo::sampling) for a chunk's last

@@ -24,7 +24,8 @@ Status ValidateForwardBatch(const ModelConfig& cfg, std::span<const ForwardChunk
                                   std::to_string(c.tokens.size()) + "]");
     }
     if (c.sampling && (c.num_logits != 1 || c.full_logits)) {
-      return InvalidArgumentError("sampling on the backend needs num_logits 1 and full_logits false");
+      return InvalidArgumentError(
+          "sampling on the backend needs num_logits 1 and full_logits false");
     }
     if (c.sampling) DMS_RETURN_IF_ERROR(ValidateSamplingParams(c.sampling->params));
     for (int32_t t : c.tokens) {
@@ -57,7 +58,8 @@ Status Backend::Forward(std::span<const ForwardChunk> batch, std::vector<float>*
   return st;
 }
 
-void FinishForwardResult(std::span<const ForwardChunk> batch, int vocab, std::vector<float>* all_rows,
+void FinishForwardResult(std::span<const ForwardChunk> batch, int vocab,
+                         std::vector<float>* all_rows,
                          const std::function<TokenHistory*(SeqId)>& history, SampleScratch* scratch,
                          ForwardResult* out) {
   out->summaries.clear();
@@ -71,8 +73,8 @@ void FinishForwardResult(std::span<const ForwardChunk> batch, int vocab, std::ve
       out->sampled.emplace_back();
       if (c.sampling) {
         TokenHistory* h = history(c.seq);
-        out->sampled.back() = SampleRow(c.sampling->params, logits, out->summaries.back(), c.sampling->uniform,
-                                        *h, scratch);
+        out->sampled.back() = SampleRow(c.sampling->params, logits, out->summaries.back(),
+                                        c.sampling->uniform, *h, scratch);
         h->AddOutput(out->sampled.back().id);
       }
       if (!c.full_logits) continue;

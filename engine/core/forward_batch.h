@@ -24,7 +24,8 @@ Status ValidateForwardBatch(const ModelConfig& config, std::span<const ForwardCh
 // chunks with full_logits, summarises every row (SummarizeLogits) and samples
 // the rows of chunks with sampling (SampleRow over history(seq), which then
 // records the token).
-void FinishForwardResult(std::span<const ForwardChunk> batch, int vocab, std::vector<float>* all_rows,
+void FinishForwardResult(std::span<const ForwardChunk> batch, int vocab,
+                         std::vector<float>* all_rows,
                          const std::function<TokenHistory*(SeqId)>& history, SampleScratch* scratch,
                          ForwardResult* out);
 

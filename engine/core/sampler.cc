@@ -35,7 +35,8 @@ namespace {
 
 // Repetition (HF rule) over seen tokens, then presence and frequency
 // (OpenAI rule) over output tokens.
-void ApplyPenalties(const SamplingParams& params, const TokenHistory& history, std::vector<float>& logits) {
+void ApplyPenalties(const SamplingParams& params, const TokenHistory& history,
+                    std::vector<float>& logits) {
   const float rep = params.repetition_penalty;
   if (rep != 1.0f) {
     for (size_t i = 0; i < logits.size(); ++i) {
@@ -62,7 +63,9 @@ int32_t DrawFromRow(const SamplingParams& params, double uniform, SampleScratch*
   // Candidates sorted by logit (desc), ties by id: top-k cuts this list.
   order.resize(v);
   std::iota(order.begin(), order.end(), 0);
-  auto better = [&](int32_t a, int32_t b) { return work[a] > work[b] || (work[a] == work[b] && a < b); };
+  auto better = [&](int32_t a, int32_t b) {
+    return work[a] > work[b] || (work[a] == work[b] && a < b);
+  };
   int n = v;
   if (params.top_k > 0 && params.top_k < v) {
     n = params.top_k;
@@ -139,7 +142,8 @@ SampledToken SampleRow(const SamplingParams& params, std::span<const float> logi
   }
   // The model's own log-softmax, for reported logprobs.
   out.logprob = static_cast<float>(logits[out.id] - summary.log_sum_exp);
-  if (params.logprobs > 0) TopLogprobs(logits, summary.log_sum_exp, params.logprobs, &scratch->order, &out);
+  if (params.logprobs > 0)
+    TopLogprobs(logits, summary.log_sum_exp, params.logprobs, &scratch->order, &out);
   return out;
 }
 
@@ -179,7 +183,8 @@ SampledToken Sampler::Sample(std::span<const float> logits) {
 }
 
 SampledToken Sampler::Sample(std::span<const float> logits, const LogitSummary& summary) {
-  SampledToken out = SampleRow(params_, logits.first(vocab_size_), summary, NextUniform(), history_, &scratch_);
+  SampledToken out =
+      SampleRow(params_, logits.first(vocab_size_), summary, NextUniform(), history_, &scratch_);
   Record(out.id);
   return out;
 }

@@ -47,8 +47,8 @@ class TokenHistory {
 
 // Scratch reused across SampleRow calls (no allocation per token).
 struct SampleScratch {
-  std::vector<float> work;      // [vocab]
-  std::vector<int32_t> order;   // [vocab]
+  std::vector<float> work;     // [vocab]
+  std::vector<int32_t> order;  // [vocab]
   std::vector<double> probs;
 };
 

@@ -100,12 +100,15 @@ void CpuBackend::ReleaseSequence(SeqId seq) {
   cache_->FreeSequence(seq);
 }
 
-Status CpuBackend::SetTokenHistory(SeqId seq, std::span<const int32_t> prompt, std::span<const int32_t> output) {
-  if (!cache_->HasSequence(seq)) return InvalidArgumentError("unknown sequence id " + std::to_string(seq));
+Status CpuBackend::SetTokenHistory(SeqId seq, std::span<const int32_t> prompt,
+                                   std::span<const int32_t> output) {
+  if (!cache_->HasSequence(seq))
+    return InvalidArgumentError("unknown sequence id " + std::to_string(seq));
   TokenHistory h(config().vocab_size);
   h.AddPrompt(prompt);
   for (int32_t id : output) {
-    if (id < 0 || id >= config().vocab_size) return InvalidArgumentError("output token id outside the vocabulary");
+    if (id < 0 || id >= config().vocab_size)
+      return InvalidArgumentError("output token id outside the vocabulary");
     h.AddOutput(id);
   }
   histories_.insert_or_assign(seq, std::move(h));

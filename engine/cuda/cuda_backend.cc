@@ -174,7 +174,8 @@ Status CudaBackend::Init() {
   // free memory sees what is really left.
   ws_ = std::make_unique<Workspace>();
   DMS_RETURN_IF_ERROR(ws_->Allocate(cfg, o.max_batch_tokens, accurate_, kv.dtype));
-  if (o.device_sampling) DMS_RETURN_IF_ERROR(sampler_.Init(o.max_sequences, ws_->logit_rows, cfg.vocab_size));
+  if (o.device_sampling)
+    DMS_RETURN_IF_ERROR(sampler_.Init(o.max_sequences, ws_->logit_rows, cfg.vocab_size));
   kv.max_sequences = o.max_sequences;
   const int blocks_per_context = (max_positions_ + o.kv_block_size - 1) / o.kv_block_size;
   kv.max_blocks_per_head = blocks_per_context;
@@ -248,13 +249,16 @@ DeviceMemoryInfo CudaBackend::DeviceMemory() const {
 
 StatusOr<SeqId> CudaBackend::CreateSequence() {
   DMS_ASSIGN_OR_RETURN(SeqId seq, cache_->AddSequence(stream_));
-  if (options_.device_sampling) DMS_RETURN_IF_ERROR(sampler_.Clear(seq, stream_));  // no history: an empty one
+  if (options_.device_sampling)
+    DMS_RETURN_IF_ERROR(sampler_.Clear(seq, stream_));  // no history: an empty one
   return seq;
 }
 
-Status CudaBackend::SetTokenHistory(SeqId seq, std::span<const int32_t> prompt, std::span<const int32_t> output) {
+Status CudaBackend::SetTokenHistory(SeqId seq, std::span<const int32_t> prompt,
+                                    std::span<const int32_t> output) {
   if (!options_.device_sampling) return Backend::SetTokenHistory(seq, prompt, output);
-  if (!cache_->HasSequence(seq)) return InvalidArgumentError("unknown sequence id " + std::to_string(seq));
+  if (!cache_->HasSequence(seq))
+    return InvalidArgumentError("unknown sequence id " + std::to_string(seq));
   return sampler_.SetHistory(seq, prompt, output, stream_);
 }
 
@@ -290,7 +294,8 @@ Status CudaBackend::Validate(std::span<const ForwardChunk> batch, int64_t* total
   // Limits of this backend's fixed-size buffers.
   for (const ForwardChunk& c : batch) {
     if (c.sampling && !options_.device_sampling) {
-      return FailedPreconditionError("sampling on the device is off (CudaBackendOptions::device_sampling)");
+      return FailedPreconditionError(
+          "sampling on the device is off (CudaBackendOptions::device_sampling)");
     }
     const int64_t end = cache_->LogicalTokens(c.seq) + static_cast<int64_t>(c.tokens.size());
     if (end > max_positions_) {

@@ -403,8 +403,8 @@ Status CudaBackend::ComputeLogits(std::span<const ForwardChunk> batch, int rows,
                                                static_cast<size_t>(rc) * sizeof(LogitSummary),
                                                cudaMemcpyDeviceToHost, stream_),
                                "logit summaries copy");
-      DMS_ASSIGN_OR_RETURN(sampled_here,
-                           sampler_.Enqueue(std::span(sample_rows_).subspan(r0, rc), w.logits, w.summaries, stream_));
+      DMS_ASSIGN_OR_RETURN(sampled_here, sampler_.Enqueue(std::span(sample_rows_).subspan(r0, rc),
+                                                          w.logits, w.summaries, stream_));
       // Runs of full rows, one copy each (a decode step's rows are all full
       // or all summarised, so usually one copy or none).
       for (int r = 0; r < rc;) {
@@ -435,7 +435,8 @@ Status CudaBackend::ComputeLogits(std::span<const ForwardChunk> batch, int rows,
                   static_cast<size_t>(rc) * sizeof(LogitSummary));
       std::memcpy(out->logits.data() + full_out * V, host_logits,
                   static_cast<size_t>(full_here) * V * sizeof(float));
-      if (sampled_here) sampler_.Collect(std::span(sample_rows_).subspan(r0, rc), out->sampled.data() + r0);
+      if (sampled_here)
+        sampler_.Collect(std::span(sample_rows_).subspan(r0, rc), out->sampled.data() + r0);
       full_out += full_here;
     }
     r0 += rc;

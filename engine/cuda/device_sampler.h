@@ -55,14 +55,14 @@ class DeviceSampler {
   int vocab_ = 0;
   int max_rows_ = 0;
   cuda::PenaltyState penalties_;
-  DeviceBuffer penalties_buffer_;           // seen [slots, vocab] u8, counts [slots, vocab] i32
-  DeviceBuffer rows_buffer_;                // params [max_rows], out [max_rows], scratch
+  DeviceBuffer penalties_buffer_;  // seen [slots, vocab] u8, counts [slots, vocab] i32
+  DeviceBuffer rows_buffer_;       // params [max_rows], out [max_rows], scratch
   cuda::RowSamplingParams* d_params_ = nullptr;
   cuda::SampledRow* d_out_ = nullptr;
   void* d_scratch_ = nullptr;
-  PinnedBuffer host_params_;                // [max_rows] cuda::RowSamplingParams
-  PinnedBuffer host_out_;                   // [max_rows] cuda::SampledRow
-  PinnedBuffer host_history_;               // seen [vocab] u8 + counts [vocab] i32
+  PinnedBuffer host_params_;   // [max_rows] cuda::RowSamplingParams
+  PinnedBuffer host_out_;      // [max_rows] cuda::SampledRow
+  PinnedBuffer host_history_;  // seen [vocab] u8 + counts [vocab] i32
 };
 
 }  // namespace dms

@@ -61,7 +61,8 @@ void Engine::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-StatusOr<RequestHandle> Engine::Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink) {
+StatusOr<RequestHandle> Engine::Submit(GenerationRequest request,
+                                       std::shared_ptr<RequestSink> sink) {
   const ModelConfig& cfg = backend_->config();
   if (request.prompt_tokens.empty()) return InvalidArgumentError("prompt is empty");
   for (int32_t t : request.prompt_tokens) {

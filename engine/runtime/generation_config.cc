@@ -18,9 +18,13 @@ SamplingParams GenerationDefaults::Apply(SamplingParams p) const {
   return p;
 }
 
-StatusOr<GenerationDefaults> ParseGenerationConfig(const std::string& json_text, const std::string& source) {
-  DMS_ASSIGN_OR_RETURN(nlohmann::json j, ParseBoundedJson(json_text, kConfigJsonLimits, source, "generation config"));
-  if (!j.is_object()) return InvalidArgumentError(source + ": expected a JSON object, found " + json_fields::Describe(j));
+StatusOr<GenerationDefaults> ParseGenerationConfig(const std::string& json_text,
+                                                   const std::string& source) {
+  DMS_ASSIGN_OR_RETURN(nlohmann::json j,
+                       ParseBoundedJson(json_text, kConfigJsonLimits, source, "generation config"));
+  if (!j.is_object())
+    return InvalidArgumentError(source + ": expected a JSON object, found " +
+                                json_fields::Describe(j));
   GenerationDefaults d;
   auto number = [&](const char* key, std::optional<float>* out) -> Status {
     DMS_ASSIGN_OR_RETURN(std::optional<double> v, json_fields::GetNumber(j, key, source));

@@ -23,7 +23,8 @@ struct GenerationDefaults {
 
 // Parses generation_config.json text. INVALID_ARGUMENT naming the file and
 // field for a wrong type or a value outside the range a request may send.
-StatusOr<GenerationDefaults> ParseGenerationConfig(const std::string& json_text, const std::string& source);
+StatusOr<GenerationDefaults> ParseGenerationConfig(const std::string& json_text,
+                                                   const std::string& source);
 
 // <model_dir>/generation_config.json; none when the file is absent.
 StatusOr<GenerationDefaults> LoadGenerationConfig(const std::string& model_dir);

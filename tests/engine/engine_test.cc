@@ -201,7 +201,8 @@ TEST(Engine, BackendSamplingEqualsHostSamplingUnderPreemption) {
     Engine engine(std::move(b), nullptr, eo);
     std::vector<std::shared_ptr<CollectingSink>> sinks;
     for (int i = 0; i < 6; ++i) {
-      GenerationRequest r = Greedy(std::vector<int32_t>(g.prompt.begin(), g.prompt.end() - i * 7), 40);
+      GenerationRequest r =
+          Greedy(std::vector<int32_t>(g.prompt.begin(), g.prompt.end() - i * 7), 40);
       r.ignore_eos = true;
       r.sampling.temperature = 0.4f + 0.3f * i;
       r.sampling.top_k = i % 3 == 0 ? 0 : 5 * i;

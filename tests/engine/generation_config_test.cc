@@ -28,7 +28,8 @@ TEST(GenerationConfig, Qwen3sDefaults) {
 }
 
 TEST(GenerationConfig, DoSampleFalseIsGreedyAndAnEmptyFileChangesNothing) {
-  StatusOr<GenerationDefaults> d = ParseGenerationConfig(R"({"do_sample": false, "top_k": 50})", "g");
+  StatusOr<GenerationDefaults> d =
+      ParseGenerationConfig(R"({"do_sample": false, "top_k": 50})", "g");
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->Apply(SamplingParams{}).temperature, 0.0f);
   d = ParseGenerationConfig("{}", "g");
@@ -40,7 +41,9 @@ TEST(GenerationConfig, DoSampleFalseIsGreedyAndAnEmptyFileChangesNothing) {
 }
 
 TEST(GenerationConfig, BadFilesAreOneLineNamingTheField) {
-  auto err = [](const std::string& text) { return ParseGenerationConfig(text, "m/generation_config.json").status(); };
+  auto err = [](const std::string& text) {
+    return ParseGenerationConfig(text, "m/generation_config.json").status();
+  };
   EXPECT_EQ(err(R"({"temperature": "hot"})").message(),
             "m/generation_config.json: temperature: expected a number, found string \"hot\"");
   EXPECT_EQ(err(R"({"top_k": -5})").message(),

@@ -134,7 +134,8 @@ int RunConfig(const BatchDecodeArgs& a, std::shared_ptr<const Checkpoint> ckpt, 
       const auto t0 = Clock::now();
       st = b.Forward(batch, &out);
       if (step >= 2) ms.push_back(Ms(t0, Clock::now()));  // two warm-up steps (graph capture)
-      for (int i = 0; i < S && st.ok(); ++i) next[i] = sampled ? out.sampled[i].id : out.summaries[i].argmax;
+      for (int i = 0; i < S && st.ok(); ++i)
+        next[i] = sampled ? out.sampled[i].id : out.summaries[i].argmax;
     }
     if (a.profile) cudaProfilerStop();
     if (!st.ok()) {
@@ -146,11 +147,13 @@ int RunConfig(const BatchDecodeArgs& a, std::shared_ptr<const Checkpoint> ckpt, 
     const double med = ms[ms.size() / 2];
     const double kv_gb = retained * kv_token_bytes / 1e9;
     const double bytes = b.memory_plan().weights + retained * kv_token_bytes;
-    std::printf("{\"kind\":\"batch_decode\",\"config\":\"%s\",\"context\":%d,\"streams\":%d,\"fits\":true,"
-                "\"sampling\":\"%s\",\"ms_per_step\":%.3f,\"tokens_per_s\":%.1f,\"kv_read_GB_per_step\":%.2f,"
-                "\"bytes_bw_fraction\":%.3f}\n",
-                name, a.context, S, SamplingName(a).c_str(), med, S * 1e3 / med, kv_gb,
-                a.copy_bytes_per_s > 0 ? bytes / (med * 1e-3) / a.copy_bytes_per_s : 0.0);
+    std::printf(
+        "{\"kind\":\"batch_decode\",\"config\":\"%s\",\"context\":%d,\"streams\":%d,\"fits\":true,"
+        "\"sampling\":\"%s\",\"ms_per_step\":%.3f,\"tokens_per_s\":%.1f,\"kv_read_GB_per_step\":%."
+        "2f,"
+        "\"bytes_bw_fraction\":%.3f}\n",
+        name, a.context, S, SamplingName(a).c_str(), med, S * 1e3 / med, kv_gb,
+        a.copy_bytes_per_s > 0 ? bytes / (med * 1e-3) / a.copy_bytes_per_s : 0.0);
     std::fflush(stdout);
   }
   for (SeqId s : seqs) b.ReleaseSequence(s);

@@ -9,6 +9,7 @@
 //  * the dlopen path (CreateBackend "cuda"/"auto"), dms-engine score
 //    --backend cuda, batching invariance and the error contract.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -18,7 +19,6 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
-#include <unistd.h>
 
 #include "engine/backends/backend_factory.h"
 #include "engine/core/sampler.h"
@@ -26,9 +26,9 @@
 #include "engine/model/checkpoint.h"
 #include "engine/model/demo_model.h"
 #include "kernels/attention.h"
-#include "tests/gpu/gpu_test_util.h"
 #include "tests/forward_result_check.h"
 #include "tests/golden_models.h"
+#include "tests/gpu/gpu_test_util.h"
 #include "tests/test_util.h"
 
 namespace dms {
@@ -92,7 +92,8 @@ float MaxDiff(const std::vector<float>& got, const std::vector<float>& want, siz
 }
 
 std::unique_ptr<CudaBackend> MakeBackend(const std::string& dir, const std::string& precision,
-                                         int max_batch_tokens = 1024, bool device_sampling = false) {
+                                         int max_batch_tokens = 1024,
+                                         bool device_sampling = false) {
   auto ckpt = Checkpoint::Load(dir);
   EXPECT_TRUE(ckpt.ok()) << ckpt.status().ToString();
   if (!ckpt.ok()) return nullptr;
@@ -453,7 +454,8 @@ TEST(CudaGolden, SampledRowsAreTheHostSamplersOnTheFullRows) {
   params[2].params.temperature = 0.8f, params[2].params.repetition_penalty = 1.3f;
   params[2].params.presence_penalty = 0.5f, params[2].params.frequency_penalty = 0.3f;
   params[2].params.logprobs = 5;
-  params[3].params.temperature = 0.0f, params[3].params.repetition_penalty = 1.2f, params[3].params.logprobs = 3;
+  params[3].params.temperature = 0.0f, params[3].params.repetition_penalty = 1.2f,
+  params[3].params.logprobs = 3;
   std::vector<SeqId> a, b;
   std::vector<TokenHistory> history;
   std::vector<std::vector<int32_t>> next(4);
@@ -481,8 +483,8 @@ TEST(CudaGolden, SampledRowsAreTheHostSamplersOnTheFullRows) {
     ASSERT_EQ(rb.sampled.size(), 4u);
     for (int i = 0; i < 4; ++i) {
       const std::span<const float> row(ra.logits.data() + static_cast<size_t>(i) * V, V);
-      const SampledToken want =
-          SampleRow(params[i].params, row, ra.summaries[i], params[i].uniform, history[i], &scratch);
+      const SampledToken want = SampleRow(params[i].params, row, ra.summaries[i], params[i].uniform,
+                                          history[i], &scratch);
       const SampledToken& got = rb.sampled[i];
       ++compared;
       if (got.id != want.id) ++mismatched;
@@ -497,7 +499,8 @@ TEST(CudaGolden, SampledRowsAreTheHostSamplersOnTheFullRows) {
       next[i] = {want.id};
     }
   }
-  gpu_testing::Report("sampled rows", std::to_string(compared) + " rows, 4 parameter sets with penalties",
+  gpu_testing::Report("sampled rows",
+                      std::to_string(compared) + " rows, 4 parameter sets with penalties",
                       "the host sampler's token on the same row", mismatched == 0);
 }
 

@@ -57,7 +57,8 @@ std::string Body(const std::string& method, std::mt19937& rng) {
     valid = std::string("\x0a\x10") + "dms.v1.Inference";
   }
   switch (rng() % 3) {
-    case 0: return valid;
+    case 0:
+      return valid;
     case 1: {
       std::string junk(rng() % 64, '\0');
       for (char& c : junk) c = static_cast<char>(rng());
@@ -69,7 +70,8 @@ std::string Body(const std::string& method, std::mt19937& rng) {
   }
 }
 
-void Flood(const std::shared_ptr<grpc::Channel>& channel, const std::vector<std::string>& tokens, double seconds) {
+void Flood(const std::shared_ptr<grpc::Channel>& channel, const std::vector<std::string>& tokens,
+           double seconds) {
   const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
   std::vector<std::thread> threads;
   for (int t = 0; t < 6; ++t) {
@@ -88,7 +90,8 @@ void Flood(const std::shared_ptr<grpc::Channel>& channel, const std::vector<std:
 }
 
 // After the flood: alive, ready, a request completes, no KV block held.
-void ExpectServing(ServerProcess& server, const std::shared_ptr<grpc::Channel>& channel, const std::string& token) {
+void ExpectServing(ServerProcess& server, const std::shared_ptr<grpc::Channel>& channel,
+                   const std::string& token) {
   ASSERT_TRUE(server.Alive()) << server.Log();
   auto stub = v1::Inference::NewStub(channel);
   v1::GenerateRequest req;
@@ -126,7 +129,8 @@ TEST(Flood, PlaintextWithoutAuth) {
 TEST(Flood, PlaintextWithAuthOnEveryRpc) {
   testing::TempDir dir;
   testing::WriteFile(dir.File("tokens"), "flood-token\n");
-  ServerProcess server({"--model", ModelDir(), "--auth-token-file", dir.File("tokens"), "--auth-health"});
+  ServerProcess server(
+      {"--model", ModelDir(), "--auth-token-file", dir.File("tokens"), "--auth-health"});
   Flood(server.Channel(), {"", "wrong", "flood-token", "flood-token"}, 3);
   ExpectServing(server, server.Channel(), "flood-token");
 }
@@ -135,8 +139,9 @@ TEST(Flood, TlsWithAuth) {
   testing::TestCerts certs;
   testing::TempDir dir;
   testing::WriteFile(dir.File("tokens"), "flood-token\n");
-  ServerProcess server({"--model", ModelDir(), "--auth-token-file", dir.File("tokens"), "--auth-health",
-                        "--tls-cert", certs.server_cert, "--tls-key", certs.server_key});
+  ServerProcess server({"--model", ModelDir(), "--auth-token-file", dir.File("tokens"),
+                        "--auth-health", "--tls-cert", certs.server_cert, "--tls-key",
+                        certs.server_key});
   auto channel = certs.Channel(server.target(), false);
   Flood(channel, {"", "wrong", "flood-token"}, 3);
   // Plaintext clients against the TLS port: refused handshakes.

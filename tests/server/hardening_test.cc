@@ -51,7 +51,8 @@ Stream Generate(v1::Inference::Stub& stub, const v1::GenerateRequest& req, const
   return s;
 }
 
-v1::GenerateRequest Ids(std::vector<int32_t> prompt, uint32_t max_tokens, const std::string& id = "") {
+v1::GenerateRequest Ids(std::vector<int32_t> prompt, uint32_t max_tokens,
+                        const std::string& id = "") {
   v1::GenerateRequest req;
   for (int32_t t : prompt) req.add_prompt_token_ids(t);
   req.set_max_tokens(max_tokens);
@@ -79,7 +80,8 @@ void FloodRefusedWatches(const std::shared_ptr<grpc::Channel>& ch, int threads, 
       auto stub = grpc::health::v1::Health::NewStub(ch);
       for (int i = 0; i < per_thread; ++i) {
         grpc::ClientContext ctx;
-        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::microseconds(500 + 500 * ((t + i) % 4)));
+        ctx.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::microseconds(500 + 500 * ((t + i) % 4)));
         grpc::health::v1::HealthCheckRequest req;
         auto reader = stub->Watch(&ctx, req);
         grpc::health::v1::HealthCheckResponse resp;
@@ -102,8 +104,8 @@ TEST(Hardening, RefusedHealthWatchesWithShortDeadlinesLeaveTheServerUp) {
   EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
 
   testing::TestCerts certs;
-  ServerProcess tls({"--model", ModelDir(), "--auth-token-file", tenants.file, "--auth-health", "--tls-cert",
-                     certs.server_cert, "--tls-key", certs.server_key});
+  ServerProcess tls({"--model", ModelDir(), "--auth-token-file", tenants.file, "--auth-health",
+                     "--tls-cert", certs.server_cert, "--tls-key", certs.server_key});
   FloodRefusedWatches(certs.Channel(tls.target(), false), 4, 25);
   ASSERT_TRUE(tls.Alive()) << tls.Log();
   EXPECT_TRUE(HealthCheck(certs.Channel(tls.target(), false), "token-b", &resp).ok());
@@ -118,7 +120,8 @@ TEST(Hardening, ADuplicateRequestIdCannotCancelAnotherStream) {
   auto stub = server.Stub();
   v1::GenerateRequest victim_req = Ids({1, 2, 3, 4}, 600, "victim-1");
   victim_req.set_ignore_eos(true);
-  auto victim = std::async(std::launch::async, [&] { return Generate(*stub, victim_req, "token-a"); });
+  auto victim =
+      std::async(std::launch::async, [&] { return Generate(*stub, victim_req, "token-a"); });
   // Wait until the victim is running.
   for (int i = 0; i < 500; ++i) {
     grpc::ClientContext ctx;
@@ -129,7 +132,8 @@ TEST(Hardening, ADuplicateRequestIdCannotCancelAnotherStream) {
   }
   // Same tenant, same id: refused, and its end touches nothing.
   Stream dup = Generate(*stub, Ids({5, 6}, 4, "victim-1"), "token-a");
-  EXPECT_EQ(dup.status.error_code(), grpc::StatusCode::ALREADY_EXISTS) << dup.status.error_message();
+  EXPECT_EQ(dup.status.error_code(), grpc::StatusCode::ALREADY_EXISTS)
+      << dup.status.error_message();
   EXPECT_EQ(dup.status.error_message(), "request_id 'victim-1' is already in flight");
   // Another tenant: its own namespace.
   Stream other = Generate(*stub, Ids({5, 6}, 2, "victim-1"), "token-b");
@@ -182,7 +186,8 @@ TEST(Hardening, SessionsBelongToTheCallerThatMadeThem) {
   EXPECT_EQ(b.last.usage().cached_prompt_tokens(), 0u) << "token B reused token A's session cache";
   Stream a = Generate(*stub, guess, "token-a");
   ASSERT_TRUE(a.status.ok()) << a.status.error_message();
-  EXPECT_EQ(a.last.usage().cached_prompt_tokens(), 6u + out1.ids.size() - 1) << "A's cache did not survive";
+  EXPECT_EQ(a.last.usage().cached_prompt_tokens(), 6u + out1.ids.size() - 1)
+      << "A's cache did not survive";
   EXPECT_EQ(a.ids, b.ids);
 }
 
@@ -193,9 +198,11 @@ TEST(Hardening, ASecondServerOnTheSamePortFailsWithOneLine) {
   const std::string grpc_addr = "127.0.0.1:" + std::to_string(first.grpc_port());
   const std::string metrics_addr = "127.0.0.1:" + std::to_string(first.metrics_port());
   const std::string bin = testing::BinDir() + "/dms-server --model " + ModelDir();
-  testing::CommandResult r = testing::RunCommand(bin + " --metrics-listen off --listen " + grpc_addr);
+  testing::CommandResult r =
+      testing::RunCommand(bin + " --metrics-listen off --listen " + grpc_addr);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err, "dms-server: --listen " + grpc_addr + ": address already in use (another server is listening there)\n");
+  EXPECT_EQ(r.err, "dms-server: --listen " + grpc_addr +
+                       ": address already in use (another server is listening there)\n");
   r = testing::RunCommand(bin + " --listen 127.0.0.1:0 --metrics-listen " + metrics_addr);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "dms-server: --metrics-listen " + metrics_addr +
@@ -239,23 +246,32 @@ void ExpectJsonLines(const std::string& log) {
 // before authentication) and raw libprotobuf lines on stderr.
 TEST(Hardening, MalformedMessagesGetInvalidArgumentNamingTheField) {
   TwoTenants tenants;
-  ServerProcess server({"--model", ModelDir(), "--auth-token-file", tenants.file, "--log-format", "json"});
+  ServerProcess server(
+      {"--model", ModelDir(), "--auth-token-file", tenants.file, "--log-format", "json"});
   auto ch = server.Channel();
   const std::string bad = "\xff\xfe";
-  auto expect = [&](const std::string& method, const std::string& bytes, const std::string& message) {
+  auto expect = [&](const std::string& method, const std::string& bytes,
+                    const std::string& message) {
     testing::RawCallResult r = testing::RawCall(ch, method, bytes, "token-a");
-    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method << ": " << r.status.error_message();
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+        << method << ": " << r.status.error_message();
     EXPECT_EQ(r.status.error_message(), message) << method;
   };
   expect("/dms.v1.Inference/Generate", Field(2, bad), "prompt is not valid UTF-8");
-  expect("/dms.v1.Inference/Generate", Field(6, "ok") + Field(6, bad), "stop[1] is not valid UTF-8");
-  expect("/dms.v1.Inference/Chat", Field(2, Field(1, "user") + Field(2, "hi")) + Field(2, Field(2, bad)),
+  expect("/dms.v1.Inference/Generate", Field(6, "ok") + Field(6, bad),
+         "stop[1] is not valid UTF-8");
+  expect("/dms.v1.Inference/Chat",
+         Field(2, Field(1, "user") + Field(2, "hi")) + Field(2, Field(2, bad)),
          "messages[1].content is not valid UTF-8");
-  expect("/dms.v1.Inference/Tokenize", Field(2, Field(2, Field(1, bad))), "chat.messages[0].role is not valid UTF-8");
-  expect("/dms.v1.Inference/Generate", "\xff\xff\xff\xff", "the request is not a valid dms.v1.GenerateRequest message");
-  expect("/dms.v1.Inference/GetModelInfo", "\x08\xff\xff", "the request is not a valid dms.v1.GetModelInfoRequest message");
+  expect("/dms.v1.Inference/Tokenize", Field(2, Field(2, Field(1, bad))),
+         "chat.messages[0].role is not valid UTF-8");
+  expect("/dms.v1.Inference/Generate", "\xff\xff\xff\xff",
+         "the request is not a valid dms.v1.GenerateRequest message");
+  expect("/dms.v1.Inference/GetModelInfo", "\x08\xff\xff",
+         "the request is not a valid dms.v1.GetModelInfoRequest message");
   expect("/grpc.health.v1.Health/Check", Field(1, bad), "service is not valid UTF-8");
-  expect("/grpc.health.v1.Health/Watch", "\x0a\x05", "the request is not a valid grpc.health.v1.HealthCheckRequest message");
+  expect("/grpc.health.v1.Health/Watch", "\x0a\x05",
+         "the request is not a valid grpc.health.v1.HealthCheckRequest message");
   // Authentication comes first.
   testing::RawCallResult r = testing::RawCall(ch, "/dms.v1.Inference/Generate", "\xff\xff\xff\xff");
   EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << r.status.error_message();
@@ -278,9 +294,10 @@ struct ReflectionApi {
 };
 namespace r1 = grpc::reflection::v1;
 namespace r1a = grpc::reflection::v1alpha;
-using ReflectionV1 = ReflectionApi<r1::ServerReflection, r1::ServerReflectionRequest, r1::ServerReflectionResponse>;
-using ReflectionV1alpha =
-    ReflectionApi<r1a::ServerReflection, r1a::ServerReflectionRequest, r1a::ServerReflectionResponse>;
+using ReflectionV1 =
+    ReflectionApi<r1::ServerReflection, r1::ServerReflectionRequest, r1::ServerReflectionResponse>;
+using ReflectionV1alpha = ReflectionApi<r1a::ServerReflection, r1a::ServerReflectionRequest,
+                                        r1a::ServerReflectionResponse>;
 
 template <typename Reflection>
 grpc::Status Reflect(const std::shared_ptr<grpc::Channel>& ch, const std::string& token,
@@ -311,7 +328,8 @@ void ExpectReflection(const std::shared_ptr<grpc::Channel>& ch) {
   std::vector<std::string> names;
   for (const auto& s : resp.list_services_response().service()) names.push_back(s.name());
   EXPECT_NE(std::find(names.begin(), names.end(), "dms.v1.Inference"), names.end());
-  EXPECT_NE(std::find(names.begin(), names.end(), "grpc.reflection.v1.ServerReflection"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "grpc.reflection.v1.ServerReflection"),
+            names.end());
   req.set_file_containing_symbol("dms.v1.Inference");
   ASSERT_TRUE(Reflect<Reflection>(ch, "token-b", req, &resp).ok());
   ASSERT_GT(resp.file_descriptor_response().file_descriptor_proto_size(), 0);
@@ -341,9 +359,11 @@ TEST(Hardening, RefusedCallersAreAuditedWithoutTheirTokens) {
   const std::string log = server.Log();
   EXPECT_EQ(log.find("wrong-s3cret"), std::string::npos) << "a token reached the log";
   EXPECT_NE(log.find("auth: refused peer=ipv4:127.0.0.1:"), std::string::npos) << log;
-  EXPECT_NE(log.find("rpc=Inference/Generate reason=invalid bearer token"), std::string::npos) << log;
+  EXPECT_NE(log.find("rpc=Inference/Generate reason=invalid bearer token"), std::string::npos)
+      << log;
   size_t lines = 0;
-  for (size_t at = log.find("auth: refused"); at != std::string::npos; at = log.find("auth: refused", at + 1)) {
+  for (size_t at = log.find("auth: refused"); at != std::string::npos;
+       at = log.find("auth: refused", at + 1)) {
     ++lines;
   }
   EXPECT_GE(lines, 10u);
@@ -355,18 +375,21 @@ TEST(Hardening, RefusedCallersAreAuditedWithoutTheirTokens) {
 // dms_build_info said backend="auto".
 TEST(Hardening, IdleMetricsAreNotStale) {
   ServerProcess server({"--model", ModelDir()});
-  v1::GenerateRequest req = Ids({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}, 200);
+  v1::GenerateRequest req =
+      Ids({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20}, 200);
   req.set_ignore_eos(true);
   ASSERT_TRUE(Generate(*server.Stub(), req, "").status.ok());
   std::string scrape = testing::HttpGet(server.metrics_port(), "/metrics");
   EXPECT_GT(testing::MetricValue(scrape, "dms_decode_tokens_per_second"), 0);
   EXPECT_NE(scrape.find("dms_build_info{backend=\"cpu\""), std::string::npos) << scrape;
   scrape = testing::ScrapeUntil(server.metrics_port(), "dms_kv_compression_ratio", 1);
-  EXPECT_EQ(testing::MetricValue(scrape, "dms_kv_compression_ratio"), 1) << "no entries cached: ratio 1";
+  EXPECT_EQ(testing::MetricValue(scrape, "dms_kv_compression_ratio"), 1)
+      << "no entries cached: ratio 1";
   double rate = -1;
   for (int i = 0; i < 140 && rate != 0; ++i) {  // the window is 10 s
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    rate = testing::MetricValue(testing::HttpGet(server.metrics_port(), "/metrics"), "dms_decode_tokens_per_second");
+    rate = testing::MetricValue(testing::HttpGet(server.metrics_port(), "/metrics"),
+                                "dms_decode_tokens_per_second");
   }
   EXPECT_EQ(rate, 0) << "an idle server still reports a decode rate";
 }
@@ -376,8 +399,8 @@ TEST(Hardening, AMismatchedCertificateAndKeyIsNamed) {
   testing::TestCerts certs;
   testing::CommandResult r =
       testing::RunCommand(testing::BinDir() + "/dms-server --model " + ModelDir() +
-                          " --listen 127.0.0.1:0 --metrics-listen off --tls-cert " + certs.client_cert +
-                          " --tls-key " + certs.server_key);
+                          " --listen 127.0.0.1:0 --metrics-listen off --tls-cert " +
+                          certs.client_cert + " --tls-key " + certs.server_key);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "dms-server: --tls-key is not the private key of --tls-cert's certificate\n");
 }
@@ -387,9 +410,9 @@ class HardeningWithTokenizer : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new testing::TempDir();
-    const testing::CommandResult made = testing::RunCommand(
-        testing::BinDir() + "/dms-engine make-model --preset tiny --out " + dir_->File("tiny") + " --tokenizer " +
-        testing::TokenizerDir());
+    const testing::CommandResult made =
+        testing::RunCommand(testing::BinDir() + "/dms-engine make-model --preset tiny --out " +
+                            dir_->File("tiny") + " --tokenizer " + testing::TokenizerDir());
     ASSERT_EQ(made.exit_code, 0) << made.err;
     server_ = new ServerProcess({"--model", dir_->File("tiny")});
   }
@@ -427,7 +450,8 @@ TEST_F(HardeningWithTokenizer, TokenizeNeitherEchoesNorAmplifies) {
   req.set_text(big);
   resp = Tokenize(req, &st);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_NE(st.error_message().find(", more than the model's context of " + std::to_string(info.max_model_len())),
+  EXPECT_NE(st.error_message().find(", more than the model's context of " +
+                                    std::to_string(info.max_model_len())),
             std::string::npos)
       << st.error_message();
 }
@@ -448,7 +472,8 @@ TEST_F(HardeningWithTokenizer, TokenizeGivesTheIdsGenerateServes) {
   ASSERT_TRUE(s.status.ok()) << s.status.error_message();
   EXPECT_EQ(s.last.usage().prompt_tokens(), static_cast<uint32_t>(ids.token_ids_size()));
   req.set_allow_special(false);
-  EXPECT_GT(Tokenize(req, &st).token_ids_size(), ids.token_ids_size()) << "allow_special false splits them";
+  EXPECT_GT(Tokenize(req, &st).token_ids_size(), ids.token_ids_size())
+      << "allow_special false splits them";
 }
 
 }  // namespace

@@ -367,7 +367,8 @@ TEST(ServerE2E, UnsetSamplingTakesTheCheckpointsGenerationConfig) {
   testing::TempDir dir;
   const std::string model = dir.File("model");
   fs::copy(g.dir, model, fs::copy_options::recursive);
-  testing::WriteFile(model + "/generation_config.json", R"({"do_sample": false, "top_k": 7, "top_p": 0.9})");
+  testing::WriteFile(model + "/generation_config.json",
+                     R"({"do_sample": false, "top_k": 7, "top_p": 0.9})");
   ServerProcess server({"--model", model});
   auto stub = server.Stub();
   v1::GenerateRequest req;
@@ -391,10 +392,13 @@ TEST(ServerE2E, UnsetSamplingTakesTheCheckpointsGenerationConfig) {
   EXPECT_EQ(info.default_sampling().top_k(), 0);
 
   testing::WriteFile(model + "/generation_config.json", R"({"temperature": -1})");
-  testing::CommandResult bad = testing::RunCommand(testing::BinDir() + "/dms-server --model " + model +
-                                                   " --listen 127.0.0.1:0 --metrics-listen off");
+  testing::CommandResult bad =
+      testing::RunCommand(testing::BinDir() + "/dms-server --model " + model +
+                          " --listen 127.0.0.1:0 --metrics-listen off");
   EXPECT_EQ(bad.exit_code, 1);
-  EXPECT_EQ(bad.err.rfind("dms-server: " + model + "/generation_config.json: temperature must be", 0), 0u) << bad.err;
+  EXPECT_EQ(
+      bad.err.rfind("dms-server: " + model + "/generation_config.json: temperature must be", 0), 0u)
+      << bad.err;
 }
 
 TEST(ServerE2E, JsonLogsCarryEscapedRequestIdsAndNothingPerToken) {

@@ -1,6 +1,7 @@
 #include "tests/server/server_harness.h"
 
 #include <arpa/inet.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -15,8 +16,6 @@
 #include <sstream>
 #include <stdexcept>
 #include <thread>
-
-#include <grpcpp/generic/generic_stub.h>
 
 namespace dms::testing {
 
@@ -120,7 +119,8 @@ bool ServerProcess::Alive() {
 }
 
 RawCallResult RawCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
-                      const std::string& request_bytes, const std::string& token, double deadline_s) {
+                      const std::string& request_bytes, const std::string& token,
+                      double deadline_s) {
   grpc::GenericStub stub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() +
@@ -149,7 +149,8 @@ RawCallResult RawCall(const std::shared_ptr<grpc::Channel>& channel, const std::
       std::vector<grpc::Slice> slices;
       (void)response.Dump(&slices);
       std::string bytes;
-      for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      for (const grpc::Slice& s : slices)
+        bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
       result.responses.push_back(std::move(bytes));
     }
   }
@@ -163,15 +164,20 @@ RawCallResult RawCall(const std::shared_ptr<grpc::Channel>& channel, const std::
 
 TestCerts::TestCerts() {
   const std::string d = dir.path();
-  const std::string script =
-      "set -e; cd '" + d + "';"
-      "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=dms-test-ca 2>/dev/null;"
-      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext;"
-      "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null;"
-      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
-      "-extfile san.ext 2>/dev/null;"
-      "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=client 2>/dev/null;"
-      "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out client.pem -days 2 2>/dev/null";
+  const std::string script = "set -e; cd '" + d +
+                             "';"
+                             "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem "
+                             "-days 2 -subj /CN=dms-test-ca 2>/dev/null;"
+                             "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > san.ext;"
+                             "openssl req -newkey rsa:2048 -nodes -keyout server.key -out "
+                             "server.csr -subj /CN=localhost 2>/dev/null;"
+                             "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key "
+                             "-CAcreateserial -out server.pem -days 2 "
+                             "-extfile san.ext 2>/dev/null;"
+                             "openssl req -newkey rsa:2048 -nodes -keyout client.key -out "
+                             "client.csr -subj /CN=client 2>/dev/null;"
+                             "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key "
+                             "-CAcreateserial -out client.pem -days 2 2>/dev/null";
   const CommandResult r = RunCommand(script);
   if (r.exit_code != 0) throw std::runtime_error("openssl failed: " + r.err);
   ca = d + "/ca.pem";
@@ -181,7 +187,8 @@ TestCerts::TestCerts() {
   client_key = d + "/client.key";
 }
 
-std::shared_ptr<grpc::Channel> TestCerts::Channel(const std::string& target, bool with_client_cert) const {
+std::shared_ptr<grpc::Channel> TestCerts::Channel(const std::string& target,
+                                                  bool with_client_cert) const {
   grpc::SslCredentialsOptions o;
   o.pem_root_certs = ReadFile(ca);
   if (with_client_cert) {

@@ -32,9 +32,9 @@ namespace {
 using testing::ServerProcess;
 
 struct Counts {
-  std::atomic<int64_t> requests{0}, completed{0}, matched{0}, mismatched{0}, cancels{0}, disconnects{0},
-      deadlines{0}, malformed{0}, malformed_refused{0}, unavailable{0}, exhausted{0}, duplicate_ids{0},
-      cancelled_by_another{0}, other{0};
+  std::atomic<int64_t> requests{0}, completed{0}, matched{0}, mismatched{0}, cancels{0},
+      disconnects{0}, deadlines{0}, malformed{0}, malformed_refused{0}, unavailable{0},
+      exhausted{0}, duplicate_ids{0}, cancelled_by_another{0}, other{0};
 };
 
 double Env(const char* name, double fallback) {
@@ -79,11 +79,24 @@ TEST(Soak, ManyFaultyClientsAgainstASqueezedRestartingServer) {
   // 150 blocks of 16 slots: a few streams' worth, so preemption happens.
   const char* backend_env = std::getenv("DMS_SOAK_BACKEND");
   const std::string backend = backend_env && *backend_env ? backend_env : "cpu";
-  std::vector<std::string> args = {"--model", model, "--listen", listen, "--kv-block-size", "16",
-                                   "--kv-memory", std::to_string(150 * 2 * 16 * 32 * 4),
-                                   "--max-queued", "64", "--max-batch-tokens", "96",
-                                   "--drain-timeout", "2", "--backend", backend,
-                                   "--auth-token-file", tokens.File("tokens")};
+  std::vector<std::string> args = {"--model",
+                                   model,
+                                   "--listen",
+                                   listen,
+                                   "--kv-block-size",
+                                   "16",
+                                   "--kv-memory",
+                                   std::to_string(150 * 2 * 16 * 32 * 4),
+                                   "--max-queued",
+                                   "64",
+                                   "--max-batch-tokens",
+                                   "96",
+                                   "--drain-timeout",
+                                   "2",
+                                   "--backend",
+                                   backend,
+                                   "--auth-token-file",
+                                   tokens.File("tokens")};
   // Exact greedy equality across batching needs the exact precision on GPU.
   if (backend == "cuda") args.insert(args.end(), {"--precision", "f32"});
   auto server = std::make_unique<ServerProcess>(args);
@@ -176,10 +189,12 @@ TEST(Soak, ManyFaultyClientsAgainstASqueezedRestartingServer) {
       if (st.ok()) {
         ++c.completed;
         (ids == expected[p] ? c.matched : c.mismatched)++;
-      } else if (st.error_code() == grpc::StatusCode::CANCELLED && st.error_message() == "cancelled by the client") {
+      } else if (st.error_code() == grpc::StatusCode::CANCELLED &&
+                 st.error_message() == "cancelled by the client") {
         ++c.cancelled_by_another;  // this client never cancelled this stream
         ADD_FAILURE() << "a stream was cancelled by another stream's cancel";
-      } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE || st.error_code() == grpc::StatusCode::CANCELLED) {
+      } else if (st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                 st.error_code() == grpc::StatusCode::CANCELLED) {
         ++c.unavailable;  // the restart: back off as a real client would
         backoff();
       } else if (st.error_code() == grpc::StatusCode::ALREADY_EXISTS) {
@@ -240,15 +255,25 @@ TEST(Soak, ManyFaultyClientsAgainstASqueezedRestartingServer) {
   EXPECT_EQ(c.other.load(), 0);
   EXPECT_EQ(c.cancelled_by_another.load(), 0);
   EXPECT_GT(c.matched.load(), 0);
-  nlohmann::json report = {{"backend", backend}, {"seconds", seconds}, {"clients", clients}, {"requests", c.requests.load()},
-                           {"completed", c.completed.load()}, {"matched_solo", c.matched.load()},
-                           {"mismatched", c.mismatched.load()}, {"cancels", c.cancels.load()},
-                           {"disconnects", c.disconnects.load()}, {"short_deadlines", c.deadlines.load()},
-                           {"malformed", c.malformed.load()}, {"malformed_refused", c.malformed_refused.load()},
+  nlohmann::json report = {{"backend", backend},
+                           {"seconds", seconds},
+                           {"clients", clients},
+                           {"requests", c.requests.load()},
+                           {"completed", c.completed.load()},
+                           {"matched_solo", c.matched.load()},
+                           {"mismatched", c.mismatched.load()},
+                           {"cancels", c.cancels.load()},
+                           {"disconnects", c.disconnects.load()},
+                           {"short_deadlines", c.deadlines.load()},
+                           {"malformed", c.malformed.load()},
+                           {"malformed_refused", c.malformed_refused.load()},
                            {"unavailable_during_restart", c.unavailable.load()},
-                           {"resource_exhausted", c.exhausted.load()}, {"duplicate_ids", c.duplicate_ids.load()},
-                           {"cancelled_by_another", c.cancelled_by_another.load()}, {"preemptions", preemptions},
-                           {"restarts", 1}, {"rss_start_mb", rss_start / 1048576.0},
+                           {"resource_exhausted", c.exhausted.load()},
+                           {"duplicate_ids", c.duplicate_ids.load()},
+                           {"cancelled_by_another", c.cancelled_by_another.load()},
+                           {"preemptions", preemptions},
+                           {"restarts", 1},
+                           {"rss_start_mb", rss_start / 1048576.0},
                            {"rss_peak_end_mb", std::max(first_peak, rss_end) / 1048576.0}};
   std::printf("soak: %s\n", report.dump().c_str());
   if (const char* path = std::getenv("DMS_SOAK_REPORT")) std::ofstream(path) << report.dump(2) << "\n";

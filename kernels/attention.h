@@ -127,6 +127,16 @@ cudaError_t LaunchDmsCachedKeptKeys(const StepChunk* chunks, int num_chunks, con
 // head_dim in {16, 32, 64, 128}; Hq / Hkv at most kAttnMaxRows.
 cudaError_t LaunchDmsAttention(const AttentionParams& p, cudaStream_t stream);
 
+// Decode kernel (attention_decode.cu): every tile one decode token (q_count
+// 1, the chunk's only row), a block its g query heads over one split of the
+// keys, K and V streamed through shared memory with cp.async; the same
+// outputs and split merge as LaunchDmsAttention. bf16 cache, head_dim 64 or
+// 128, g <= kAttnDecodeMaxGroup.
+inline constexpr int kAttnDecodeMaxGroup = 8;
+inline constexpr int kAttnDecodeBlocksPerSm = 2;  // its __launch_bounds__ (128 registers)
+bool DmsDecodeAttentionSupported(KvDType dtype, int head_dim, int group);
+cudaError_t LaunchDmsDecodeAttention(const AttentionParams& p, cudaStream_t stream);
+
 // Tensor-core kernel for prefill (attention_mma.cu): FlashAttention-2 style,
 // wgmma (sm_90a) or mma.sync bf16 with fp32 accumulation and online softmax; a block
 // takes DmsAttentionMmaRows(head_dim) query rows (that / g tokens x the g heads of a

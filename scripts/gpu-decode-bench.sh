@@ -12,13 +12,15 @@
 #
 #   scripts/gpu.sh build                  here
 #   scripts/gpu-decode-bench.sh run       on the GPU machine, .carry/gpu.tgz carried
-# Env: STREAMS (1,8,32,64,128), CONTEXT (8192), PEER/ENGINE/SAMPLED/SERVER=0 skip a part,
-# DEVICE_SAMPLING (the server flag, default --device-sampling; " " for host sampling).
+# Env: STREAMS (1,8,32,64,128), CONTEXT (8192), CONFIGS (dms,dense; dms-streamed,
+# dense-streamed decode with the streamed attention kernel), PEER/ENGINE/SAMPLED/SERVER=0 skip a part,
+# DEVICE_SAMPLING (the server flag, default --device-sampling; --host-sampling for the host).
 set -euo pipefail
 source "$(dirname "$0")/gpu-bench-env.sh"
 ensure_bench_model
 streams="${STREAMS:-1,8,32,64,128}"
 context="${CONTEXT:-8192}"
+configs="${CONFIGS:-dms,dense}"  # dms-streamed / dense-streamed: the streamed decode attention (A/B)
 shapes=$(echo "$streams" | tr ',' '\n' | sed "s/\$/x$context/" | paste -sd, -)
 bench="$bundle/bin/dms-cuda-bench"
 
@@ -28,9 +30,9 @@ if [ "${PEER:-1}" = 1 ]; then
 fi
 if [ "${ENGINE:-1}" = 1 ]; then
   timeout 300 "$bench" --model "$model" --batch-streams "$streams" --batch-context "$context" \
-    --batch-capacity 0 | tee "$out/decode-engine.jsonl" || true
+    --batch-capacity 0 --batch-configs "$configs" | tee "$out/decode-engine.jsonl" || true
   timeout 200 "$bench" --model "$model" --batch-streams 16 --batch-context 32768 --batch-capacity 0 \
-    | tee -a "$out/decode-engine.jsonl" || true
+    --batch-configs "$configs" | tee -a "$out/decode-engine.jsonl" || true
 fi
 if [ "${SAMPLED:-1}" = 1 ]; then
   for args in "--batch-temperature 0.6 --batch-top-p 0.95 --batch-top-k 20" "--batch-temperature 1"; do
@@ -102,8 +104,7 @@ for c in (1, 32):
         p = os.path.join(out, f"decode-server-{name}-{c}.json")
         if not os.path.exists(p):
             continue
-        run = json.load(open(p))["runs"][0]
-        tp = run.get("throughput", {})
+        tp = json.load(open(p)).get("throughput", {})
         # The clients' decode rate: steady-state output tokens/s when the
         # run had a steady window, else all output tokens over the run.
         tps = tp.get("steady_decode_tokens_per_s") or tp.get("output_tokens_per_s") or 0

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <random>
 
+#include "engine/kv/kv_capacity.h"
+#include "engine/kv/kv_types.h"
 #include "server/generate_stream.h"
 #include "server/logging.h"
 #include "server/request_builder.h"
@@ -212,9 +214,8 @@ void FillModelInfo(const ServingModel& model, uint32_t context_length, v1::Model
   ds->set_min_p(defaults.min_p);
   ds->set_repetition_penalty(defaults.repetition_penalty);
 
-  // Admitted-stream capacity at a context length: each (layer, KV head)
-  // retains about min(T, W+1) + (T - W - 1) / r entries, r the LIVE
-  // compression ratio of the traffic so far (1 before any: dense, safe).
+  // Admitted-stream capacity at a context length, by the projection the
+  // scheduler admits with (engine/kv/kv_capacity.h) at the live ratio.
   const EngineStats st = model.engine->Stats();
   if (st.device_memory.available) {
     info->set_device_memory_used_bytes(st.device_memory.used);
@@ -230,10 +231,12 @@ void FillModelInfo(const ServingModel& model, uint32_t context_length, v1::Model
   info->set_measured_compression_ratio(ratio);
   const int64_t t = context_length > 0 ? context_length : model.engine->max_model_len();
   info->set_capacity_context_length(static_cast<uint32_t>(t));
-  const int64_t w1 = c.dms.enabled ? c.dms.window_size + 1 : t;
-  const double per_head = std::min<int64_t>(t, w1) + std::max<int64_t>(0, t - w1) / ratio;
-  const int64_t blocks_per_head = static_cast<int64_t>(std::ceil(per_head / bi.kv_block_size));
-  const int64_t per_stream = std::max<int64_t>(1, blocks_per_head * heads);
+  KvFootprint footprint;
+  footprint.window = bi.dms_eviction && !c.dms.disable_eviction ? c.dms.window_size : kDenseWindow;
+  footprint.live_ratio = ratio;
+  footprint.block_size = bi.kv_block_size;
+  footprint.heads = static_cast<int>(heads);
+  const int64_t per_stream = std::max<int64_t>(1, ProjectedBlocks(t, footprint));
   info->set_estimated_max_streams(bi.kv_num_blocks / per_stream);
 }
 

@@ -40,9 +40,9 @@ void AddServerFlags(CLI::App& app, ServerOptions* o) {
   app.add_option("--compression-ratio", o->compression_ratio,
                  "Default share of each KV head's prompt entries the training-free policies remove, in [0, 1)")
       ->capture_default_str();
-  app.add_flag("--device-sampling", o->device_sampling,
-               "CUDA: draw sampled tokens on the GPU (only the token crosses to the host) instead of "
-               "copying each sampled row to the host sampler; not yet verified on a GPU, off by default");
+  app.add_flag("--device-sampling,!--host-sampling", o->device_sampling,
+               "CUDA: draw sampled tokens on the GPU, only the token crossing to the host (default); "
+               "--host-sampling copies each sampled row to the host sampler instead");
   app.add_option("--precision", o->precision, "CUDA numerics: bf16 | f32 (fp32 KV cache, split GEMM inputs)")
       ->capture_default_str();
   app.add_option("--session-ttl", o->session_ttl_s, "Seconds an idle session cache is kept (session_id)")

@@ -26,7 +26,7 @@ struct BackendOptions {
   std::string precision = "bf16";
   int max_batch_tokens = 0;
   int max_sequences = 0;
-  bool device_sampling = false;  // CUDA: sample on the device (CudaBackendOptions)
+  bool device_sampling = true;  // CUDA: sample on the device (CudaBackendOptions)
 };
 
 // INVALID_ARGUMENT for an unknown kind; UNAVAILABLE when "cuda" is asked for

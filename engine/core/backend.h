@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "engine/core/sampling_params.h"
-#include "engine/kv/dms_kv_cache.h"
+#include "engine/kv/kv_types.h"
 #include "engine/model/model_config.h"
 #include "engine/policies/kv_policy.h"
 #include "engine/util/status.h"

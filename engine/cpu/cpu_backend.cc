@@ -67,7 +67,7 @@ StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(
                       ? options.kv_num_blocks
                       : static_cast<int>(std::max<int64_t>(1, options.kv_cache_bytes / block_bytes));
   b->cache_ = std::make_unique<DmsKvCache>(kv);
-  if (!b->cache_->pool().ok()) {
+  if (!b->cache_->ok()) {
     return ResourceExhaustedError("KV pool of " + std::to_string(kv.num_blocks) + " blocks (" +
                                   std::to_string(kv.num_blocks * block_bytes) +
                                   " bytes): cannot map that much host memory");
@@ -136,10 +136,11 @@ Status CpuBackend::Forward(std::span<const ForwardChunk> batch, ForwardResult* o
   // before anything is applied.
   int needed = 0;
   for (const ForwardChunk& c : batch) needed += cache_->BlocksNeeded(c.seq, c.tokens.size());
-  if (needed > cache_->pool().num_free()) {
+  if (needed > cache_->num_free_blocks()) {
     return ResourceExhaustedError("KV cache full: the step needs " + std::to_string(needed) +
-                                  " blocks, " + std::to_string(cache_->pool().num_free()) +
-                                  " of " + std::to_string(cache_->pool().num_blocks()) + " are free");
+                                  " blocks, " + std::to_string(cache_->num_free_blocks()) +
+                                  " of " + std::to_string(cache_->config().num_blocks) +
+                                  " are free");
   }
   for (const ForwardChunk& c : batch) DMS_RETURN_IF_ERROR(cache_->Reserve(c.seq, c.tokens.size()));
 
@@ -161,7 +162,7 @@ Status CpuBackend::Forward(std::span<const ForwardChunk> batch, ForwardResult* o
     }
   }
   for (int l = 0; l < cfg.num_layers; ++l) RunLayer(l, batch);
-  for (const ForwardChunk& c : batch) cache_->Trim(c.seq);
+  for (const ForwardChunk& c : batch) cache_->CommitStep(c.seq, c.tokens.size());
 
   // Final norm and LM head only on the rows whose logits were asked for.
   int64_t rows = 0;

@@ -143,6 +143,8 @@ Status CudaBackend::Init() {
   }
   accurate_ = o.precision == "f32";
   mma_attention_ = !accurate_ && cuda::DmsAttentionMmaSupported(cuda::KvDType::kBF16, hd, g);
+  decode_attention_ = !accurate_ && o.streamed_decode_attention &&
+                      cuda::DmsDecodeAttentionSupported(cuda::KvDType::kBF16, hd, g);
   window_ = (cfg.dms.enabled && !o.force_dense) ? cfg.dms.window_size : kDenseWindow;
   max_positions_ = cfg.max_position_embeddings > 0 ? cfg.max_position_embeddings
                                                    : kDefaultMaxPositions;
@@ -390,6 +392,7 @@ Status CudaBackend::Forward(std::span<const ForwardChunk> batch, ForwardResult* 
       "page-table update");
   cache_->ClearUpdates();
 
+  decode_step_ = decode_only && decode_attention_;
   const int splits = PlanSplits(simt_tiles, rows);
   const int num_chunks = static_cast<int>(batch.size());
   const int first_pass = std::min(ws_->logit_rows, num_logit_rows);

@@ -191,6 +191,8 @@ class CudaBackend : public Backend {
   StepGraphs graphs_;
   bool use_graphs_ = true;
   bool mma_attention_ = false;  // bf16 cache, head_dim 64/128: prefill on tensor cores
+  bool decode_attention_ = false;  // the cache and shape LaunchDmsDecodeAttention takes
+  bool decode_step_ = false;       // the step being enqueued runs it
   CudaMemoryPlan plan_;
   // KV policies: the captures, the epilogue replay's scratch (pre-RoPE
   // queries of kCaptureRows rows, an identity RoPE table), scoring and

@@ -23,7 +23,8 @@ int CudaBackend::PlanSplits(int num_simt_tiles, int num_tokens) const {
   // second, partial wave costs a whole split's latency; v1 rounded up, and 8
   // streams of 8K ran 5 splits in 320 blocks for 264 slots: 8.32 ms a step
   // against 7.36 with 4 splits on the H200).
-  const int slots = cuda::kAttnSimtBlocksPerSm * num_sms_;
+  const int slots =
+      (decode_step_ ? cuda::kAttnDecodeBlocksPerSm : cuda::kAttnSimtBlocksPerSm) * num_sms_;
   const int blocks = num_simt_tiles * config().num_kv_heads;
   if (blocks == 0 || 2 * blocks > slots) return 1;
   int splits = slots / blocks;
@@ -206,7 +207,9 @@ Status CudaBackend::RunLayers(int n, int num_chunks, int simt_tiles, int mma_til
       a.num_tiles = simt_tiles;
       a.num_splits = num_splits;
       if (merge_to_gin) a.out_gin = gin;
-      DMS_CUDA_RETURN_IF_ERROR(cuda::LaunchDmsAttention(a, stream_), "DMS attention");
+      DMS_CUDA_RETURN_IF_ERROR(decode_step_ ? cuda::LaunchDmsDecodeAttention(a, stream_)
+                                            : cuda::LaunchDmsAttention(a, stream_),
+                               "DMS attention");
     }
     // The tensor-core tiles write their own rows of `out`.
     if (mma_tiles > 0) {

@@ -1,14 +1,14 @@
 // CudaKvCache: the DMS KV cache of the CUDA backend. The cache itself (pool,
 // per-head lengths, page tables, window rings) lives in device memory and is
 // changed only by kernels (kernels/kv_append.h), so a step needs no host
-// round trip. The host keeps a mirror for admission control and statistics:
-// block ownership (a free list and each head's page table) and each head's
-// length, which is exact after every step (copied back with the logits).
+// round trip. The host side is the block bookkeeping every backend shares
+// (KvBlockManager): block ownership, each head's page table and its length,
+// which is exact after every step (copied back with the logits).
 //
-// Blocks are reserved worst case before a step (as DmsKvCache::Reserve: no
-// eviction assumed) and the unused ones are returned after it (Trim), from
-// the exact lengths. Sequence ids are slots [0, max_sequences) of the fixed
-// device page tables.
+// Blocks are reserved worst case before a step (no eviction assumed), the
+// page-table entries that changed go to the device (updates()), and the
+// unused blocks are returned after it (CommitStep), from the exact lengths.
+// Sequence ids are slots [0, max_sequences) of the fixed device page tables.
 //
 // Threading: not thread-safe; owned by the backend's driving thread.
 #pragma once
@@ -21,7 +21,8 @@
 #include <vector>
 
 #include "engine/cuda/device_memory.h"
-#include "engine/kv/dms_kv_cache.h"
+#include "engine/kv/kv_block_manager.h"
+#include "engine/kv/kv_types.h"
 #include "engine/util/status.h"
 #include "kernels/kernel_types.h"
 
@@ -58,62 +59,60 @@ class CudaKvCache {
 
   // A fresh sequence slot; its device state is cleared on `stream`.
   StatusOr<SeqId> AddSequence(cudaStream_t stream);
-  void FreeSequence(SeqId seq);
-  bool HasSequence(SeqId seq) const;
-  int LogicalTokens(SeqId seq) const;
-  int MaxHeadLength(SeqId seq) const;
+  void FreeSequence(SeqId seq) { blocks_.FreeSequence(seq); }
+  bool HasSequence(SeqId seq) const { return blocks_.HasSequence(seq); }
+  int LogicalTokens(SeqId seq) const { return blocks_.LogicalTokens(seq); }
+  int MaxHeadLength(SeqId seq) const { return blocks_.MaxLength(seq); }
 
-  int BlocksNeeded(SeqId seq, int num_new_tokens) const;
-  int num_free_blocks() const { return static_cast<int>(free_.size()); }
+  int BlocksNeeded(SeqId seq, int num_new_tokens) const {
+    return blocks_.BlocksNeeded(seq, num_new_tokens);
+  }
+  int num_free_blocks() const { return blocks_.num_free_blocks(); }
   // Allocates the blocks for num_new_tokens more tokens in every head and
   // queues the page-table writes (see updates()).
   Status Reserve(SeqId seq, int num_new_tokens);
-  // Page-table writes queued since ClearUpdates: pairs (flat index, block).
+  // Page-table writes queued since ClearUpdates: pairs (flat index into
+  // view().page_table, block).
   const std::vector<int32_t>& updates() const { return updates_; }
   void ClearUpdates() { updates_.clear(); }
 
   // After a step appended num_new_tokens to seq: takes the heads' lengths
-  // from `lengths` (the device's head_len array, copied back) and returns
-  // the blocks eviction left unused.
-  void CommitStep(SeqId seq, int num_new_tokens, const int32_t* lengths);
+  // from `lengths` (the device's head_len array of every slot, copied back)
+  // and returns the blocks eviction left unused.
+  void CommitStep(SeqId seq, int num_new_tokens, const int32_t* lengths) {
+    blocks_.CommitStep(seq, num_new_tokens,
+                       {lengths + static_cast<int64_t>(seq) * heads_per_sequence(),
+                        static_cast<size_t>(heads_per_sequence())});
+  }
 
-  SequenceKvStats SequenceStats(SeqId seq) const;
-  KvPoolStats PoolStats() const;
+  SequenceKvStats SequenceStats(SeqId seq) const { return blocks_.SequenceStats(seq); }
+  KvPoolStats PoolStats() const { return blocks_.PoolStats(); }
 
-  // Training-free KV policies (cuda_kv_policy.cc). The host side of
+  // Training-free KV policies (cuda_kv_policy.cc): the host side of
   // DmsKvCache::Compact for one head; the device side is
   // cuda::LaunchKvCompactLayer.
   // Retained slots of one head (0 for an unknown sequence or head).
   int HeadLength(SeqId seq, int layer, int head) const;
-  // DmsKvCache::Compact's refusals, in its order: INVALID_ARGUMENT for an
-  // unknown sequence, layer or head; FAILED_PRECONDITION on an evicting (DMS)
-  // cache; INVALID_ARGUMENT unless `kept` ascends strictly within [0, len).
-  Status CheckCompaction(SeqId seq, int layer, int head, std::span<const int32_t> kept) const;
+  // KvBlockManager::CheckCompaction for this cache.
+  Status CheckCompaction(SeqId seq, int layer, int head, std::span<const int32_t> kept) const {
+    return blocks_.CheckCompaction(seq, layer, head, config_.window != kDenseWindow, kept);
+  }
   // After the device kept `kept` slots of the head: its new length, and the
-  // blocks past ceil(kept / block_size) back to the free list (last first,
-  // as DmsKvCache::Compact). Their page-table entries on the device go stale;
-  // Reserve writes new ones before any step reads past the length.
-  void CommitCompaction(SeqId seq, int layer, int head, int kept);
+  // blocks past ceil(kept / block_size) back to the pool. Their page-table
+  // entries on the device go stale; Reserve writes new ones before any step
+  // reads past the length.
+  void CommitCompaction(SeqId seq, int layer, int head, int kept) {
+    blocks_.Truncate(seq, layer * config_.num_kv_heads + head, kept);
+  }
 
  private:
-  struct HeadState {
-    std::vector<int32_t> blocks;
-    int length = 0;
-  };
-  struct SeqState {
-    bool live = false;
-    int num_tokens = 0;
-    std::vector<HeadState> heads;  // [layers * kv_heads]
-  };
-
-  explicit CudaKvCache(const CudaKvConfig& config) : config_(config) {}
+  CudaKvCache(const CudaKvConfig& config, const KvBlockManagerConfig& blocks)
+      : config_(config), blocks_(blocks) {}
 
   CudaKvConfig config_;
   Arena arena_;
   cuda::KvDeviceView view_;
-  std::vector<SeqState> seqs_;
-  std::vector<int32_t> free_;      // free block ids (a stack)
-  std::vector<SeqId> free_slots_;  // free sequence slots (a stack)
+  KvBlockManager blocks_;
   std::vector<int32_t> updates_;
 };
 

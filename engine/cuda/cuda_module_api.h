@@ -30,9 +30,13 @@ struct CudaBackendOptions {
   int max_sequences = 64;              // live sequences (page-table slots)
   // Sample the rows of ForwardChunk::sampling on the device
   // (BackendInfo::sampling; docs/cuda.md). Off: the engine brings sampled
-  // rows to the host sampler whole. Off by default until the device sampler
-  // has run on a GPU (docs/batch-decode.md).
-  bool device_sampling = false;
+  // rows to the host sampler whole.
+  bool device_sampling = true;
+  // Decode steps (every chunk one token) on a bf16 cache run the streamed
+  // decode attention (kernels/attention.h, LaunchDmsDecodeAttention) instead
+  // of the general SIMT kernel. Off by default: correct, but not yet faster
+  // (docs/batch-decode.md has the A/B).
+  bool streamed_decode_attention = false;
 };
 
 // Everything the module's factory needs; abi_version guards against a module
@@ -43,7 +47,7 @@ struct CudaModuleArgs {
   CudaBackendOptions options;
 };
 
-inline constexpr int kCudaModuleAbiVersion = 4;
+inline constexpr int kCudaModuleAbiVersion = 5;
 inline constexpr const char* kCudaModuleFile = "libdms_cuda.so";
 inline constexpr const char* kCudaModuleSymbol = "DmsCreateCudaBackend";
 

@@ -1,4 +1,6 @@
-// DmsKvCache: the compacting per-head paged KV cache of DMS (spec section 4).
+// DmsKvCache: the compacting per-head paged KV cache of DMS (spec section 4),
+// the CPU backend's: host storage (KvBlockStorage), the block bookkeeping
+// every backend shares (KvBlockManager) and the per-head window rings.
 //
 // One page table per (sequence, layer, KV head), each with its own length.
 // Slots [0, length) of a head are always all valid ("compact"): when the
@@ -11,7 +13,9 @@
 // Per head we also keep a ring of the last W+1 positions: the slot of each and
 // the eviction mark its successor set (unknown, 0, for the newest token).
 //
-// Threading: not thread-safe. Mutations (AddSequence, Reserve, Append,
+// A step: Reserve(seq, n), Append each head's n tokens, CommitStep(seq, n).
+//
+// Threading: not thread-safe. Mutations (AddSequence, Reserve, CommitStep,
 // FreeSequence) happen on the engine thread; during a forward step worker
 // threads may read head views concurrently and append to DIFFERENT heads.
 #pragma once
@@ -21,12 +25,12 @@
 #include <span>
 #include <vector>
 
-#include "engine/kv/kv_block_pool.h"
+#include "engine/kv/kv_block_manager.h"
+#include "engine/kv/kv_block_storage.h"
+#include "engine/kv/kv_types.h"
 #include "engine/util/status.h"
 
 namespace dms {
-
-using SeqId = int32_t;
 
 struct KvCacheConfig {
   int num_layers = 0;
@@ -36,8 +40,6 @@ struct KvCacheConfig {
   int block_size = 16;  // token slots per block
   int num_blocks = 0;   // pool size
 };
-
-inline constexpr int kDenseWindow = -1;
 
 // Read-only view of one (sequence, layer, KV head) cache, for attention.
 class HeadCacheView {
@@ -57,7 +59,7 @@ class HeadCacheView {
   int32_t Block(int slot) const { return (*blocks_)[slot / block_size_]; }
   int Offset(int slot) const { return slot % block_size_; }
 
-  const KvBlockPool* pool_ = nullptr;
+  const KvBlockStorage* pool_ = nullptr;
   const std::vector<int32_t>* blocks_ = nullptr;
   const std::vector<uint8_t>* ring_evict_ = nullptr;
   int block_size_ = 1;
@@ -66,35 +68,19 @@ class HeadCacheView {
   int num_tokens_ = 0;
 };
 
-struct KvPoolStats {
-  int num_blocks = 0;
-  int blocks_used = 0;
-  int blocks_free = 0;
-  int block_size = 0;
-  int num_sequences = 0;
-  int64_t logical_tokens = 0;   // sum over sequences of tokens seen
-  int64_t retained_tokens = 0;  // sum over sequences, layers and KV heads of cached entries
-};
-
-struct SequenceKvStats {
-  int logical_tokens = 0;
-  std::vector<std::vector<int>> retained;  // [layers][kv_heads]
-  int blocks = 0;
-  // T / retained averaged over layers and KV heads (spec section 4); 1 when empty.
-  double compression_ratio = 1.0;
-};
-
 class DmsKvCache {
  public:
   explicit DmsKvCache(const KvCacheConfig& config);
   ~DmsKvCache();
 
+  // False when the storage could not be mapped (the owner refuses the cache).
+  bool ok() const { return storage_.ok(); }
   const KvCacheConfig& config() const { return config_; }
 
   SeqId AddSequence();
   // Returns every block of the sequence to the pool. Unknown ids are ignored.
   void FreeSequence(SeqId seq);
-  bool HasSequence(SeqId seq) const;
+  bool HasSequence(SeqId seq) const { return blocks_.HasSequence(seq); }
 
   // Makes sure `num_new_tokens` more tokens can be appended to every head of
   // `seq` without running out of blocks (worst case: nothing evicted).
@@ -102,11 +88,15 @@ class DmsKvCache {
   // pool cannot cover it.
   Status Reserve(SeqId seq, int num_new_tokens);
   // Blocks Reserve(seq, n) would need to allocate now.
-  int BlocksNeeded(SeqId seq, int num_new_tokens) const;
+  int BlocksNeeded(SeqId seq, int num_new_tokens) const {
+    return blocks_.BlocksNeeded(seq, num_new_tokens);
+  }
+  int num_free_blocks() const { return blocks_.num_free_blocks(); }
 
-  // Returns blocks that Reserve took but eviction made unnecessary, so each
-  // head holds exactly ceil(length / block_size) blocks. Call after a step.
-  void Trim(SeqId seq);
+  // After a step that appended num_new_tokens to every head of `seq`: the
+  // logical tokens grow, and blocks that Reserve took but eviction made
+  // unnecessary go back (each head holds ceil(length / block_size) blocks).
+  void CommitStep(SeqId seq, int num_new_tokens) { blocks_.CommitStep(seq, num_new_tokens); }
 
   // Appends the token at the head's next position. `k`, `v`: [head_dim],
   // RoPE already applied to k. `decision` is d[pos] of this token (1 = evict
@@ -122,33 +112,31 @@ class DmsKvCache {
   // lose track; INVALID_ARGUMENT for a bad list (nothing changed).
   Status Compact(SeqId seq, int layer, int head, std::span<const int32_t> kept_slots);
 
-  SequenceKvStats SequenceStats(SeqId seq) const;
-  KvPoolStats PoolStats() const;
-  int LogicalTokens(SeqId seq) const;
+  SequenceKvStats SequenceStats(SeqId seq) const { return blocks_.SequenceStats(seq); }
+  KvPoolStats PoolStats() const { return blocks_.PoolStats(); }
+  // Tokens committed (CommitStep) to the sequence; 0 for an unknown one.
+  int LogicalTokens(SeqId seq) const { return blocks_.LogicalTokens(seq); }
 
-  KvBlockPool& pool() { return pool_; }
+  const KvBlockManager& blocks() const { return blocks_; }
 
  private:
-  struct HeadState {
-    std::vector<int32_t> blocks;      // page table
-    int length = 0;                   // retained slots in use
-    int num_tokens = 0;               // logical tokens appended
+  // A head's window ring (the page table and length are the manager's).
+  struct Ring {
+    int num_tokens = 0;  // logical tokens appended
     // [min(num_tokens, W+1)]: grown by Append, so memory follows the tokens
     // held rather than W (which may be as long as the context).
-    std::vector<int32_t> ring_slot;   // slot of position p at p % (W+1)
-    std::vector<uint8_t> ring_evict;  // d[p+1] for position p
+    std::vector<int32_t> slot;   // slot of position p at p % (W+1)
+    std::vector<uint8_t> evict;  // d[p+1] for position p
   };
-  struct SeqState {
-    std::vector<HeadState> heads;  // [layers * kv_heads]
-  };
-
-  HeadState& Head(SeqId seq, int layer, int head);
-  const HeadState& Head(SeqId seq, int layer, int head) const;
+  int HeadIndex(int layer, int head) const { return layer * config_.num_kv_heads + head; }
+  Ring& RingOf(SeqId seq, int layer, int head) {
+    return rings_[seq][HeadIndex(layer, head)];
+  }
 
   KvCacheConfig config_;
-  KvBlockPool pool_;
-  std::vector<std::unique_ptr<SeqState>> seqs_;  // indexed by SeqId; null = free id
-  std::vector<SeqId> free_ids_;
+  KvBlockStorage storage_;
+  KvBlockManager blocks_;
+  std::vector<std::vector<Ring>> rings_;  // [SeqId][layers * kv_heads]
 };
 
 }  // namespace dms

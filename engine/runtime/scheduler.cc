@@ -1,6 +1,7 @@
 #include "engine/runtime/scheduler.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <unordered_set>
 
@@ -19,7 +20,14 @@ void InsertSorted(SeqList& list, std::unique_ptr<Sequence> seq,
 }  // namespace
 
 Scheduler::Scheduler(Backend* backend, const SchedulerOptions& options)
-    : backend_(backend), options_(options) {}
+    : backend_(backend), options_(options) {
+  const ModelConfig& c = backend_->config();
+  const BackendInfo info = backend_->info();
+  const bool evicts = info.dms_eviction && !c.dms.disable_eviction;
+  footprint_.window = evicts ? c.dms.window_size : kDenseWindow;
+  footprint_.block_size = info.kv_block_size;
+  footprint_.heads = c.num_layers * c.num_kv_heads;
+}
 
 bool Scheduler::MoreUrgent(const Sequence& a, const Sequence& b) {
   if (a.request.priority != b.request.priority) return a.request.priority < b.request.priority;
@@ -80,13 +88,9 @@ int Scheduler::FitChunk(const Sequence& seq, int want, int free_blocks) const {
 }
 
 int Scheduler::ProjectedPromptBlocks(int tokens) const {
-  const ModelConfig& c = backend_->config();
-  const KvPoolStats pool = backend_->PoolStats();
-  const bool evicts = c.dms.enabled && !c.dms.disable_eviction;
-  const double w1 = evicts ? c.dms.window_size + 1.0 : tokens;
-  const double per_head = std::min<double>(tokens, w1) + std::max(0.0, tokens - w1) / live_ratio_;
-  const int blocks_per_head = static_cast<int>(std::ceil(per_head / pool.block_size));
-  return blocks_per_head * c.num_layers * c.num_kv_heads;
+  KvFootprint f = footprint_;
+  f.live_ratio = live_ratio_;
+  return static_cast<int>(std::min<int64_t>(ProjectedBlocks(tokens, f), INT32_MAX));
 }
 
 std::vector<PlannedChunk> Scheduler::Schedule() {
@@ -144,24 +148,24 @@ std::vector<PlannedChunk> Scheduler::Schedule() {
   while (budget > 0 && !waiting_.empty() &&
          static_cast<int>(running_.size()) < options_.max_running) {
     Sequence& s = *waiting_.front();
+    const bool alone = running_.empty() && plan.empty();
+    const int keep_free = alone ? 0 : watermark;
+    // Not alone: admit only if the whole prompt's projected footprint fits.
+    // Idle session caches are reclaimed first.
+    auto projected_fits = [&] {
+      return alone || ProjectedPromptBlocks(s.pending()) <= free_blocks - watermark;
+    };
+    while (!projected_fits() && reclaim_ && reclaim_()) free_blocks = backend_->PoolStats().blocks_free;
+    if (!projected_fits()) break;  // wait for blocks; a session cache it holds stays with it
     if (s.kv < 0) {
       StatusOr<SeqId> kv = backend_->CreateSequence();
       if (!kv.ok()) break;
       s.kv = *kv;
     }
-    const bool alone = running_.empty() && plan.empty();
-    const int keep_free = alone ? 0 : watermark;
-    // Not alone: admit only if the whole prompt's projected footprint fits.
-    // Idle session caches are reclaimed first.
-    auto fits = [&] {
-      return (alone || ProjectedPromptBlocks(s.pending()) <= free_blocks - watermark) &&
-             FitChunk(s, std::min(s.chunk_limit(), budget), free_blocks - keep_free) > 0;
+    auto chunk_fits = [&] {
+      return FitChunk(s, std::min(s.chunk_limit(), budget), free_blocks - keep_free) > 0;
     };
-    while (!fits() && reclaim_ && reclaim_()) free_blocks = backend_->PoolStats().blocks_free;
-    if (!alone && ProjectedPromptBlocks(s.pending()) > free_blocks - watermark) {
-      // Wait for blocks; a session cache it holds stays with it.
-      break;
-    }
+    while (!chunk_fits() && reclaim_ && reclaim_()) free_blocks = backend_->PoolStats().blocks_free;
     const int n = FitChunk(s, std::min(s.chunk_limit(), budget), free_blocks - keep_free);
     if (n == 0) {
       backend_->ReleaseSequence(s.kv);

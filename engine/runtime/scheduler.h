@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "engine/core/backend.h"
+#include "engine/kv/kv_capacity.h"
 #include "engine/runtime/sequence.h"
 
 namespace dms {
@@ -87,6 +88,7 @@ class Scheduler {
   std::vector<Sequence*> unschedulable_;
   int num_preemptions_ = 0;
   double live_ratio_ = 1.0;
+  KvFootprint footprint_;  // the backend's window, block size and heads
   std::function<bool()> reclaim_;
 };
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "engine/core/sampler.h"
-#include "engine/kv/dms_kv_cache.h"
+#include "engine/kv/kv_types.h"
 #include "engine/runtime/request.h"
 #include "engine/runtime/text_output.h"
 

@@ -1,5 +1,5 @@
 // LazyMemory: an anonymous private mapping for pools sized to a share of host
-// memory (KvBlockPool). Pages read as zero and cost memory only once touched;
+// memory (KvBlockStorage). Pages read as zero and cost memory only once touched;
 // unmapped on destruction. Move-only; not thread-safe to move, safe to read
 // and write from several threads like any buffer.
 //

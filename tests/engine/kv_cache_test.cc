@@ -13,7 +13,7 @@
 #include <set>
 
 #include "engine/core/dms_rules.h"
-#include "engine/kv/kv_block_pool.h"
+#include "engine/kv/kv_block_storage.h"
 
 namespace dms {
 namespace {
@@ -98,7 +98,7 @@ TEST_P(KvCacheProperty, HoldsExactlyTheRetainedSet) {
           }
         }
       }
-      cache.Trim(ids[s]);
+      cache.CommitStep(ids[s], n);
       SequenceKvStats st = cache.SequenceStats(ids[s]);
       ASSERT_EQ(st.logical_tokens, static_cast<int>(d[s][0].size()));
       // After a step each head holds exactly the blocks its entries need.
@@ -127,41 +127,24 @@ INSTANTIATE_TEST_SUITE_P(Windows, KvCacheProperty,
                                             ::testing::Values(1, 4, 16),
                                             ::testing::Values(0.0, 0.5, 0.9, 1.0)));
 
-// The pool hands out never-used blocks lazily; the order must be what a stack
-// pre-filled with every id gave: returned blocks first (last returned first),
-// then unused ones from id 0 up. Slots of a handed-out block, fresh or reused,
-// hold no position.
-TEST(KvBlockPool, LowIdsFirstReturnedBlocksReusedAndSlotsReset) {
-  KvBlockPool pool(4, 2, 3);  // 4 blocks of 2 slots, head_dim 3
-  EXPECT_EQ(pool.num_free(), 4);
-  std::vector<int32_t> got;
-  for (int i = 0; i < 3; ++i) {
-    StatusOr<int32_t> b = pool.Allocate();
-    ASSERT_TRUE(b.ok());
-    got.push_back(*b);
-    EXPECT_EQ(pool.pos(*b, 0), -1);
-    EXPECT_EQ(pool.pos(*b, 1), -1);
-    pool.pos(*b, 0) = 7 + i;
-    pool.pos(*b, 1) = 8 + i;
-  }
-  EXPECT_EQ(got, (std::vector<int32_t>{0, 1, 2}));
-  EXPECT_EQ(pool.num_free(), 1);
-  EXPECT_EQ(pool.num_used(), 3);
-  pool.Free(0);
-  pool.Free(2);
-  EXPECT_EQ(pool.num_free(), 3);
-  for (int32_t want : {2, 0, 3}) {
-    StatusOr<int32_t> b = pool.Allocate();
-    ASSERT_TRUE(b.ok());
-    EXPECT_EQ(*b, want);
-    EXPECT_EQ(pool.pos(*b, 0), -1) << "block " << want;
-    EXPECT_EQ(pool.pos(*b, 1), -1) << "block " << want;
-  }
-  EXPECT_EQ(pool.pos(1, 0), 8);  // untouched by the others
-  StatusOr<int32_t> none = pool.Allocate();
-  ASSERT_EQ(none.status().code(), StatusCode::kResourceExhausted);
-  EXPECT_EQ(none.status().message(), "KV block pool exhausted: all 4 blocks of 2 tokens are in use");
-  EXPECT_EQ(pool.num_free(), 0);
+// Slots of a block handed out by Reserve, fresh or reused, hold no position.
+TEST(KvCache, ReservedBlocksHoldNoPositions) {
+  KvCacheConfig cfg{1, 1, 3, kDenseWindow, 2, 4};  // 4 blocks of 2 slots, head_dim 3
+  DmsKvCache cache(cfg);
+  const float kv[3] = {1, 2, 3};
+  const SeqId a = cache.AddSequence(), b = cache.AddSequence();
+  ASSERT_TRUE(cache.Reserve(a, 4).ok());
+  for (int t = 0; t < 4; ++t) ASSERT_TRUE(cache.Append(a, 0, 0, kv, kv, false).ok());
+  cache.CommitStep(a, 4);
+  cache.FreeSequence(a);  // its blocks 0 and 1 go back
+  ASSERT_TRUE(cache.Reserve(b, 3).ok());
+  const std::vector<int32_t>& table = cache.View(b, 0, 0).blocks();
+  EXPECT_EQ(table, (std::vector<int32_t>{1, 0}));
+  ASSERT_TRUE(cache.Append(b, 0, 0, kv, kv, false).ok());
+  const HeadCacheView view = cache.View(b, 0, 0);
+  EXPECT_EQ(view.pos(0), 0);
+  EXPECT_EQ(view.pos(1), -1);
+  EXPECT_EQ(view.pos(2), -1);
 }
 
 // Resident memory of this process, from /proc/self/statm (pages).
@@ -174,20 +157,22 @@ int64_t ResidentBytes() {
 
 // The storage is an untouched mapping: a 4 GB pool costs no resident memory
 // until blocks are written; one beyond the 128 TiB user address space cannot
-// be mapped and says so instead of crashing.
-TEST(KvBlockPool, StorageIsMappedNotTouched) {
+// be mapped, and the cache over it says so and hands out nothing.
+TEST(KvBlockStorage, StorageIsMappedNotTouched) {
   const int64_t before = ResidentBytes();
-  KvBlockPool big(1 << 18, 16, 128);  // 4.3 GB of K/V
+  KvBlockStorage big(1 << 18, 16, 128);  // 4.3 GB of K/V
   ASSERT_TRUE(big.ok());
-  StatusOr<int32_t> b = big.Allocate();
-  ASSERT_TRUE(b.ok());
-  big.k(*b, 15)[127] = 1.5f;
-  EXPECT_EQ(big.k(*b, 15)[127], 1.5f);
+  big.ResetPositions(7);
+  big.k(7, 15)[127] = 1.5f;
+  EXPECT_EQ(big.k(7, 15)[127], 1.5f);
+  EXPECT_EQ(big.pos(7, 3), -1);
   EXPECT_LT(ResidentBytes() - before, int64_t{64} << 20);
-  KvBlockPool impossible(1 << 20, 1 << 16, 512);  // ~280 TB
+  KvBlockStorage impossible(1 << 20, 1 << 16, 512);  // ~280 TB
   EXPECT_FALSE(impossible.ok());
-  EXPECT_EQ(impossible.num_free(), 0);
-  EXPECT_EQ(impossible.Allocate().status().code(), StatusCode::kResourceExhausted);
+  DmsKvCache cache(KvCacheConfig{1, 1, 512, kDenseWindow, 1 << 16, 1 << 20});
+  EXPECT_FALSE(cache.ok());
+  EXPECT_EQ(cache.PoolStats().blocks_free, 0);
+  EXPECT_EQ(cache.Reserve(cache.AddSequence(), 1).code(), StatusCode::kResourceExhausted);
 }
 
 TEST(KvCache, ReserveFailsCleanlyWhenThePoolIsFull) {
@@ -211,7 +196,7 @@ TEST(KvCache, EvictionKeepsMemoryFlat) {
   for (int t = 0; t < 100; ++t) {
     ASSERT_TRUE(cache.Reserve(s, 1).ok());
     ASSERT_TRUE(cache.Append(s, 0, 0, kv, kv, true).ok());
-    cache.Trim(s);
+    cache.CommitStep(s, 1);
     EXPECT_LE(cache.View(s, 0, 0).length(), 4);
   }
   EXPECT_EQ(cache.PoolStats().blocks_used, 2);

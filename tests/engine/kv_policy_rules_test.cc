@@ -146,7 +146,7 @@ TEST(KvPolicyRules, CompactionKeepsContentsInOrderAndFreesBlocks) {
       ASSERT_TRUE(cache.Append(seq, 0, h, k, v, false).ok());
     }
   }
-  cache.Trim(seq);
+  cache.CommitStep(seq, 10);
   EXPECT_EQ(cache.PoolStats().blocks_used, 6);
   const std::vector<int32_t> kept = {0, 3, 4, 9};
   ASSERT_TRUE(cache.Compact(seq, 0, 1, kept).ok());

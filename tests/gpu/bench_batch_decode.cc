@@ -57,10 +57,14 @@ int64_t Retained(const SequenceKvStats& s) {
   return n;
 }
 
-int RunConfig(const BatchDecodeArgs& a, std::shared_ptr<const Checkpoint> ckpt, bool dense,
-              int64_t kv_bytes) {
-  const char* name = dense ? "dense" : "dms";
+// config: "dms" or "dense"; with "-streamed" the streamed decode attention
+// kernel instead of the SIMT one (same-run A/B).
+int RunConfig(const BatchDecodeArgs& a, std::shared_ptr<const Checkpoint> ckpt,
+              const std::string& config, int64_t kv_bytes) {
+  const bool dense = config.rfind("dense", 0) == 0;
+  const char* name = config.c_str();
   CudaBackendOptions o;
+  o.streamed_decode_attention = config.find("-streamed") != std::string::npos;
   o.max_batch_tokens = 8192;
   o.max_sequences = *std::max_element(a.streams.begin(), a.streams.end()) + 1;
   o.kv_cache_bytes = kv_bytes;
@@ -200,11 +204,14 @@ int RunBatchDecode(const BatchDecodeArgs& a) {
   const double room = static_cast<double>(free_bytes) - WeightBytes(shared->config()) - 3e9;
   const int64_t kv_bytes = static_cast<int64_t>(std::max(1e9, room * a.kv_fraction));
   for (const std::string& config : a.configs) {
-    if (config != "dms" && config != "dense") {
-      std::fprintf(stderr, "batch decode: unknown config '%s' (dms, dense)\n", config.c_str());
+    if (config != "dms" && config != "dense" && config != "dms-streamed" &&
+        config != "dense-streamed") {
+      std::fprintf(stderr,
+                   "batch decode: unknown config '%s' (dms, dense, dms-streamed, dense-streamed)\n",
+                   config.c_str());
       return 2;
     }
-    if (int rc = RunConfig(a, shared, config == "dense", kv_bytes); rc != 0) return rc;
+    if (int rc = RunConfig(a, shared, config, kv_bytes); rc != 0) return rc;
   }
   return 0;
 }

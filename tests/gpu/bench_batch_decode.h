@@ -17,7 +17,9 @@ struct BatchDecodeArgs {
   int capacity_context = 32768;               // context of the capacity measurement
   double kv_fraction = 0.9;                   // of free memory after weights + workspace
   double copy_bytes_per_s = 0;                // measured ceiling, for the KV bandwidth figure
-  std::vector<std::string> configs = {"dms", "dense"};  // which caches to run
+  // Which caches to run: dms, dense; dms-streamed / dense-streamed decode
+  // with the streamed decode attention kernel instead of the SIMT one.
+  std::vector<std::string> configs = {"dms", "dense"};
   // Sampled rows (temperature > 0): every stream samples on the backend with
   // these parameters, as a default request does; 0: greedy summaries.
   float temperature = 0, top_p = 1;

@@ -102,7 +102,7 @@ void KvHarness::Upload(const KvStep& s) {
         if (!st.ok()) return ::testing::AssertionFailure() << "CPU append: " << st.ToString();
       }
     }
-    cpu_->Trim(c.seq);
+    cpu_->CommitStep(c.seq, c.n);
   }
   // GPU.
   gpu_->ClearUpdates();

@@ -34,7 +34,9 @@ constexpr double kMmaMaxAbs = 2e-2;
 // backend runs it; kMma: the same kernel walking every chunk key. Both on
 // the mma.sync core; kWgmma / kWgmmaSparse: the same on the wgmma core;
 // kWs / kWsSparse: the warp-specialized wgmma kernel (attention_ws.cu).
-enum class Kernel { kSimt, kMma, kMmaSparse, kWgmma, kWgmmaSparse, kWs, kWsSparse };
+// kDecode: the streamed decode kernel (LaunchDmsDecodeAttention), decode
+// steps only.
+enum class Kernel { kSimt, kMma, kMmaSparse, kWgmma, kWgmmaSparse, kWs, kWsSparse, kDecode };
 
 const char* KernelName(Kernel k) {
   switch (k) {
@@ -45,6 +47,7 @@ const char* KernelName(Kernel k) {
     case Kernel::kWgmmaSparse: return "dms_attention_wgmma_sparse";
     case Kernel::kWs: return "dms_attention_ws";
     case Kernel::kWsSparse: return "dms_attention_ws_sparse";
+    case Kernel::kDecode: return "dms_decode_attention";
   }
   return "?";
 }
@@ -213,7 +216,7 @@ ErrorStats RunAttention(KvHarness& hx, const KvStep& s, int group, int splits,
   DmsAttention(Pool(), AttentionDims{hq, hkv, hd, c.window}, chunks);
 
   std::vector<cuda::AttnTile> tiles;
-  const bool mma = kernel != Kernel::kSimt;
+  const bool mma = kernel != Kernel::kSimt && kernel != Kernel::kDecode;
   cuda::SetDmsAttentionMmaCore(CoreOf(kernel));
   const int mma_rows = cuda::DmsAttentionMmaRows(hd);
   const int per_tile = std::max(1, (mma ? mma_rows : cuda::kAttnMaxRows) / group);
@@ -275,8 +278,9 @@ ErrorStats RunAttention(KvHarness& hx, const KvStep& s, int group, int splits,
     p.out_gin.hi = d_gin.get();
   }
   d_out.Poison();
-  const cudaError_t err = mma ? cuda::LaunchDmsAttentionMma(p, nullptr)
-                              : cuda::LaunchDmsAttention(p, nullptr);
+  const cudaError_t err = mma                          ? cuda::LaunchDmsAttentionMma(p, nullptr)
+                         : kernel == Kernel::kDecode ? cuda::LaunchDmsDecodeAttention(p, nullptr)
+                                                     : cuda::LaunchDmsAttention(p, nullptr);
   cuda::SetDmsAttentionMmaCore(cuda::AttnMmaCore::kAuto);
   EXPECT_EQ(err, cudaSuccess) << cudaGetErrorString(err);
   const cudaError_t sync = cudaDeviceSynchronize();
@@ -348,6 +352,12 @@ void RunMixedBatchCase(const Case& c, std::mt19937_64& rng) {
     EXPECT_TRUE(CheckClose("dms_attention",
                            Shape(c, "decode x3 splits=" + std::to_string(splits)), e, kMaxNmse,
                            kMaxAbs));
+    if (cuda::DmsDecodeAttentionSupported(c.dtype, c.head_dim, c.group)) {
+      e = RunAttention(hx, dec, c.group, splits, rng, Kernel::kDecode);
+      EXPECT_TRUE(CheckClose("dms_decode_attention",
+                             Shape(c, "decode x3 splits=" + std::to_string(splits)), e, kMaxNmse,
+                             kMaxAbs));
+    }
   }
 }
 
@@ -419,8 +429,86 @@ TEST(AttentionOp, LongContextsAndSplitK) {
       EXPECT_TRUE(CheckClose("dms_attention",
                              Shape(c, "L=21300 decode splits=" + std::to_string(splits)), e,
                              kMaxNmse, kMaxAbs));
+      e = RunAttention(hx, dec, c.group, splits, rng, Kernel::kDecode);
+      EXPECT_TRUE(CheckClose("dms_decode_attention",
+                             Shape(c, "L=21300 decode splits=" + std::to_string(splits)), e,
+                             kMaxNmse, kMaxAbs));
     }
   }
+}
+
+// The streamed decode kernel over many streams of mixed lengths: every
+// stream's cache grown in chunks to its length (1 .. 1,500, the window edges
+// included), then one decode step of all of them, with split counts that
+// leave some splits empty and some past the merge's round of 16.
+void RunDecodeStreams(const Case& c, const std::vector<int>& lengths,
+                      const std::vector<int>& split_counts, std::mt19937_64& rng) {
+  int64_t total = 0;
+  for (int n : lengths) total += n + 1;
+  KvHarnessConfig cfg;
+  cfg.num_kv_heads = 2;
+  cfg.head_dim = c.head_dim;
+  cfg.window = c.window;
+  cfg.dtype = c.dtype;
+  cfg.max_sequences = static_cast<int>(lengths.size()) + 1;
+  cfg.num_blocks = static_cast<int>(2 * 2 * (total / 16 + 4 * lengths.size()) + 64);
+  KvHarness hx(cfg);
+  std::vector<SeqId> seqs;
+  for (size_t i = 0; i < lengths.size(); ++i) seqs.push_back(hx.AddSequence());
+  // Grow the caches: prefill chunks of up to 4,000 tokens, a few streams a step.
+  std::vector<int> have(lengths.size(), 0);
+  for (bool more = true; more;) {
+    more = false;
+    std::vector<std::pair<SeqId, int>> step;
+    int rows = 0;
+    for (size_t i = 0; i < lengths.size() && rows < 6000; ++i) {
+      const int n = std::min(4000, lengths[i] - have[i]);
+      if (n <= 0) continue;
+      step.push_back({seqs[i], n});
+      have[i] += n;
+      rows += n;
+      more = true;
+    }
+    if (step.empty()) break;
+    KvStep s = hx.MakeStep(step, c.evict_rate, rng);
+    hx.Upload(s);
+    ASSERT_TRUE(hx.Append(s));
+  }
+  std::vector<std::pair<SeqId, int>> decode;
+  for (SeqId s : seqs) decode.push_back({s, 1});
+  KvStep dec = hx.MakeStep(decode, c.evict_rate, rng);
+  hx.Upload(dec);
+  const std::string what = std::to_string(lengths.size()) + " streams, up to " +
+                           std::to_string(*std::max_element(lengths.begin(), lengths.end()));
+  for (int splits : split_counts) {
+    ErrorStats e = RunAttention(hx, dec, c.group, splits, rng, Kernel::kDecode);
+    EXPECT_TRUE(CheckClose("dms_decode_attention",
+                           Shape(c, what + " splits=" + std::to_string(splits)), e, kMaxNmse,
+                           kMaxAbs));
+  }
+}
+
+TEST(AttentionOp, DecodeKernelAcrossStreamsLengthsAndGroups) {
+  DMS_SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(31);
+  const std::vector<std::pair<int, double>> windows = {
+      {kDenseWindow, 0.0}, {0, 0.5}, {16, 0.875}, {512, 1.0}, {8, 0.0}, {512, 0.875}};
+  int i = 0;
+  for (int hd : {64, 128}) {
+    for (int g : {1, 2, 4, 8}) {
+      const auto [w, p] = windows[i++ % windows.size()];
+      std::vector<int> lengths = {1, 2, 17, 31, 32, 33, w + 1, w + 2, w + 3};
+      for (int k = 0; k < 28; ++k) lengths.push_back(1 + static_cast<int>(rng() % 1500));
+      for (int& n : lengths) n = std::max(n, 1);
+      RunDecodeStreams({hd, g, w, p, cuda::KvDType::kBF16}, lengths, {1, 5, 40}, rng);
+    }
+  }
+  // 256 streams (the most a step takes), and 40,000 tokens in one.
+  std::vector<int> many;
+  for (int k = 0; k < 256; ++k) many.push_back(1 + static_cast<int>(rng() % 300));
+  RunDecodeStreams({128, 4, 512, 0.875, cuda::KvDType::kBF16}, many, {1, 2}, rng);
+  RunDecodeStreams({128, 4, 512, 0.875, cuda::KvDType::kBF16}, {40000, 3, 700}, {1, 16, 64}, rng);
+  RunDecodeStreams({64, 8, kDenseWindow, 0.0, cuda::KvDType::kBF16}, {40000}, {1, 33}, rng);
 }
 
 // Two KV heads of c's shape, blocks for the long tests' 3,600 tokens.

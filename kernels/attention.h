@@ -156,8 +156,7 @@ void SetDmsAttentionMmaMinBlocks(int blocks);
 // FlashAttention-2 style wgmma kernel (kWgmma) where
 // DmsAttentionWgmmaAvailable() and mma.sync elsewhere; kWgmmaWs is the
 // warp-specialized wgmma kernel (attention_ws.h; correct, not yet faster).
-// With kAuto, DMS_ATTN_CORE=mma_sync or =wgmma_ws in the environment forces
-// those (A/B runs). Forcing a wgmma kernel where it is not available makes
+// The CUDA backend sets it from CudaTuning::attention_core. Forcing a wgmma kernel where it is not available makes
 // the launch fail with cudaErrorInvalidDeviceFunction. Tests and
 // benchmarks; not thread-safe.
 enum class AttnMmaCore { kAuto, kMmaSync, kWgmma, kWgmmaWs };

@@ -333,12 +333,6 @@ __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
 int g_min_blocks = 3;
 AttnMmaCore g_core = AttnMmaCore::kAuto;
 
-// DMS_ATTN_CORE (read once) equals `name`.
-bool EnvCore(const char* name) {
-  static const char* const env = std::getenv("DMS_ATTN_CORE");
-  return env != nullptr && std::strcmp(env, name) == 0;
-}
-
 template <class Core>
 constexpr size_t SmemBytes() {
   return sizeof(MmaSmem<Core>) + (Core::kAlign > 16 ? Core::kAlign : 0);
@@ -374,21 +368,16 @@ bool WgmmaRunsHere() {
   return ok;
 }
 
-// kAuto: wgmma where it runs (head_dim 128), unless DMS_ATTN_CORE=mma_sync
-// (A/B runs).
+// kAuto: wgmma where it runs (head_dim 128).
 bool UseWgmma(int head_dim) {
   if (g_core == AttnMmaCore::kMmaSync || head_dim != 128) return false;
   if (g_core == AttnMmaCore::kWgmma || g_core == AttnMmaCore::kWgmmaWs) return true;
-  return !EnvCore("mma_sync") && WgmmaRunsHere();
+  return WgmmaRunsHere();
 }
 
 // Of the wgmma kernels, kAuto takes the FlashAttention-2 style one (the
-// faster today: docs/prefill-attention.md) unless DMS_ATTN_CORE=wgmma_ws.
-bool UseWarpSpecialized() {
-  if (g_core == AttnMmaCore::kWgmmaWs) return true;
-  if (g_core == AttnMmaCore::kWgmma) return false;
-  return EnvCore("wgmma_ws");
-}
+// faster today: docs/prefill-attention.md).
+bool UseWarpSpecialized() { return g_core == AttnMmaCore::kWgmmaWs; }
 
 // wgmma: 2 blocks of 256 threads per multiprocessor (128 registers each).
 // (One block at 170 registers, which ptxas no longer serializes, measured

@@ -3,7 +3,7 @@
 // block barrier in the key loop. Correct on every swept shape; not yet
 // faster than the FlashAttention-2 style kernel (docs/prefill-attention.md
 // has the measurements and what is missing), so it runs only when asked
-// for (AttnMmaCore::kWgmmaWs, DMS_ATTN_CORE=wgmma_ws).
+// for (AttnMmaCore::kWgmmaWs, CudaTuning attention_core=wgmma_ws).
 //
 //   block = 3 warpgroups, one block a multiprocessor, persistent: work item i
 //   = (query tile i / Hkv of 128 rows = 32 tokens x 4 heads, KV head i % Hkv);

@@ -16,8 +16,8 @@
 // predecessor, so the order is transitive). Kernels launched the plain way
 // never overlap their predecessor; PdlWait in them returns at once.
 //
-// DMS_PDL=0 in the environment launches everything the plain way (A/B runs);
-// cards before sm_90 always do (see ProgrammaticLaunchEnabled).
+// Which kernel groups may launch so is the scope's (CudaTuning::pdl_groups in
+// the backend; A/B runs turn groups off); cards before sm_90 never do.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -49,32 +49,31 @@ __device__ __forceinline__ void PdlEnter() {
 }
 #endif  // __CUDACC__
 
-// Which kind of kernel a launch is, for DMS_PDL.
+// Which kind of kernel a launch is (bit i of a scope's groups is group i).
 enum class LaunchGroup : unsigned { kGemv, kNorm, kEpilogue, kAttention, kAppend, kElementwise };
 
 // Programmatic launch is asked for only on a thread inside a
-// ProgrammaticLaunchScope(true). The CUDA backend opens one around steps of at
-// most kGemvMaxRows tokens, whose matmuls are the GEMV kernels; batched steps
-// (cuBLAS GEMMs between these kernels) measured slower with it.
+// ProgrammaticLaunchScope(true, groups), for the kernels of those groups. The
+// CUDA backend opens one around steps of at most kGemvMaxRows tokens, whose
+// matmuls are the GEMV kernels; batched steps (cuBLAS GEMMs between these
+// kernels) measured slower with it. Scopes nest (thread-local).
 class ProgrammaticLaunchScope {
  public:
-  explicit ProgrammaticLaunchScope(bool on);
+  static constexpr unsigned kAllGroups = ~0u;
+  explicit ProgrammaticLaunchScope(bool on, unsigned groups = kAllGroups);
   ~ProgrammaticLaunchScope();
   ProgrammaticLaunchScope(const ProgrammaticLaunchScope&) = delete;
   ProgrammaticLaunchScope& operator=(const ProgrammaticLaunchScope&) = delete;
 
  private:
-  bool saved_;
+  unsigned saved_;
 };
 
 // Whether LaunchKernel asks for programmatic serialization for a kernel of
-// `group`: only inside a ProgrammaticLaunchScope(true), on sm_90 or later,
-// and then by DMS_PDL (read once a process): unset, "1" or "all", every
-// group; "0", none; or a comma list of gemv, norm, epilogue, attention,
-// append, elementwise (A/B runs, docs/cuda.md "Programmatic dependent
-// launch"). The QKV epilogue lets the attention launch only after its own
-// PdlWait, so the attention's early blocks stage the cached keys beside the
-// epilogue, not beside the q;k;v GEMV.
+// `group`: inside a ProgrammaticLaunchScope(true, groups) whose groups hold
+// it, on sm_90 or later. The QKV epilogue lets the attention launch only
+// after its own PdlWait, so the attention's early blocks stage the cached
+// keys beside the epilogue, not beside the q;k;v GEMV.
 bool ProgrammaticLaunchEnabled(LaunchGroup group);
 
 template <typename... Params, typename... Args>

@@ -8,8 +8,8 @@
 #   THERE: run(command="bash scripts/gpu-decode-ab.sh run",
 #              carry=[".carry/gpu", ".carry/ab"])
 #
-# Or one build two ways: A_ENV / B_ENV (e.g. A_ENV=DMS_PDL=0) are environment
-# settings for each side's run; with A_ENV and no A_BENCH, A is this build too.
+# Or one build two ways: A_TUNING / B_TUNING (e.g. A_TUNING=pdl=none) are each
+# side's dms-cuda-bench --tuning; with A_TUNING and no A_BENCH, A is this build too.
 #
 # Runs A B A B (ROUNDS pairs, default 2) so drift of the card hits both, each
 # at CONTEXTS (default 4096,32768) for STEPS (64) steps, then prints the median
@@ -18,15 +18,14 @@ set -euo pipefail
 contexts="${CONTEXTS:-4096,32768}"
 source "$(dirname "$0")/gpu-bench-env.sh"
 a_bench="${A_BENCH:-$root/.carry/ab/dms-cuda-bench-a}"
-[ -n "${A_ENV:-}" ] && [ -z "${A_BENCH:-}" ] && a_bench="$bundle/bin/dms-cuda-bench"
+[ -n "${A_TUNING:-}" ] && [ -z "${A_BENCH:-}" ] && a_bench="$bundle/bin/dms-cuda-bench"
 ensure_bench_model
 : > "$out/decode-ab.jsonl"
 for round in $(seq 1 "${ROUNDS:-2}"); do
   for side in A B; do
-    bin="$bundle/bin/dms-cuda-bench" side_env="${B_ENV:-}"
-    [ "$side" = A ] && bin="$a_bench" side_env="${A_ENV:-}"
-    # shellcheck disable=SC2086  # side_env: NAME=value words
-    env $side_env timeout 200 "$bin" --model "$model" --prompts 16 --decode-contexts "$contexts" \
+    bin="$bundle/bin/dms-cuda-bench" side_tuning="${B_TUNING:-}"
+    [ "$side" = A ] && bin="$a_bench" side_tuning="${A_TUNING:-}"
+    timeout 200 "$bin" --tuning "$side_tuning" --model "$model" --prompts 16 --decode-contexts "$contexts" \
       --decode-steps "${STEPS:-64}" --micro 0 |
       grep '"kind":"decode"' | sed "s/^{/{\"side\":\"$side\",\"round\":$round,/" |
       tee -a "$out/decode-ab.jsonl" || true

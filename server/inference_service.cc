@@ -202,6 +202,7 @@ void FillModelInfo(const ServingModel& model, uint32_t context_length, v1::Model
   info->set_weights_bytes(bi.weights_bytes);
   info->set_kv_pool_bytes(bi.kv_pool_bytes);
   info->set_workspace_bytes(bi.workspace_bytes);
+  info->set_cuda_tuning(bi.tuning);
   const int64_t heads = static_cast<int64_t>(c.num_layers) * c.num_kv_heads;
   info->set_kv_capacity_tokens(static_cast<int64_t>(bi.kv_num_blocks) * bi.kv_block_size / heads);
   for (int32_t id : model.eos_token_ids) info->add_eos_token_ids(id);

@@ -137,6 +137,10 @@ int RunServer(const ServerOptions& o) {
   }
   StatusOr<KvPolicyKind> kv_policy = ParseKvPolicy(o.kv_policy, "--kv-policy");
   if (!kv_policy.ok()) return StartupError(kv_policy.status());
+  StatusOr<CudaTuning> cuda_tuning = ParseCudaTuning(o.cuda_tuning);
+  if (!cuda_tuning.ok()) {
+    return StartupError(InvalidArgumentError("--cuda-tuning: " + cuda_tuning.status().message()));
+  }
   if (Status st = ValidateCompressionRatio(o.compression_ratio, "--compression-ratio"); !st.ok()) {
     return StartupError(st);
   }
@@ -218,6 +222,7 @@ int RunServer(const ServerOptions& o) {
   bo.force_dense = *kv_policy != KvPolicyKind::kAuto;
   bo.precision = o.precision;
   bo.device_sampling = o.device_sampling;
+  bo.cuda_tuning = *cuda_tuning;
   bo.max_batch_tokens = o.max_batch_tokens;
   bo.max_sequences = o.max_running + 1;  // + the one being admitted
   StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(model->checkpoint, bo);

@@ -33,6 +33,7 @@ struct ServerOptions {
   double compression_ratio = 0.5;        // default for the training-free policies
   std::string precision = "bf16";        // CUDA: bf16 (serving) | f32 (exact DMS decisions, 2x cost)
   bool device_sampling = true;           // CUDA: sampled rows drawn on the GPU (docs/cuda.md)
+  std::string cuda_tuning;               // CUDA: key=value,... over CudaTuning's defaults
   double session_ttl_s = 300;            // idle session caches live this long
   double session_pool_fraction = 0.5;    // at most this share of the KV pool
   std::string latency_buckets;           // seconds, comma-separated

@@ -73,6 +73,7 @@ StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(std::shared_ptr<const Check
   args.options.force_dense = options.force_dense;
   args.options.precision = options.precision;
   args.options.device_sampling = options.device_sampling;
+  args.options.tuning = options.cuda_tuning;
   if (options.max_batch_tokens > 0) args.options.max_batch_tokens = options.max_batch_tokens;
   if (options.max_sequences > 0) args.options.max_sequences = options.max_sequences;
   Status status;

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "engine/core/backend.h"
+#include "engine/core/cuda_tuning.h"
 #include "engine/model/checkpoint.h"
 
 namespace dms {
@@ -27,6 +28,7 @@ struct BackendOptions {
   int max_batch_tokens = 0;
   int max_sequences = 0;
   bool device_sampling = true;  // CUDA: sample on the device (CudaBackendOptions)
+  CudaTuning cuda_tuning;       // CUDA: performance switches (cuda_tuning.h)
 };
 
 // INVALID_ARGUMENT for an unknown kind; UNAVAILABLE when "cuda" is asked for

@@ -92,6 +92,9 @@ struct BackendInfo {
   bool kv_policies = false;
   // Whether Forward honours ForwardChunk::sampling (and SetTokenHistory).
   bool sampling = false;
+  // The performance switches in force, key=value,... ("" when the backend
+  // has none: CPU).
+  std::string tuning;
 };
 
 // Device memory as the backend sees it (GPU memory on CUDA).

@@ -20,11 +20,11 @@ constexpr size_t kLogitsBudget = 64u << 20;  // device bytes for one LM-head pas
 // Chunks with at least this many query rows (tokens x group) go to the
 // tensor-core attention (a tile of kAttnMmaRows rows at least half used).
 constexpr int kMmaMinRows = cuda::kAttnMmaRows / 2;
-// An A/B knob: on unless the environment variable `name` equals `off`;
-// `unset` when it is not set.
-bool EnvSwitch(const char* name, const char* off, bool unset) {
-  const char* env = std::getenv(name);
-  return env == nullptr ? unset : std::strcmp(env, off) != 0;
+cuda::AttnMmaCore CoreOf(const std::string& name) {
+  if (name == "mma_sync") return cuda::AttnMmaCore::kMmaSync;
+  if (name == "wgmma") return cuda::AttnMmaCore::kWgmma;
+  if (name == "wgmma_ws") return cuda::AttnMmaCore::kWgmmaWs;
+  return cuda::AttnMmaCore::kAuto;
 }
 
 }  // namespace
@@ -143,7 +143,7 @@ Status CudaBackend::Init() {
   }
   accurate_ = o.precision == "f32";
   mma_attention_ = !accurate_ && cuda::DmsAttentionMmaSupported(cuda::KvDType::kBF16, hd, g);
-  decode_attention_ = !accurate_ && o.streamed_decode_attention &&
+  decode_attention_ = !accurate_ && o.tuning.streamed_decode_attention &&
                       cuda::DmsDecodeAttentionSupported(cuda::KvDType::kBF16, hd, g);
   window_ = (cfg.dms.enabled && !o.force_dense) ? cfg.dms.window_size : kDenseWindow;
   max_positions_ = cfg.max_position_embeddings > 0 ? cfg.max_position_embeddings
@@ -155,10 +155,12 @@ Status CudaBackend::Init() {
   device_name_ = prop.name;
   num_sms_ = prop.multiProcessorCount;
   // A/B knobs (docs/cuda.md, docs/prefill-attention.md).
-  fold_norms_ = EnvSwitch("DMS_FOLD_NORMS", "0", fold_norms_);
-  compact_last_layer_ = EnvSwitch("DMS_LAST_LAYER_ALL_ROWS", "1", compact_last_layer_);
-  cached_kept_keys_ = EnvSwitch("DMS_CACHED_KEPT_KEYS", "0", cached_kept_keys_);
-  q_bf16_ = EnvSwitch("DMS_Q_BF16", "0", q_bf16_);
+  fold_norms_ = o.tuning.fold_norms;
+  compact_last_layer_ = o.tuning.last_layer_logit_rows;
+  cached_kept_keys_ = o.tuning.cached_kept_keys;
+  q_bf16_ = o.tuning.q_bf16;
+  // A process-wide kernel choice: the last backend created sets it.
+  cuda::SetDmsAttentionMmaCore(CoreOf(o.tuning.attention_core));
   DMS_RETURN_IF_ERROR(stream_owner_.Create());
   stream_ = stream_owner_.get();
 
@@ -232,6 +234,7 @@ BackendInfo CudaBackend::info() const {
   i.dms_eviction = window_ != kDenseWindow;
   i.kv_policies = true;  // cuda_kv_policy.cc (refused on an evicting cache)
   i.sampling = options_.device_sampling;  // device_sampler.h
+  i.tuning = FormatCudaTuning(options_.tuning);
   return i;
 }
 
@@ -401,7 +404,8 @@ Status CudaBackend::Forward(std::span<const ForwardChunk> batch, ForwardResult* 
   auto enqueue = [&]() -> Status {
     // Few rows: the matmuls are GEMVs, launched to overlap the kernel before
     // them (kernels/launch.cuh).
-    cuda::ProgrammaticLaunchScope pdl(rows <= cuda::kGemvMaxRows && gemm_.use_gemv());
+    cuda::ProgrammaticLaunchScope pdl(rows <= cuda::kGemvMaxRows && gemm_.use_gemv(),
+                                      options_.tuning.pdl_groups);
     DMS_RETURN_IF_ERROR(RunLayers(rows, num_chunks, simt_tiles, mma_tiles, splits, last_rows_));
     return EnqueueLogits(0, first_pass);
   };

@@ -89,8 +89,8 @@ class CudaBackend : public Backend {
     gemm_.set_use_gemv(on);
     graphs_.Clear();  // captured with the other choice
   }
-  // Decode steps fold the RMSNorms into the GEMVs (kernels/gemv.h; default
-  // on, DMS_FOLD_NORMS=0 in the environment turns it off for A/B runs).
+  // Decode steps fold the RMSNorms into the GEMVs (kernels/gemv.h;
+  // CudaTuning::fold_norms).
   void set_fold_norms(bool on) {
     fold_norms_ = on;
     graphs_.Clear();
@@ -116,7 +116,7 @@ class CudaBackend : public Backend {
   // The rows the last layer's o_proj and MLP run on for a step of n rows of
   // which logit_rows need logits: those alone (moved to the front) when
   // they are fewer and at most kLastLayerMaxRows, else n. Not on the folded
-  // decode path; DMS_LAST_LAYER_ALL_ROWS=1 turns it off (A/B runs).
+  // decode path; CudaTuning::last_layer_logit_rows.
   static constexpr int kLastLayerMaxRows = 64;
   int LastLayerRows(int n, int logit_rows) const;
   // The layer loop. Tiles [0, simt_tiles) of the step's tile table go to the
@@ -166,11 +166,11 @@ class CudaBackend : public Backend {
   int step_rows_ = 0;           // rows of the step being enqueued (ForwardBatch)
   int last_rows_ = 0;           // its LastLayerRows
   bool compact_last_layer_ = true;
-  // Prefill tiles walk the cached-slot list (LaunchDmsCachedKeptKeys);
-  // DMS_CACHED_KEPT_KEYS=0 walks every cached slot (A/B runs).
+  // Prefill tiles walk the cached-slot list (LaunchDmsCachedKeptKeys), or
+  // every cached slot (CudaTuning::cached_kept_keys).
   bool cached_kept_keys_ = true;
-  // Prefill steps on the tensor-core attention alone pass q as bf16;
-  // DMS_Q_BF16=0 keeps it f32 (A/B runs).
+  // Prefill steps on the tensor-core attention alone pass q as bf16
+  // (CudaTuning::q_bf16).
   bool q_bf16_ = true;
   std::string device_name_;
   mutable int64_t peak_device_used_ = 0;  // engine thread only (DeviceMemory)

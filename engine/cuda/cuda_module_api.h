@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include "engine/core/cuda_tuning.h"
+
 #include "engine/core/backend.h"
 #include "engine/model/checkpoint.h"
 #include "engine/util/status.h"
@@ -32,11 +34,8 @@ struct CudaBackendOptions {
   // (BackendInfo::sampling; docs/cuda.md). Off: the engine brings sampled
   // rows to the host sampler whole.
   bool device_sampling = true;
-  // Decode steps (every chunk one token) on a bf16 cache run the streamed
-  // decode attention (kernels/attention.h, LaunchDmsDecodeAttention) instead
-  // of the general SIMT kernel. Off by default: correct, but not yet faster
-  // (docs/batch-decode.md has the A/B).
-  bool streamed_decode_attention = false;
+  // Performance switches (engine/core/cuda_tuning.h).
+  CudaTuning tuning;
 };
 
 // Everything the module's factory needs; abi_version guards against a module
@@ -47,7 +46,7 @@ struct CudaModuleArgs {
   CudaBackendOptions options;
 };
 
-inline constexpr int kCudaModuleAbiVersion = 5;
+inline constexpr int kCudaModuleAbiVersion = 6;
 inline constexpr const char* kCudaModuleFile = "libdms_cuda.so";
 inline constexpr const char* kCudaModuleSymbol = "DmsCreateCudaBackend";
 

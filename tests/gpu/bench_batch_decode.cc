@@ -64,7 +64,8 @@ int RunConfig(const BatchDecodeArgs& a, std::shared_ptr<const Checkpoint> ckpt,
   const bool dense = config.rfind("dense", 0) == 0;
   const char* name = config.c_str();
   CudaBackendOptions o;
-  o.streamed_decode_attention = config.find("-streamed") != std::string::npos;
+  o.tuning = a.tuning;
+  if (config.find("-streamed") != std::string::npos) o.tuning.streamed_decode_attention = true;
   o.max_batch_tokens = 8192;
   o.max_sequences = *std::max_element(a.streams.begin(), a.streams.end()) + 1;
   o.kv_cache_bytes = kv_bytes;

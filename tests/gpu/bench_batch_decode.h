@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "engine/core/cuda_tuning.h"
+
 namespace dms::bench {
 
 struct BatchDecodeArgs {
@@ -26,6 +28,7 @@ struct BatchDecodeArgs {
   int top_k = 0;
   bool profile = false;  // cudaProfilerStart/Stop around the timed steps (ncu --profile-from-start off)
   bool capacity = true;  // the capacity measurement after the decode
+  CudaTuning tuning;     // every configuration's (a "-streamed" config sets its kernel)
 };
 
 // Returns non-zero on a setup failure (printed on stderr).

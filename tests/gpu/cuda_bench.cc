@@ -8,6 +8,7 @@
 //   dms-cuda-bench --model DIR [--prompts 4096,8192] [--decode-contexts 4096]
 //                  [--decode-steps 64] [--max-batch-tokens 8192] [--kv-gb 12]
 //                  [--attn-lengths 4096,16384] [--micro 0|1]
+//                  [--tuning key=value,...]  CudaTuning over its defaults (every run)
 //   dms-cuda-bench --model DIR --batch-streams 1,8,32,64 [--batch-context 8192]
 //                  [--capacity-context 32768]   batched decode, DMS vs dense
 //                  [--batch-steps 16] [--batch-configs dms,dense]
@@ -142,6 +143,7 @@ int Run(int argc, char** argv) {
   double kv_gb = 12;
   bench::BatchDecodeArgs batch;
   batch.streams.clear();
+  CudaTuning tuning;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     if (k == "--model") model = argv[i + 1];
@@ -162,7 +164,14 @@ int Run(int argc, char** argv) {
     else if (k == "--batch-top-k") batch.top_k = std::atoi(argv[i + 1]);
     else if (k == "--batch-profile") batch.profile = std::atoi(argv[i + 1]) != 0;
     else if (k == "--batch-capacity") batch.capacity = std::atoi(argv[i + 1]) != 0;
-    else if (k == "--sampler-rows")
+    else if (k == "--tuning") {
+      StatusOr<CudaTuning> t = ParseCudaTuning(argv[i + 1]);
+      if (!t.ok()) {
+        std::fprintf(stderr, "%s\n", t.status().message().c_str());
+        return 2;
+      }
+      tuning = *t;
+    } else if (k == "--sampler-rows")
       sampler_rows = ParseList(argv[i + 1]), sampler_only = true;
   }
   if (sampler_only) {
@@ -180,10 +189,12 @@ int Run(int argc, char** argv) {
   const double bw = CopyBandwidth(), gemm = GemmRate();
   std::printf("{\"kind\":\"ceilings\",\"device\":\"%s\",\"copy_GBps\":%.1f,\"bf16_gemm_TFLOPs\":%.1f}\n",
               prop.name, bw / 1e9, gemm / 1e12);
+  std::printf("{\"kind\":\"tuning\",\"tuning\":\"%s\"}\n", FormatCudaTuning(tuning).c_str());
   std::fflush(stdout);
   if (!batch.streams.empty()) {
     batch.model = model;
     batch.copy_bytes_per_s = bw;
+    batch.tuning = tuning;
     return bench::RunBatchDecode(batch);
   }
 
@@ -194,6 +205,7 @@ int Run(int argc, char** argv) {
     return 1;
   }
   CudaBackendOptions o;
+  o.tuning = tuning;
   o.max_batch_tokens = max_step;
   o.max_sequences = 4;
   o.kv_cache_bytes = static_cast<int64_t>(kv_gb * (1 << 30));

@@ -164,6 +164,11 @@ TEST(KvPolicyServer, BadFlagsAreOneClearLine) {
   r = run("--kv-policy snapkv --compression-ratio 1.5");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_EQ(r.err, "dms-server: --compression-ratio must be in [0, 1), got 1.5\n");
+  // CUDA tuning is checked before any backend exists (this one is the CPU).
+  r = run("--cuda-tuning fold_norms=maybe");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.err,
+            "dms-server: --cuda-tuning: CUDA tuning: fold_norms takes on or off, not 'maybe'\n");
 }
 
 }  // namespace

@@ -343,6 +343,7 @@ TEST(ServerE2E, ModelInfoReportsGeometryDmsAndCapacity) {
   v1::ModelInfo info;
   ASSERT_TRUE(stub->GetModelInfo(&ctx, req, &info).ok());
   EXPECT_EQ(info.backend(), "cpu");
+  EXPECT_EQ(info.cuda_tuning(), "");  // the CPU backend has no switches
   EXPECT_TRUE(info.dms().enabled());
   EXPECT_GT(info.kv_num_blocks(), 0);
   EXPECT_EQ(info.capacity_context_length(), 1000u);

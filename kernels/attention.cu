@@ -68,9 +68,9 @@ __device__ __forceinline__ void StoreLaneElems(const float (&src)[N], float* dst
 
 // grid: (tiles, Hkv, splits), block: kThreads. Held to 128 registers (2
 // blocks of 8 warps an SM): the merge's round of 16 float4 loads would take
-// it to ~155; at 128 it does not spill. 8 warps rather than 4 (v2): with
-// g = 4 the main loop leaves half of them idle, but staging has twice the
-// loads in flight and the merge folds a row with two warps (one round).
+// it to ~155; at 128 it does not spill. 8 warps rather than 4: with g = 4
+// the main loop leaves half of them idle, but staging has twice the loads in
+// flight and the merge folds a row with two warps (one round).
 template <typename T, int HD>
 __global__ void __launch_bounds__(kThreads, kAttnSimtBlocksPerSm) DmsAttentionKernel(AttentionParams p) {
   // A lane owns kNc contiguous head_dim elements [lane * kNc, + kNc) of its
@@ -80,8 +80,7 @@ __global__ void __launch_bounds__(kThreads, kAttnSimtBlocksPerSm) DmsAttentionKe
   const bool lane_owns = lane_d0 < HD;
   __shared__ __align__(16) float q_s[kAttnMaxRows][HD];
   // +4: a lane's float4 reads of its key's row fall in distinct banks within
-  // each quarter warp (v1: +1 and scalar reads, 4x the instructions and 1.6x
-  // the shared-memory wavefronts of the score loop).
+  // each quarter warp.
   __shared__ __align__(16) float k_s[kKeyTile][HD + 4];
   __shared__ __align__(16) float v_s[kKeyTile][HD];
   __shared__ int32_t pos_s[kKeyTile];     // INT_MAX: no key

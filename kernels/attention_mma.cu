@@ -90,9 +90,8 @@ __device__ __forceinline__ uint32_t Bf16Pair(float2 v) { return PackBf16(v.x, v.
 
 // grid: (tiles, Hkv), block: kThreads, dynamic shared memory:
 // SmemBytes<Core>(). kMinBlocks: blocks per multiprocessor the register
-// budget is cut for (mma.sync at HD 128 -- 2: 207 registers, no spills; 3:
-// 168 registers, a few bytes of spills, measured 10-25% faster on an H200:
-// the default).
+// budget is cut for (mma.sync at HD 128: 2 or 3, the default; 3 spills a few
+// bytes and is the faster, docs/prefill-attention.md).
 template <int HD, int kMinBlocks, class Core>
 __global__ void __launch_bounds__(Core::kThreads, kMinBlocks)
     DmsAttentionMmaKernel(AttentionParams p) {
@@ -379,9 +378,8 @@ bool UseWgmma(int head_dim) {
 // faster today: docs/prefill-attention.md).
 bool UseWarpSpecialized() { return g_core == AttnMmaCore::kWgmmaWs; }
 
-// wgmma: 2 blocks of 256 threads per multiprocessor (128 registers each).
-// (One block at 170 registers, which ptxas no longer serializes, measured
-// 1.5x slower: docs/prefill-attention.md.)
+// wgmma: 2 blocks of 256 threads per multiprocessor (128 registers each;
+// one block at more registers is slower: docs/prefill-attention.md).
 cudaError_t LaunchWgmma(const AttentionParams& p, cudaStream_t stream) {
   return LaunchMma<128, 2, WgmmaCore<128>>(p, stream);
 }

@@ -10,9 +10,8 @@
 //                (sm_80 and later; the portable path).
 //   WgmmaCore:   128 query rows, two warpgroups (8 warps) sharing each K/V
 //                tile: every key tile the block loads serves twice the rows,
-//                which halves the L2 -> SM traffic per FLOP (the mma.sync
-//                kernel at 64 rows was bound by it: ~4.2 TB/s of tile fills
-//                at 267 TFLOP/s dense on an H200). Each warpgroup issues
+//                which halves the L2 -> SM traffic per FLOP (what bounds the
+//                mma.sync kernel at 64 rows). Each warpgroup issues
 //                wgmma m64nNk16 with the tensor cores reading Q, K and V
 //                straight from shared memory in the 128-byte-swizzled
 //                layout (sm_90a only).

@@ -35,10 +35,8 @@
 // empty: the first use passes at once).
 //
 // Not here (FlashAttention-3 has it): the softmax of a tile overlapping that
-// warpgroup's own O += P V. Built (commit 2d8f1ed, DMS_ATTN_WS_OVERLAP=1:
-// S of the next tile and P V of this one as two wgmma groups, the stage
-// released after both, setmaxnreg 56/224), it was correct and 4% slower on
-// an H100, and was removed again (docs/prefill-attention.md).
+// warpgroup's own O += P V (overlapping S of the next tile with P V of this
+// one was tried and was slower: docs/prefill-attention.md).
 #include <cfloat>
 #include <climits>
 

@@ -51,11 +51,10 @@ __global__ void RmsNormKernel(const float* x, const float* delta, const float* b
   }
 }
 
-// v2: the row held in registers, 16-byte loads, kVec float4 per thread in
-// flight: one read of x/delta/bias and one write. RmsNormKernel (v1, the
+// The row held in registers, 16-byte loads, kVec float4 per thread in
+// flight: one read of x/delta/bias and one write. RmsNormKernel (the
 // fallback for odd widths) re-reads its row in a second pass and chains one
-// scalar load after the other (x_out may alias x); as its own decode kernel
-// it took ~6.5 us for a 4096-wide row on the H100.
+// scalar load after the other (x_out may alias x).
 constexpr int kNormVec = 4;
 constexpr int kNormMaxThreads = 1024;
 
@@ -119,10 +118,10 @@ __global__ void SwiGluKernel(const T* gate_up, int64_t rows, int inter, GemmInpu
   }
 }
 
-// v2 (rows of a width divisible by 4): a 2-D grid (column quads x rows), so
-// no 64-bit division per element; 16-byte loads of gate and up, 8-byte
-// stores of 4 bf16. v1 above divides i by inter for every element and moves
-// 4- and 2-byte words: measured ~11% of an 8K prefill chunk on an H200.
+// Rows of a width divisible by 4: a 2-D grid (column quads x rows), so no
+// 64-bit division per element; 16-byte loads of gate and up, 8-byte stores
+// of 4 bf16 (the kernel above, for other widths, divides i by inter for
+// every element and moves 4- and 2-byte words).
 __global__ void SwiGluVecKernel(const float4* gate_up, int inter4, GemmInput out) {
   PdlEnter();
   const int c = blockIdx.x * blockDim.x + threadIdx.x;

@@ -83,8 +83,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<M, kLo>)
   // kScale: each row's partial sums of squares, k / 16 float4 a row. The
   // first kPartialVecs per thread are loaded right after PdlWait and summed
   // after the dot products, so their latency hides behind the weight stream
-  // (v1 summed them in a loop before the dot products: a chain of dependent
-  // L2 loads at the start of every block, 5% slower decode than no fold).
+  // instead of standing as a chain of dependent L2 loads at the start of
+  // every block.
   // Thread t sums float4s t, t + 128, ... in that order, each as
   // (x + y) + (z + w): a fixed order for every m.
   constexpr int kPartialVecs = kFold == Fold::kScale ? 2 : 0;

@@ -10,10 +10,8 @@
 // a contiguous run of the chunk's keys. Pass 1 counts each run's unmarked
 // keys (all loads independent), one block-wide scan gives each run its
 // start, pass 2 ranks the keys 32 at a time by ballot with the carry in a
-// register. (The version before scanned the chunk 1,024 keys a round with
-// three block barriers and a load in each round's chain: Nsight measured
-// 58 us a call at 32K keys, 2.1 ms of a 32K prefill; this one has two
-// barriers in all.)
+// register: two block barriers in all, where rounds of 1,024 keys would put
+// three barriers and a load in each round's chain (docs/kernel-history.md).
 // LaunchDmsCachedKeptKeys keeps the rounds (CompactRank: its lists are a
 // window's worth of slots, one or two rounds).
 // Deterministic (the cached-slot list's one atomic is a min).

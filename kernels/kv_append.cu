@@ -8,7 +8,7 @@
 namespace dms::cuda {
 namespace {
 
-constexpr int kPlanThreads = 1024;  // 256: 80-90 us per 8K-token chunk and head (H200), latency-bound loops
+constexpr int kPlanThreads = 1024;  // fewer leave its loops latency-bound (docs/kernel-history.md)
 
 __global__ void PageTableScatterKernel(int32_t* page_table, const int32_t* updates, int count) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -164,10 +164,9 @@ __global__ void KvStoreKernel(KvAppendParams p) {
 }
 
 // Decode steps (every chunk is one token): a head's plan is one slot, so one
-// kernel plans and stores. v1 ran the scan-based plan kernel above (a block
-// per chunk and head) and then KvStoreKernel: two launches per layer, the
-// plan's ~5 us mostly latency. The plan below is KvAppendPlanKernel's steps
-// 1-4 for n = 1, in the same order on one thread per head.
+// kernel plans and stores (one launch a layer instead of the plan kernel
+// above and KvStoreKernel). The plan below is KvAppendPlanKernel's steps 1-4
+// for n = 1, in the same order on one thread per head.
 // grid: chunks, block: 128, shared: hkv ints.
 template <typename T>
 __global__ void KvAppendDecodeKernel(KvAppendParams p) {

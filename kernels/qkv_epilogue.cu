@@ -9,8 +9,8 @@ namespace dms::cuda {
 namespace {
 
 // 16 warps: a decode step has one block per token, and the ~48 heads of a
-// Qwen3-8B token are each a chain of dependent loads and reductions; 4 warps
-// walking 12 heads each took ~18 us a layer.
+// Qwen3-8B token are each a chain of dependent loads and reductions, so
+// more warps walk fewer heads each.
 constexpr int kWarps = 16;
 constexpr int kMaxHeadDim = 256;
 constexpr int kMaxKvHeads = 64;
@@ -19,8 +19,7 @@ constexpr int kSplitTokens = 16;  // steps up to this many tokens split a token 
 // Head dims other than 64/128/256 (the rows kernel below takes those).
 // grid: (tokens, head groups). Block y of a token takes the heads whose
 // index / kWarps is y modulo gridDim.y, a warp each. Decode steps split the
-// token over several blocks (v1: one block, 3 heads a warp, ~8.4 us a layer
-// for a Qwen3-8B token); the block that owns a decision's source head writes
+// token over several blocks (one block would walk 3 heads a warp); the block that owns a decision's source head writes
 // it (kNeuron: q head h * g, or 0 per layer; otherwise the prologue's value,
 // written by block 0).
 template <typename T>
@@ -174,16 +173,12 @@ __global__ void QkvEpilogueKernel(QkvEpilogueParams p) {
 // lane l holds elements l + 32 k of a head in registers, a RoPE pair (i,
 // i + HD/2) then sits in one lane, and nothing goes through shared memory.
 // A warp takes kHeadsPerWarp heads of one token with all their loads in
-// flight at once. v1 (QkvEpilogueKernel for every step: a block per token, a
-// warp per head, each head a chain of loads, shared-memory steps and warp
-// barriers) took 598 us per 8K-token chunk of Qwen3-8B on an H200, ~6x its
-// bytes over the copy bandwidth.
+// flight at once (QkvEpilogueKernel, a warp per head with each head a chain
+// of loads, shared-memory steps and barriers, is far from its bytes' time).
 // Decode steps take kHeadsPerWarp = 1 (a warp per head: 48 warps for a
 // Qwen3-8B token) and load what no kernel of the step writes before PdlWait:
 // the position (uploaded before the step's first kernel), its RoPE row, the
-// head's norm weight and bias; after it only the head's q;k;v values. Batch-1
-// decode against QkvEpilogueKernel (H200, gpu-decode-ab.sh ROUNDS=3): 4K
-// 4.428 -> 4.398 ms, 32K 5.330 -> 5.316 ms.
+// head's norm weight and bias; after it only the head's q;k;v values.
 // grid: ceil(tokens * head groups / kRowsWarps), block: kRowsWarps warps.
 constexpr int kRowsWarps = 8;
 

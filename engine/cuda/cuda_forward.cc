@@ -19,10 +19,8 @@ int CudaBackend::PlanSplits(int num_simt_tiles, int num_tokens) const {
   // (decode). The count depends on the step's shape alone, not on the cache
   // lengths, so a captured decode graph stays valid as the caches grow;
   // splits past a head's keys are empty and the merge skips them.
-  // As many splits as fill ONE wave of the kernel's blocks (rounded down: a
-  // second, partial wave costs a whole split's latency; v1 rounded up, and 8
-  // streams of 8K ran 5 splits in 320 blocks for 264 slots: 8.32 ms a step
-  // against 7.36 with 4 splits on the H200).
+  // As many splits as fill ONE wave of the kernel's blocks, rounded down: a
+  // second, partial wave costs a whole split's latency (docs/kernel-history.md).
   const int slots =
       (decode_step_ ? cuda::kAttnDecodeBlocksPerSm : cuda::kAttnSimtBlocksPerSm) * num_sms_;
   const int blocks = num_simt_tiles * config().num_kv_heads;

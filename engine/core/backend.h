@@ -144,6 +144,20 @@ class Backend {
   }
 
   virtual SequenceKvStats SequenceStats(SeqId seq) const = 0;
+  // Adds `seq`'s retained entries per layer (summed over KV heads) into
+  // retained[layer] and its logical tokens times the KV heads into
+  // logical[layer]: the engine's per-step metrics, without allocating where
+  // the backend overrides it.
+  // SequenceStats(seq).blocks, without allocating where overridden.
+  virtual int SequenceBlocks(SeqId seq) const { return SequenceStats(seq).blocks; }
+  virtual void AddLayerStats(SeqId seq, std::span<int64_t> retained,
+                             std::span<int64_t> logical) const {
+    const SequenceKvStats kv = SequenceStats(seq);
+    for (size_t l = 0; l < kv.retained.size() && l < retained.size(); ++l) {
+      for (int r : kv.retained[l]) retained[l] += r;
+      if (l < logical.size()) logical[l] += static_cast<int64_t>(kv.logical_tokens) * kv.retained[l].size();
+    }
+  }
   virtual KvPoolStats PoolStats() const = 0;
   // Cheap, no synchronisation with running work; the engine polls it now and then.
   virtual DeviceMemoryInfo DeviceMemory() const { return {}; }

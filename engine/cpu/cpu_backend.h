@@ -43,6 +43,11 @@ class CpuBackend : public Backend {
   Status SetTokenHistory(SeqId seq, std::span<const int32_t> prompt,
                          std::span<const int32_t> output) override;
   SequenceKvStats SequenceStats(SeqId seq) const override;
+  int SequenceBlocks(SeqId seq) const override { return cache_->blocks().NumBlocks(seq); }
+  void AddLayerStats(SeqId seq, std::span<int64_t> retained,
+                     std::span<int64_t> logical) const override {
+    cache_->blocks().AddLayerStats(seq, retained, logical);
+  }
   KvPoolStats PoolStats() const override;
   // Training-free KV policies (cpu_kv_policy.cc).
   Status SetKvCapture(SeqId seq, const KvCaptureSpec& spec) override;

@@ -278,6 +278,13 @@ int CudaBackend::KvBlocksNeeded(SeqId seq, int num_new_tokens) const {
 
 SequenceKvStats CudaBackend::SequenceStats(SeqId seq) const { return cache_->SequenceStats(seq); }
 
+int CudaBackend::SequenceBlocks(SeqId seq) const { return cache_->blocks().NumBlocks(seq); }
+
+void CudaBackend::AddLayerStats(SeqId seq, std::span<int64_t> retained,
+                                std::span<int64_t> logical) const {
+  cache_->blocks().AddLayerStats(seq, retained, logical);
+}
+
 KvPoolStats CudaBackend::PoolStats() const { return cache_->PoolStats(); }
 
 Status CudaBackend::set_decision_trace(std::vector<uint8_t>* sink) {

@@ -60,6 +60,9 @@ class CudaBackend : public Backend {
   using Backend::Forward;
   Status Forward(std::span<const ForwardChunk> batch, ForwardResult* out) override;
   SequenceKvStats SequenceStats(SeqId seq) const override;
+  int SequenceBlocks(SeqId seq) const override;
+  void AddLayerStats(SeqId seq, std::span<int64_t> retained,
+                     std::span<int64_t> logical) const override;
   KvPoolStats PoolStats() const override;
   // Sampling on the device (device_sampler.h).
   Status SetTokenHistory(SeqId seq, std::span<const int32_t> prompt,

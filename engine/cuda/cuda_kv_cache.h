@@ -86,6 +86,7 @@ class CudaKvCache {
   }
 
   SequenceKvStats SequenceStats(SeqId seq) const { return blocks_.SequenceStats(seq); }
+  const KvBlockManager& blocks() const { return blocks_; }
   KvPoolStats PoolStats() const { return blocks_.PoolStats(); }
 
   // Training-free KV policies (cuda_kv_policy.cc): the host side of

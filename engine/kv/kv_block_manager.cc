@@ -228,6 +228,14 @@ int KvBlockManager::LogicalTokens(SeqId seq) const {
   return HasSequence(seq) ? seqs_[seq].num_tokens : 0;
 }
 
+int KvBlockManager::NumBlocks(SeqId seq) const {
+  int n = 0;
+  if (HasSequence(seq)) {
+    for (const HeadTable& h : seqs_[seq].heads) n += static_cast<int>(h.blocks.size());
+  }
+  return n;
+}
+
 SequenceKvStats KvBlockManager::SequenceStats(SeqId seq) const {
   SequenceKvStats stats;
   if (!HasSequence(seq)) return stats;
@@ -247,6 +255,21 @@ SequenceKvStats KvBlockManager::SequenceStats(SeqId seq) const {
   }
   stats.compression_ratio = n > 0 ? ratio_sum / n : 1.0;
   return stats;
+}
+
+void KvBlockManager::AddLayerStats(SeqId seq, std::span<int64_t> retained,
+                                   std::span<int64_t> logical) const {
+  if (!HasSequence(seq)) return;
+  const SeqState& s = seqs_[seq];
+  const int layers = std::min<int>(config_.num_layers, static_cast<int>(retained.size()));
+  for (int l = 0; l < layers; ++l) {
+    for (int kh = 0; kh < config_.num_kv_heads; ++kh) {
+      retained[l] += s.heads[static_cast<size_t>(l) * config_.num_kv_heads + kh].length;
+    }
+    if (l < static_cast<int>(logical.size())) {
+      logical[l] += static_cast<int64_t>(s.num_tokens) * config_.num_kv_heads;
+    }
+  }
 }
 
 KvPoolStats KvBlockManager::PoolStats() const {

@@ -109,6 +109,7 @@ class KvBlockManager {
   int Length(SeqId seq, int head) const;  // 0 for an unknown sequence
   int MaxLength(SeqId seq) const;
   int LogicalTokens(SeqId seq) const;     // 0 for an unknown sequence
+  int NumBlocks(SeqId seq) const;         // blocks its page tables hold (shared ones too)
   int num_free_blocks() const;
   int RefCount(int32_t block) const;
 
@@ -116,6 +117,10 @@ class KvBlockManager {
   void ClearTableWrites() { table_writes_.clear(); }
 
   SequenceKvStats SequenceStats(SeqId seq) const;
+  // Adds the sequence's retained entries of each layer (summed over its KV
+  // heads) to retained[layer], and its logical tokens times its KV heads to
+  // logical[layer]; both [num_layers]. No allocation (per-step metrics).
+  void AddLayerStats(SeqId seq, std::span<int64_t> retained, std::span<int64_t> logical) const;
   KvPoolStats PoolStats() const;
 
  private:

@@ -421,7 +421,7 @@ void Engine::Finish(Sequence* seq, FinishReason reason, Status error, std::strin
 }
 
 void Engine::PublishStats(double step_ms, int step_tokens, int step_seqs) {
-  EngineStats st;
+  EngineStats& st = scratch_stats_;  // reused: its vectors keep their capacity
   st.waiting = static_cast<int>(scheduler_.waiting().size());
   st.running = static_cast<int>(scheduler_.running().size());
   st.preemptions = scheduler_.num_preemptions();
@@ -440,14 +440,10 @@ void Engine::PublishStats(double step_ms, int step_tokens, int step_seqs) {
   st.retained_per_layer.assign(layers, 0);
   st.logical_per_layer.assign(layers, 0);
   for (const auto& s : scheduler_.running()) {
-    if (s->kv < 0) continue;
-    SequenceKvStats kv = backend_->SequenceStats(s->kv);
-    for (int l = 0; l < layers && l < static_cast<int>(kv.retained.size()); ++l) {
-      for (int r : kv.retained[l]) st.retained_per_layer[l] += r;
-      st.logical_per_layer[l] += static_cast<int64_t>(kv.logical_tokens) * kv.retained[l].size();
-    }
+    if (s->kv >= 0) backend_->AddLayerStats(s->kv, st.retained_per_layer, st.logical_per_layer);
   }
   st.sessions = static_cast<int>(sessions_.size());
+  st.session_blocks = 0;
   for (const auto& [id, sess] : sessions_) st.session_blocks += SessionBlocks(sess.kv);
   st.session_hits = session_hits_;
   st.session_misses = session_misses_;
@@ -481,7 +477,7 @@ Status Engine::RunPendingKvPolicy(Sequence* seq) {
 
 // ---- Sessions: a finished turn's compressed cache, kept for the next turn.
 
-int Engine::SessionBlocks(SeqId kv) const { return backend_->SequenceStats(kv).blocks; }
+int Engine::SessionBlocks(SeqId kv) const { return backend_->SequenceBlocks(kv); }
 
 void Engine::AttachSession(Sequence* seq) {
   if (seq->request.session_id.empty()) return;

@@ -151,6 +151,7 @@ class Engine {
   bool stopping_ = false;                           // guarded by mu_
   uint64_t next_arrival_ = 0;                       // guarded by mu_
   EngineStats stats_;                               // guarded by mu_
+  EngineStats scratch_stats_;                       // engine thread: the next stats_
 
   // Engine-thread state.
   ForwardResult step_out_;  // reused: no allocation per step

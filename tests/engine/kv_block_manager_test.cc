@@ -151,6 +151,23 @@ TEST(KvBlockManager, CompactionChecksAndTruncate) {
   EXPECT_EQ(m.SequenceStats(a).blocks, 3 * 3 + 1);
 }
 
+// The per-step metrics' sums equal SequenceStats' (without its vectors).
+TEST(KvBlockManager, LayerStatsAndBlockCountMatchSequenceStats) {
+  KvBlockManager m(Config(3, 2, 4, 64));
+  const SeqId a = *m.AddSequence();
+  ASSERT_TRUE(m.Reserve(a, 9).ok());
+  m.CommitStep(a, 9, std::vector<int32_t>{9, 8, 7, 6, 5, 4});
+  const SequenceKvStats st = m.SequenceStats(a);
+  std::vector<int64_t> retained(3, 100), logical(3, 0);
+  m.AddLayerStats(a, retained, logical);
+  for (int l = 0; l < 3; ++l) {
+    EXPECT_EQ(retained[l], 100 + st.retained[l][0] + st.retained[l][1]) << l;
+    EXPECT_EQ(logical[l], 9 * 2) << l;
+  }
+  EXPECT_EQ(m.NumBlocks(a), st.blocks);
+  EXPECT_EQ(m.NumBlocks(a + 1), 0);
+}
+
 // The projection: dense heads hold T; DMS heads the window plus the rest at
 // the live ratio; whole blocks per head.
 TEST(KvCapacity, ProjectionOfDenseAndDmsStreams) {

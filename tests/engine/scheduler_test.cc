@@ -87,6 +87,12 @@ std::unique_ptr<Sequence> MakeSequence(uint64_t arrival, int prompt, int max_tok
   return s;
 }
 
+// Sequences Step removed, kept alive so a returned plan stays readable.
+std::vector<std::unique_ptr<Sequence>>& Finished() {
+  static std::vector<std::unique_ptr<Sequence>> finished;
+  return finished;
+}
+
 // One engine step as the engine takes it: forward the plan, advance each
 // chunk, add a token where a chunk ends the pending tokens, remove the
 // sequences that reached max_tokens. Returns the plan.
@@ -112,7 +118,7 @@ std::vector<PlannedChunk> Step(Scheduler& sched, FakeBackend& backend) {
     p.seq->tokens.push_back(2);
     ++p.seq->num_generated;
     if (p.seq->num_generated >= static_cast<int>(p.seq->request.max_tokens)) {
-      sched.Remove(p.seq);
+      Finished().push_back(sched.Remove(p.seq));
     }
   }
   return plan;

@@ -42,6 +42,11 @@ if [ "${SAMPLED:-1}" = 1 ]; then
   done
 fi
 if [ "${SERVER:-1}" = 1 ]; then
+  # The engine alone at the server runs' shape (1,024-token prompts, 256 new
+  # tokens: ~1,150 tokens of context on average), for the clients' share of it.
+  timeout 200 "$bench" --model "$model" --batch-streams 1,32 --batch-context 1152 --batch-configs dms \
+    --batch-capacity 0 | sed 's/"kind":"batch_decode"/"kind":"batch_decode_server_shape"/' \
+    | tee -a "$out/decode-engine.jsonl" || true
   port=50161
   "$bundle/bin/dms-server" --backend cuda --model "$model" --listen "127.0.0.1:$port" --metrics-listen off \
     --kv-memory 0.9 --max-running 64 --generation-config ignore ${DEVICE_SAMPLING:---device-sampling} \
@@ -110,4 +115,10 @@ for c in (1, 32):
         tps = tp.get("steady_decode_tokens_per_s") or tp.get("output_tokens_per_s") or 0
         base = base or tps
         print(f"  concurrency {c:3d} {name:7s} {tps:9.1f} tokens/s ({tps / base:.1%} of greedy)")
+    engine = [r for r in load("decode-engine.jsonl")
+              if r.get("kind") == "batch_decode_server_shape" and r.get("streams") == c and r.get("fits")]
+    if engine and base:
+        e = engine[0]["tokens_per_s"]
+        print(f"  concurrency {c:3d} greedy through the server is {base / e:.1%} of the engine alone "
+              f"at 1152 tokens of context ({e:.1f} tokens/s)")
 PY

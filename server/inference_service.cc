@@ -7,7 +7,6 @@
 #include <random>
 
 #include "engine/kv/kv_capacity.h"
-#include "engine/kv/kv_types.h"
 #include "server/generate_stream.h"
 #include "server/logging.h"
 #include "server/request_builder.h"
@@ -222,21 +221,13 @@ void FillModelInfo(const ServingModel& model, uint32_t context_length, v1::Model
     info->set_device_memory_used_bytes(st.device_memory.used);
     info->set_device_memory_total_bytes(st.device_memory.total);
   }
-  int64_t logical = 0, retained = 0;
-  for (size_t l = 0; l < st.retained_per_layer.size(); ++l) {
-    logical += st.logical_per_layer[l];
-    retained += st.retained_per_layer[l];
-  }
-  double ratio = retained > 0 ? static_cast<double>(logical) / retained : 1.0;
+  double ratio = st.compression_ratio;
   if (!c.dms.enabled || c.dms.disable_eviction) ratio = 1.0;
   info->set_measured_compression_ratio(ratio);
   const int64_t t = context_length > 0 ? context_length : model.engine->max_model_len();
   info->set_capacity_context_length(static_cast<uint32_t>(t));
-  KvFootprint footprint;
-  footprint.window = bi.dms_eviction && !c.dms.disable_eviction ? c.dms.window_size : kDenseWindow;
+  KvFootprint footprint = st.kv_footprint;
   footprint.live_ratio = ratio;
-  footprint.block_size = bi.kv_block_size;
-  footprint.heads = static_cast<int>(heads);
   const int64_t per_stream = std::max<int64_t>(1, ProjectedBlocks(t, footprint));
   info->set_estimated_max_streams(bi.kv_num_blocks / per_stream);
 }

@@ -158,20 +158,17 @@ void ServerMetrics::OnStep(const EngineStats& st) {
   waiting_->Set(st.waiting);
   kv_used_->Set(st.kv.blocks_used);
   kv_free_->Set(st.kv.blocks_free);
-  int64_t logical = 0, retained = 0;
   for (size_t l = 0; l < st.retained_per_layer.size(); ++l) {
-    logical += st.logical_per_layer[l];
-    retained += st.retained_per_layer[l];
     if (l < kv_ratio_layer_.size()) {
       kv_ratio_layer_[l]->Set(st.retained_per_layer[l] > 0
                                   ? static_cast<double>(st.logical_per_layer[l]) / st.retained_per_layer[l]
                                   : 1.0);
     }
   }
-  kv_logical_->Set(logical);
-  kv_retained_->Set(retained);
+  kv_logical_->Set(st.logical_entries);
+  kv_retained_->Set(st.retained_entries);
   // Nothing cached: nothing compressed (not the last request's ratio).
-  kv_ratio_->Set(retained > 0 ? static_cast<double>(logical) / retained : 1.0);
+  kv_ratio_->Set(st.compression_ratio);
   if (st.last_step_sequences > 0) batch_size_->Observe(st.last_step_sequences);
 
   std::lock_guard<std::mutex> lock(mu_);

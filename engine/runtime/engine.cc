@@ -448,12 +448,16 @@ void Engine::PublishStats(double step_ms, int step_tokens, int step_seqs) {
   st.session_hits = session_hits_;
   st.session_misses = session_misses_;
   st.session_evictions = session_evictions_;
-  int64_t logical = 0, retained = 0;
+  st.logical_entries = st.retained_entries = 0;
   for (int l = 0; l < layers; ++l) {
-    logical += st.logical_per_layer[l];
-    retained += st.retained_per_layer[l];
+    st.logical_entries += st.logical_per_layer[l];
+    st.retained_entries += st.retained_per_layer[l];
   }
-  if (retained > 0) scheduler_.set_live_compression(static_cast<double>(logical) / retained);
+  st.compression_ratio = st.retained_entries > 0 ? static_cast<double>(st.logical_entries) /
+                                                       st.retained_entries
+                                                 : 1.0;
+  st.kv_footprint = scheduler_.footprint();
+  if (st.retained_entries > 0) scheduler_.set_live_compression(st.compression_ratio);
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_ = st;

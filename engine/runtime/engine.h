@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "engine/core/backend.h"
+#include "engine/kv/kv_capacity.h"
 #include "engine/runtime/request.h"
 #include "engine/runtime/scheduler.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -60,6 +61,13 @@ struct EngineStats {
   // retained entries per layer summed over running sequences and KV heads
   std::vector<int64_t> retained_per_layer;
   std::vector<int64_t> logical_per_layer;
+  // Their sums over layers, and logical / retained (1 when nothing is cached).
+  int64_t logical_entries = 0;
+  int64_t retained_entries = 0;
+  double compression_ratio = 1.0;
+  // The capacity projection's shape (engine/kv/kv_capacity.h) the scheduler
+  // admits with; its live_ratio is left at 1 for the caller to set.
+  KvFootprint kv_footprint;
   DeviceMemoryInfo device_memory;  // refreshed every 64 steps and when idle
   int sessions = 0;                // idle session caches held
   int64_t session_blocks = 0;      // KV blocks they hold

@@ -54,6 +54,9 @@ class Scheduler {
   void set_live_compression(double ratio) { live_ratio_ = ratio < 1 ? 1 : ratio; }
   // Blocks a prompt of `tokens` is projected to hold once prefilled.
   int ProjectedPromptBlocks(int tokens) const;
+  // The backend's window, block size and heads for the projection (its
+  // live_ratio left at 1).
+  const KvFootprint& footprint() const { return footprint_; }
   // Plans one step; may preempt running sequences. Empty when idle.
   std::vector<PlannedChunk> Schedule();
   // Removes a finished (or cancelled) sequence and frees its cache, unless

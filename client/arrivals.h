@@ -8,7 +8,7 @@
 #include <cstdint>
 #include <random>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms::client {
 

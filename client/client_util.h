@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms::client {
 

@@ -2,7 +2,7 @@
 // process exit code in *exit_code; errors print one line ("dms: ...").
 #pragma once
 
-#include "engine/util/cli_fwd.h"
+#include "common/cli_fwd.h"
 
 namespace dms::client {
 

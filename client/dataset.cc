@@ -5,7 +5,7 @@
 #include <random>
 #include <sstream>
 
-#include "engine/util/bounded_json.h"
+#include "common/bounded_json.h"
 
 namespace dms::client {
 namespace {

@@ -10,7 +10,7 @@
 
 #include "client/client_util.h"
 #include "dms/v1/inference.pb.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms::client {
 

@@ -7,8 +7,8 @@
 
 #include "client/kv_policy_flags.h"
 #include "dms/v1/inference.pb.h"
-#include "engine/util/cli_fwd.h"
-#include "engine/util/status.h"
+#include "common/cli_fwd.h"
+#include "common/status.h"
 
 namespace dms::client {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms::client {
 

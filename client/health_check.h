@@ -4,7 +4,7 @@
 #include <string>
 
 #include "client/connection.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms::client {
 

@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 #include "server/audit_log.h"
 
 namespace dms::server {

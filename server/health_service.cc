@@ -1,6 +1,6 @@
 #include "server/health_service.h"
 
-#include "engine/util/text_escape.h"
+#include "common/text_escape.h"
 #include "server/status_mapping.h"
 #include "server/wire.h"
 

@@ -5,7 +5,7 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
-#include "engine/util/text_escape.h"
+#include "common/text_escape.h"
 
 namespace dms::server {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms::server {
 
@@ -16,7 +16,7 @@ namespace dms::server {
 Status SetupLogging(const std::string& format, const std::string& level);
 
 // Client-supplied text as it may appear in a log line: EscapeText
-// (engine/util/text_escape.h), so a request id can neither break a line nor
+// (common/text_escape.h), so a request id can neither break a line nor
 // forge a JSON field.
 std::string LogEscape(std::string_view s, size_t max = 128);
 

@@ -13,7 +13,7 @@
 #include "engine/backends/backend_factory.h"
 #include "engine/runtime/generation_config.h"
 #include "engine/runtime/model_loader.h"
-#include "engine/util/mapped_file.h"
+#include "common/mapped_file.h"
 #include "server/auth.h"
 #include "server/health_service.h"
 #include "server/inference_service.h"

@@ -45,8 +45,8 @@ void AddServerFlags(CLI::App& app, ServerOptions* o) {
                "--host-sampling copies each sampled row to the host sampler instead");
   app.add_option("--cuda-tuning", o->cuda_tuning,
                  "CUDA: performance switches over their defaults, key=value,... (fold_norms, "
-                 "last_layer_logit_rows, cached_kept_keys, q_bf16, streamed_decode_attention: "
-                 "on|off; attention_core: auto|mma_sync|wgmma|wgmma_ws; pdl: all|none|groups "
+                 "last_layer_logit_rows, cached_kept_keys, q_bf16: on|off; decode_attention: "
+                 "simt|streamed|mma; attention_core: auto|mma_sync|wgmma|wgmma_ws; pdl: all|none|groups "
                  "joined by +); GetModelInfo reports them");
   app.add_option("--precision", o->precision, "CUDA numerics: bf16 | f32 (fp32 KV cache, split GEMM inputs)")
       ->capture_default_str();

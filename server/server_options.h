@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <string>
 
-#include "engine/util/cli_fwd.h"
-#include "engine/util/status.h"
+#include "common/cli_fwd.h"
+#include "common/status.h"
 
 namespace dms::server {
 

@@ -4,7 +4,7 @@ namespace dms::server {
 
 grpc::Status ToGrpcStatus(const Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  // Our codes mirror gRPC's numbering (engine/util/status.h), so the cast is
+  // Our codes mirror gRPC's numbering (common/status.h), so the cast is
   // exact; the switch documents the contract and guards against drift.
   grpc::StatusCode code;
   switch (status.code()) {

@@ -3,7 +3,7 @@
 
 #include <grpcpp/support/status.h>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms::server {
 

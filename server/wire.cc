@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/util/text_escape.h"
+#include "common/text_escape.h"
 
 namespace dms::server {
 namespace {

@@ -10,7 +10,7 @@
 #include <google/protobuf/message.h>
 #include <grpcpp/support/byte_buffer.h>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms::server {
 

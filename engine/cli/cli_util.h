@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms::cli {
 

@@ -14,7 +14,7 @@
 #include "engine/tokenizer/chat_request.h"
 #include "engine/tokenizer/chat_template.h"
 #include "engine/tokenizer/tokenizer.h"
-#include "engine/util/bounded_json.h"
+#include "common/bounded_json.h"
 
 namespace dms::cli {
 namespace {

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "engine/util/cli_fwd.h"
+#include "common/cli_fwd.h"
 
 namespace dms::cli {
 

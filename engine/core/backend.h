@@ -24,7 +24,7 @@
 #include "engine/kv/kv_types.h"
 #include "engine/model/model_config.h"
 #include "engine/policies/kv_policy.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

@@ -11,6 +11,7 @@ constexpr const char* kPdlGroups[] = {"gemv", "norm", "epilogue", "attention", "
                                       "elementwise"};
 constexpr unsigned kAllGroups = (1u << std::size(kPdlGroups)) - 1;
 constexpr const char* kCores[] = {"auto", "mma_sync", "wgmma", "wgmma_ws"};
+constexpr const char* kDecodeKernels[] = {"simt", "streamed", "mma"};
 
 std::vector<std::string_view> Split(std::string_view s, char sep) {
   std::vector<std::string_view> out;
@@ -58,12 +59,11 @@ StatusOr<CudaTuning> ParseCudaTuning(std::string_view spec) {
       return InvalidArgumentError("CUDA tuning: '" + std::string(item) + "' is not key=value");
     }
     const std::string_view key = item.substr(0, eq), value = item.substr(eq + 1);
-    bool* flag = key == "fold_norms"                  ? &t.fold_norms
-                 : key == "last_layer_logit_rows"     ? &t.last_layer_logit_rows
-                 : key == "cached_kept_keys"          ? &t.cached_kept_keys
-                 : key == "q_bf16"                    ? &t.q_bf16
-                 : key == "streamed_decode_attention" ? &t.streamed_decode_attention
-                                                      : nullptr;
+    bool* flag = key == "fold_norms"              ? &t.fold_norms
+                 : key == "last_layer_logit_rows" ? &t.last_layer_logit_rows
+                 : key == "cached_kept_keys"      ? &t.cached_kept_keys
+                 : key == "q_bf16"                ? &t.q_bf16
+                                                  : nullptr;
     if (flag != nullptr) {
       DMS_ASSIGN_OR_RETURN(*flag, ParseBool(key, value));
     } else if (key == "attention_core") {
@@ -75,13 +75,22 @@ StatusOr<CudaTuning> ParseCudaTuning(std::string_view spec) {
             std::string(value) + "'");
       }
       t.attention_core = std::string(value);
+    } else if (key == "decode_attention") {
+      bool known = false;
+      for (const char* k : kDecodeKernels) known |= value == k;
+      if (!known) {
+        return InvalidArgumentError(
+            "CUDA tuning: decode_attention takes simt, streamed or mma, not '" +
+            std::string(value) + "'");
+      }
+      t.decode_attention = std::string(value);
     } else if (key == "pdl") {
       DMS_ASSIGN_OR_RETURN(t.pdl_groups, ParsePdl(value));
     } else {
       return InvalidArgumentError(
           "CUDA tuning: unknown key '" + std::string(key) +
           "' (fold_norms, last_layer_logit_rows, cached_kept_keys, q_bf16, "
-          "streamed_decode_attention, attention_core, pdl)");
+          "decode_attention, attention_core, pdl)");
     }
   }
   return t;
@@ -103,7 +112,7 @@ std::string FormatCudaTuning(const CudaTuning& t) {
   return std::string("fold_norms=") + onoff(t.fold_norms) +
          ",last_layer_logit_rows=" + onoff(t.last_layer_logit_rows) +
          ",cached_kept_keys=" + onoff(t.cached_kept_keys) + ",q_bf16=" + onoff(t.q_bf16) +
-         ",streamed_decode_attention=" + onoff(t.streamed_decode_attention) +
+         ",decode_attention=" + t.decode_attention +
          ",attention_core=" + t.attention_core + ",pdl=" + pdl;
 }
 

@@ -10,7 +10,7 @@
 #include <string>
 #include <string_view>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 
@@ -24,8 +24,10 @@ struct CudaTuning {
   bool cached_kept_keys = true;
   // The QKV epilogue hands the tensor-core attention q in bf16.
   bool q_bf16 = true;
-  // Decode steps use the streamed decode attention kernel (not yet faster).
-  bool streamed_decode_attention = false;
+  // Decode-step attention: simt (the split-K SIMT kernel), streamed (the
+  // cp.async decode kernel) or mma (the tensor-core prefill kernel, one
+  // token a tile, no split).
+  std::string decode_attention = "simt";
   // Prefill tensor-core attention: auto | mma_sync | wgmma | wgmma_ws.
   std::string attention_core = "auto";
   // Programmatic dependent launch, per kernel group (bit i: group i of

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <optional>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

@@ -4,7 +4,7 @@
 #include <cstring>
 #include <vector>
 
-#include "engine/util/half.h"
+#include "common/half.h"
 
 // AVX2/FMA and baseline versions chosen at load time (an ifunc). Not under
 // ThreadSanitizer: the ifunc resolver runs before the TSan runtime is up and

@@ -11,7 +11,7 @@
 #include <cuda_runtime.h>
 
 #include "engine/cuda/device_memory.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 #include "kernels/kernel_types.h"
 
 namespace dms {

@@ -143,8 +143,9 @@ Status CudaBackend::Init() {
   }
   accurate_ = o.precision == "f32";
   mma_attention_ = !accurate_ && cuda::DmsAttentionMmaSupported(cuda::KvDType::kBF16, hd, g);
-  decode_attention_ = !accurate_ && o.tuning.streamed_decode_attention &&
+  decode_attention_ = !accurate_ && o.tuning.decode_attention == "streamed" &&
                       cuda::DmsDecodeAttentionSupported(cuda::KvDType::kBF16, hd, g);
+  decode_on_mma_ = mma_attention_ && o.tuning.decode_attention == "mma";
   window_ = (cfg.dms.enabled && !o.force_dense) ? cfg.dms.window_size : kDenseWindow;
   max_positions_ = cfg.max_position_embeddings > 0 ? cfg.max_position_embeddings
                                                    : kDefaultMaxPositions;
@@ -347,7 +348,7 @@ Status CudaBackend::Forward(std::span<const ForwardChunk> batch, ForwardResult* 
   const int mma_per_tile =
       std::max(1, cuda::DmsAttentionMmaRows(config().head_dim) / g);
   auto use_mma = [&](const ForwardChunk& c) {
-    return mma_attention_ && static_cast<int>(c.tokens.size()) * g >= kMmaMinRows;
+    return mma_attention_ && (decode_on_mma_ || static_cast<int>(c.tokens.size()) * g >= kMmaMinRows);
   };
   int32_t* tokens = meta_.tokens();
   int32_t* positions = meta_.positions();

@@ -195,6 +195,7 @@ class CudaBackend : public Backend {
   bool use_graphs_ = true;
   bool mma_attention_ = false;  // bf16 cache, head_dim 64/128: prefill on tensor cores
   bool decode_attention_ = false;  // the cache and shape LaunchDmsDecodeAttention takes
+  bool decode_on_mma_ = false;     // decode chunks take tensor-core tiles too
   bool decode_step_ = false;       // the step being enqueued runs it
   CudaMemoryPlan plan_;
   // KV policies: the captures, the epilogue replay's scratch (pre-RoPE

@@ -23,7 +23,7 @@
 #include "engine/cuda/device_memory.h"
 #include "engine/kv/kv_block_manager.h"
 #include "engine/kv/kv_types.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 #include "kernels/kernel_types.h"
 
 namespace dms {

@@ -12,7 +12,7 @@
 
 #include "engine/core/backend.h"
 #include "engine/model/checkpoint.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

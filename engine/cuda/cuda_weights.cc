@@ -5,7 +5,7 @@
 #include <functional>
 
 #include "engine/cuda/cuda_status.h"
-#include "engine/util/half.h"
+#include "common/half.h"
 
 namespace dms {
 namespace {

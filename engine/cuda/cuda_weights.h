@@ -9,7 +9,7 @@
 
 #include "engine/cuda/device_memory.h"
 #include "engine/model/checkpoint.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

@@ -9,7 +9,7 @@
 #include "engine/cuda/cuda_backend.h"
 #include "engine/cuda/device_memory.h"
 #include "engine/model/model_config.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 #include "kernels/kernel_types.h"
 #include "kernels/sampling.h"
 

@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <string>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

@@ -12,7 +12,7 @@
 #include <functional>
 #include <map>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

@@ -10,7 +10,7 @@
 #include <cstdint>
 
 #include "engine/cuda/device_memory.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 #include "kernels/kernel_types.h"
 
 namespace dms {

@@ -28,7 +28,7 @@
 #include "engine/kv/kv_block_manager.h"
 #include "engine/kv/kv_block_storage.h"
 #include "engine/kv/kv_types.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

@@ -34,7 +34,7 @@
 #include <vector>
 
 #include "engine/kv/kv_types.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

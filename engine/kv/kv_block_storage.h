@@ -13,7 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "engine/util/lazy_memory.h"
+#include "common/lazy_memory.h"
 
 namespace dms {
 

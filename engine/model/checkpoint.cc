@@ -9,9 +9,9 @@
 
 #include "engine/model/json_fields.h"
 #include "engine/model/tensor_layout.h"
-#include "engine/util/bounded_json.h"
-#include "engine/util/mapped_file.h"
-#include "engine/util/text_escape.h"
+#include "common/bounded_json.h"
+#include "common/mapped_file.h"
+#include "common/text_escape.h"
 
 namespace dms {
 

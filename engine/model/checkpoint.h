@@ -14,7 +14,7 @@
 
 #include "engine/model/model_config.h"
 #include "engine/model/safetensors.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "engine/model/model_config.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "engine/model/counter_rng.h"
-#include "engine/util/half.h"
+#include "common/half.h"
 
 namespace dms {
 

@@ -22,7 +22,7 @@
 #include "engine/model/model_config.h"
 #include "engine/model/safetensors_writer.h"
 #include "engine/model/tensor_layout.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

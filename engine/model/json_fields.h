@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms::json_fields {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 
@@ -64,7 +64,7 @@ inline constexpr int64_t kMaxSizeProduct = INT32_MAX;
 //   "config.json: rope_scaling type 'yarn' is not supported (only default RoPE)"
 //   "config.json: num_attention_heads (6) is not a multiple of num_key_value_heads (4)"
 //   "config.json: dms_window_size (1073741824) is larger than max_position_embeddings (40960)"
-// The text must be within kConfigJsonLimits (engine/util/bounded_json.h).
+// The text must be within kConfigJsonLimits (common/bounded_json.h).
 StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text, const std::string& source);
 
 // Reads and parses DIR/config.json (a regular file within kConfigJsonLimits),

@@ -6,8 +6,8 @@
 #include <cstring>
 
 #include "engine/model/json_fields.h"
-#include "engine/util/bounded_json.h"
-#include "engine/util/text_escape.h"
+#include "common/bounded_json.h"
+#include "common/text_escape.h"
 
 namespace dms {
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/util/mapped_file.h"
-#include "engine/util/status.h"
+#include "common/mapped_file.h"
+#include "common/status.h"
 
 namespace dms {
 

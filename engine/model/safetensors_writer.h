@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "engine/model/safetensors.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

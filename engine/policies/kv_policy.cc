@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <numeric>
 
-#include "engine/util/text_escape.h"
+#include "common/text_escape.h"
 
 namespace dms {
 namespace {

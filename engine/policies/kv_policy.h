@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

@@ -8,7 +8,7 @@
 
 #include "engine/tokenizer/chat_template.h"
 #include "engine/tokenizer/tokenizer.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

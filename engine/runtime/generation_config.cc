@@ -4,8 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/model/json_fields.h"
-#include "engine/util/bounded_json.h"
-#include "engine/util/mapped_file.h"
+#include "common/bounded_json.h"
+#include "common/mapped_file.h"
 
 namespace dms {
 

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "engine/core/sampling_params.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

@@ -10,7 +10,7 @@
 #include "engine/model/checkpoint.h"
 #include "engine/runtime/generation_config.h"
 #include "engine/tokenizer/tokenizer.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

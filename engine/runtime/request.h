@@ -13,7 +13,7 @@
 
 #include "engine/core/sampling_params.h"
 #include "engine/policies/kv_policy.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

@@ -19,7 +19,7 @@
 
 #include "engine/tokenizer/pair_map.h"
 #include "engine/tokenizer/word_cache.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

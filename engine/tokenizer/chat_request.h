@@ -9,7 +9,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "engine/tokenizer/chat_template.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

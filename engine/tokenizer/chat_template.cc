@@ -1,6 +1,6 @@
 #include "engine/tokenizer/chat_template.h"
 
-#include "engine/util/text_escape.h"
+#include "common/text_escape.h"
 
 namespace dms {
 namespace {

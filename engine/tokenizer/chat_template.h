@@ -22,7 +22,7 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

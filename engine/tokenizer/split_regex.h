@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 struct pcre2_real_code_8;
 struct pcre2_real_match_data_8;

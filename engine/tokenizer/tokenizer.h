@@ -22,7 +22,7 @@
 #include "engine/tokenizer/added_tokens.h"
 #include "engine/tokenizer/bpe.h"
 #include "engine/tokenizer/split_regex.h"
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

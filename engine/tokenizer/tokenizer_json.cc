@@ -2,7 +2,7 @@
 
 #include <cstdint>
 
-#include "engine/util/bounded_json.h"
+#include "common/bounded_json.h"
 
 namespace dms {
 namespace {

@@ -14,7 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

@@ -8,8 +8,8 @@
 #include "engine/tokenizer/byte_level.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "engine/tokenizer/tokenizer_json.h"
-#include "engine/util/bounded_json.h"
-#include "engine/util/mapped_file.h"
+#include "common/bounded_json.h"
+#include "common/mapped_file.h"
 
 namespace dms {
 

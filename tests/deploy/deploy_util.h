@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 #include "tests/test_util.h"
 
 namespace dms::testing {

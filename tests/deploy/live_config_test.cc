@@ -79,7 +79,7 @@ std::map<std::string, std::map<std::string, std::string>> Configurations() {
 
 // How long a SIGTERM'd server may take to exit 0. The production configs ask
 // for 90% of free memory as KV pool (~20 GB here); the pool is an untouched
-// mapping (engine/util/lazy_memory.h), so starting and stopping cost the same
+// mapping (common/lazy_memory.h), so starting and stopping cost the same
 // as a small pool, also under ASan/TSan (TSan: all four configs in 12 s; as a
 // heap block, 175 s).
 constexpr int kExitSeconds = 60;

@@ -9,7 +9,7 @@ namespace {
 
 constexpr const char* kDefaults =
     "fold_norms=on,last_layer_logit_rows=on,cached_kept_keys=on,q_bf16=on,"
-    "streamed_decode_attention=off,attention_core=auto,pdl=all";
+    "decode_attention=simt,attention_core=auto,pdl=all";
 
 TEST(CudaTuning, DefaultsAndRoundTrip) {
   EXPECT_EQ(FormatCudaTuning(CudaTuning{}), kDefaults);
@@ -18,20 +18,20 @@ TEST(CudaTuning, DefaultsAndRoundTrip) {
   EXPECT_EQ(FormatCudaTuning(*empty), kDefaults);
   const std::string spec =
       "fold_norms=off,last_layer_logit_rows=0,cached_kept_keys=false,q_bf16=off,"
-      "streamed_decode_attention=true,attention_core=wgmma_ws,pdl=gemv+attention";
+      "decode_attention=mma,attention_core=wgmma_ws,pdl=gemv+attention";
   StatusOr<CudaTuning> t = ParseCudaTuning(spec);
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_FALSE(t->fold_norms);
   EXPECT_FALSE(t->last_layer_logit_rows);
   EXPECT_FALSE(t->cached_kept_keys);
   EXPECT_FALSE(t->q_bf16);
-  EXPECT_TRUE(t->streamed_decode_attention);
+  EXPECT_EQ(t->decode_attention, "mma");
   EXPECT_EQ(t->attention_core, "wgmma_ws");
   EXPECT_EQ(t->pdl_groups, (1u << 0) | (1u << 3));
   const std::string text = FormatCudaTuning(*t);
   EXPECT_EQ(text,
             "fold_norms=off,last_layer_logit_rows=off,cached_kept_keys=off,q_bf16=off,"
-            "streamed_decode_attention=on,attention_core=wgmma_ws,pdl=gemv+attention");
+            "decode_attention=mma,attention_core=wgmma_ws,pdl=gemv+attention");
   EXPECT_EQ(FormatCudaTuning(*ParseCudaTuning(text)), text);
 }
 
@@ -48,10 +48,12 @@ TEST(CudaTuning, BadInputIsOneClearLine) {
   EXPECT_EQ(err("fold_norms"), "CUDA tuning: 'fold_norms' is not key=value");
   EXPECT_EQ(err("fold_norm=on"),
             "CUDA tuning: unknown key 'fold_norm' (fold_norms, last_layer_logit_rows, "
-            "cached_kept_keys, q_bf16, streamed_decode_attention, attention_core, pdl)");
+            "cached_kept_keys, q_bf16, decode_attention, attention_core, pdl)");
   EXPECT_EQ(err("q_bf16=yes"), "CUDA tuning: q_bf16 takes on or off, not 'yes'");
   EXPECT_EQ(err("attention_core=fast"),
             "CUDA tuning: attention_core takes auto, mma_sync, wgmma or wgmma_ws, not 'fast'");
+  EXPECT_EQ(err("decode_attention=fast"),
+            "CUDA tuning: decode_attention takes simt, streamed or mma, not 'fast'");
   EXPECT_EQ(err("pdl=gemv+mlp"),
             "CUDA tuning: pdl takes all, none or groups joined by '+' (gemv, norm, epilogue, "
             "attention, append, elementwise), not 'mlp'");

@@ -16,8 +16,8 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/tokenizer/tokenizer.h"
-#include "engine/util/bounded_json.h"
-#include "engine/util/status.h"
+#include "common/bounded_json.h"
+#include "common/status.h"
 
 namespace dms::fuzz {
 
@@ -46,7 +46,7 @@ void CheckErrorAnyPrefix(const Status& status, std::initializer_list<std::string
 // stack: recursion over a deep input would overflow the fuzzer's stack.
 int TreeDepth(const nlohmann::json& j);
 
-// The bounded reader's contract (engine/util/bounded_json.h) for `text` read
+// The bounded reader's contract (common/bounded_json.h) for `text` read
 // under `limits` and answered with `status`; `prefix` is "<source>: <what>".
 // Text over the size limit, or valid JSON deeper than the depth limit (by an
 // independent nlohmann parse), is refused with exactly that limit's line;

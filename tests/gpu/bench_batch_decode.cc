@@ -57,15 +57,16 @@ int64_t Retained(const SequenceKvStats& s) {
   return n;
 }
 
-// config: "dms" or "dense"; with "-streamed" the streamed decode attention
-// kernel instead of the SIMT one (same-run A/B).
+// config: "dms" or "dense"; with "-streamed" or "-mma" that decode attention
+// kernel instead of the tuning's (same-run A/B).
 int RunConfig(const BatchDecodeArgs& a, std::shared_ptr<const Checkpoint> ckpt,
               const std::string& config, int64_t kv_bytes) {
   const bool dense = config.rfind("dense", 0) == 0;
   const char* name = config.c_str();
   CudaBackendOptions o;
   o.tuning = a.tuning;
-  if (config.find("-streamed") != std::string::npos) o.tuning.streamed_decode_attention = true;
+  if (config.find("-streamed") != std::string::npos) o.tuning.decode_attention = "streamed";
+  if (config.find("-mma") != std::string::npos) o.tuning.decode_attention = "mma";
   o.max_batch_tokens = 8192;
   o.max_sequences = *std::max_element(a.streams.begin(), a.streams.end()) + 1;
   o.kv_cache_bytes = kv_bytes;
@@ -206,9 +207,10 @@ int RunBatchDecode(const BatchDecodeArgs& a) {
   const int64_t kv_bytes = static_cast<int64_t>(std::max(1e9, room * a.kv_fraction));
   for (const std::string& config : a.configs) {
     if (config != "dms" && config != "dense" && config != "dms-streamed" &&
-        config != "dense-streamed") {
+        config != "dense-streamed" && config != "dms-mma" && config != "dense-mma") {
       std::fprintf(stderr,
-                   "batch decode: unknown config '%s' (dms, dense, dms-streamed, dense-streamed)\n",
+                   "batch decode: unknown config '%s' (dms, dense, dms-streamed, dense-streamed, "
+                   "dms-mma, dense-mma)\n",
                    config.c_str());
       return 2;
     }

@@ -93,11 +93,13 @@ float MaxDiff(const std::vector<float>& got, const std::vector<float>& want, siz
 
 std::unique_ptr<CudaBackend> MakeBackend(const std::string& dir, const std::string& precision,
                                          int max_batch_tokens = 1024,
-                                         bool device_sampling = false) {
+                                         bool device_sampling = false,
+                                         const CudaTuning& tuning = CudaTuning{}) {
   auto ckpt = Checkpoint::Load(dir);
   EXPECT_TRUE(ckpt.ok()) << ckpt.status().ToString();
   if (!ckpt.ok()) return nullptr;
   CudaBackendOptions o;
+  o.tuning = tuning;
   o.precision = precision;
   o.kv_block_size = 16;
   o.max_batch_tokens = max_batch_tokens;
@@ -555,6 +557,80 @@ TEST(CudaGolden, HeadDim128TensorCorePrefillMatchesTheMmaSyncCore) {
                 "%d of %zu decisions evict\n",
                 chunks.size(), worst, tol, evicted, want.decisions.size());
     EXPECT_LE(worst, tol) << "worst at position " << at / 2048 << " token " << at % 2048;
+  }
+  fs::remove_all(dir);
+}
+
+// Every decode attention kernel (CudaTuning::decode_attention) against the
+// SIMT one: a head_dim-128 model, three sequences decoding side by side
+// (graphs on) past the DMS window, bf16. The kernels differ in summation
+// order and in rounding P to bf16 (mma): a few % of the logits' rms at most.
+TEST(CudaGolden, DecodeAttentionKernelsMatchTheSimtKernel) {
+  DMS_SKIP_WITHOUT_GPU();
+  const std::string dir = ::testing::TempDir() + "/dms-decode-" + std::to_string(::getpid());
+  fs::remove_all(dir);
+  DemoModelOptions mo;
+  mo.preset = "small";
+  mo.num_layers = 2;
+  mo.vocab_size = 2048;
+  mo.seed = 9;
+  ASSERT_TRUE(MakeDemoModel(dir, mo).ok());
+  const int kPrompt[3] = {700, 33, 300}, kSteps = 80;
+  auto run = [&](const std::string& kernel, std::vector<uint8_t>* decisions) {
+    CudaTuning t;
+    t.decode_attention = kernel;
+    auto b = MakeBackend(dir, "bf16", 1024, false, t);
+    std::vector<float> rows;
+    if (!b) return rows;
+    const int V = b->config().vocab_size;
+    std::vector<SeqId> seqs;
+    std::vector<float> logits;
+    std::mt19937 r(4);
+    for (int n : kPrompt) {
+      std::vector<int32_t> prompt(n);
+      for (int32_t& x : prompt) x = static_cast<int32_t>(r() % V);
+      seqs.push_back(*b->CreateSequence());
+      ForwardChunk c{seqs.back(), prompt, 1};
+      EXPECT_TRUE(b->Forward({&c, 1}, &logits).ok());
+    }
+    std::vector<uint8_t> trace;
+    EXPECT_TRUE(b->set_decision_trace(&trace).ok());
+    for (int step = 0; step < kSteps; ++step) {
+      std::vector<int32_t> tok(seqs.size());
+      std::vector<ForwardChunk> batch;
+      for (size_t i = 0; i < seqs.size(); ++i) {
+        tok[i] = static_cast<int32_t>((step * 131 + i * 17) % V);
+        batch.push_back({seqs[i], std::span<const int32_t>(&tok[i], 1), 1});
+      }
+      trace.clear();
+      EXPECT_TRUE(b->Forward(batch, &logits).ok());
+      rows.insert(rows.end(), logits.begin(), logits.end());
+      decisions->insert(decisions->end(), trace.begin(), trace.end());
+    }
+    EXPECT_TRUE(b->set_decision_trace(nullptr).ok());
+    for (SeqId s : seqs) b->ReleaseSequence(s);
+    return rows;
+  };
+  std::vector<uint8_t> want_decisions;
+  const std::vector<float> want = run("simt", &want_decisions);
+  ASSERT_FALSE(want.empty());
+  double ss = 0;
+  for (float x : want) ss += static_cast<double>(x) * x;
+  const double tol = 0.04 * std::sqrt(ss / want.size());
+  for (const char* kernel : {"streamed", "mma"}) {
+    std::vector<uint8_t> decisions;
+    const std::vector<float> got = run(kernel, &decisions);
+    ASSERT_EQ(got.size(), want.size()) << kernel;
+    size_t at = 0;
+    const float worst = MaxDiff(got, want, 0, want.size(), &at);
+    size_t flips = 0;
+    for (size_t i = 0; i < decisions.size() && i < want_decisions.size(); ++i)
+      flips += decisions[i] != want_decisions[i];
+    std::printf("  decode_attention=%s vs simt: max|diff| %.3g (tol %.3g), %zu of %zu decisions "
+                "differ\n",
+                kernel, worst, tol, flips, decisions.size());
+    EXPECT_LE(worst, tol) << kernel << ": worst at row " << at / 2048;
+    EXPECT_LE(flips, decisions.size() / 100) << kernel;
   }
   fs::remove_all(dir);
 }

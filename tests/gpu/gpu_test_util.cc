@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstdio>
 
-#include "engine/util/half.h"
+#include "common/half.h"
 
 namespace dms::gpu_testing {
 

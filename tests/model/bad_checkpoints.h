@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "engine/model/safetensors.h"
-#include "engine/util/text_escape.h"
+#include "common/text_escape.h"
 #include "tests/model/model_test_util.h"
 
 namespace dms::testing {

@@ -18,7 +18,7 @@
 #include "engine/model/counter_rng.h"
 #include "engine/model/demo_weights.h"
 #include "engine/model/safetensors_writer.h"
-#include "engine/util/half.h"
+#include "common/half.h"
 #include "tests/test_util.h"
 
 namespace dms {

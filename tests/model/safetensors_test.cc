@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "engine/model/counter_rng.h"
-#include "engine/util/half.h"
+#include "common/half.h"
 #include "tests/model/model_test_util.h"
 #include "tests/test_util.h"
 

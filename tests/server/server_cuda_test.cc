@@ -58,7 +58,7 @@ TEST(ServerCuda, GoldenGreedyStreamsOnTheGpu) {
     EXPECT_EQ(info.backend(), "cuda");
     EXPECT_EQ(info.cuda_tuning(),
               "fold_norms=on,last_layer_logit_rows=on,cached_kept_keys=on,q_bf16=on,"
-              "streamed_decode_attention=off,attention_core=auto,pdl=all");
+              "decode_attention=simt,attention_core=auto,pdl=all");
     EXPECT_GT(info.weights_bytes(), 0);
     EXPECT_GT(info.kv_pool_bytes(), 0);
     EXPECT_GT(info.workspace_bytes(), 0);

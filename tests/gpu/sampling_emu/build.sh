@@ -3,7 +3,7 @@
 # $OUT (default /tmp/sampling_emu) and, with arguments, runs it:
 #   tests/gpu/sampling_emu/build.sh              build only
 #   tests/gpu/sampling_emu/build.sh 32000 8 1    sweep up to vocab 32000, 8 rows, seed 1
-# Needs a configured build dir with dms_core and dms_util built ($BUILD, default build).
+# Needs a configured build dir with dms_core and dms_common built ($BUILD, default build).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../../.." && pwd)
 out=${OUT:-/tmp/sampling_emu}
@@ -21,6 +21,6 @@ echo "}" >> "$out/rows_body.inc"
   awk '/^std::vector<int32_t> RandomPrompt/{p=1} p{print} p&&/^}/{exit}' "$root/tests/gpu/ops_sampling_rows_test.cc"
 } > "$out/helpers.inc"
 g++ -std=c++20 -O2 -w -I"$root" -I"$out" -isystem /usr/local/cuda/include \
-  "$root/tests/gpu/sampling_emu/sampling_rows_emu.cc" "$build/lib/libdms_core.a" "$build/lib/libdms_util.a" \
+  "$root/tests/gpu/sampling_emu/sampling_rows_emu.cc" "$build/lib/libdms_core.a" "$build/lib/libdms_common.a" \
   -o "$out/sampling_rows_emu"
 if [ $# -gt 0 ]; then "$out/sampling_rows_emu" "$@"; fi

@@ -1,4 +1,4 @@
-#include "engine/util/lazy_memory.h"
+#include "common/lazy_memory.h"
 
 #include <sys/mman.h>
 

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

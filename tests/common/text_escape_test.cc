@@ -1,4 +1,4 @@
-#include "engine/util/text_escape.h"
+#include "common/text_escape.h"
 
 #include <gtest/gtest.h>
 

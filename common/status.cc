@@ -1,4 +1,4 @@
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

@@ -1,4 +1,4 @@
-#include "engine/util/status.h"
+#include "common/status.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
-// The bounded JSON reader (engine/util/bounded_json.h) and the bounded file
+// The bounded JSON reader (common/bounded_json.h) and the bounded file
 // reads under it: nesting and size limits with their exact one-line errors,
 // and files that are not regular files (a device, a FIFO) refused at once.
-#include "engine/util/bounded_json.h"
+#include "common/bounded_json.h"
 
 #include <gtest/gtest.h>
 
@@ -14,7 +14,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "engine/util/mapped_file.h"
+#include "common/mapped_file.h"
 #include "tests/test_util.h"
 
 namespace dms {

@@ -1,4 +1,4 @@
-#include "engine/util/bounded_json.h"
+#include "common/bounded_json.h"
 
 #include <algorithm>
 #include <cstring>

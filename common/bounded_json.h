@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "engine/util/status.h"
+#include "common/status.h"
 
 namespace dms {
 

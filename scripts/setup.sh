@@ -9,7 +9,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libspdlog-dev prometheus-cpp-dev libgtest-dev libgmock-dev
   nlohmann-json3-dev libpcre2-dev libutf8proc-dev libcli11-dev libssl-dev openssl
-  prometheus curl python3 yamllint python3-yaml
+  prometheus curl python3 yamllint python3-yaml ccache
   npm
 )
 

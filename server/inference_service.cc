@@ -62,8 +62,8 @@ InferenceService::InferenceService(ServerMetrics* metrics, RequestAuthorizer* au
 
 void InferenceService::SetModel(const ServingModel& model) {
   model_ = model;
-  model_.limits.vocab_size = model.engine->backend().config().vocab_size;
-  model_.limits.max_model_len = model.engine->max_model_len();
+  model_.limits.vocab_size = model.engine->model().config.vocab_size;
+  model_.limits.max_model_len = model.engine->model().max_model_len;
   model_ready_.store(true, std::memory_order_release);
 }
 
@@ -168,8 +168,8 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
 }
 
 void FillModelInfo(const ServingModel& model, uint32_t context_length, v1::ModelInfo* info) {
-  const Backend& b = model.engine->backend();
-  const ModelConfig& c = b.config();
+  const ModelDescription& served = model.engine->model();
+  const ModelConfig& c = served.config;
   info->set_model_path(model.model_path);
   info->set_model_type(c.model_type);
   info->set_num_layers(c.num_layers);
@@ -179,7 +179,7 @@ void FillModelInfo(const ServingModel& model, uint32_t context_length, v1::Model
   info->set_num_key_value_heads(c.num_kv_heads);
   info->set_head_dim(c.head_dim);
   info->set_vocab_size(c.vocab_size);
-  info->set_max_model_len(model.engine->max_model_len());
+  info->set_max_model_len(served.max_model_len);
   info->set_rope_theta(c.rope_theta);
   info->set_tie_word_embeddings(c.tie_word_embeddings);
   v1::DmsInfo* d = info->mutable_dms();
@@ -192,7 +192,7 @@ void FillModelInfo(const ServingModel& model, uint32_t context_length, v1::Model
   d->set_eviction_disabled(c.dms.disable_eviction);
   d->set_target_compression(c.dms.cr);
   info->set_has_tokenizer(model.tokenizer != nullptr);
-  const BackendInfo bi = b.info();
+  const BackendInfo& bi = served.backend;
   info->set_backend(bi.name);
   info->set_device(bi.device);
   info->set_kv_block_size(bi.kv_block_size);
@@ -224,7 +224,7 @@ void FillModelInfo(const ServingModel& model, uint32_t context_length, v1::Model
   double ratio = st.compression_ratio;
   if (!c.dms.enabled || c.dms.disable_eviction) ratio = 1.0;
   info->set_measured_compression_ratio(ratio);
-  const int64_t t = context_length > 0 ? context_length : model.engine->max_model_len();
+  const int64_t t = context_length > 0 ? context_length : served.max_model_len;
   info->set_capacity_context_length(static_cast<uint32_t>(t));
   KvFootprint footprint = st.kv_footprint;
   footprint.live_ratio = ratio;

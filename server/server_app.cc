@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "engine/backends/backend_factory.h"
+#include "engine/model/checkpoint.h"
+#include "engine/runtime/engine.h"
 #include "engine/runtime/generation_config.h"
-#include "engine/runtime/model_loader.h"
 #include "common/mapped_file.h"
 #include "server/auth.h"
 #include "server/health_service.h"
@@ -44,27 +44,8 @@ int StartupError(const Status& st) {
   return 1;
 }
 
-// Runs a few tokens through the backend so the first request does not pay
-// for lazy initialisation.
-Status WarmUp(Backend& backend, int num_tokens, int chunk_tokens) {
-  if (num_tokens <= 0) return OkStatus();
-  DMS_ASSIGN_OR_RETURN(SeqId seq, backend.CreateSequence());
-  std::vector<int32_t> tokens(num_tokens);
-  for (int i = 0; i < num_tokens; ++i) tokens[i] = i % backend.config().vocab_size;
-  std::vector<float> logits;
-  Status st;
-  // In chunks no larger than a step may be (the CUDA workspace is sized for it).
-  for (int at = 0; at < num_tokens && st.ok(); at += chunk_tokens) {
-    const int n = std::min(chunk_tokens, num_tokens - at);
-    ForwardChunk chunk{seq, std::span<const int32_t>(tokens.data() + at, n), 1};
-    st = backend.Forward(std::span<const ForwardChunk>(&chunk, 1), &logits);
-  }
-  backend.ReleaseSequence(seq);
-  return st;
-}
-
 // The checkpoint's sampling defaults (none with --generation-config ignore).
-GenerationDefaults SamplingDefaults(const LoadedModel& model) {
+GenerationDefaults SamplingDefaults(const ModelDescription& model) {
   const GenerationDefaults& d = model.generation_defaults;
   if (!d.empty()) {
     const SamplingParams p = d.Apply(SamplingParams{});
@@ -210,9 +191,11 @@ int RunServer(const ServerOptions& o) {
                o.tls_cert.empty() ? "plaintext" : (o.tls_client_ca.empty() ? "TLS" : "mutual TLS"),
                mo.listen.empty() ? std::string("off") : mo.listen);
 
-  StatusOr<LoadedModel> model = LoadModel(o.model, o.tokenizer, o.generation_config == "auto");
-  if (!model.ok()) return StartupError(model.status());
-  BackendOptions bo;
+  EngineSpec spec;
+  spec.model_dir = o.model;
+  spec.tokenizer = o.tokenizer;
+  spec.read_generation_config = o.generation_config == "auto";
+  BackendOptions& bo = spec.backend;
   bo.kind = o.backend;
   bo.num_threads = o.threads;
   bo.kv_block_size = o.kv_block_size;
@@ -225,32 +208,28 @@ int RunServer(const ServerOptions& o) {
   bo.cuda_tuning = *cuda_tuning;
   bo.max_batch_tokens = o.max_batch_tokens;
   bo.max_sequences = o.max_running + 1;  // + the one being admitted
-  StatusOr<std::unique_ptr<Backend>> backend = CreateBackend(model->checkpoint, bo);
-  if (!backend.ok()) return StartupError(backend.status());
-  if (IsTrainingFree(*kv_policy) && !(*backend)->info().kv_policies) {
-    return StartupError(FailedPreconditionError("--kv-policy " + o.kv_policy + ": the " + (*backend)->info().name +
-                                                " backend does not implement training-free KV policies yet"));
-  }
-  Status warm = WarmUp(**backend, o.warmup_tokens, std::max(1, o.max_batch_tokens));
-  if (!warm.ok()) return StartupError(warm.WithContext("warm-up failed"));
-
-  EngineOptions eo;
+  spec.needs_kv_policies = IsTrainingFree(*kv_policy);
+  spec.kv_policy_name = o.kv_policy;
+  spec.warmup_tokens = o.warmup_tokens;
+  EngineOptions& eo = spec.engine;
   eo.scheduler.max_batch_tokens = o.max_batch_tokens;
   eo.scheduler.max_running = o.max_running;
   eo.max_queue = static_cast<size_t>(o.max_queued);
   eo.max_model_len = o.max_model_len;
-  eo.eos_token_ids = model->eos_token_ids;
   eo.session_ttl_s = o.session_ttl_s;
   eo.session_pool_fraction = o.session_pool_fraction;
-  const BackendInfo info = (*backend)->info();
+  StatusOr<std::unique_ptr<Engine>> made = Engine::Create(spec, metrics->get());
+  if (!made.ok()) return StartupError(made.status());
+  Engine& engine = **made;
+  const ModelDescription& model = engine.model();
+  const BackendInfo& info = model.backend;
   (*metrics)->SetBackend(info.name);
-  Engine engine(std::move(*backend), model->tokenizer, eo, metrics->get());
 
   ServingModel serving;
   serving.engine = &engine;
-  serving.tokenizer = model->tokenizer.get();
+  serving.tokenizer = model.tokenizer.get();
   serving.model_path = o.model;
-  serving.eos_token_ids = model->eos_token_ids;
+  serving.eos_token_ids = model.eos_token_ids;
   serving.limits.default_max_tokens = o.default_max_tokens;
   serving.limits.max_prompt_tokens = o.max_prompt_tokens;
   serving.limits.max_tokens_limit = o.max_tokens_limit;
@@ -258,7 +237,7 @@ int RunServer(const ServerOptions& o) {
   serving.limits.max_stop_string_bytes = o.max_stop_string_bytes;
   serving.limits.default_kv_policy = *kv_policy;
   serving.limits.default_compression_ratio = o.compression_ratio;
-  serving.limits.sampling_defaults = SamplingDefaults(*model);
+  serving.limits.sampling_defaults = SamplingDefaults(model);
   service.SetModel(serving);  // the engine published initial stats to the metrics
   health.SetStatus(kServiceName, true);
   spdlog::info("serving {} on {} backend ({}): {} layers, DMS {}, KV policy {}{}, KV pool {} blocks x {} tokens, "
@@ -266,7 +245,7 @@ int RunServer(const ServerOptions& o) {
                LogEscape(o.model, 512), info.name, info.device, config->num_layers,
                config->dms.enabled ? (info.dms_eviction ? "on" : "ignored (dense cache)") : "off", o.kv_policy,
                IsTrainingFree(*kv_policy) ? " at ratio " + std::to_string(o.compression_ratio) : std::string(),
-               info.kv_num_blocks, info.kv_block_size, model->tokenizer ? "yes" : "no (token ids only)");
+               info.kv_num_blocks, info.kv_block_size, model.tokenizer ? "yes" : "no (token ids only)");
   WriteReadyFile(o.ready_file, grpc_port, (*metrics)->port());
 
   // Wait for SIGTERM / SIGINT (blocked in every thread; taken here).

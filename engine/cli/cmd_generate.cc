@@ -64,7 +64,16 @@ class PrintingSink : public RequestSink {
 Status RunGenerate(GenerateOptions o) {
   const int sources = !o.prompt.empty() + !o.chat.empty() + !o.tokens.empty();
   if (sources != 1) return InvalidArgumentError("give exactly one of --prompt, --chat or --tokens");
-  DMS_ASSIGN_OR_RETURN(LoadedModel model, LoadModel(o.model, o.tokenizer));
+  EngineSpec spec;
+  spec.model_dir = o.model;
+  spec.tokenizer = o.tokenizer;
+  spec.backend.kind = o.backend;
+  spec.backend.num_threads = o.threads;
+  spec.backend.kv_cache_bytes = o.kv_cache_mb << 20;
+  spec.backend.force_dense = o.dense;
+  spec.backend.precision = o.precision;
+  DMS_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(spec));
+  const ModelDescription& model = engine->model();
 
   GenerationRequest req;
   if (!o.tokens.empty()) {
@@ -96,21 +105,11 @@ Status RunGenerate(GenerateOptions o) {
     DMS_ASSIGN_OR_RETURN(req.stop_token_ids, ParseIntList(o.stop_token_ids, "--stop-token-ids"));
   }
 
-  BackendOptions bo;
-  bo.kind = o.backend;
-  bo.num_threads = o.threads;
-  bo.kv_cache_bytes = o.kv_cache_mb << 20;
-  bo.force_dense = o.dense;
-  bo.precision = o.precision;
-  DMS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateBackend(model.checkpoint, bo));
-  EngineOptions eo;
-  eo.eos_token_ids = model.eos_token_ids;
-  Engine engine(std::move(backend), model.tokenizer, eo);
   auto sink = std::make_shared<PrintingSink>(o.stream, o.json);
   auto done = sink->Done();
-  DMS_RETURN_IF_ERROR(engine.Submit(req, sink).status());
+  DMS_RETURN_IF_ERROR(engine->Submit(req, sink).status());
   const RequestFinish f = done.get();
-  engine.Stop();
+  engine->Stop();
   if (f.reason == FinishReason::kError) return f.error;
 
   if (o.json) {

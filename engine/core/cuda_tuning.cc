@@ -31,6 +31,22 @@ StatusOr<bool> ParseBool(std::string_view key, std::string_view v) {
                               std::string(v) + "'");
 }
 
+// One of `names`, else "CUDA tuning: <key> takes a, b or c, not '<v>'".
+template <size_t N>
+Status ParseChoice(std::string_view key, std::string_view v, const char* const (&names)[N],
+                   std::string* out) {
+  for (const char* n : names) {
+    if (v == n) {
+      *out = std::string(v);
+      return OkStatus();
+    }
+  }
+  std::string list;
+  for (size_t i = 0; i < N; ++i) list += (i == 0 ? "" : i + 1 == N ? " or " : ", ") + std::string(names[i]);
+  return InvalidArgumentError("CUDA tuning: " + std::string(key) + " takes " + list + ", not '" +
+                              std::string(v) + "'");
+}
+
 StatusOr<unsigned> ParsePdl(std::string_view v) {
   if (v == "all") return ~0u;
   if (v == "none") return 0u;
@@ -67,23 +83,9 @@ StatusOr<CudaTuning> ParseCudaTuning(std::string_view spec) {
     if (flag != nullptr) {
       DMS_ASSIGN_OR_RETURN(*flag, ParseBool(key, value));
     } else if (key == "attention_core") {
-      bool known = false;
-      for (const char* c : kCores) known |= value == c;
-      if (!known) {
-        return InvalidArgumentError(
-            "CUDA tuning: attention_core takes auto, mma_sync, wgmma or wgmma_ws, not '" +
-            std::string(value) + "'");
-      }
-      t.attention_core = std::string(value);
+      DMS_RETURN_IF_ERROR(ParseChoice(key, value, kCores, &t.attention_core));
     } else if (key == "decode_attention") {
-      bool known = false;
-      for (const char* k : kDecodeKernels) known |= value == k;
-      if (!known) {
-        return InvalidArgumentError(
-            "CUDA tuning: decode_attention takes simt, streamed or mma, not '" +
-            std::string(value) + "'");
-      }
-      t.decode_attention = std::string(value);
+      DMS_RETURN_IF_ERROR(ParseChoice(key, value, kDecodeKernels, &t.decode_attention));
     } else if (key == "pdl") {
       DMS_ASSIGN_OR_RETURN(t.pdl_groups, ParsePdl(value));
     } else {

@@ -1,4 +1,5 @@
-#include "engine/runtime/engine.h"
+// EngineImpl (engine_impl.h): the engine thread, admission, sampling, sessions.
+#include "engine/runtime/engine_impl.h"
 
 #include <algorithm>
 #include <random>
@@ -30,7 +31,7 @@ std::string OwnerScopedKey(const std::string& owner, const std::string& id) {
 }
 }  // namespace
 
-Engine::Engine(std::unique_ptr<Backend> backend, std::shared_ptr<const Tokenizer> tokenizer,
+EngineImpl::EngineImpl(std::unique_ptr<Backend> backend, std::shared_ptr<const Tokenizer> tokenizer,
                const EngineOptions& options, EngineObserver* observer)
     : backend_(std::move(backend)),
       tokenizer_(std::move(tokenizer)),
@@ -49,9 +50,9 @@ Engine::Engine(std::unique_ptr<Backend> backend, std::shared_ptr<const Tokenizer
   thread_ = std::thread([this] { Loop(); });
 }
 
-Engine::~Engine() { Stop(); }
+EngineImpl::~EngineImpl() { Stop(); }
 
-void Engine::Stop() {
+void EngineImpl::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ && !thread_.joinable()) return;
@@ -61,7 +62,7 @@ void Engine::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-StatusOr<RequestHandle> Engine::Submit(GenerationRequest request,
+StatusOr<RequestHandle> EngineImpl::Submit(GenerationRequest request,
                                        std::shared_ptr<RequestSink> sink) {
   const ModelConfig& cfg = backend_->config();
   if (request.prompt_tokens.empty()) return InvalidArgumentError("prompt is empty");
@@ -159,7 +160,7 @@ StatusOr<RequestHandle> Engine::Submit(GenerationRequest request,
   return handle;
 }
 
-void Engine::Cancel(RequestHandle handle) {
+void EngineImpl::Cancel(RequestHandle handle) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!in_flight_handles_.count(handle)) return;
@@ -168,12 +169,12 @@ void Engine::Cancel(RequestHandle handle) {
   cv_.notify_all();
 }
 
-EngineStats Engine::Stats() const {
+EngineStats EngineImpl::Stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;
 }
 
-void Engine::Loop() {
+void EngineImpl::Loop() {
   for (;;) {
     Inbox inbox;
     bool stopping;
@@ -209,7 +210,7 @@ void Engine::Loop() {
   }
 }
 
-void Engine::HandleCancelsAndDeadlines(const std::vector<RequestHandle>& cancelled) {
+void EngineImpl::HandleCancelsAndDeadlines(const std::vector<RequestHandle>& cancelled) {
   const Clock::time_point now = Clock::now();
   for (Sequence* s : scheduler_.All()) {
     if (std::find(cancelled.begin(), cancelled.end(), s->handle) != cancelled.end()) {
@@ -222,7 +223,7 @@ void Engine::HandleCancelsAndDeadlines(const std::vector<RequestHandle>& cancell
   }
 }
 
-void Engine::Step() {
+void EngineImpl::Step() {
   std::vector<PlannedChunk> plan = scheduler_.Schedule();
   for (Sequence* s : scheduler_.TakeUnschedulable()) {
     const KvPoolStats kv = backend_->PoolStats();
@@ -300,7 +301,7 @@ void Engine::Step() {
   PublishStats(Ms(start, Clock::now()), step_tokens, static_cast<int>(plan.size()));
 }
 
-StatusOr<ForwardChunk> Engine::MakeChunk(const PlannedChunk& p, RowSampling* sampling) {
+StatusOr<ForwardChunk> EngineImpl::MakeChunk(const PlannedChunk& p, RowSampling* sampling) {
   Sequence* s = p.seq;
   ForwardChunk c{s->kv, std::span<const int32_t>(s->tokens.data() + s->num_cached, p.num_tokens),
                  p.wants_logits ? 1 : 0, false, nullptr};
@@ -324,7 +325,7 @@ StatusOr<ForwardChunk> Engine::MakeChunk(const PlannedChunk& p, RowSampling* sam
   return c;
 }
 
-void Engine::ProcessLogits(const std::vector<PlannedChunk>& plan, const ForwardResult& step,
+void EngineImpl::ProcessLogits(const std::vector<PlannedChunk>& plan, const ForwardResult& step,
                            const std::unordered_set<const Sequence*>& skip) {
   const int vocab = backend_->config().vocab_size;
   size_t row = 0, full_row = 0;  // into step.summaries, step.logits
@@ -383,7 +384,7 @@ void Engine::ProcessLogits(const std::vector<PlannedChunk>& plan, const ForwardR
   }
 }
 
-void Engine::Finish(Sequence* seq, FinishReason reason, Status error, std::string stop_matched) {
+void EngineImpl::Finish(Sequence* seq, FinishReason reason, Status error, std::string stop_matched) {
   RequestFinish f;
   f.reason = reason;
   f.error = std::move(error);
@@ -420,7 +421,7 @@ void Engine::Finish(Sequence* seq, FinishReason reason, Status error, std::strin
   in_flight_handles_.erase(owned->handle);
 }
 
-void Engine::PublishStats(double step_ms, int step_tokens, int step_seqs) {
+void EngineImpl::PublishStats(double step_ms, int step_tokens, int step_seqs) {
   EngineStats& st = scratch_stats_;  // reused: its vectors keep their capacity
   st.waiting = static_cast<int>(scheduler_.waiting().size());
   st.running = static_cast<int>(scheduler_.running().size());
@@ -467,12 +468,12 @@ void Engine::PublishStats(double step_ms, int step_tokens, int step_seqs) {
 
 // ---- Training-free KV policies (docs/kv-policies.md).
 
-Status Engine::StartKvCapture(Sequence* seq) {
+Status EngineImpl::StartKvCapture(Sequence* seq) {
   if (!seq->kv_policy_pending || seq->num_cached != 0) return OkStatus();
   return backend_->SetKvCapture(seq->kv, KvCaptureFor(seq->request.kv_policy, KvPolicyParams{}));
 }
 
-Status Engine::RunPendingKvPolicy(Sequence* seq) {
+Status EngineImpl::RunPendingKvPolicy(Sequence* seq) {
   if (!seq->kv_policy_pending || seq->num_cached != seq->num_prompt) return OkStatus();
   seq->kv_policy_pending = false;
   Status st = ApplyKvPolicy(*backend_, seq->kv, MakeKvPolicySpec(seq->request, seq->num_prompt));
@@ -481,9 +482,9 @@ Status Engine::RunPendingKvPolicy(Sequence* seq) {
 
 // ---- Sessions: a finished turn's compressed cache, kept for the next turn.
 
-int Engine::SessionBlocks(SeqId kv) const { return backend_->SequenceBlocks(kv); }
+int EngineImpl::SessionBlocks(SeqId kv) const { return backend_->SequenceBlocks(kv); }
 
-void Engine::AttachSession(Sequence* seq) {
+void EngineImpl::AttachSession(Sequence* seq) {
   if (seq->request.session_id.empty()) return;
   auto it = sessions_.find(OwnerScopedKey(seq->request.owner, seq->request.session_id));
   if (it == sessions_.end()) {
@@ -510,7 +511,7 @@ void Engine::AttachSession(Sequence* seq) {
   ++session_hits_;
 }
 
-bool Engine::KeepSession(Sequence* seq) {
+bool EngineImpl::KeepSession(Sequence* seq) {
   Session sess;
   sess.kv = seq->kv;
   sess.tokens.assign(seq->tokens.begin(), seq->tokens.begin() + seq->num_cached);
@@ -541,7 +542,7 @@ bool Engine::KeepSession(Sequence* seq) {
   return true;
 }
 
-bool Engine::EvictOneSession() {
+bool EngineImpl::EvictOneSession() {
   if (sessions_.empty()) return false;
   auto lru = sessions_.begin();
   for (auto it = sessions_.begin(); it != sessions_.end(); ++it) {
@@ -553,7 +554,7 @@ bool Engine::EvictOneSession() {
   return true;
 }
 
-void Engine::ExpireSessions() {
+void EngineImpl::ExpireSessions() {
   const Clock::time_point now = Clock::now();
   const auto ttl = std::chrono::duration<double>(options_.session_ttl_s);
   for (auto it = sessions_.begin(); it != sessions_.end();) {

@@ -1,36 +1,27 @@
-// Engine: one thread that owns the backend and runs every request to its end.
+// Engine: the executor a front end (dms-server, dms-engine generate) serves
+// through, after TensorRT-LLM's executor. Engine::Create loads the
+// checkpoint and tokenizer, creates the backend and warms it up; Submit
+// queues a request and returns an engine-issued handle; Cancel(handle) ends
+// it; Stats() is one consistent snapshot; model() says what is served. The
+// scheduler, the sequences, the sessions and the backend are behind the
+// pimpl (engine_impl.h): a front end never touches them.
 //
-//   Submit()/Cancel() (any thread) --inbox--> engine thread:
-//     loop: take new requests and cancels; expire deadlines;
-//           plan = scheduler.Schedule(); backend.Forward(plan);
-//           sample, detokenize, check stops; stream deltas to sinks.
-//
-// Nothing per token allocates on the host beyond the output it hands out;
-// nothing waits on the device except to hand tokens out (the CPU backend is
-// synchronous; the CUDA backend overlaps). Request validation happens in
-// Submit, so a bad request is refused synchronously with one clear Status.
-//
-// Threading: Submit, Cancel, Stats and Stop are thread-safe. Sinks are called
-// on the engine thread.
+// Threading: Submit, Cancel, Stats, Stop and model() are thread-safe. A
+// request's sink is called on the engine thread.
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <deque>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
+#include "common/status.h"
+#include "engine/backends/backend_factory.h"
 #include "engine/core/backend.h"
 #include "engine/kv/kv_capacity.h"
+#include "engine/runtime/generation_config.h"
 #include "engine/runtime/request.h"
-#include "engine/runtime/scheduler.h"
+#include "engine/runtime/scheduler_options.h"
 #include "engine/tokenizer/tokenizer.h"
 
 namespace dms {
@@ -84,12 +75,42 @@ class EngineObserver {
   virtual void OnFinish(const GenerationRequest& request, const RequestFinish& finish) {}
 };
 
+// What Engine::Create loads and how.
+struct EngineSpec {
+  std::string model_dir;
+  std::string tokenizer;  // a tokenizer.json or its directory; "" = the model's own
+  bool read_generation_config = true;  // generation_config.json supplies sampling defaults
+  BackendOptions backend;
+  EngineOptions engine;  // eos_token_ids empty: the checkpoint's
+  int warmup_tokens = 0;  // forwarded once before serving (lazy initialisation)
+  bool needs_kv_policies = false;  // refuse a backend without training-free KV policies
+  std::string kv_policy_name;      // named in that refusal
+};
+
+// The served model as a front end sees it (fixed after Create).
+struct ModelDescription {
+  ModelConfig config;
+  BackendInfo backend;
+  std::shared_ptr<const Tokenizer> tokenizer;  // null: token-id requests only
+  std::vector<int32_t> eos_token_ids;
+  GenerationDefaults generation_defaults;  // empty without generation_config.json
+  int max_model_len = 0;
+};
+
+class EngineImpl;
+
 class Engine {
  public:
-  // tokenizer may be null (token-id requests only). The engine does not own
-  // the observer.
-  Engine(std::unique_ptr<Backend> backend, std::shared_ptr<const Tokenizer> tokenizer,
-         const EngineOptions& options, EngineObserver* observer = nullptr);
+  // Loads, creates the backend, warms it up and starts the engine thread.
+  // Errors name what is wrong (a bad checkpoint, tokenizer, option or a
+  // failed warm-up), one line. The engine does not own the observer.
+  static StatusOr<std::unique_ptr<Engine>> Create(const EngineSpec& spec,
+                                                  EngineObserver* observer = nullptr);
+  // Over a backend the caller made (tests, tools); tokenizer may be null.
+  static std::unique_ptr<Engine> CreateWithBackend(std::unique_ptr<Backend> backend,
+                                                   std::shared_ptr<const Tokenizer> tokenizer,
+                                                   const EngineOptions& options,
+                                                   EngineObserver* observer = nullptr);
   ~Engine();  // stops the thread; pending requests finish as cancelled
 
   // Validates and queues a request; returns the handle that cancels it.
@@ -98,84 +119,19 @@ class Engine {
   // (the owner has this request_id in flight), UNAVAILABLE (stopping).
   StatusOr<RequestHandle> Submit(GenerationRequest request, std::shared_ptr<RequestSink> sink);
   // Cancels the request Submit returned `handle` for (no-op once it is done);
-  // its sink gets finish_reason cancelled. Thread-safe, returns immediately.
+  // its sink gets finish_reason cancelled. Returns immediately.
   void Cancel(RequestHandle handle);
-
   // Stops accepting work; finishes in-flight requests as cancelled; joins.
   void Stop();
 
   EngineStats Stats() const;
-  const Backend& backend() const { return *backend_; }
-  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
-  int max_model_len() const { return max_model_len_; }
+  const ModelDescription& model() const { return model_; }
 
  private:
-  struct Inbox {
-    std::vector<std::unique_ptr<Sequence>> added;
-    std::vector<RequestHandle> cancelled;
-  };
+  Engine(std::unique_ptr<EngineImpl> impl, ModelDescription model);
 
-  void Loop();
-  void Step();
-  void Finish(Sequence* seq, FinishReason reason, Status error = OkStatus(),
-              std::string stop_matched = "");
-  void HandleCancelsAndDeadlines(const std::vector<RequestHandle>& cancelled);
-  // The chunk that forwards `p`, sampling on the backend when it can.
-  StatusOr<ForwardChunk> MakeChunk(const PlannedChunk& p, RowSampling* sampling);
-  // Samples for the planned chunks that asked for logits, except `skip`
-  // (failed this step; their rows are passed over).
-  void ProcessLogits(const std::vector<PlannedChunk>& plan, const ForwardResult& step,
-                     const std::unordered_set<const Sequence*>& skip);
-  // Training-free KV policies: the capture before a sequence's first chunk,
-  // the pruning once its prompt is in the cache. Errors fail that request.
-  Status StartKvCapture(Sequence* seq);
-  Status RunPendingKvPolicy(Sequence* seq);
-  void PublishStats(double step_ms, int step_tokens, int step_seqs);
-  // Sessions (engine thread).
-  void AttachSession(Sequence* seq);
-  bool KeepSession(Sequence* seq);
-  bool EvictOneSession();
-  void ExpireSessions();
-  int SessionBlocks(SeqId kv) const;
-
-  std::unique_ptr<Backend> backend_;
-  std::shared_ptr<const Tokenizer> tokenizer_;
-  EngineOptions options_;
-  EngineObserver* observer_;
-  int max_model_len_ = 0;
-  bool backend_dms_eviction_ = false;  // BackendInfo, read once
-  bool backend_kv_policies_ = false;
-  bool backend_sampling_ = false;  // BackendInfo::sampling
-  std::string backend_name_;
-  Scheduler scheduler_;
-
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  Inbox inbox_;                                     // guarded by mu_
-  // Requests submitted and not finished, guarded by mu_: the owner-scoped
-  // request ids (InFlightKey) and the handles.
-  std::unordered_set<std::string> in_flight_ids_;
-  std::unordered_set<RequestHandle> in_flight_handles_;
-  bool stopping_ = false;                           // guarded by mu_
-  uint64_t next_arrival_ = 0;                       // guarded by mu_
-  EngineStats stats_;                               // guarded by mu_
-  EngineStats scratch_stats_;                       // engine thread: the next stats_
-
-  // Engine-thread state.
-  ForwardResult step_out_;  // reused: no allocation per step
-  std::vector<ForwardChunk> chunks_;
-  std::vector<RowSampling> row_sampling_;  // [plan size]; chunks_ point into it
-  int64_t steps_ = 0, tokens_generated_ = 0, prompt_tokens_ = 0;
-  DeviceMemoryInfo last_device_memory_;
-  struct Session {
-    SeqId kv = -1;
-    std::vector<int32_t> tokens;  // exactly what the cache holds
-    Clock::time_point last_used;
-  };
-  std::unordered_map<std::string, Session> sessions_;  // by OwnerScopedKey(owner, session_id)
-  int64_t session_hits_ = 0, session_misses_ = 0, session_evictions_ = 0;
-
-  std::thread thread_;
+  std::unique_ptr<EngineImpl> impl_;
+  ModelDescription model_;
 };
 
 }  // namespace dms

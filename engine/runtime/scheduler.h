@@ -28,15 +28,10 @@
 
 #include "engine/core/backend.h"
 #include "engine/kv/kv_capacity.h"
+#include "engine/runtime/scheduler_options.h"
 #include "engine/runtime/sequence.h"
 
 namespace dms {
-
-struct SchedulerOptions {
-  int max_batch_tokens = 2048;  // tokens forwarded per step
-  int max_running = 64;         // sequences resident at once
-  double admit_watermark = 0.01;  // fraction of blocks kept free when admitting
-};
 
 struct PlannedChunk {
   Sequence* seq = nullptr;

@@ -87,7 +87,7 @@ std::unique_ptr<Engine> MakeEngine(const std::string& dir, int kv_blocks, Schedu
   EXPECT_TRUE(backend.ok()) << backend.status().ToString();
   EngineOptions eo;
   eo.scheduler = sched;
-  return std::make_unique<Engine>(std::move(*backend), nullptr, eo);
+  return Engine::CreateWithBackend(std::move(*backend), nullptr, eo);
 }
 
 GenerationRequest Greedy(const std::vector<int32_t>& prompt, int max_tokens, std::string id = "") {
@@ -198,7 +198,8 @@ TEST(Engine, BackendSamplingEqualsHostSamplingUnderPreemption) {
     EXPECT_EQ(b->info().sampling, backend_sampling);
     EngineOptions eo;
     eo.scheduler.max_batch_tokens = 48;
-    Engine engine(std::move(b), nullptr, eo);
+    std::unique_ptr<Engine> made = Engine::CreateWithBackend(std::move(b), nullptr, eo);
+    Engine& engine = *made;
     std::vector<std::shared_ptr<CollectingSink>> sinks;
     for (int i = 0; i < 6; ++i) {
       GenerationRequest r =
@@ -252,7 +253,7 @@ TEST(Engine, StopTokenIdsMaxTokensAndValidation) {
   bad(Greedy(g.prompt, 0), StatusCode::kInvalidArgument, "max_tokens must be >= 1, got 0");
   bad(Greedy({1, 99999}, 5), StatusCode::kInvalidArgument,
       "prompt token id 99999 is outside the vocabulary [0, " +
-          std::to_string(engine->backend().config().vocab_size) + ")");
+          std::to_string(engine->model().config.vocab_size) + ")");
   GenerationRequest hot = Greedy(g.prompt, 5);
   hot.sampling.temperature = -0.5f;
   bad(hot, StatusCode::kInvalidArgument, "temperature must be >= 0 and finite, got -0.5");
@@ -306,7 +307,8 @@ int PeakConcurrency(const std::string& dir, bool dense, int kv_blocks) {
   PeakObserver obs;
   EngineOptions eo;
   eo.scheduler.max_batch_tokens = 64;
-  Engine engine(std::move(*backend), nullptr, eo, &obs);
+  std::unique_ptr<Engine> made = Engine::CreateWithBackend(std::move(*backend), nullptr, eo, &obs);
+  Engine& engine = *made;
   std::vector<std::shared_ptr<CollectingSink>> sinks;
   for (int i = 0; i < 12; ++i) {
     GenerationRequest r;

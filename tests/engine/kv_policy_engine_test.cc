@@ -56,7 +56,7 @@ std::unique_ptr<Engine> MakeEngine(const std::string& name, bool force_dense, in
   EXPECT_TRUE(backend.ok()) << backend.status().ToString();
   EngineOptions eo;
   eo.scheduler.max_batch_tokens = max_batch_tokens;
-  return std::make_unique<Engine>(std::move(*backend), nullptr, eo);
+  return Engine::CreateWithBackend(std::move(*backend), nullptr, eo);
 }
 
 struct Setting {

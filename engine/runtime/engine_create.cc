@@ -31,14 +31,17 @@ Status WarmUp(Backend& backend, int num_tokens, int chunk_tokens) {
   return st;
 }
 
+// Read before the engine thread starts: afterwards only that thread touches
+// the backend.
 ModelDescription Describe(const Backend& backend, std::shared_ptr<const Tokenizer> tokenizer,
-                          const EngineOptions& options, int max_model_len) {
+                          const EngineOptions& options) {
   ModelDescription m;
   m.config = backend.config();
   m.backend = backend.info();
   m.tokenizer = std::move(tokenizer);
   m.eos_token_ids = options.eos_token_ids;
-  m.max_model_len = max_model_len;
+  m.max_model_len =
+      options.max_model_len > 0 ? options.max_model_len : m.config.max_position_embeddings;
   return m;
 }
 
@@ -75,9 +78,9 @@ std::unique_ptr<Engine> Engine::CreateWithBackend(std::unique_ptr<Backend> backe
                                                   std::shared_ptr<const Tokenizer> tokenizer,
                                                   const EngineOptions& options,
                                                   EngineObserver* observer) {
-  auto impl = std::make_unique<EngineImpl>(std::move(backend), tokenizer, options, observer);
-  ModelDescription model = Describe(impl->backend(), std::move(tokenizer), options,
-                                    impl->max_model_len());
+  ModelDescription model = Describe(*backend, tokenizer, options);
+  auto impl = std::make_unique<EngineImpl>(std::move(backend), std::move(tokenizer), options,
+                                           observer);
   return std::unique_ptr<Engine>(new Engine(std::move(impl), std::move(model)));
 }
 

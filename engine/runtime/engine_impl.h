@@ -57,9 +57,6 @@ class EngineImpl {
   void Stop();
 
   EngineStats Stats() const;
-  const Backend& backend() const { return *backend_; }
-  const Tokenizer* tokenizer() const { return tokenizer_.get(); }
-  int max_model_len() const { return max_model_len_; }
 
  private:
   struct Inbox {

@@ -515,17 +515,23 @@ TEST(CudaGolden, SampledRowsAreTheHostSamplersOnTheFullRows) {
 // mma.sync core in one step (itself checked against the goldens and the
 // CPU reference). One layer, so every decision comes before any attention
 // and both runs evict the same keys; what differs is summation order only.
+// The "small" demo geometry (head_dim 128, GQA 2) cut to `layers` layers and
+// a 2048-token vocabulary, written fresh to dir.
+auto MakeSmallHeadDim128Model(const std::string& dir, int layers, uint64_t seed) {
+  fs::remove_all(dir);
+  DemoModelOptions mo;
+  mo.preset = "small";
+  mo.num_layers = layers;
+  mo.vocab_size = 2048;
+  mo.seed = seed;
+  return MakeDemoModel(dir, mo);
+}
+
 TEST(CudaGolden, HeadDim128TensorCorePrefillMatchesTheMmaSyncCore) {
   DMS_SKIP_WITHOUT_GPU();
   if (!cuda::DmsAttentionWgmmaAvailable()) GTEST_SKIP() << "no wgmma on this device";
   const std::string dir = ::testing::TempDir() + "/dms-hd128-" + std::to_string(::getpid());
-  fs::remove_all(dir);
-  DemoModelOptions mo;
-  mo.preset = "small";
-  mo.num_layers = 1;
-  mo.vocab_size = 2048;
-  mo.seed = 5;
-  auto made = MakeDemoModel(dir, mo);
+  auto made = MakeSmallHeadDim128Model(dir, 1, 5);
   ASSERT_TRUE(made.ok()) << made.status().ToString();
   ASSERT_EQ(made->config.head_dim, 128);
   auto b = MakeBackend(dir, "bf16");
@@ -568,13 +574,7 @@ TEST(CudaGolden, HeadDim128TensorCorePrefillMatchesTheMmaSyncCore) {
 TEST(CudaGolden, DecodeAttentionKernelsMatchTheSimtKernel) {
   DMS_SKIP_WITHOUT_GPU();
   const std::string dir = ::testing::TempDir() + "/dms-decode-" + std::to_string(::getpid());
-  fs::remove_all(dir);
-  DemoModelOptions mo;
-  mo.preset = "small";
-  mo.num_layers = 2;
-  mo.vocab_size = 2048;
-  mo.seed = 9;
-  ASSERT_TRUE(MakeDemoModel(dir, mo).ok());
+  ASSERT_TRUE(MakeSmallHeadDim128Model(dir, 2, 9).ok());
   const int kPrompt[3] = {700, 33, 300}, kSteps = 80;
   auto run = [&](const std::string& kernel, std::vector<uint8_t>* decisions) {
     CudaTuning t;

@@ -52,8 +52,7 @@ Engine::Engine(std::unique_ptr<EngineImpl> impl, ModelDescription model)
 
 Engine::~Engine() = default;
 
-StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineSpec& spec,
-                                                 EngineObserver* observer) {
+StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineSpec& spec, EngineObserver* observer) {
   DMS_ASSIGN_OR_RETURN(LoadedModel loaded,
                        LoadModel(spec.model_dir, spec.tokenizer, spec.read_generation_config));
   DMS_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend,
@@ -63,8 +62,8 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineSpec& spec,
                                    backend->info().name +
                                    " backend does not implement training-free KV policies yet");
   }
-  Status warm = WarmUp(*backend, spec.warmup_tokens,
-                       std::max(1, spec.engine.scheduler.max_batch_tokens));
+  Status warm =
+      WarmUp(*backend, spec.warmup_tokens, std::max(1, spec.engine.scheduler.max_batch_tokens));
   if (!warm.ok()) return warm.WithContext("warm-up failed");
   EngineOptions options = spec.engine;
   if (options.eos_token_ids.empty()) options.eos_token_ids = loaded.eos_token_ids;
@@ -79,8 +78,8 @@ std::unique_ptr<Engine> Engine::CreateWithBackend(std::unique_ptr<Backend> backe
                                                   const EngineOptions& options,
                                                   EngineObserver* observer) {
   ModelDescription model = Describe(*backend, tokenizer, options);
-  auto impl = std::make_unique<EngineImpl>(std::move(backend), std::move(tokenizer), options,
-                                           observer);
+  auto impl =
+      std::make_unique<EngineImpl>(std::move(backend), std::move(tokenizer), options, observer);
   return std::unique_ptr<Engine>(new Engine(std::move(impl), std::move(model)));
 }
 

@@ -6,11 +6,9 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
-#include "engine/backends/backend_factory.h"
 #include "engine/cli/cli_util.h"
 #include "engine/cli/commands.h"
 #include "engine/runtime/engine.h"
-#include "engine/runtime/model_loader.h"
 #include "engine/tokenizer/chat_template.h"
 
 namespace dms::cli {

@@ -7,8 +7,8 @@ namespace dms {
 namespace {
 
 // In LaunchGroup order (kernels/launch.cuh).
-constexpr const char* kPdlGroups[] = {"gemv", "norm", "epilogue", "attention", "append",
-                                      "elementwise"};
+constexpr const char* kPdlGroups[] = {"gemv",      "norm",   "epilogue",
+                                      "attention", "append", "elementwise"};
 constexpr unsigned kAllGroups = (1u << std::size(kPdlGroups)) - 1;
 constexpr const char* kCores[] = {"auto", "mma_sync", "wgmma", "wgmma_ws"};
 constexpr const char* kDecodeKernels[] = {"simt", "streamed", "mma"};
@@ -42,7 +42,8 @@ Status ParseChoice(std::string_view key, std::string_view v, const char* const (
     }
   }
   std::string list;
-  for (size_t i = 0; i < N; ++i) list += (i == 0 ? "" : i + 1 == N ? " or " : ", ") + std::string(names[i]);
+  for (size_t i = 0; i < N; ++i)
+    list += (i == 0 ? "" : i + 1 == N ? " or " : ", ") + std::string(names[i]);
   return InvalidArgumentError("CUDA tuning: " + std::string(key) + " takes " + list + ", not '" +
                               std::string(v) + "'");
 }
@@ -55,9 +56,10 @@ StatusOr<unsigned> ParsePdl(std::string_view v) {
     unsigned g = 0;
     while (g < std::size(kPdlGroups) && name != kPdlGroups[g]) ++g;
     if (g == std::size(kPdlGroups)) {
-      return InvalidArgumentError("CUDA tuning: pdl takes all, none or groups joined by '+' "
-                                  "(gemv, norm, epilogue, attention, append, elementwise), not '" +
-                                  std::string(name) + "'");
+      return InvalidArgumentError(
+          "CUDA tuning: pdl takes all, none or groups joined by '+' "
+          "(gemv, norm, epilogue, attention, append, elementwise), not '" +
+          std::string(name) + "'");
     }
     mask |= 1u << g;
   }
@@ -89,10 +91,9 @@ StatusOr<CudaTuning> ParseCudaTuning(std::string_view spec) {
     } else if (key == "pdl") {
       DMS_ASSIGN_OR_RETURN(t.pdl_groups, ParsePdl(value));
     } else {
-      return InvalidArgumentError(
-          "CUDA tuning: unknown key '" + std::string(key) +
-          "' (fold_norms, last_layer_logit_rows, cached_kept_keys, q_bf16, "
-          "decode_attention, attention_core, pdl)");
+      return InvalidArgumentError("CUDA tuning: unknown key '" + std::string(key) +
+                                  "' (fold_norms, last_layer_logit_rows, cached_kept_keys, q_bf16, "
+                                  "decode_attention, attention_core, pdl)");
     }
   }
   return t;
@@ -114,8 +115,8 @@ std::string FormatCudaTuning(const CudaTuning& t) {
   return std::string("fold_norms=") + onoff(t.fold_norms) +
          ",last_layer_logit_rows=" + onoff(t.last_layer_logit_rows) +
          ",cached_kept_keys=" + onoff(t.cached_kept_keys) + ",q_bf16=" + onoff(t.q_bf16) +
-         ",decode_attention=" + t.decode_attention +
-         ",attention_core=" + t.attention_core + ",pdl=" + pdl;
+         ",decode_attention=" + t.decode_attention + ",attention_core=" + t.attention_core +
+         ",pdl=" + pdl;
 }
 
 }  // namespace dms
